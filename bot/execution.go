@@ -1,0 +1,157 @@
+package bot
+
+import (
+	"fmt"
+	"time"
+)
+
+// Installation is one installation of the GitHub App on an account.
+type Installation struct {
+	ID        int64
+	Account   string
+	Suspended bool
+	UpdatedAt time.Time
+}
+
+// Program is one GitHub repository with its environments and pipelines.
+type Program struct {
+	ID             int64
+	InstallationID int64
+	Owner          string
+	Repo           string
+	Removed        bool // the repository was removed from the installation
+}
+
+// FullName is "owner/repo".
+func (p Program) FullName() string { return p.Owner + "/" + p.Repo }
+
+// Pipeline is a program's pipeline as last read from its configuration.
+type Pipeline struct {
+	ProgramID int64
+	Kind      PipelineKind
+	PipelineConfig
+}
+
+// ExecutionState is the state of an execution.
+type ExecutionState string
+
+// The execution states of the specification.
+const (
+	ExecutionQueued    ExecutionState = "queued"
+	ExecutionRunning   ExecutionState = "running"
+	ExecutionWaiting   ExecutionState = "waiting"
+	ExecutionSucceeded ExecutionState = "succeeded"
+	ExecutionFailed    ExecutionState = "failed"
+	ExecutionCancelled ExecutionState = "cancelled"
+	ExecutionSkipped   ExecutionState = "skipped"
+)
+
+// Active reports whether an execution in this state is still going on.
+func (s ExecutionState) Active() bool {
+	return s == ExecutionQueued || s == ExecutionRunning || s == ExecutionWaiting
+}
+
+// StepState is the state of one step.
+type StepState string
+
+// The step states of the specification.
+const (
+	StepPending   StepState = "pending"
+	StepRunning   StepState = "running"
+	StepWaiting   StepState = "waiting"
+	StepSucceeded StepState = "succeeded"
+	StepFailed    StepState = "failed"
+	StepCancelled StepState = "cancelled"
+	StepSkipped   StepState = "skipped"
+)
+
+// StepName names a step of a pipeline.
+type StepName string
+
+// The steps of the three pipeline kinds.
+const (
+	StepBuild               StepName = "build"
+	StepDeployStage         StepName = "deploy-stage"
+	StepStageTests          StepName = "stage-tests"
+	StepApproval            StepName = "approval"
+	StepSchedule            StepName = "schedule"
+	StepDeployProduction    StepName = "deploy-production"
+	StepArtifactPreparation StepName = "artifact-preparation"
+)
+
+// StepsOf returns the steps of a pipeline kind, in order.
+func StepsOf(kind PipelineKind) []StepName {
+	switch kind {
+	case FullStack:
+		return []StepName{StepBuild, StepDeployStage, StepStageTests, StepApproval, StepSchedule, StepDeployProduction}
+	case StageOnly:
+		return []StepName{StepBuild, StepDeployStage, StepStageTests}
+	case ProdOnly:
+		return []StepName{StepArtifactPreparation, StepApproval, StepSchedule, StepDeployProduction}
+	}
+	return nil
+}
+
+// Cause says how an execution came to be.
+type Cause string
+
+// The causes of an execution.
+const (
+	CausePush      Cause = "push"
+	CauseManual    Cause = "manual"
+	CausePromotion Cause = "promotion"
+	CauseRerun     Cause = "rerun"
+)
+
+// Execution is one run of a pipeline, pinned to one commit.
+type Execution struct {
+	ID          int64
+	ProgramID   int64
+	Number      int // per program: #1, #2, ...
+	Pipeline    PipelineKind
+	Commit      string
+	Branch      string
+	State       ExecutionState
+	Message     string // why it is in its state, for users
+	Cause       Cause
+	TriggeredBy string // GitHub login of the pusher or the person who started it
+	DeliveryID  string // the webhook delivery that created it, if any
+	SourceID    int64  // prod-only: the stage-only execution it promotes
+	CreatedAt   time.Time
+	StartedAt   time.Time
+	FinishedAt  time.Time
+}
+
+// String is "stage-only #4".
+func (e Execution) String() string { return fmt.Sprintf("%s #%d", e.Pipeline, e.Number) }
+
+// Step is one step of an execution.
+type Step struct {
+	ExecutionID int64
+	Name        StepName
+	State       StepState
+	Message     string
+	StartedAt   time.Time
+	FinishedAt  time.Time
+}
+
+// TriggerRecord remembers what a push did to one pipeline: the execution it
+// queued, or why it did not start one (rule A), so check runs and the
+// dashboard can explain it.
+type TriggerRecord struct {
+	ProgramID   int64
+	DeliveryID  string
+	Commit      string
+	Branch      string
+	Pipeline    PipelineKind // empty for a record about the whole push (an invalid config)
+	ExecutionID int64        // 0 when nothing started
+	Reason      string
+	CreatedAt   time.Time
+}
+
+// Delivery is a webhook delivery Stagehand has processed.
+type Delivery struct {
+	GUID        string
+	Event       string
+	ProcessedAt time.Time
+}

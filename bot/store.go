@@ -1,0 +1,77 @@
+package bot
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps Stagehand's state. Every change happens inside Update, whose
+// function runs in one transaction: the rules are decided from what the
+// transaction reads and recorded by what it writes, so they hold across
+// goroutines, restarts and replicas. An error returned by fn rolls back.
+type Store interface {
+	Update(ctx context.Context, fn func(tx Tx) error) error
+	View(ctx context.Context, fn func(tx Tx) error) error
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Tx is what a transaction can read and write. Getters return ErrNotFound
+// (wrapped) when nothing matches.
+type Tx interface {
+	// MarkDelivery records that a delivery has been processed. It returns
+	// false, and changes nothing, when the GUID was recorded before.
+	MarkDelivery(ctx context.Context, d Delivery) (fresh bool, err error)
+	DeliveryProcessed(ctx context.Context, guid string) (bool, error)
+
+	PutInstallation(ctx context.Context, inst Installation) error
+	Installation(ctx context.Context, id int64) (Installation, error)
+	DeleteInstallation(ctx context.Context, id int64) error
+
+	// EnsureProgram returns the program of owner/repo, creating it (or
+	// updating its installation and clearing Removed) as needed.
+	EnsureProgram(ctx context.Context, installationID int64, owner, repo string) (Program, error)
+	Program(ctx context.Context, id int64) (Program, error)
+	ProgramByName(ctx context.Context, owner, repo string) (Program, error)
+	Programs(ctx context.Context) ([]Program, error)
+	SetProgramRemoved(ctx context.Context, id int64, removed bool) error
+
+	// SetPipelines replaces a program's pipelines.
+	SetPipelines(ctx context.Context, programID int64, ps []Pipeline) error
+	Pipelines(ctx context.Context, programID int64) ([]Pipeline, error)
+
+	// CreateExecution stores e with the next number of its program and
+	// returns it with ID and Number set. Its steps are created pending.
+	CreateExecution(ctx context.Context, e Execution) (Execution, error)
+	Execution(ctx context.Context, id int64) (Execution, error)
+	ExecutionByNumber(ctx context.Context, programID int64, number int) (Execution, error)
+	// Executions lists a program's executions, newest first, filtered by
+	// the non-zero fields of f.
+	Executions(ctx context.Context, f ExecutionFilter) ([]Execution, error)
+	UpdateExecution(ctx context.Context, e Execution) error
+
+	Steps(ctx context.Context, executionID int64) ([]Step, error)
+	UpdateStep(ctx context.Context, s Step) error
+
+	AddTriggerRecord(ctx context.Context, r TriggerRecord) error
+	TriggerRecords(ctx context.Context, programID int64, commit string) ([]TriggerRecord, error)
+}
+
+// ExecutionFilter selects executions. Zero fields match everything.
+type ExecutionFilter struct {
+	ProgramID int64
+	Pipeline  PipelineKind
+	States    []ExecutionState
+	Limit     int
+}
+
+// Clock tells the time; tests inject their own.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
