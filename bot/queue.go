@@ -1,0 +1,64 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// PushStart is a push that rule A decided starts a pipeline.
+type PushStart struct {
+	Program    Program
+	Pipeline   PipelineKind
+	Commit     string
+	Branch     string
+	Pusher     string
+	DeliveryID string
+	At         time.Time
+}
+
+// QueuePushStart records a queued execution for a push-triggered start,
+// inside the caller's transaction. Rule C keeps one queued slot per pipeline:
+// an execution of the same pipeline still queued is superseded by the newer
+// commit and ends skipped. The engine starts queued executions when rule B
+// lets them run.
+func QueuePushStart(ctx context.Context, tx Tx, s PushStart) (Execution, error) {
+	queued, err := tx.Executions(ctx, ExecutionFilter{
+		ProgramID: s.Program.ID, Pipeline: s.Pipeline, States: []ExecutionState{ExecutionQueued},
+	})
+	if err != nil {
+		return Execution{}, fmt.Errorf("looking up queued %s executions of %s: %w", s.Pipeline, s.Program.FullName(), err)
+	}
+	for _, old := range queued {
+		old.State = ExecutionSkipped
+		old.Message = "superseded by " + ShortSHA(s.Commit)
+		old.FinishedAt = s.At
+		if err := tx.UpdateExecution(ctx, old); err != nil {
+			return Execution{}, fmt.Errorf("superseding %s: %w", old, err)
+		}
+	}
+	e, err := tx.CreateExecution(ctx, Execution{
+		ProgramID:   s.Program.ID,
+		Pipeline:    s.Pipeline,
+		Commit:      s.Commit,
+		Branch:      s.Branch,
+		State:       ExecutionQueued,
+		Message:     "queued by a push to " + s.Branch,
+		Cause:       CausePush,
+		TriggeredBy: s.Pusher,
+		DeliveryID:  s.DeliveryID,
+		CreatedAt:   s.At,
+	})
+	if err != nil {
+		return Execution{}, fmt.Errorf("queueing %s for %s at %s: %w", s.Pipeline, s.Program.FullName(), ShortSHA(s.Commit), err)
+	}
+	return e, nil
+}
+
+// ShortSHA is the first seven characters of a commit id.
+func ShortSHA(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}

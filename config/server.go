@@ -1,0 +1,156 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// EnvPrefix starts the environment variable of every server flag:
+// --github-app-id is read from STAGEHAND_GITHUB_APP_ID.
+const EnvPrefix = "STAGEHAND_"
+
+// Server is the configuration of `stagehand serve` (SPEC §6).
+type Server struct {
+	Listen                  string
+	PublicURL               string
+	DataDir                 string
+	GitHubAppID             int64
+	GitHubPrivateKeyFile    string
+	GitHubWebhookSecret     string
+	GitHubWebhookSecretFile string
+	GitHubAPIURL            string
+	GitHubGitURL            string
+	DatabaseURL             string
+	NATSURL                 string
+	LogLevel                string
+	LogFormat               string
+
+	// Filled by Resolve.
+	PrivateKey    []byte // PEM
+	WebhookSecret []byte
+}
+
+// EnvName returns the environment variable that sets a flag.
+func EnvName(flag string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// RegisterServerFlags adds the serve flags to fs and returns where their
+// values land. Usage strings name each flag's environment variable.
+func RegisterServerFlags(fs *pflag.FlagSet) *Server {
+	s := &Server{}
+	str := func(p *string, name, def, usage string) {
+		fs.StringVar(p, name, def, usage+" (env "+EnvName(name)+")")
+	}
+	str(&s.Listen, "listen", ":8080", "HTTP address to listen on")
+	str(&s.PublicURL, "public-url", "http://localhost:8080", "base URL of links in check runs and comments (where users reach this server)")
+	str(&s.DataDir, "data-dir", "./stagehand-data", "directory for the embedded database, broker, artifacts and workspaces")
+	fs.Int64Var(&s.GitHubAppID, "github-app-id", 0, "GitHub App ID, shown on the App's settings page (env "+EnvName("github-app-id")+"; required)")
+	str(&s.GitHubPrivateKeyFile, "github-private-key-file", "", "PEM file of the App's private key; "+EnvPrefix+"GITHUB_PRIVATE_KEY may hold the PEM itself (required, one of the two)")
+	str(&s.GitHubWebhookSecret, "github-webhook-secret", "", "secret GitHub signs webhook deliveries with (required, or --github-webhook-secret-file)")
+	str(&s.GitHubWebhookSecretFile, "github-webhook-secret-file", "", "file holding the webhook secret")
+	str(&s.GitHubAPIURL, "github-api-url", "https://api.github.com/", "GitHub REST API base (GitHub Enterprise: https://HOST/api/v3/)")
+	str(&s.GitHubGitURL, "github-git-url", "https://github.com/", "clone base: <git-url><owner>/<repo>.git; file:///... works for local repositories")
+	str(&s.DatabaseURL, "database-url", "", "state database; empty: SQLite in the data dir")
+	str(&s.NATSURL, "nats-url", "", "external NATS JetStream server (nats://...); empty: a broker embedded in the data dir")
+	str(&s.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	str(&s.LogFormat, "log-format", "text", "log format: text or json (json for production)")
+	return s
+}
+
+// ApplyEnv sets every flag not given on the command line from its
+// STAGEHAND_* environment variable, when that variable is set.
+func ApplyEnv(fs *pflag.FlagSet, getenv func(string) string) error {
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		v := getenv(EnvName(f.Name))
+		if v == "" {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("environment variable %s=%q: %w", EnvName(f.Name), v, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Resolve reads the secret files and checks the configuration. Its error
+// names everything that is missing or wrong at once, and how to fix it.
+func (s *Server) Resolve(getenv func(string) string) error {
+	var problems []string
+	if s.GitHubAppID <= 0 {
+		problems = append(problems, "the GitHub App ID is missing: pass --github-app-id or set "+EnvName("github-app-id")+" (it is on the App's settings page)")
+	}
+	switch {
+	case s.GitHubPrivateKeyFile != "":
+		pem, err := os.ReadFile(s.GitHubPrivateKeyFile)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("the private key file cannot be read: %v", err))
+		}
+		s.PrivateKey = pem
+	case getenv(EnvPrefix+"GITHUB_PRIVATE_KEY") != "":
+		s.PrivateKey = []byte(getenv(EnvPrefix + "GITHUB_PRIVATE_KEY"))
+	default:
+		problems = append(problems, "the GitHub App private key is missing: pass --github-private-key-file (a .pem downloaded from the App's settings) or put the PEM in "+EnvPrefix+"GITHUB_PRIVATE_KEY")
+	}
+	switch {
+	case s.GitHubWebhookSecret != "":
+		s.WebhookSecret = []byte(s.GitHubWebhookSecret)
+	case s.GitHubWebhookSecretFile != "":
+		b, err := os.ReadFile(s.GitHubWebhookSecretFile)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("the webhook secret file cannot be read: %v", err))
+		}
+		s.WebhookSecret = []byte(strings.TrimRight(string(b), "\r\n"))
+		if err == nil && len(s.WebhookSecret) == 0 {
+			problems = append(problems, "the webhook secret file "+s.GitHubWebhookSecretFile+" is empty")
+		}
+	default:
+		problems = append(problems, "the webhook secret is missing: pass --github-webhook-secret or --github-webhook-secret-file, or set "+EnvName("github-webhook-secret")+" (the same secret as in the App's webhook settings); Stagehand never accepts unsigned deliveries")
+	}
+	for _, u := range []struct{ flag, value string }{
+		{"public-url", s.PublicURL}, {"github-api-url", s.GitHubAPIURL}, {"github-git-url", s.GitHubGitURL},
+	} {
+		if p, err := url.Parse(u.value); err != nil || p.Scheme == "" {
+			problems = append(problems, fmt.Sprintf("--%s %q is not an absolute URL", u.flag, u.value))
+		}
+	}
+	if s.DatabaseURL != "" {
+		problems = append(problems, fmt.Sprintf("--database-url %q: this version keeps state in SQLite in the data dir only; leave it empty", s.DatabaseURL))
+	}
+	if _, err := ParseLogLevel(s.LogLevel); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if s.LogFormat != "text" && s.LogFormat != "json" {
+		problems = append(problems, fmt.Sprintf("--log-format %q: use text or json", s.LogFormat))
+	}
+	if s.DataDir == "" {
+		problems = append(problems, "--data-dir is empty: name a directory for the database and the broker")
+	}
+	if len(problems) > 0 {
+		return errors.New("stagehand serve cannot start:\n  - " + strings.Join(problems, "\n  - "))
+	}
+	return nil
+}
+
+// ParseLogLevel turns debug, info, warn or error into a slog level.
+func ParseLogLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: use debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// AppIDString is the App ID in decimal, for logs.
+func (s *Server) AppIDString() string { return strconv.FormatInt(s.GitHubAppID, 10) }
