@@ -1,0 +1,313 @@
+package fakegithub
+
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// handler answers one OpenAPI operation.
+type handler func(s *Server, req *request) response
+
+// routes maps an operation of openapi-subset.json ("METHOD /template") to its
+// handler. Request bodies are validated against the operation before the
+// handler runs and responses after it; to support another endpoint, add it
+// here (TestRoutesAreInTheSpec checks the key exists in the document).
+var routes = map[string]handler{
+	"POST /app/installations/{installation_id}/access_tokens": (*Server).createAccessToken,
+	"GET /repos/{owner}/{repo}/installation":                  (*Server).getRepoInstallation,
+	"GET /repos/{owner}/{repo}/contents/{path}":               (*Server).getContents,
+	"GET /rate_limit": (*Server).getRateLimit,
+}
+
+type installation struct {
+	id        int64
+	account   string
+	accountID int64
+	created   time.Time
+}
+
+type repository struct {
+	id             int64
+	owner, name    string
+	installationID int64
+	defaultBranch  string
+	files          map[string]map[string][]byte // ref -> path -> content
+}
+
+func repoKey(owner, repo string) string { return strings.ToLower(owner + "/" + repo) }
+
+// AddInstallation installs the App on account (a user or organisation login).
+func (s *Server) AddInstallation(id int64, account string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextID++
+	s.installations[id] = &installation{id: id, account: account, accountID: s.nextID, created: s.now().UTC().Truncate(time.Second)}
+}
+
+// AddRepo adds owner/repo (default branch "main") to an installation, which
+// is created with account owner if it does not exist yet.
+func (s *Server) AddRepo(installationID int64, owner, repo string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.installations[installationID] == nil {
+		s.nextID++
+		s.installations[installationID] = &installation{id: installationID, account: owner, accountID: s.nextID, created: s.now().UTC().Truncate(time.Second)}
+	}
+	key := repoKey(owner, repo)
+	if rp := s.repos[key]; rp != nil {
+		rp.installationID = installationID
+		return
+	}
+	s.nextID++
+	s.repos[key] = &repository{id: s.nextID, owner: owner, name: repo, installationID: installationID,
+		defaultBranch: "main", files: map[string]map[string][]byte{}}
+}
+
+// SetFile makes the contents API serve content at path for ref (a commit sha
+// or a branch name; "main" is what requests without ref get). The repository
+// must have been added with AddRepo.
+func (s *Server) SetFile(owner, repo, ref, filePath string, content []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rp := s.repos[repoKey(owner, repo)]
+	if rp == nil {
+		panic(fmt.Sprintf("fakegithub: SetFile on %s/%s before AddRepo", owner, repo))
+	}
+	if rp.files[ref] == nil {
+		rp.files[ref] = map[string][]byte{}
+	}
+	rp.files[ref][strings.Trim(filePath, "/")] = append([]byte(nil), content...)
+}
+
+func (s *Server) createAccessToken(req *request) response {
+	if _, resp := s.appAuth(req.Request); resp != nil {
+		return *resp
+	}
+	id, _ := strconv.ParseInt(req.params["installation_id"], 10, 64)
+	s.mu.Lock()
+	inst := s.installations[id]
+	s.mu.Unlock()
+	if inst == nil {
+		return req.notFound()
+	}
+	var opts struct {
+		Repositories []string `json:"repositories"`
+	}
+	if len(req.body) > 0 {
+		_ = json.Unmarshal(req.body, &opts) // already schema-checked
+	}
+	var scope map[string]bool
+	if len(opts.Repositories) > 0 {
+		scope = map[string]bool{}
+		for _, name := range opts.Repositories {
+			key := repoKey(inst.account, name)
+			if rp := s.repo(key); rp == nil || rp.installationID != id {
+				return errorResponse(http.StatusUnprocessableEntity,
+					"There is at least one repository that does not exist or is not accessible to the parent installation.", req.op.docURL)
+			}
+			scope[key] = true
+		}
+	}
+	value, tok := s.newToken(id, scope)
+	selection := "all"
+	if scope != nil {
+		selection = "selected"
+	}
+	return response{status: http.StatusCreated, body: map[string]any{
+		"token":                value,
+		"expires_at":           tok.expires.UTC().Format(time.RFC3339),
+		"permissions":          appPermissions,
+		"repository_selection": selection,
+	}}
+}
+
+func (s *Server) repo(key string) *repository {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.repos[key]
+}
+
+// appPermissions are the permissions Stagehand's App asks for.
+var appPermissions = map[string]string{
+	"checks": "write", "contents": "read", "deployments": "write",
+	"issues": "write", "metadata": "read", "pull_requests": "write",
+}
+
+func (s *Server) getRepoInstallation(req *request) response {
+	appID, resp := s.appAuth(req.Request)
+	if resp != nil {
+		return *resp
+	}
+	rp := s.repo(repoKey(req.params["owner"], req.params["repo"]))
+	if rp == nil {
+		return req.notFound()
+	}
+	s.mu.Lock()
+	inst := *s.installations[rp.installationID]
+	s.mu.Unlock()
+	base := s.URL()
+	created := inst.created.Format(time.RFC3339)
+	return response{status: http.StatusOK, body: map[string]any{
+		"id":                   inst.id,
+		"account":              s.simpleUser(inst.account, inst.accountID, "Organization"),
+		"repository_selection": "selected",
+		"access_tokens_url":    fmt.Sprintf("%sapp/installations/%d/access_tokens", base, inst.id),
+		"repositories_url":     base + "installation/repositories",
+		"html_url":             fmt.Sprintf("https://github.com/organizations/%s/settings/installations/%d", url.PathEscape(inst.account), inst.id),
+		"app_id":               appID,
+		"app_slug":             "stagehand",
+		"target_id":            inst.accountID,
+		"target_type":          "Organization",
+		"permissions":          appPermissions,
+		"events":               []string{"check_run", "check_suite", "issue_comment", "pull_request", "push"},
+		"created_at":           created,
+		"updated_at":           created,
+		"single_file_name":     nil,
+		"suspended_by":         nil,
+		"suspended_at":         nil,
+	}}
+}
+
+func (s *Server) simpleUser(login string, id int64, typ string) map[string]any {
+	api := s.URL() + "users/" + url.PathEscape(login)
+	return map[string]any{
+		"login": login, "id": id, "node_id": base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("04:%s%d", typ, id))),
+		"avatar_url":          fmt.Sprintf("https://avatars.githubusercontent.com/u/%d?v=4", id),
+		"gravatar_id":         "",
+		"url":                 api,
+		"html_url":            "https://github.com/" + url.PathEscape(login),
+		"followers_url":       api + "/followers",
+		"following_url":       api + "/following{/other_user}",
+		"gists_url":           api + "/gists{/gist_id}",
+		"starred_url":         api + "/starred{/owner}{/repo}",
+		"subscriptions_url":   api + "/subscriptions",
+		"organizations_url":   api + "/orgs",
+		"repos_url":           api + "/repos",
+		"events_url":          api + "/events{/privacy}",
+		"received_events_url": api + "/received_events",
+		"type":                typ,
+		"site_admin":          false,
+	}
+}
+
+func (s *Server) getContents(req *request) response {
+	owner, name, filePath := req.params["owner"], req.params["repo"], strings.Trim(req.params["path"], "/")
+	if _, resp := s.installationAuth(req, owner, name); resp != nil {
+		return *resp
+	}
+	s.mu.Lock()
+	rp := s.repos[repoKey(owner, name)]
+	ref := req.URL.Query().Get("ref")
+	if ref == "" {
+		ref = rp.defaultBranch
+	}
+	files, known := rp.files[ref]
+	content, isFile := files[filePath]
+	var children []string
+	childFiles := map[string][]byte{} // copied under the lock: SetFile may run concurrently
+	if !isFile {
+		seen := map[string]bool{}
+		for p, data := range files {
+			if rest, ok := strings.CutPrefix(p, filePath+"/"); ok {
+				child, deeper, _ := strings.Cut(rest, "/")
+				if deeper == "" {
+					childFiles[child] = data
+				}
+				if !seen[child] {
+					seen[child] = true
+					children = append(children, child)
+				}
+			}
+		}
+	}
+	s.mu.Unlock()
+	switch {
+	case !known:
+		return errorResponse(http.StatusNotFound, "No commit found for the ref "+ref, req.op.docURL)
+	case isFile:
+		entry := s.contentEntry(rp, ref, filePath, content, true)
+		entry["content"] = wrapBase64(content)
+		entry["encoding"] = "base64"
+		return response{status: http.StatusOK, body: entry}
+	case len(children) > 0:
+		sort.Strings(children)
+		list := make([]map[string]any, 0, len(children))
+		for _, c := range children {
+			data, ok := childFiles[c]
+			list = append(list, s.contentEntry(rp, ref, path.Join(filePath, c), data, ok))
+		}
+		return response{status: http.StatusOK, body: list}
+	default:
+		return req.notFound()
+	}
+}
+
+// contentEntry is one content item as GitHub describes it, without content.
+func (s *Server) contentEntry(rp *repository, ref, p string, data []byte, isFile bool) map[string]any {
+	escaped := (&url.URL{Path: p}).EscapedPath()
+	repoAPI := fmt.Sprintf("%srepos/%s/%s", s.URL(), url.PathEscape(rp.owner), url.PathEscape(rp.name))
+	typ, kind, sha := "file", "blob", gitBlobSHA(data)
+	var download any = fmt.Sprintf("https://raw.githubusercontent.com/%s/%s/%s/%s", rp.owner, rp.name, url.PathEscape(ref), escaped)
+	if !isFile {
+		typ, kind, sha, download = "dir", "tree", gitBlobSHA([]byte("tree "+p)), nil
+	}
+	self := fmt.Sprintf("%s/contents/%s?ref=%s", repoAPI, escaped, url.QueryEscape(ref))
+	git := fmt.Sprintf("%s/git/%ss/%s", repoAPI, kind, sha)
+	html := fmt.Sprintf("https://github.com/%s/%s/%s/%s/%s", rp.owner, rp.name, kind, url.PathEscape(ref), escaped)
+	return map[string]any{
+		"type": typ, "size": len(data), "name": path.Base(p), "path": p, "sha": sha,
+		"url": self, "git_url": git, "html_url": html, "download_url": download,
+		"_links": map[string]any{"self": self, "git": git, "html": html},
+	}
+}
+
+// gitBlobSHA is the object id git gives content stored as a blob.
+func gitBlobSHA(data []byte) string {
+	h := sha1.New()
+	fmt.Fprintf(h, "blob %d\x00", len(data))
+	h.Write(data)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// wrapBase64 encodes like GitHub does: base64 with a newline every 60 characters.
+func wrapBase64(data []byte) string {
+	enc := base64.StdEncoding.EncodeToString(data)
+	var b strings.Builder
+	for len(enc) > 60 {
+		b.WriteString(enc[:60])
+		b.WriteByte('\n')
+		enc = enc[60:]
+	}
+	b.WriteString(enc)
+	b.WriteByte('\n')
+	return b.String()
+}
+
+func (s *Server) getRateLimit(req *request) response {
+	if req.Header.Get("Authorization") != "" {
+		if _, resp := s.tokenAuth(req.Request); resp != nil {
+			return *resp
+		}
+	}
+	reset := s.now().Add(time.Hour).Unix()
+	bucket := func(limit int) map[string]any {
+		return map[string]any{"limit": limit, "remaining": limit, "reset": reset, "used": 0}
+	}
+	return response{status: http.StatusOK, body: map[string]any{
+		"resources": map[string]any{
+			"core": bucket(5000), "search": bucket(30), "graphql": bucket(5000),
+			"integration_manifest": bucket(5000), "code_search": bucket(10),
+		},
+		"rate": bucket(5000),
+	}}
+}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/state"
+)
+
+const (
+	testAppID  = 4242
+	testSecret = "s3cret for tests"
+	pushSHA    = "6113728f27ae82c7b1a177c8d03f9e96e0adf246" // after of push/branch-created.json
+)
+
+const stageOnlyConfig = `version: 1
+build: {run: make, artifacts: [dist/**]}
+environments:
+  stage: {deploy: ./deploy.sh stage}
+  production: {deploy: ./deploy.sh production}
+pipelines:
+  full-stack: {branch: master, trigger: on-git-changes}
+  stage-only: {branch: master, trigger: on-git-changes}
+  prod-only: {}
+`
+
+// harness is a GitHub stand-in, a key file and a data directory for one
+// server under test.
+type harness struct {
+	gh      *fakegithub.Server
+	keyFile string
+	dataDir string
+	addr    string
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	gh := fakegithub.New(t)
+	pemBytes, key := fakegithub.GenerateAppKey(t)
+	gh.SetAppKey(testAppID, &key.PublicKey)
+	gh.AddInstallation(1, "Codertocat")
+	gh.AddRepo(1, "Codertocat", "Hello-World")
+	gh.SetFile("Codertocat", "Hello-World", pushSHA, ".github/stagehand.yml", []byte(stageOnlyConfig))
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "app.pem")
+	if err := os.WriteFile(keyFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &harness{gh: gh, keyFile: keyFile, dataDir: filepath.Join(dir, "data"), addr: freeAddr(t)}
+}
+
+func (h *harness) args() []string {
+	return []string{"serve", "--listen", h.addr, "--data-dir", h.dataDir,
+		"--github-app-id", fmt.Sprint(testAppID), "--github-private-key-file", h.keyFile,
+		"--github-webhook-secret", testSecret, "--github-api-url", h.gh.URL(), "--log-level", "debug"}
+}
+
+func (h *harness) url(path string) string { return "http://" + h.addr + path }
+
+// send posts a signed delivery and returns the status code.
+func (h *harness) send(t *testing.T, event, guid string, body []byte) int {
+	t.Helper()
+	req, err := http.NewRequest("POST", h.url("/webhooks"), bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", event)
+	req.Header.Set("X-GitHub-Delivery", guid)
+	req.Header.Set("X-Hub-Signature-256", fakegithub.Sign([]byte(testSecret), body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST /webhooks: %v", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+// get returns the status and body of a GET, or 0 when the server does not answer.
+func (h *harness) get(path string) (int, string) {
+	resp, err := http.Get(h.url(path))
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (h *harness) waitReady(t *testing.T) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "the server to be ready", func() bool {
+		code, _ := h.get("/readyz")
+		return code == http.StatusOK
+	})
+}
+
+// executions reads the state database the server writes.
+func (h *harness) executions(t *testing.T) []bot.Execution {
+	t.Helper()
+	ctx := context.Background()
+	store, err := state.OpenSQLite(ctx, filepath.Join(h.dataDir, "stagehand.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var out []bot.Execution
+	err = store.View(ctx, func(tx bot.Tx) error {
+		progs, err := tx.Programs(ctx)
+		for _, p := range progs {
+			es, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: p.ID})
+			if err != nil {
+				return err
+			}
+			out = append(out, es...)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (h *harness) processed(t *testing.T, guid string) bool {
+	t.Helper()
+	ctx := context.Background()
+	store, err := state.OpenSQLite(ctx, filepath.Join(h.dataDir, "stagehand.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var done bool
+	err = store.View(ctx, func(tx bot.Tx) error {
+		var err error
+		done, err = tx.DeliveryProcessed(ctx, guid)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return done
+}
+
+func (h *harness) contentsCalls() int {
+	n := 0
+	for _, c := range h.gh.Calls() {
+		if strings.Contains(c.Path, "/contents/") {
+			n++
+		}
+	}
+	return n
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a server's logger and a test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,72 @@
+// Command stagehand is the Stagehand GitHub App: `stagehand serve` runs the
+// server, `stagehand validate` checks a .github/stagehand.yml, `stagehand
+// version` prints the build.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	var exit exitError
+	switch {
+	case errors.As(err, &exit):
+		os.Exit(exit.code)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "stagehand:", err)
+		os.Exit(1)
+	}
+}
+
+// exitError ends the program with a code after the command has already
+// told the user what happened.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+const usage = `Stagehand runs stage-only, prod-only and full-stack deployment pipelines
+for GitHub repositories, as a GitHub App.
+
+Usage:
+  stagehand serve [flags]      run the GitHub App server (webhooks, pipelines, dashboard)
+  stagehand validate [FILE]    check a configuration file (default .github/stagehand.yml)
+  stagehand version            print the version
+  stagehand help [COMMAND]     show help
+
+Run "stagehand serve --help" for the server's flags and environment variables.
+`
+
+// run is the whole program; main only adds the process around it, so tests
+// can call run directly.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitError{2}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, getenv, stdout, stderr)
+	case "validate":
+		return validate(rest, stdout, stderr)
+	case "version", "--version":
+		return version(stdout)
+	case "help", "-h", "--help":
+		if len(rest) > 0 {
+			return run(ctx, []string{rest[0], "--help"}, getenv, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "stagehand: unknown command %q\n\n%s", cmd, usage)
+	return exitError{2}
+}

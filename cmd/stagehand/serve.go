@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/bot/ghapp"
+	"github.com/stagehand-dev/stagehand/config"
+	"github.com/stagehand-dev/stagehand/handlers"
+	"github.com/stagehand-dev/stagehand/router"
+	"github.com/stagehand-dev/stagehand/state"
+)
+
+const serveUsage = `Usage: stagehand serve [flags]
+
+Runs the Stagehand GitHub App server: it takes GitHub's webhook deliveries on
+POST /webhooks, keeps them in a durable broker, and runs the pipelines they
+start. Every flag can also be set with the environment variable named after
+it. A webhook secret, the App ID and the App's private key are required.
+
+Flags:
+`
+
+// shutdownTimeout bounds each phase of a graceful shutdown.
+const shutdownTimeout = 30 * time.Second
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := config.RegisterServerFlags(fs)
+	fs.Usage = func() { fmt.Fprint(stderr, serveUsage+fs.FlagUsages()) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
+		return exitError{2}
+	}
+	if err := config.ApplyEnv(fs, getenv); err != nil {
+		return err
+	}
+	if err := cfg.Resolve(getenv); err != nil {
+		return fmt.Errorf("%w\n\nRun \"stagehand serve --help\" for every flag.", err)
+	}
+	logger, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	return serveWith(ctx, cfg, logger)
+}
+
+func newLogger(cfg *config.Server, w io.Writer) (*slog.Logger, error) {
+	level, err := config.ParseLogLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(bot.ContextLogHandler{Handler: h}), nil
+}
+
+// serveWith builds every part, runs until ctx ends, then shuts down in
+// order: stop taking deliveries, let handlers in flight finish (what does
+// not finish is redelivered after a restart), close the broker and the
+// store.
+func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger) (err error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("creating the data directory: %w", err)
+	}
+	store, err := state.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "stagehand.db"))
+	if err != nil {
+		return fmt.Errorf("opening the state database in %s: %w", cfg.DataDir, err)
+	}
+	defer closeLogged(logger, "state store", store.Close)
+
+	broker, err := router.OpenBroker(ctx, router.BrokerOptions{DataDir: cfg.DataDir, URL: cfg.NATSURL, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer closeLogged(logger, "broker", broker.Close)
+
+	app, err := ghapp.New(ghapp.Options{AppID: cfg.GitHubAppID, PrivateKeyPEM: cfg.PrivateKey, APIURL: cfg.GitHubAPIURL})
+	if err != nil {
+		return err
+	}
+	metrics := router.NewMetrics(broker.PoisonCount)
+	webhooks := &handlers.Webhooks{
+		Store: store, Files: app, Clock: bot.SystemClock{}, Logger: logger,
+		ParseConfig: func(data []byte) (*bot.Config, error) {
+			c, diags := config.ParseRepoConfig(config.RepoConfigPath, data)
+			return c, diags.Err()
+		},
+	}
+	msgRouter, err := router.NewRouter(router.RouterOptions{
+		Logger: logger, Subscriber: broker.Subscriber(), Publisher: broker.Publisher(),
+		Metrics: metrics, Webhooks: webhooks.Handle, CloseTimeout: shutdownTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	routerDone := make(chan error, 1)
+	go func() { routerDone <- msgRouter.Run(context.WithoutCancel(ctx)) }()
+	select {
+	case <-msgRouter.Running():
+	case err := <-routerDone:
+		return fmt.Errorf("the message router stopped at start: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	router.Routes(mux, &router.Intake{
+		Secrets: [][]byte{cfg.WebhookSecret}, Publisher: broker.Publisher(),
+		Events: handlers.Events, Metrics: metrics, Logger: logger,
+	}, metrics, map[string]router.Checker{"state": store, "broker": broker})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		_ = msgRouter.Close()
+		return fmt.Errorf("listening on %s: %w (is another server using it? choose another with --listen)", cfg.Listen, err)
+	}
+	logger.Info("stagehand is serving", "listen", ln.Addr().String(), "public_url", cfg.PublicURL,
+		"data_dir", cfg.DataDir, "github_api_url", cfg.GitHubAPIURL, "app_id", cfg.GitHubAppID)
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Serve(ln) }()
+
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down: no new deliveries; waiting for handlers in flight")
+	case err = <-httpDone:
+		err = fmt.Errorf("the HTTP server stopped: %w", err)
+	case rerr := <-routerDone:
+		err = fmt.Errorf("the message router stopped: %w", rerr)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if serr := srv.Shutdown(shutdownCtx); serr != nil {
+		logger.Warn("HTTP shutdown", bot.LogError, serr)
+	}
+	if cerr := msgRouter.Close(); cerr != nil {
+		logger.Warn("message router shutdown", bot.LogError, cerr)
+	}
+	logger.Info("stopped")
+	return err
+}
+
+func closeLogged(logger *slog.Logger, what string, close func() error) {
+	if err := close(); err != nil {
+		logger.Warn("closing "+what, bot.LogError, err)
+	}
+}

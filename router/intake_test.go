@@ -1,0 +1,219 @@
+package router
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/handlers"
+)
+
+// recordingPublisher is a hand-written fake that keeps what was published.
+type recordingPublisher struct {
+	mu   sync.Mutex
+	msgs []*message.Message
+	err  error
+}
+
+func (p *recordingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil {
+		return p.err
+	}
+	p.msgs = append(p.msgs, msgs...)
+	return nil
+}
+
+func (p *recordingPublisher) Close() error { return nil }
+
+const testSecret = "It's a Secret to Everybody"
+
+func newTestIntake(pub message.Publisher) *Intake {
+	return &Intake{
+		Secrets: [][]byte{[]byte("old secret"), []byte(testSecret)}, Publisher: pub,
+		Events: handlers.Events, Metrics: NewMetrics(nil), Logger: slog.New(slog.DiscardHandler),
+	}
+}
+
+func TestIntakeStatusCodes(t *testing.T) {
+	push := fakegithub.Payload("push/branch-updated.go-playground.json")
+	signed := fakegithub.Sign([]byte(testSecret), push)
+	sha1Only := http.Header{"X-Hub-Signature": {"sha1=7d38cdd689735b008b3c702edd92eea23791c5f6"}}
+	tests := []struct {
+		name        string
+		body        []byte
+		header      http.Header // replaces the defaults for the keys it names
+		drop        []string    // default headers to leave out
+		wantStatus  int
+		wantOutcome string
+		wantStored  bool
+	}{
+		{name: "valid push", body: push, wantStatus: 202, wantOutcome: OutcomeAccepted, wantStored: true},
+		{name: "signed with the previous secret", body: push,
+			header: http.Header{"X-Hub-Signature-256": {fakegithub.Sign([]byte("old secret"), push)}}, wantStatus: 202, wantOutcome: OutcomeAccepted, wantStored: true},
+		{name: "missing signature", body: push, drop: []string{"X-Hub-Signature-256"}, wantStatus: 401, wantOutcome: OutcomeUnauthorized},
+		{name: "wrong signature", body: push, header: http.Header{"X-Hub-Signature-256": {fakegithub.Sign([]byte("not the secret"), push)}}, wantStatus: 401, wantOutcome: OutcomeUnauthorized},
+		{name: "signature not hex", body: push, header: http.Header{"X-Hub-Signature-256": {"sha256=zz"}}, wantStatus: 401, wantOutcome: OutcomeUnauthorized},
+		{name: "SHA-1 signature only", body: push, drop: []string{"X-Hub-Signature-256"}, header: sha1Only, wantStatus: 401, wantOutcome: OutcomeUnauthorized},
+		{name: "signature of another body", body: append([]byte(" "), push...), header: http.Header{"X-Hub-Signature-256": {signed}}, wantStatus: 401, wantOutcome: OutcomeUnauthorized},
+		{name: "truncated JSON", body: push[:len(push)/2], wantStatus: 400, wantOutcome: OutcomeBadRequest},
+		{name: "missing event header", body: push, drop: []string{"X-GitHub-Event"}, wantStatus: 400, wantOutcome: OutcomeBadRequest},
+		{name: "missing delivery header", body: push, drop: []string{"X-GitHub-Delivery"}, wantStatus: 400, wantOutcome: OutcomeBadRequest},
+		{name: "form-encoded content type", body: push, header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, wantStatus: 415, wantOutcome: OutcomeBadMediaType},
+		{name: "json with charset", body: push, header: http.Header{"Content-Type": {"application/json; charset=utf-8"}}, wantStatus: 202, wantOutcome: OutcomeAccepted, wantStored: true},
+		{name: "unknown event is acknowledged and dropped", body: push, header: http.Header{"X-GitHub-Event": {"star"}}, wantStatus: 202, wantOutcome: OutcomeIgnored},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pub := &recordingPublisher{}
+			in := newTestIntake(pub)
+			req := httptest.NewRequest("POST", "/webhooks", bytes.NewReader(tt.body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-GitHub-Event", "push")
+			req.Header.Set("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+			req.Header.Set("X-Hub-Signature-256", fakegithub.Sign([]byte(testSecret), tt.body))
+			for _, k := range tt.drop {
+				req.Header.Del(k)
+			}
+			for k, v := range tt.header {
+				req.Header[http.CanonicalHeaderKey(k)] = v
+			}
+			rec := httptest.NewRecorder()
+			in.ServeHTTP(rec, req)
+			var body struct{ Status, Message, Delivery string }
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatalf("answer is not JSON: %v: %s", err, rec.Body)
+			}
+			got := struct {
+				Status  int
+				Outcome string
+				Stored  bool
+			}{rec.Code, body.Status, len(pub.msgs) == 1}
+			want := struct {
+				Status  int
+				Outcome string
+				Stored  bool
+			}{tt.wantStatus, tt.wantOutcome, tt.wantStored}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("answer mismatch (-want +got):\n%s\nmessage: %s", diff, body.Message)
+			}
+			if tt.wantStatus >= 400 && body.Message == "" {
+				t.Errorf("a refusal must say why; body: %s", rec.Body)
+			}
+			if tt.wantStored {
+				m := pub.msgs[0]
+				if m.UUID != "72d3162e-cc78-11e3-81ab-4c9367dc0958" || m.Metadata.Get(handlers.MetaEvent) != "push" || !bytes.Equal(m.Payload, tt.body) {
+					t.Errorf("stored message = uuid %q event %q, payload equal %v", m.UUID, m.Metadata.Get(handlers.MetaEvent), bytes.Equal(m.Payload, tt.body))
+				}
+			}
+			if n := testutil.ToFloat64(in.Metrics.Deliveries.WithLabelValues(labelFor(req), tt.wantOutcome)); n != 1 {
+				t.Errorf("deliveries metric for outcome %s = %v, want 1", tt.wantOutcome, n)
+			}
+		})
+	}
+}
+
+func labelFor(r *http.Request) string {
+	if handlers.Events[r.Header.Get("X-GitHub-Event")] {
+		return r.Header.Get("X-GitHub-Event")
+	}
+	return "other"
+}
+
+// TestSignatureGitHubVector checks the intake against the example in
+// GitHub's documentation on validating webhook deliveries.
+func TestSignatureGitHubVector(t *testing.T) {
+	in := newTestIntake(&recordingPublisher{})
+	const sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+	if !in.validSignature(sig, []byte("Hello, World!")) {
+		t.Error("GitHub's documented signature was refused")
+	}
+	if in.validSignature(sig, []byte("Hello, World?")) {
+		t.Error("the signature of another body was accepted")
+	}
+	if in.validSignature(strings.Replace(sig, "sha256=", "sha1=", 1), []byte("Hello, World!")) {
+		t.Error("a signature without the sha256= prefix was accepted")
+	}
+}
+
+// countingReader fails the test if the intake reads far past the limit.
+type countingReader struct {
+	n, size int64
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	if r.n >= r.size {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.size-r.n {
+		p = p[:r.size-r.n]
+	}
+	for i := range p {
+		p[i] = ' '
+	}
+	r.n += int64(len(p))
+	return len(p), nil
+}
+
+func TestIntakeTooLarge(t *testing.T) {
+	const size = 26 << 20
+	for _, announced := range []bool{true, false} {
+		name := map[bool]string{true: "content length announced", false: "chunked"}[announced]
+		t.Run(name, func(t *testing.T) {
+			pub := &recordingPublisher{}
+			in := newTestIntake(pub)
+			body := &countingReader{size: size}
+			req := httptest.NewRequest("POST", "/webhooks", body)
+			req.ContentLength = -1
+			if announced {
+				req.ContentLength = size
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-GitHub-Event", "push")
+			req.Header.Set("X-GitHub-Delivery", "big")
+			req.Header.Set("X-Hub-Signature-256", "sha256=00")
+			rec := httptest.NewRecorder()
+			in.ServeHTTP(rec, req)
+			if rec.Code != http.StatusRequestEntityTooLarge {
+				t.Fatalf("status = %d, want 413; body %s", rec.Code, rec.Body)
+			}
+			if body.n > MaxWebhookBytes+1<<16 {
+				t.Errorf("read %d bytes of a %d-byte body; the limit is %d", body.n, size, MaxWebhookBytes)
+			}
+			if announced && body.n != 0 {
+				t.Errorf("read %d bytes although Content-Length announced too much", body.n)
+			}
+			if len(pub.msgs) != 0 {
+				t.Error("an oversized delivery was stored")
+			}
+		})
+	}
+}
+
+func TestIntakeStoreFailureIsNot2xx(t *testing.T) {
+	push := fakegithub.Payload("push/branch-created.json")
+	in := newTestIntake(&recordingPublisher{err: errors.New("jetstream: no responders")})
+	req := httptest.NewRequest("POST", "/webhooks", bytes.NewReader(push))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", "d1")
+	req.Header.Set("X-Hub-Signature-256", fakegithub.Sign([]byte(testSecret), push))
+	rec := httptest.NewRecorder()
+	in.ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("status = %d, want 503 so GitHub shows the delivery as failed", rec.Code)
+	}
+}

@@ -1,0 +1,85 @@
+package router
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/stagehand-dev/stagehand/handlers"
+)
+
+// Metrics are the Prometheus metrics of one server. Each server has its own
+// registry, so tests can run several servers in one process.
+type Metrics struct {
+	Registry      *prometheus.Registry
+	Deliveries    *prometheus.CounterVec // by event and outcome
+	IntakeSeconds prometheus.Histogram   // time to answer POST /webhooks
+	Handled       *prometheus.CounterVec // messages handled, by event and outcome
+	HandlerErrors *prometheus.CounterVec // handler attempts that failed, by event
+}
+
+// Outcomes of a delivery at the intake, the "outcome" label.
+const (
+	OutcomeAccepted     = "accepted"
+	OutcomeIgnored      = "ignored"
+	OutcomeUnauthorized = "unauthorized"
+	OutcomeTooLarge     = "too_large"
+	OutcomeBadRequest   = "bad_request"
+	OutcomeBadMediaType = "unsupported_media_type"
+	OutcomeError        = "error"
+)
+
+// NewMetrics creates the metrics. poisonCount, when not nil, is asked for
+// the poison queue's size at every scrape.
+func NewMetrics(poisonCount func(context.Context) (uint64, error)) *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stagehand_webhook_deliveries_total",
+			Help: "Webhook deliveries received, by event and outcome (accepted, ignored, unauthorized, too_large, bad_request, unsupported_media_type, error).",
+		}, []string{"event", "outcome"}),
+		IntakeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "stagehand_webhook_intake_duration_seconds",
+			Help:    "Time from receiving a webhook request to answering it (signature check and durable storage included).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		Handled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stagehand_messages_handled_total",
+			Help: "Broker messages handled, by event and outcome (ok, poisoned).",
+		}, []string{"event", "outcome"}),
+		HandlerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stagehand_handler_errors_total",
+			Help: "Handler attempts that returned an error or panicked, by event (each retry counts).",
+		}, []string{"event"}),
+	}
+	m.Registry.MustRegister(m.Deliveries, m.IntakeSeconds, m.Handled, m.HandlerErrors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for event := range handlers.Events { // show zeros before the first error
+		m.HandlerErrors.WithLabelValues(event)
+		m.Handled.WithLabelValues(event, "ok")
+	}
+	if poisonCount != nil {
+		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "stagehand_poison_queue_messages",
+			Help: "Messages in the poison queue: deliveries whose handling failed after every retry.",
+		}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, err := poisonCount(ctx)
+			if err != nil {
+				return -1
+			}
+			return float64(n)
+		}))
+	}
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,107 @@
+package state
+
+import (
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+func TestMigrate(t *testing.T) {
+	ctx := t.Context()
+	db, err := sql.Open("sqlite", sqliteDSN(filepath.Join(t.TempDir(), "m.db"), false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	clock := fixedClock{time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)}
+
+	file := func(sql string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(sql)} }
+	v1 := file("CREATE TABLE a (x INTEGER);")
+	v2 := file("CREATE TABLE b (x INTEGER);\nINSERT INTO a VALUES (1);")
+	broken := file("CREATE TABLE c (x INTEGER);\nTHIS IS NOT SQL;")
+
+	// state is what the database holds after a step: its migrations, its
+	// tables, and the rows of a (to see that 0002 ran once).
+	type state struct {
+		Versions []string
+		Tables   []string
+		RowsOfA  int
+	}
+	steps := []struct {
+		name    string
+		fsys    fstest.MapFS
+		wantErr string
+		want    state
+	}{
+		{"first", fstest.MapFS{"0001_a.sql": v1}, "", state{[]string{"0001_a.sql"}, []string{"a"}, 0}},
+		{"again", fstest.MapFS{"0001_a.sql": v1}, "", state{[]string{"0001_a.sql"}, []string{"a"}, 0}},
+		{"a new one", fstest.MapFS{"0001_a.sql": v1, "0002_b.sql": v2}, "", state{[]string{"0001_a.sql", "0002_b.sql"}, []string{"a", "b"}, 1}},
+		{"not re-applied", fstest.MapFS{"0001_a.sql": v1, "0002_b.sql": v2}, "", state{[]string{"0001_a.sql", "0002_b.sql"}, []string{"a", "b"}, 1}},
+		{"a broken one rolls back", fstest.MapFS{"0001_a.sql": v1, "0002_b.sql": v2, "0003_c.sql": broken},
+			"apply 0003_c.sql", state{[]string{"0001_a.sql", "0002_b.sql"}, []string{"a", "b"}, 1}},
+		{"a newer database", fstest.MapFS{"0001_a.sql": v1},
+			"schema version 2", state{[]string{"0001_a.sql", "0002_b.sql"}, []string{"a", "b"}, 1}},
+		{"a name without a version", fstest.MapFS{"0001_a.sql": v1, "0002_b.sql": v2, "init.sql": v1},
+			"init.sql", state{[]string{"0001_a.sql", "0002_b.sql"}, []string{"a", "b"}, 1}},
+		{"two files of one version", fstest.MapFS{"0001_a.sql": v1, "0002_b.sql": v2, "02_c.sql": v1},
+			"same version 2", state{[]string{"0001_a.sql", "0002_b.sql"}, []string{"a", "b"}, 1}},
+	}
+	for _, st := range steps {
+		err := migrate(ctx, db, st.fsys, clock)
+		switch {
+		case st.wantErr == "" && err != nil:
+			t.Errorf("%s: migrate: %v", st.name, err)
+		case st.wantErr != "" && (err == nil || !strings.Contains(err.Error(), st.wantErr)):
+			t.Errorf("%s: migrate = %v, want an error about %q", st.name, err, st.wantErr)
+		}
+
+		var got state
+		got.Versions = queryStrings(t, db, `SELECT name FROM schema_migrations ORDER BY version`)
+		got.Tables = queryStrings(t, db, `SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'schema_migrations' ORDER BY name`)
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM a`).Scan(&got.RowsOfA); err != nil {
+			t.Fatalf("%s: count a: %v", st.name, err)
+		}
+		if diff := cmp.Diff(st.want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s: database (-want +got):\n%s", st.name, diff)
+		}
+	}
+}
+
+func TestEmbeddedMigrations(t *testing.T) {
+	ms, err := loadMigrations(sqliteMigrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range ms {
+		if m.version != i+1 {
+			t.Errorf("migration %s has version %d, want %d: versions go 1, 2, 3, ... without gaps", m.name, m.version, i+1)
+		}
+	}
+}
+
+func queryStrings(t *testing.T, db *sql.DB, query string) []string {
+	t.Helper()
+	rows, err := db.QueryContext(t.Context(), query)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return out
+}

@@ -1,0 +1,359 @@
+package state
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/stagehand-dev/stagehand/bot"
+)
+
+// sqliteTx is the bot.Tx of one SQLite transaction. Its queries are
+// constants next to the methods that run them, one block per concept; they
+// use only SQL that Postgres also speaks (ON CONFLICT, RETURNING), so a port
+// changes the ? placeholders to $1, $2, ...
+type sqliteTx struct {
+	tx    *sql.Tx
+	clock bot.Clock
+}
+
+var _ bot.Tx = (*sqliteTx)(nil)
+
+// now is the store's time for the values it stamps itself.
+func (t *sqliteTx) now() time.Time { return t.clock.Now().UTC() }
+
+// rowsChanged returns how many rows an INSERT, UPDATE or DELETE touched.
+func rowsChanged(res sql.Result) (int64, error) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("rows affected: %w", err)
+	}
+	return n, nil
+}
+
+// dbTime is a time.Time as a query argument: UTC unix nanoseconds, or NULL
+// for the zero time.
+type dbTime time.Time
+
+var (
+	minNanoTime = time.Unix(0, math.MinInt64)
+	maxNanoTime = time.Unix(0, math.MaxInt64)
+)
+
+// Value implements driver.Valuer.
+func (t dbTime) Value() (driver.Value, error) {
+	tt := time.Time(t)
+	if tt.IsZero() {
+		return nil, nil
+	}
+	if tt.Before(minNanoTime) || tt.After(maxNanoTime) {
+		return nil, fmt.Errorf("time %s is outside the years 1678 to 2262 the store can keep", tt.Format(time.RFC3339))
+	}
+	return tt.UnixNano(), nil
+}
+
+// timeDest scans what dbTime wrote back into a time.Time, in UTC.
+type timeDest struct{ t *time.Time }
+
+// Scan implements sql.Scanner.
+func (d timeDest) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*d.t = time.Time{}
+	case int64:
+		*d.t = time.Unix(0, v).UTC()
+	default:
+		return fmt.Errorf("time column holds %T, want INTEGER nanoseconds", src)
+	}
+	return nil
+}
+
+// dbID is an optional reference as a query argument: 0 is NULL.
+type dbID int64
+
+// Value implements driver.Valuer.
+func (id dbID) Value() (driver.Value, error) {
+	if id == 0 {
+		return nil, nil
+	}
+	return int64(id), nil
+}
+
+// idDest scans an optional reference: NULL is 0.
+type idDest struct{ id *int64 }
+
+// Scan implements sql.Scanner.
+func (d idDest) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*d.id = 0
+	case int64:
+		*d.id = v
+	default:
+		return fmt.Errorf("id column holds %T, want INTEGER", src)
+	}
+	return nil
+}
+
+// Deliveries.
+const (
+	insertDelivery = `INSERT INTO processed_deliveries (guid, event, processed_at) VALUES (?, ?, ?)
+ON CONFLICT (guid) DO NOTHING`
+	selectDelivery = `SELECT 1 FROM processed_deliveries WHERE guid = ?`
+)
+
+func (t *sqliteTx) MarkDelivery(ctx context.Context, d bot.Delivery) (bool, error) {
+	if d.GUID == "" {
+		return false, errors.New("mark delivery: empty GUID")
+	}
+	if d.ProcessedAt.IsZero() {
+		d.ProcessedAt = t.now()
+	}
+	res, err := t.tx.ExecContext(ctx, insertDelivery, d.GUID, d.Event, dbTime(d.ProcessedAt))
+	if err != nil {
+		return false, fmt.Errorf("mark delivery %s: %w", d.GUID, err)
+	}
+	n, err := rowsChanged(res)
+	if err != nil {
+		return false, fmt.Errorf("mark delivery %s: %w", d.GUID, err)
+	}
+	return n == 1, nil
+}
+
+func (t *sqliteTx) DeliveryProcessed(ctx context.Context, guid string) (bool, error) {
+	var one int
+	err := t.tx.QueryRowContext(ctx, selectDelivery, guid).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("delivery %s: %w", guid, err)
+	}
+	return true, nil
+}
+
+// Installations.
+const (
+	upsertInstallation = `INSERT INTO installations (id, account, suspended, updated_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET account = excluded.account, suspended = excluded.suspended, updated_at = excluded.updated_at`
+	selectInstallation = `SELECT id, account, suspended, updated_at FROM installations WHERE id = ?`
+	deleteInstallation = `DELETE FROM installations WHERE id = ?`
+)
+
+func (t *sqliteTx) PutInstallation(ctx context.Context, inst bot.Installation) error {
+	if inst.ID == 0 {
+		return errors.New("put installation: zero ID")
+	}
+	if inst.UpdatedAt.IsZero() {
+		inst.UpdatedAt = t.now()
+	}
+	_, err := t.tx.ExecContext(ctx, upsertInstallation, inst.ID, inst.Account, inst.Suspended, dbTime(inst.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("put installation %d: %w", inst.ID, err)
+	}
+	return nil
+}
+
+func (t *sqliteTx) Installation(ctx context.Context, id int64) (bot.Installation, error) {
+	var inst bot.Installation
+	err := t.tx.QueryRowContext(ctx, selectInstallation, id).
+		Scan(&inst.ID, &inst.Account, &inst.Suspended, timeDest{&inst.UpdatedAt})
+	if errors.Is(err, sql.ErrNoRows) {
+		return bot.Installation{}, fmt.Errorf("installation %d: %w", id, bot.ErrNotFound)
+	}
+	if err != nil {
+		return bot.Installation{}, fmt.Errorf("installation %d: %w", id, err)
+	}
+	return inst, nil
+}
+
+// DeleteInstallation removes the installation; deleting one that is not
+// there is not an error, so a redelivered webhook changes nothing. The
+// installation's programs stay, with their history.
+func (t *sqliteTx) DeleteInstallation(ctx context.Context, id int64) error {
+	if _, err := t.tx.ExecContext(ctx, deleteInstallation, id); err != nil {
+		return fmt.Errorf("delete installation %d: %w", id, err)
+	}
+	return nil
+}
+
+// Programs.
+const (
+	programColumns = `id, installation_id, owner, repo, removed`
+	upsertProgram  = `INSERT INTO programs (installation_id, owner, repo, removed) VALUES (?, ?, ?, FALSE)
+ON CONFLICT (owner, repo) DO UPDATE SET installation_id = excluded.installation_id,
+    owner = excluded.owner, repo = excluded.repo, removed = FALSE
+RETURNING ` + programColumns
+	selectProgram       = `SELECT ` + programColumns + ` FROM programs WHERE id = ?`
+	selectProgramByName = `SELECT ` + programColumns + ` FROM programs WHERE owner = ? AND repo = ?`
+	selectPrograms      = `SELECT ` + programColumns + ` FROM programs ORDER BY id`
+	updateProgramRemove = `UPDATE programs SET removed = ? WHERE id = ?`
+	selectProgramExists = `SELECT 1 FROM programs WHERE id = ?`
+)
+
+type rowScanner interface {
+	Scan(dest ...any) error
+}
+
+func scanProgram(row rowScanner) (bot.Program, error) {
+	var p bot.Program
+	err := row.Scan(&p.ID, &p.InstallationID, &p.Owner, &p.Repo, &p.Removed)
+	return p, err
+}
+
+// EnsureProgram returns the program of owner/repo, creating it or moving it
+// to installationID and clearing Removed. GitHub names ignore case: the
+// program keeps its ID when only the case changes, and takes the spelling
+// given last.
+func (t *sqliteTx) EnsureProgram(ctx context.Context, installationID int64, owner, repo string) (bot.Program, error) {
+	if owner == "" || repo == "" {
+		return bot.Program{}, fmt.Errorf("ensure program %q/%q: empty owner or repository", owner, repo)
+	}
+	p, err := scanProgram(t.tx.QueryRowContext(ctx, upsertProgram, installationID, owner, repo))
+	if err != nil {
+		return bot.Program{}, fmt.Errorf("ensure program %s/%s: %w", owner, repo, err)
+	}
+	return p, nil
+}
+
+func (t *sqliteTx) Program(ctx context.Context, id int64) (bot.Program, error) {
+	p, err := scanProgram(t.tx.QueryRowContext(ctx, selectProgram, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return bot.Program{}, fmt.Errorf("program %d: %w", id, bot.ErrNotFound)
+	}
+	if err != nil {
+		return bot.Program{}, fmt.Errorf("program %d: %w", id, err)
+	}
+	return p, nil
+}
+
+// ProgramByName finds owner/repo, ignoring case as GitHub does.
+func (t *sqliteTx) ProgramByName(ctx context.Context, owner, repo string) (bot.Program, error) {
+	p, err := scanProgram(t.tx.QueryRowContext(ctx, selectProgramByName, owner, repo))
+	if errors.Is(err, sql.ErrNoRows) {
+		return bot.Program{}, fmt.Errorf("program %s/%s: %w", owner, repo, bot.ErrNotFound)
+	}
+	if err != nil {
+		return bot.Program{}, fmt.Errorf("program %s/%s: %w", owner, repo, err)
+	}
+	return p, nil
+}
+
+// Programs lists every program, removed ones included, in the order they
+// were created.
+func (t *sqliteTx) Programs(ctx context.Context) ([]bot.Program, error) {
+	rows, err := t.tx.QueryContext(ctx, selectPrograms)
+	if err != nil {
+		return nil, fmt.Errorf("programs: %w", err)
+	}
+	defer rows.Close()
+	var ps []bot.Program
+	for rows.Next() {
+		p, err := scanProgram(rows)
+		if err != nil {
+			return nil, fmt.Errorf("programs: %w", err)
+		}
+		ps = append(ps, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("programs: %w", err)
+	}
+	return ps, nil
+}
+
+func (t *sqliteTx) SetProgramRemoved(ctx context.Context, id int64, removed bool) error {
+	res, err := t.tx.ExecContext(ctx, updateProgramRemove, removed, id)
+	if err != nil {
+		return fmt.Errorf("set program %d removed: %w", id, err)
+	}
+	n, err := rowsChanged(res)
+	if err != nil {
+		return fmt.Errorf("set program %d removed: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("program %d: %w", id, bot.ErrNotFound)
+	}
+	return nil
+}
+
+// requireProgram returns ErrNotFound unless program id exists.
+func (t *sqliteTx) requireProgram(ctx context.Context, id int64) error {
+	var one int
+	err := t.tx.QueryRowContext(ctx, selectProgramExists, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("program %d: %w", id, bot.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("program %d: %w", id, err)
+	}
+	return nil
+}
+
+// Pipelines.
+const (
+	deletePipelines = `DELETE FROM pipelines WHERE program_id = ?`
+	insertPipeline  = `INSERT INTO pipelines (program_id, kind, branch, trigger_kind, approval, scheduled)
+VALUES (?, ?, ?, ?, ?, ?)`
+	selectPipelines = `SELECT program_id, kind, branch, trigger_kind, approval, scheduled
+FROM pipelines WHERE program_id = ?`
+)
+
+// SetPipelines replaces the program's pipelines with ps. A pipeline's
+// ProgramID may be zero; it is taken from programID.
+func (t *sqliteTx) SetPipelines(ctx context.Context, programID int64, ps []bot.Pipeline) error {
+	if err := t.requireProgram(ctx, programID); err != nil {
+		return fmt.Errorf("set pipelines: %w", err)
+	}
+	if _, err := t.tx.ExecContext(ctx, deletePipelines, programID); err != nil {
+		return fmt.Errorf("set pipelines of program %d: %w", programID, err)
+	}
+	for _, p := range ps {
+		if p.ProgramID != 0 && p.ProgramID != programID {
+			return fmt.Errorf("set pipelines of program %d: %s belongs to program %d", programID, p.Kind, p.ProgramID)
+		}
+		_, err := t.tx.ExecContext(ctx, insertPipeline, programID, p.Kind, p.Branch, p.Trigger, p.Approval, p.Scheduled)
+		if err != nil {
+			return fmt.Errorf("set pipelines of program %d: %s: %w", programID, p.Kind, err)
+		}
+	}
+	return nil
+}
+
+// Pipelines returns the program's pipelines in the order of bot.PipelineKinds.
+func (t *sqliteTx) Pipelines(ctx context.Context, programID int64) ([]bot.Pipeline, error) {
+	rows, err := t.tx.QueryContext(ctx, selectPipelines, programID)
+	if err != nil {
+		return nil, fmt.Errorf("pipelines of program %d: %w", programID, err)
+	}
+	defer rows.Close()
+	var ps []bot.Pipeline
+	for rows.Next() {
+		var p bot.Pipeline
+		if err := rows.Scan(&p.ProgramID, &p.Kind, &p.Branch, &p.Trigger, &p.Approval, &p.Scheduled); err != nil {
+			return nil, fmt.Errorf("pipelines of program %d: %w", programID, err)
+		}
+		ps = append(ps, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pipelines of program %d: %w", programID, err)
+	}
+	slices.SortFunc(ps, func(a, b bot.Pipeline) int {
+		return cmp.Or(cmp.Compare(kindOrder(a.Kind), kindOrder(b.Kind)), cmp.Compare(a.Kind, b.Kind))
+	})
+	return ps, nil
+}
+
+// kindOrder is the position of kind in bot.PipelineKinds; unknown kinds
+// come last.
+func kindOrder(kind bot.PipelineKind) int {
+	if i := slices.Index(bot.PipelineKinds, kind); i >= 0 {
+		return i
+	}
+	return len(bot.PipelineKinds)
+}
