@@ -117,9 +117,22 @@ type Execution struct {
 	TriggeredBy string // GitHub login of the pusher or the person who started it
 	DeliveryID  string // the webhook delivery that created it, if any
 	SourceID    int64  // prod-only: the stage-only execution it promotes
-	CreatedAt   time.Time
-	StartedAt   time.Time
-	FinishedAt  time.Time
+	// Config is the .github/stagehand.yml the execution runs with: read at
+	// its commit (prod-only: its source's), kept so a restart or another
+	// replica runs exactly the same.
+	Config []byte
+	// ArtifactDigest names the artifact set: built by this execution, or
+	// (prod-only) its source's.
+	ArtifactDigest string
+	// ScheduledAt is when a scheduled production deploy may run; zero
+	// while no time is set.
+	ScheduledAt time.Time
+	// Rollback explains, when set, that deploying would roll production
+	// back (rule G); approving then needs the explicit rollback approval.
+	Rollback   string
+	CreatedAt  time.Time
+	StartedAt  time.Time
+	FinishedAt time.Time
 }
 
 // String is "stage-only #4".
@@ -131,8 +144,39 @@ type Step struct {
 	Name        StepName
 	State       StepState
 	Message     string
-	StartedAt   time.Time
-	FinishedAt  time.Time
+	// Attempt counts the times a worker started the step's command. It is
+	// recorded before the command starts, so after a crash Stagehand knows
+	// a deploy may have run (and never runs it again).
+	Attempt int
+	// LeaseUntil is when the worker running the step is presumed dead if it
+	// has not renewed its lease.
+	LeaseUntil time.Time
+	LogTail    string // the end of the step's log, for display
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// Deployment is what runs on an environment of a program.
+type Deployment struct {
+	ProgramID      int64
+	Environment    EnvironmentName
+	ExecutionID    int64
+	Pipeline       PipelineKind
+	Number         int
+	Commit         string
+	ArtifactDigest string
+	Since          time.Time
+}
+
+// Event is something a person or Stagehand did to an execution: triggered,
+// promoted, approved, rejected, scheduled, cancelled. Kept for the record
+// the dashboard and check runs show.
+type Event struct {
+	ExecutionID int64
+	At          time.Time
+	Actor       string // GitHub login; "stagehand" for the bot itself
+	Kind        string
+	Detail      string
 }
 
 // TriggerRecord remembers what a push did to one pipeline: the execution it

@@ -14,6 +14,7 @@ type PushStart struct {
 	Branch     string
 	Pusher     string
 	DeliveryID string
+	Config     []byte // .github/stagehand.yml at Commit
 	At         time.Time
 }
 
@@ -47,12 +48,13 @@ func QueuePushStart(ctx context.Context, tx Tx, s PushStart) (Execution, error) 
 		Cause:       CausePush,
 		TriggeredBy: s.Pusher,
 		DeliveryID:  s.DeliveryID,
+		Config:      s.Config,
 		CreatedAt:   s.At,
 	})
 	if err != nil {
 		return Execution{}, fmt.Errorf("queueing %s for %s at %s: %w", s.Pipeline, s.Program.FullName(), ShortSHA(s.Commit), err)
 	}
-	return e, nil
+	return e, tx.AddEvent(ctx, Event{ExecutionID: e.ID, At: s.At, Actor: s.Pusher, Kind: "triggered", Detail: "push to " + s.Branch})
 }
 
 // ShortSHA is the first seven characters of a commit id.

@@ -53,6 +53,25 @@ type Tx interface {
 	Steps(ctx context.Context, executionID int64) ([]Step, error)
 	UpdateStep(ctx context.Context, s Step) error
 
+	// LockProgram serialises transactions that decide rules for one program
+	// (B, C, E): on a database with row locks it locks the program's row
+	// until the transaction ends. SQLite's write transactions are already
+	// serial; there it only checks the program exists.
+	LockProgram(ctx context.Context, programID int64) error
+
+	// Deployment returns what runs on an environment (ErrNotFound: nothing yet).
+	Deployment(ctx context.Context, programID int64, env EnvironmentName) (Deployment, error)
+	SetDeployment(ctx context.Context, d Deployment) error
+
+	// Variables returns the variables set with /stagehand env set (not the
+	// configuration file's), an empty map when none.
+	Variables(ctx context.Context, programID int64, env EnvironmentName) (map[string]string, error)
+	SetVariable(ctx context.Context, programID int64, env EnvironmentName, key, value string) error
+	UnsetVariable(ctx context.Context, programID int64, env EnvironmentName, key string) error
+
+	AddEvent(ctx context.Context, ev Event) error
+	Events(ctx context.Context, executionID int64) ([]Event, error)
+
 	AddTriggerRecord(ctx context.Context, r TriggerRecord) error
 	TriggerRecords(ctx context.Context, programID int64, commit string) ([]TriggerRecord, error)
 }
@@ -64,6 +83,9 @@ type ExecutionFilter struct {
 	States    []ExecutionState
 	Limit     int
 }
+
+// ActiveStates are the states of executions that are not over.
+var ActiveStates = []ExecutionState{ExecutionQueued, ExecutionRunning, ExecutionWaiting}
 
 // Clock tells the time; tests inject their own.
 type Clock interface {

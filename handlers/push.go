@@ -50,7 +50,7 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 		return err
 	}
 
-	cfg, why, err := h.readConfig(ctx, inst, owner, repo, push.After)
+	cfg, raw, why, err := h.readConfig(ctx, inst, owner, repo, push.After)
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 			if dec.Start {
 				e, err := bot.QueuePushStart(ctx, tx, bot.PushStart{
 					Program: prog, Pipeline: dec.Pipeline, Commit: push.After, Branch: branch,
-					Pusher: ev.GetSender().GetLogin(), DeliveryID: d.guid, At: now,
+					Pusher: ev.GetSender().GetLogin(), DeliveryID: d.guid, Config: raw, At: now,
 				})
 				if err != nil {
 					return err
@@ -99,27 +99,34 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 	for _, e := range started {
 		h.Logger.InfoContext(ctx, "execution queued", bot.LogPipeline, string(e.Pipeline), bot.LogExecution, e.Number, "commit", bot.ShortSHA(e.Commit))
 	}
+	if len(started) > 0 && h.Engine != nil {
+		// The executions are stored; if this fails the reconcile loop
+		// starts them, so the delivery is not retried for it.
+		if err := h.Engine.Advance(ctx, started[0].ProgramID); err != nil {
+			h.Logger.WarnContext(ctx, "starting the queued executions; the reconcile loop will retry", bot.LogError, err)
+		}
+	}
 	return nil
 }
 
 // readConfig fetches and parses the configuration at a commit. A missing or
 // invalid file is not an error of the handler: it returns a nil config and
 // the reason nothing starts. Errors are for failures worth a retry.
-func (h *Webhooks) readConfig(ctx context.Context, inst int64, owner, repo, sha string) (*bot.Config, string, error) {
+func (h *Webhooks) readConfig(ctx context.Context, inst int64, owner, repo, sha string) (*bot.Config, []byte, string, error) {
 	data, err := h.Files.FetchFile(ctx, inst, owner, repo, ConfigPath, sha)
 	if errors.Is(err, bot.ErrNotFound) {
-		return nil, fmt.Sprintf("nothing started: %s has no %s at %s", owner+"/"+repo, ConfigPath, bot.ShortSHA(sha)), nil
+		return nil, nil, fmt.Sprintf("nothing started: %s has no %s at %s", owner+"/"+repo, ConfigPath, bot.ShortSHA(sha)), nil
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("reading %s of %s/%s at %s: %w", ConfigPath, owner, repo, bot.ShortSHA(sha), err)
+		return nil, nil, "", fmt.Errorf("reading %s of %s/%s at %s: %w", ConfigPath, owner, repo, bot.ShortSHA(sha), err)
 	}
 	cfg, err := h.ParseConfig(data)
 	if err != nil {
 		lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
-		return nil, fmt.Sprintf("nothing started: %s at %s is invalid (%d problems); fix it and push again:\n%s",
+		return nil, nil, fmt.Sprintf("nothing started: %s at %s is invalid (%d problems); fix it and push again:\n%s",
 			ConfigPath, bot.ShortSHA(sha), len(lines), strings.Join(lines, "\n")), nil
 	}
-	return cfg, "", nil
+	return cfg, data, "", nil
 }
 
 func pipelinesOf(programID int64, cfg *bot.Config) []bot.Pipeline {

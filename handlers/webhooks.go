@@ -41,9 +41,15 @@ type FileFetcher interface {
 // problem as "file:line:col: message" lines.
 type ConfigParser func(data []byte) (*bot.Config, error)
 
+// Advancer starts what can start once executions are queued.
+type Advancer interface {
+	Advance(ctx context.Context, programID int64) error
+}
+
 // Webhooks handles stored webhook deliveries.
 type Webhooks struct {
 	Store       bot.Store
+	Engine      Advancer // nil: executions stay queued (tests of intake only)
 	Files       FileFetcher
 	ParseConfig ConfigParser
 	Clock       bot.Clock

@@ -2,7 +2,9 @@ package state
 
 import (
 	"database/sql"
+	"io/fs"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/stagehand-dev/stagehand/bot"
 )
 
 func TestMigrate(t *testing.T) {
@@ -104,4 +108,65 @@ func queryStrings(t *testing.T, db *sql.DB, query string) []string {
 		t.Fatalf("%s: %v", query, err)
 	}
 	return out
+}
+
+// TestMigrateEngineKeepsRows opens a database written at schema version 1:
+// 0002 must keep its executions and steps, with the new fields zero.
+func TestMigrateEngineKeepsRows(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := sql.Open("sqlite", sqliteDSN(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	initSQL, err := fs.ReadFile(sqliteMigrations, "0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := fixedClock{time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)}
+	if err := migrate(ctx, db, fstest.MapFS{"0001_init.sql": {Data: initSQL}}, clock); err != nil {
+		t.Fatalf("migrate to 0001: %v", err)
+	}
+	created := clock.t.Add(-time.Hour)
+	for _, q := range []string{
+		`INSERT INTO programs (id, installation_id, owner, repo) VALUES (1, 1, 'octo', 'hello')`,
+		`INSERT INTO executions (id, program_id, number, pipeline, commit_sha, branch, state, message, cause,
+    triggered_by, delivery_id, created_at)
+VALUES (1, 1, 1, 'stage-only', 'c1', 'main', 'running', '', 'push', 'mona', 'd1', ` + strconv.FormatInt(created.UnixNano(), 10) + `)`,
+		`INSERT INTO steps (execution_id, name, position, state, message) VALUES (1, 'build', 0, 'running', 'building')`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openTestSQLite(t, path, WithClock(clock))
+	var gotE bot.Execution
+	var gotSteps []bot.Step
+	err = s.View(ctx, func(tx bot.Tx) (err error) {
+		if gotE, err = tx.Execution(ctx, 1); err != nil {
+			return err
+		}
+		gotSteps, err = tx.Steps(ctx, 1)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("View: %v", err)
+	}
+	wantE := bot.Execution{ID: 1, ProgramID: 1, Number: 1, Pipeline: bot.StageOnly, Commit: "c1", Branch: "main",
+		State: bot.ExecutionRunning, Cause: bot.CausePush, TriggeredBy: "mona", DeliveryID: "d1", CreatedAt: created}
+	if diff := cmp.Diff(wantE, gotE); diff != "" {
+		t.Errorf("execution after 0002 (-want +got):\n%s", diff)
+	}
+	wantSteps := []bot.Step{{ExecutionID: 1, Name: bot.StepBuild, State: bot.StepRunning, Message: "building"}}
+	if diff := cmp.Diff(wantSteps, gotSteps); diff != "" {
+		t.Errorf("steps after 0002 (-want +got):\n%s", diff)
+	}
+	want := []string{"0001_init.sql", "0002_engine.sql"}
+	if diff := cmp.Diff(want, queryStrings(t, s.read, `SELECT name FROM schema_migrations ORDER BY version`)); diff != "" {
+		t.Errorf("schema_migrations (-want +got):\n%s", diff)
+	}
 }

@@ -46,8 +46,9 @@ type options struct {
 }
 
 // WithClock sets the clock for the times the store fills in itself: the
-// CreatedAt of an execution or trigger record, the UpdatedAt of an
-// installation and the ProcessedAt of a delivery, when they are zero.
+// CreatedAt of an execution or trigger record, the At of an event, the
+// UpdatedAt of an installation and the ProcessedAt of a delivery, when they
+// are zero.
 func WithClock(c bot.Clock) Option {
 	return func(o *options) { o.clock = c }
 }

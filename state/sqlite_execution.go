@@ -13,11 +13,13 @@ import (
 // Executions.
 const (
 	executionColumns = `id, program_id, number, pipeline, commit_sha, branch, state, message, cause,
-    triggered_by, delivery_id, source_id, created_at, started_at, finished_at`
+    triggered_by, delivery_id, source_id, config, artifact_digest, scheduled_at, rollback_reason,
+    created_at, started_at, finished_at`
 	nextExecutionNumber = `SELECT COALESCE(MAX(number), 0) + 1 FROM executions WHERE program_id = ?`
 	insertExecution     = `INSERT INTO executions (program_id, number, pipeline, commit_sha, branch, state, message, cause,
-    triggered_by, delivery_id, source_id, created_at, started_at, finished_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    triggered_by, delivery_id, source_id, config, artifact_digest, scheduled_at, rollback_reason,
+    created_at, started_at, finished_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING id`
 	selectExecution         = `SELECT ` + executionColumns + ` FROM executions WHERE id = ?`
 	selectExecutionByNumber = `SELECT ` + executionColumns + ` FROM executions WHERE program_id = ? AND number = ?`
@@ -25,7 +27,8 @@ RETURNING id`
 	// conditions, the order and the limit.
 	selectExecutions = `SELECT ` + executionColumns + ` FROM executions`
 	updateExecution  = `UPDATE executions SET commit_sha = ?, branch = ?, state = ?, message = ?, cause = ?,
-    triggered_by = ?, delivery_id = ?, source_id = ?, started_at = ?, finished_at = ?
+    triggered_by = ?, delivery_id = ?, source_id = ?, config = ?, artifact_digest = ?, scheduled_at = ?,
+    rollback_reason = ?, started_at = ?, finished_at = ?
 WHERE id = ?`
 )
 
@@ -33,6 +36,7 @@ func scanExecution(row rowScanner) (bot.Execution, error) {
 	var e bot.Execution
 	err := row.Scan(&e.ID, &e.ProgramID, &e.Number, &e.Pipeline, &e.Commit, &e.Branch, &e.State, &e.Message, &e.Cause,
 		&e.TriggeredBy, &e.DeliveryID, idDest{&e.SourceID},
+		bytesDest{&e.Config}, &e.ArtifactDigest, timeDest{&e.ScheduledAt}, &e.Rollback,
 		timeDest{&e.CreatedAt}, timeDest{&e.StartedAt}, timeDest{&e.FinishedAt})
 	return e, err
 }
@@ -40,7 +44,8 @@ func scanExecution(row rowScanner) (bot.Execution, error) {
 // CreateExecution stores e as the next execution of its program, with one
 // pending step per bot.StepsOf(e.Pipeline). The number is chosen inside the
 // transaction, so two creations never share one. A zero CreatedAt becomes
-// the store's clock time.
+// the store's clock time. An empty Config is kept as none and comes back
+// nil.
 func (t *sqliteTx) CreateExecution(ctx context.Context, e bot.Execution) (bot.Execution, error) {
 	steps := bot.StepsOf(e.Pipeline)
 	if len(steps) == 0 {
@@ -57,9 +62,13 @@ func (t *sqliteTx) CreateExecution(ctx context.Context, e bot.Execution) (bot.Ex
 	}
 	err := t.tx.QueryRowContext(ctx, insertExecution, e.ProgramID, e.Number, e.Pipeline, e.Commit, e.Branch, e.State,
 		e.Message, e.Cause, e.TriggeredBy, e.DeliveryID, dbID(e.SourceID),
+		dbBytes(e.Config), e.ArtifactDigest, dbTime(e.ScheduledAt), e.Rollback,
 		dbTime(e.CreatedAt), dbTime(e.StartedAt), dbTime(e.FinishedAt)).Scan(&e.ID)
 	if err != nil {
 		return bot.Execution{}, fmt.Errorf("create execution %s of program %d: %w", e, e.ProgramID, err)
+	}
+	if len(e.Config) == 0 {
+		e.Config = nil // as it reads back
 	}
 	for i, name := range steps {
 		if _, err := t.tx.ExecContext(ctx, insertStep, e.ID, name, i, bot.StepPending); err != nil {
@@ -149,7 +158,8 @@ func executionsQuery(f bot.ExecutionFilter) (string, []any) {
 // fields of e are not written.
 func (t *sqliteTx) UpdateExecution(ctx context.Context, e bot.Execution) error {
 	res, err := t.tx.ExecContext(ctx, updateExecution, e.Commit, e.Branch, e.State, e.Message, e.Cause,
-		e.TriggeredBy, e.DeliveryID, dbID(e.SourceID), dbTime(e.StartedAt), dbTime(e.FinishedAt), e.ID)
+		e.TriggeredBy, e.DeliveryID, dbID(e.SourceID), dbBytes(e.Config), e.ArtifactDigest, dbTime(e.ScheduledAt),
+		e.Rollback, dbTime(e.StartedAt), dbTime(e.FinishedAt), e.ID)
 	if err != nil {
 		return fmt.Errorf("update execution %d: %w", e.ID, err)
 	}
@@ -165,11 +175,13 @@ func (t *sqliteTx) UpdateExecution(ctx context.Context, e bot.Execution) error {
 
 // Steps.
 const (
-	insertStep = `INSERT INTO steps (execution_id, name, position, state, message, started_at, finished_at)
-VALUES (?, ?, ?, ?, '', NULL, NULL)`
-	selectSteps = `SELECT execution_id, name, state, message, started_at, finished_at
+	insertStep = `INSERT INTO steps (execution_id, name, position, state, message, attempt, lease_until, log_tail,
+    started_at, finished_at)
+VALUES (?, ?, ?, ?, '', 0, NULL, '', NULL, NULL)`
+	selectSteps = `SELECT execution_id, name, state, message, attempt, lease_until, log_tail, started_at, finished_at
 FROM steps WHERE execution_id = ? ORDER BY position`
-	updateStep = `UPDATE steps SET state = ?, message = ?, started_at = ?, finished_at = ?
+	updateStep = `UPDATE steps SET state = ?, message = ?, attempt = ?, lease_until = ?, log_tail = ?,
+    started_at = ?, finished_at = ?
 WHERE execution_id = ? AND name = ?`
 )
 
@@ -184,7 +196,8 @@ func (t *sqliteTx) Steps(ctx context.Context, executionID int64) ([]bot.Step, er
 	var ss []bot.Step
 	for rows.Next() {
 		var s bot.Step
-		err := rows.Scan(&s.ExecutionID, &s.Name, &s.State, &s.Message, timeDest{&s.StartedAt}, timeDest{&s.FinishedAt})
+		err := rows.Scan(&s.ExecutionID, &s.Name, &s.State, &s.Message, &s.Attempt, timeDest{&s.LeaseUntil}, &s.LogTail,
+			timeDest{&s.StartedAt}, timeDest{&s.FinishedAt})
 		if err != nil {
 			return nil, fmt.Errorf("steps of execution %d: %w", executionID, err)
 		}
@@ -201,8 +214,8 @@ func (t *sqliteTx) Steps(ctx context.Context, executionID int64) ([]bot.Step, er
 
 // UpdateStep writes s over the step s.Name of execution s.ExecutionID.
 func (t *sqliteTx) UpdateStep(ctx context.Context, s bot.Step) error {
-	res, err := t.tx.ExecContext(ctx, updateStep, s.State, s.Message, dbTime(s.StartedAt), dbTime(s.FinishedAt),
-		s.ExecutionID, s.Name)
+	res, err := t.tx.ExecContext(ctx, updateStep, s.State, s.Message, s.Attempt, dbTime(s.LeaseUntil), s.LogTail,
+		dbTime(s.StartedAt), dbTime(s.FinishedAt), s.ExecutionID, s.Name)
 	if err != nil {
 		return fmt.Errorf("update step %s of execution %d: %w", s.Name, s.ExecutionID, err)
 	}

@@ -182,7 +182,7 @@ func TestSQLiteClock(t *testing.T) {
 	s := openTestSQLite(t, filepath.Join(t.TempDir(), "state.db"), WithClock(fixedClock{now}))
 
 	type stamped struct {
-		Installation, Execution, TriggerRecord, Delivery, Explicit time.Time
+		Installation, Execution, TriggerRecord, Event, Delivery, Explicit time.Time
 	}
 	var got stamped
 	explicit := time.Date(2030, 1, 2, 3, 4, 5, 999999999, time.UTC)
@@ -194,8 +194,11 @@ func TestSQLiteClock(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		_, err = tx.CreateExecution(ctx, bot.Execution{ProgramID: p.ID, Pipeline: bot.StageOnly, StartedAt: explicit})
+		e, err := tx.CreateExecution(ctx, bot.Execution{ProgramID: p.ID, Pipeline: bot.StageOnly, StartedAt: explicit})
 		if err != nil {
+			return err
+		}
+		if err := tx.AddEvent(ctx, bot.Event{ExecutionID: e.ID, Actor: "mona", Kind: "triggered"}); err != nil {
 			return err
 		}
 		if err := tx.AddTriggerRecord(ctx, bot.TriggerRecord{ProgramID: p.ID, Commit: "c1"}); err != nil {
@@ -223,6 +226,11 @@ func TestSQLiteClock(t *testing.T) {
 			return errors.Join(err, errors.New("want one trigger record"))
 		}
 		got.TriggerRecord = rs[0].CreatedAt
+		evs, err := tx.Events(ctx, e.ID)
+		if err != nil || len(evs) != 1 {
+			return errors.Join(err, errors.New("want one event"))
+		}
+		got.Event = evs[0].At
 		return nil
 	})
 	if err != nil {
@@ -234,7 +242,7 @@ func TestSQLiteClock(t *testing.T) {
 	}
 	got.Delivery = time.Unix(0, processedAt)
 
-	want := stamped{Installation: now, Execution: now, TriggerRecord: now, Delivery: now, Explicit: explicit}
+	want := stamped{Installation: now, Execution: now, TriggerRecord: now, Event: now, Delivery: now, Explicit: explicit}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("times (-want +got):\n%s", diff)
 	}

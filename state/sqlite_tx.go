@@ -101,6 +101,42 @@ func (d idDest) Scan(src any) error {
 	return nil
 }
 
+// dbBytes is an optional blob as a query argument: empty is NULL.
+type dbBytes []byte
+
+// Value implements driver.Valuer.
+func (b dbBytes) Value() (driver.Value, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	return []byte(b), nil
+}
+
+// bytesDest scans an optional blob into a copy the caller owns: NULL (and
+// an empty blob) is nil.
+type bytesDest struct{ b *[]byte }
+
+// Scan implements sql.Scanner.
+func (d bytesDest) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*d.b = nil
+	case []byte:
+		*d.b = nil
+		if len(v) > 0 {
+			*d.b = slices.Clone(v) // the driver owns v
+		}
+	case string:
+		*d.b = nil
+		if v != "" {
+			*d.b = []byte(v)
+		}
+	default:
+		return fmt.Errorf("blob column holds %T, want BLOB", src)
+	}
+	return nil
+}
+
 // Deliveries.
 const (
 	insertDelivery = `INSERT INTO processed_deliveries (guid, event, processed_at) VALUES (?, ?, ?)

@@ -29,8 +29,13 @@ func testExecutionRoundTrip(t *testing.T, s bot.Store) {
 		TriggeredBy: "mona",
 		DeliveryID:  "delivery-1",
 		SourceID:    source.ID,
-		CreatedAt:   t0.Add(time.Minute).In(cet),
-		StartedAt:   t0.Add(2 * time.Minute),
+		// Config holds bytes a text column would mangle.
+		Config:         []byte("version: 1\nbuild:\n  run: make\n\x00\xff"),
+		ArtifactDigest: "sha256:0123abcd",
+		ScheduledAt:    t0.Add(time.Hour).In(cet),
+		Rollback:       "production runs #7 from a newer commit",
+		CreatedAt:      t0.Add(time.Minute).In(cet),
+		StartedAt:      t0.Add(2 * time.Minute),
 	}
 	created := newExecution(t, s, in)
 	if created.ID == 0 || created.ID == source.ID {
@@ -74,8 +79,20 @@ func testExecutionRoundTrip(t *testing.T, s bot.Store) {
 	want.TriggeredBy = "hubot"
 	want.DeliveryID = "delivery-2"
 	want.SourceID = 0
+	want.Config = []byte("version: 1\n")
+	want.ArtifactDigest = "sha256:4567ef01"
+	want.ScheduledAt = t0.Add(2 * time.Hour)
+	want.Rollback = "production runs #8 from a newer commit"
 	want.StartedAt = t0.Add(3 * time.Minute)
 	want.FinishedAt = t0.Add(4 * time.Minute).In(cet)
+	update(t, s, func(tx bot.Tx) error { return tx.UpdateExecution(ctx, want) })
+	check(want)
+
+	// And an update clears them again.
+	want.Config = nil
+	want.ArtifactDigest = ""
+	want.ScheduledAt = time.Time{}
+	want.Rollback = ""
 	update(t, s, func(tx bot.Tx) error { return tx.UpdateExecution(ctx, want) })
 	check(want)
 
@@ -185,9 +202,10 @@ func testSteps(t *testing.T, s bot.Store) {
 	id := ids[bot.StageOnly]
 	want := pending(id, bot.StageOnly)
 	for _, st := range []bot.Step{
-		{ExecutionID: id, Name: bot.StepBuild, State: bot.StepRunning, StartedAt: t0},
-		{ExecutionID: id, Name: bot.StepBuild, State: bot.StepSucceeded, Message: "built 3 artifacts", StartedAt: t0, FinishedAt: t0.Add(time.Minute).In(cet)},
-		{ExecutionID: id, Name: bot.StepDeployStage, State: bot.StepFailed, Message: "exit status 2", StartedAt: t0.Add(time.Minute), FinishedAt: t0.Add(2 * time.Minute)},
+		{ExecutionID: id, Name: bot.StepBuild, State: bot.StepRunning, Attempt: 1, LeaseUntil: t0.Add(30 * time.Second).In(cet), StartedAt: t0},
+		{ExecutionID: id, Name: bot.StepBuild, State: bot.StepRunning, Attempt: 2, LeaseUntil: t0.Add(time.Minute), LogTail: "compiling…\n", StartedAt: t0},
+		{ExecutionID: id, Name: bot.StepBuild, State: bot.StepSucceeded, Message: "built 3 artifacts", Attempt: 2, LogTail: "done\n", StartedAt: t0, FinishedAt: t0.Add(time.Minute).In(cet)},
+		{ExecutionID: id, Name: bot.StepDeployStage, State: bot.StepFailed, Message: "exit status 2", Attempt: 1, StartedAt: t0.Add(time.Minute), FinishedAt: t0.Add(2 * time.Minute)},
 	} {
 		update(t, s, func(tx bot.Tx) error { return tx.UpdateStep(ctx, st) })
 		for i := range want {

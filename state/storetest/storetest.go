@@ -44,12 +44,17 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 		{"Steps", testSteps},
 		{"NotFound", testNotFound},
 		{"TriggerRecords", testTriggerRecords},
+		{"LockProgram", testLockProgram},
+		{"Deployments", testDeployments},
+		{"Variables", testVariables},
+		{"Events", testEvents},
 		{"RollbackOnError", testRollbackOnError},
 		{"RollbackOnPanic", testRollbackOnPanic},
 		{"ViewIsReadOnly", testViewIsReadOnly},
 		{"CancelledContext", testCancelledContext},
 		{"ConcurrentExclusion", testConcurrentExclusion},
 		{"ConcurrentDeliveries", testConcurrentDeliveries},
+		{"ConcurrentLockProgram", testConcurrentLockProgram},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -385,6 +390,18 @@ func testNotFound(t *testing.T, s bot.Store) {
 		}, string(bot.StepApproval)},
 		{"AddTriggerRecord", func(tx bot.Tx) error {
 			return tx.AddTriggerRecord(ctx, bot.TriggerRecord{ProgramID: missing, Commit: "abc"})
+		}, "987654"},
+		{"LockProgram", func(tx bot.Tx) error { return tx.LockProgram(ctx, missing) }, "987654"},
+		{"Deployment", func(tx bot.Tx) error { _, err := tx.Deployment(ctx, p.ID, bot.Production); return err }, "production"},
+		{"SetDeployment of a missing program", func(tx bot.Tx) error {
+			return tx.SetDeployment(ctx, bot.Deployment{ProgramID: missing, Environment: bot.Stage, Pipeline: bot.StageOnly, Number: 1})
+		}, "987654"},
+		{"SetDeployment of a missing execution", func(tx bot.Tx) error {
+			return tx.SetDeployment(ctx, bot.Deployment{ProgramID: p.ID, Environment: bot.Stage, ExecutionID: missing})
+		}, "987654"},
+		{"SetVariable", func(tx bot.Tx) error { return tx.SetVariable(ctx, missing, bot.Stage, "K", "v") }, "987654"},
+		{"AddEvent", func(tx bot.Tx) error {
+			return tx.AddEvent(ctx, bot.Event{ExecutionID: missing, Actor: "mona", Kind: "approved"})
 		}, "987654"},
 	}
 	for _, tc := range tests {

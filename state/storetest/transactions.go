@@ -34,12 +34,28 @@ func writeEverything(ctx context.Context, tx bot.Tx) error {
 	if err := tx.AddTriggerRecord(ctx, bot.TriggerRecord{ProgramID: p.ID, Commit: "c1", ExecutionID: e.ID}); err != nil {
 		return err
 	}
+	if err := tx.LockProgram(ctx, p.ID); err != nil {
+		return err
+	}
+	err = tx.SetDeployment(ctx, bot.Deployment{ProgramID: p.ID, Environment: bot.Stage, ExecutionID: e.ID,
+		Pipeline: bot.StageOnly, Number: e.Number, Commit: "c1", Since: t0})
+	if err != nil {
+		return err
+	}
+	if err := tx.SetVariable(ctx, p.ID, bot.Production, "K", "v"); err != nil {
+		return err
+	}
+	if err := tx.AddEvent(ctx, bot.Event{ExecutionID: e.ID, Actor: "mona", Kind: "triggered"}); err != nil {
+		return err
+	}
 	_, err = tx.MarkDelivery(ctx, bot.Delivery{GUID: "guid-1", Event: "push"})
 	return err
 }
 
 // wantNothingWritten fails unless the store shows none of writeEverything's
-// writes, and then checks that numbering starts at #1.
+// writes, and then checks that numbering starts at #1 and that the new
+// program and execution (which may reuse the rolled-back IDs) have no
+// deployments, variables or events.
 func wantNothingWritten(t *testing.T, s bot.Store) {
 	t.Helper()
 	ctx := t.Context()
@@ -71,9 +87,11 @@ func wantNothingWritten(t *testing.T, s bot.Store) {
 		return nil
 	})
 	p := newProgram(t, s, 5, "octo", "hello")
-	if e := newExecution(t, s, bot.Execution{ProgramID: p.ID, Pipeline: bot.StageOnly}); e.Number != 1 {
+	e := newExecution(t, s, bot.Execution{ProgramID: p.ID, Pipeline: bot.StageOnly})
+	if e.Number != 1 {
 		t.Errorf("first execution after the rollback is #%d, want #1", e.Number)
 	}
+	wantNoEngineState(t, s, p.ID, e.ID)
 }
 
 func testRollbackOnError(t *testing.T, s bot.Store) {

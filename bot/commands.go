@@ -1,0 +1,545 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Result is what a command did, in words for the person who asked.
+type Result struct {
+	Execution Execution
+	Message   string
+}
+
+// update runs fn in a transaction that locks the program, advances the
+// program's executions afterwards and publishes the resulting jobs.
+func (e *Engine) update(ctx context.Context, programID int64, fn func(tx Tx, prog Program) error) error {
+	var jobs []Job
+	err := e.Store.Update(ctx, func(tx Tx) error {
+		if err := tx.LockProgram(ctx, programID); err != nil {
+			return err
+		}
+		prog, err := tx.Program(ctx, programID)
+		if err != nil {
+			return err
+		}
+		if err := fn(tx, prog); err != nil {
+			return err
+		}
+		jobs, err = e.advance(ctx, tx, programID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return e.publish(ctx, jobs)
+}
+
+func (e *Engine) event(ctx context.Context, tx Tx, ex Execution, actor, kind, detail string) error {
+	return tx.AddEvent(ctx, Event{ExecutionID: ex.ID, At: e.Clock.Now(), Actor: actor, Kind: kind, Detail: detail})
+}
+
+// manualBlocker is what keeps a manual start from happening: a conflicting
+// running or waiting execution (rule B), or a queued one of the same
+// pipeline (its slot is taken).
+func manualBlocker(kind PipelineKind, active []Execution) *Execution {
+	if b := Blocker(Execution{Pipeline: kind}, active); b != nil {
+		return b
+	}
+	for i, a := range active {
+		if a.Pipeline == kind {
+			return &active[i]
+		}
+	}
+	return nil
+}
+
+// StartManual starts a pipeline by hand: stage-only and full-stack at the
+// head of their branch, prod-only from the latest successful stage-only
+// execution or from number from. A start that rule B blocks is refused
+// with the blocker named (rule C).
+func (e *Engine) StartManual(ctx context.Context, programID int64, kind PipelineKind, actor string, from int) (Result, error) {
+	if kind == ProdOnly {
+		return e.promote(ctx, programID, from, actor, false, CauseManual)
+	}
+	if kind != StageOnly && kind != FullStack {
+		return Result{}, &RuleError{Message: fmt.Sprintf("unknown pipeline %q: use stage-only, prod-only or full-stack", kind)}
+	}
+	if from != 0 {
+		return Result{}, &RuleError{Message: "--from applies to prod-only only"}
+	}
+	var prog Program
+	var pipe *Pipeline
+	err := e.Store.View(ctx, func(tx Tx) error {
+		var err error
+		if prog, err = tx.Program(ctx, programID); err != nil {
+			return err
+		}
+		ps, err := tx.Pipelines(ctx, programID)
+		for _, p := range ps {
+			if p.Kind == kind {
+				pipe = &p
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	if pipe == nil {
+		return Result{}, &RuleError{Rule: "H", Message: fmt.Sprintf("%s has no %s pipeline; add it to .github/stagehand.yml", prog.FullName(), kind)}
+	}
+	commit, err := e.Source.HeadCommit(ctx, prog, pipe.Branch)
+	if err != nil {
+		return Result{}, fmt.Errorf("finding the head of %s: %w", pipe.Branch, err)
+	}
+	raw, err := e.Source.ReadConfig(ctx, prog, commit)
+	if err != nil {
+		return Result{}, fmt.Errorf("reading the configuration at %s: %w", ShortSHA(commit), err)
+	}
+	cfg, err := e.ParseConfig(raw)
+	if err != nil {
+		return Result{}, &RuleError{Rule: "H", Message: fmt.Sprintf(".github/stagehand.yml at %s is invalid:\n%v", ShortSHA(commit), err)}
+	}
+	if !cfg.Has(kind) {
+		return Result{}, &RuleError{Rule: "H", Message: fmt.Sprintf(".github/stagehand.yml at %s has no %s pipeline", ShortSHA(commit), kind)}
+	}
+	var res Result
+	err = e.update(ctx, programID, func(tx Tx, prog Program) error {
+		active, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, States: ActiveStates})
+		if err != nil {
+			return err
+		}
+		if b := manualBlocker(kind, active); b != nil {
+			return blockedError(kind, *b, e.Link(prog, b.Number))
+		}
+		ex, err := tx.CreateExecution(ctx, Execution{
+			ProgramID: programID, Pipeline: kind, Commit: commit, Branch: pipe.Branch, State: ExecutionQueued,
+			Message: "started by " + actor, Cause: CauseManual, TriggeredBy: actor, Config: raw, CreatedAt: e.Clock.Now(),
+		})
+		if err != nil {
+			return err
+		}
+		res = Result{Execution: ex, Message: fmt.Sprintf("started %s at %s of %s: %s", ex, ShortSHA(commit), pipe.Branch, e.Link(prog, ex.Number))}
+		return e.event(ctx, tx, ex, actor, "triggered", "manual start")
+	})
+	return res, err
+}
+
+// Promote is the Promote Build button and /stagehand promote (rule D): it
+// starts a prod-only execution that deploys the artifact set of stage-only
+// execution number (0: the latest successful one), which must be the latest
+// successful stage-only execution. Without a prod-only pipeline it is
+// refused unless create is set ("Create & Promote"), which adds one with
+// the default settings.
+func (e *Engine) Promote(ctx context.Context, programID int64, number int, actor string, create bool) (Result, error) {
+	return e.promote(ctx, programID, number, actor, create, CausePromotion)
+}
+
+func (e *Engine) promote(ctx context.Context, programID int64, number int, actor string, create bool, cause Cause) (Result, error) {
+	var res Result
+	err := e.update(ctx, programID, func(tx Tx, prog Program) error {
+		succeeded, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, Pipeline: StageOnly, States: []ExecutionState{ExecutionSucceeded}, Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(succeeded) == 0 {
+			return &RuleError{Rule: "F", Message: fmt.Sprintf("%s has no successful stage-only execution to promote yet", prog.FullName())}
+		}
+		src := succeeded[0]
+		if number != 0 && number != src.Number {
+			if src, err = tx.ExecutionByNumber(ctx, programID, number); err != nil {
+				if errors.Is(err, ErrNotFound) {
+					return &RuleError{Message: fmt.Sprintf("%s has no execution #%d", prog.FullName(), number)}
+				}
+				return err
+			}
+			if src.Pipeline != StageOnly || src.State != ExecutionSucceeded {
+				return &RuleError{Rule: "F", Message: fmt.Sprintf("%s is %s; only a succeeded stage-only execution can be promoted", src, src.State)}
+			}
+			if cause == CausePromotion { // Promote Build: only the latest successful one
+				return &RuleError{Rule: "D", Message: fmt.Sprintf("%s is no longer the latest successful stage-only execution (%s is); promote that one, or start prod-only with --from %d", src, succeeded[0], src.Number)}
+			}
+		}
+		if err := e.ensureProdOnly(ctx, tx, prog, create); err != nil {
+			return err
+		}
+		active, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, States: ActiveStates})
+		if err != nil {
+			return err
+		}
+		if b := manualBlocker(ProdOnly, active); b != nil {
+			return blockedError(ProdOnly, *b, e.Link(prog, b.Number))
+		}
+		ex, err := tx.CreateExecution(ctx, Execution{
+			ProgramID: programID, Pipeline: ProdOnly, Commit: src.Commit, Branch: src.Branch, State: ExecutionQueued,
+			Message: fmt.Sprintf("promotes %s by %s", src, actor), Cause: cause, TriggeredBy: actor,
+			SourceID: src.ID, Config: src.Config, ArtifactDigest: src.ArtifactDigest, CreatedAt: e.Clock.Now(),
+		})
+		if err != nil {
+			return err
+		}
+		res = Result{Execution: ex, Message: fmt.Sprintf("%s promotes %s (%s, artifact set %s): %s", ex, src, ShortSHA(src.Commit), shortDigest(src.ArtifactDigest), e.Link(prog, ex.Number))}
+		if err := e.event(ctx, tx, ex, actor, "promoted", fmt.Sprintf("from %s", src)); err != nil {
+			return err
+		}
+		return e.event(ctx, tx, src, actor, "promoted", fmt.Sprintf("to %s", ex))
+	})
+	return res, err
+}
+
+func shortDigest(d string) string {
+	if len(d) > 12 {
+		return d[:12]
+	}
+	return d
+}
+
+// ensureProdOnly makes sure the program has a prod-only pipeline, creating
+// one with the default settings when create is set.
+func (e *Engine) ensureProdOnly(ctx context.Context, tx Tx, prog Program, create bool) error {
+	ps, err := tx.Pipelines(ctx, prog.ID)
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		if p.Kind == ProdOnly {
+			return nil
+		}
+	}
+	if !create {
+		return &RuleError{Rule: "D", Message: fmt.Sprintf("%s has no prod-only pipeline yet; Create & Promote (or /stagehand promote after adding prod-only to .github/stagehand.yml) creates one with the default settings: approval on, no schedule", prog.FullName())}
+	}
+	return tx.SetPipelines(ctx, prog.ID, append(ps, Pipeline{ProgramID: prog.ID, Kind: ProdOnly, PipelineConfig: PipelineConfig{Approval: true}}))
+}
+
+// pick finds the execution a command is about: number, or when number is 0
+// the only active execution that match accepts.
+func (e *Engine) pick(ctx context.Context, tx Tx, prog Program, number int, what string, match func(Execution, []Step) bool) (Execution, []Step, error) {
+	if number != 0 {
+		ex, err := tx.ExecutionByNumber(ctx, prog.ID, number)
+		if errors.Is(err, ErrNotFound) {
+			return ex, nil, &RuleError{Message: fmt.Sprintf("%s has no execution #%d", prog.FullName(), number)}
+		}
+		if err != nil {
+			return ex, nil, err
+		}
+		steps, err := tx.Steps(ctx, ex.ID)
+		if err != nil {
+			return ex, nil, err
+		}
+		if !match(ex, steps) {
+			return ex, nil, &RuleError{Message: fmt.Sprintf("%s is not %s (it is %s)", ex, what, describeState(ex))}
+		}
+		return ex, steps, nil
+	}
+	active, err := tx.Executions(ctx, ExecutionFilter{ProgramID: prog.ID, States: ActiveStates})
+	if err != nil {
+		return Execution{}, nil, err
+	}
+	var found []Execution
+	var foundSteps [][]Step
+	for _, ex := range active {
+		steps, err := tx.Steps(ctx, ex.ID)
+		if err != nil {
+			return Execution{}, nil, err
+		}
+		if match(ex, steps) {
+			found, foundSteps = append(found, ex), append(foundSteps, steps)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], foundSteps[0], nil
+	case 0:
+		return Execution{}, nil, &RuleError{Message: fmt.Sprintf("no execution of %s is %s", prog.FullName(), what)}
+	}
+	names := make([]string, len(found))
+	for i, f := range found {
+		names[i] = fmt.Sprintf("#%d", f.Number)
+	}
+	return Execution{}, nil, &RuleError{Message: fmt.Sprintf("several executions are %s (%s); name one", what, strings.Join(names, ", "))}
+}
+
+func stepIn(steps []Step, name StepName, st StepState) *Step {
+	for i := range steps {
+		if steps[i].Name == name && steps[i].State == st {
+			return &steps[i]
+		}
+	}
+	return nil
+}
+
+func waitingForApproval(ex Execution, steps []Step) bool {
+	return ex.State == ExecutionWaiting && stepIn(steps, StepApproval, StepWaiting) != nil
+}
+
+// Approve answers a waiting approval (Promote to Prod / Approve). When the
+// deploy would roll production back (rule G) only an explicit rollback
+// approval lets it go on. With prevent_self_approval, the person who
+// triggered or promoted the execution may not approve it.
+func (e *Engine) Approve(ctx context.Context, programID int64, number int, actor string, rollback bool) (Result, error) {
+	var res Result
+	err := e.update(ctx, programID, func(tx Tx, prog Program) error {
+		ex, steps, err := e.pick(ctx, tx, prog, number, "waiting for approval", waitingForApproval)
+		if err != nil {
+			return err
+		}
+		if ex.Rollback != "" && !rollback {
+			return &RuleError{Rule: "G", Message: fmt.Sprintf("%s %s; approving it needs Approve Rollback (/stagehand approve %d --rollback)", ex, ex.Rollback, ex.Number)}
+		}
+		if err := e.checkSelfApproval(ctx, tx, ex, actor); err != nil {
+			return err
+		}
+		s := stepIn(steps, StepApproval, StepWaiting)
+		detail := "approved by " + actor
+		if ex.Rollback != "" {
+			detail = "rollback approved by " + actor + ": " + ex.Rollback
+		}
+		if err := e.passStep(ctx, tx, s, detail, e.Clock.Now()); err != nil {
+			return err
+		}
+		res = Result{Execution: ex, Message: fmt.Sprintf("%s %s: %s", ex, detail, e.Link(prog, ex.Number))}
+		kind := "approved"
+		if ex.Rollback != "" {
+			kind = "approved-rollback"
+		}
+		return e.event(ctx, tx, ex, actor, kind, "")
+	})
+	return res, err
+}
+
+func (e *Engine) checkSelfApproval(ctx context.Context, tx Tx, ex Execution, actor string) error {
+	cfg, err := e.ParseConfig(ex.Config)
+	if err != nil || cfg.Production == nil || !cfg.Production.PreventSelfApproval {
+		return nil
+	}
+	people := map[string]string{ex.TriggeredBy: "started"}
+	events, err := tx.Events(ctx, ex.ID)
+	if err != nil {
+		return err
+	}
+	for _, ev := range events {
+		if ev.Kind == "triggered" || ev.Kind == "promoted" {
+			people[ev.Actor] = ev.Kind
+		}
+	}
+	if ex.SourceID != 0 {
+		if src, err := tx.Execution(ctx, ex.SourceID); err == nil {
+			people[src.TriggeredBy] = "triggered its source " + src.String()
+		}
+	}
+	if did, ok := people[actor]; ok && actor != "" {
+		return &RuleError{Message: fmt.Sprintf("%s may not approve %s: they %s it, and production has prevent_self_approval; ask another approver", actor, ex, did)}
+	}
+	return nil
+}
+
+// Reject ends a waiting approval: the execution ends cancelled, as Cloud
+// Manager does; what was deployed to stage stays.
+func (e *Engine) Reject(ctx context.Context, programID int64, number int, actor, reason string) (Result, error) {
+	var res Result
+	err := e.update(ctx, programID, func(tx Tx, prog Program) error {
+		ex, steps, err := e.pick(ctx, tx, prog, number, "waiting for approval", waitingForApproval)
+		if err != nil {
+			return err
+		}
+		s := stepIn(steps, StepApproval, StepWaiting)
+		msg := "rejected by " + actor
+		if reason != "" {
+			msg += ": " + reason
+		}
+		s.State, s.Message, s.FinishedAt = StepCancelled, msg, e.Clock.Now()
+		if err := tx.UpdateStep(ctx, *s); err != nil {
+			return err
+		}
+		res = Result{Execution: ex, Message: fmt.Sprintf("%s %s; it ends cancelled: %s", ex, msg, e.Link(prog, ex.Number))}
+		return e.event(ctx, tx, ex, actor, "rejected", reason)
+	})
+	return res, err
+}
+
+// Schedule sets when a scheduled production deploy runs; a zero time
+// means now (Deploy Now). The time survives restarts: it is stored, and the
+// engine's reconcile loop passes the schedule step when it is due.
+func (e *Engine) Schedule(ctx context.Context, programID int64, number int, actor string, at time.Time) (Result, error) {
+	var res Result
+	now := e.Clock.Now()
+	if at.IsZero() {
+		at = now
+	}
+	err := e.update(ctx, programID, func(tx Tx, prog Program) error {
+		ex, steps, err := e.pick(ctx, tx, prog, number, "waiting for a production deploy", func(ex Execution, steps []Step) bool {
+			if ex.Pipeline == StageOnly || !ex.State.Active() {
+				return false
+			}
+			for _, s := range steps {
+				if s.Name == StepSchedule {
+					return s.State == StepPending || s.State == StepWaiting
+				}
+			}
+			return false
+		})
+		if err != nil {
+			return err
+		}
+		if !e.settings(&ex).Scheduled {
+			return &RuleError{Message: fmt.Sprintf("%s's pipeline is not scheduled (scheduled: false); its production deploy runs right after approval", ex)}
+		}
+		ex.ScheduledAt = at
+		if err := tx.UpdateExecution(ctx, ex); err != nil {
+			return err
+		}
+		if s := stepIn(steps, StepSchedule, StepWaiting); s != nil {
+			s.Message = "scheduled for " + at.UTC().Format(time.RFC3339)
+			if err := tx.UpdateStep(ctx, *s); err != nil {
+				return err
+			}
+		}
+		when := "now"
+		if at.After(now) {
+			when = at.UTC().Format(time.RFC3339)
+		}
+		res = Result{Execution: ex, Message: fmt.Sprintf("%s deploys to production %s: %s", ex, when, e.Link(prog, ex.Number))}
+		return e.event(ctx, tx, ex, actor, "scheduled", at.UTC().Format(time.RFC3339))
+	})
+	return res, err
+}
+
+// Cancel ends a queued, running or waiting execution. A running command
+// is killed by its worker, which sees the cancellation at its next
+// heartbeat (within a second).
+func (e *Engine) Cancel(ctx context.Context, programID int64, number int, actor string) (Result, error) {
+	var res Result
+	now := e.Clock.Now()
+	err := e.update(ctx, programID, func(tx Tx, prog Program) error {
+		ex, steps, err := e.pick(ctx, tx, prog, number, "active", func(ex Execution, _ []Step) bool { return ex.State.Active() })
+		if err != nil {
+			return err
+		}
+		for _, s := range steps {
+			switch s.State {
+			case StepRunning, StepWaiting:
+				s.State, s.Message, s.FinishedAt = StepCancelled, "cancelled by "+actor, now
+			case StepPending:
+				s.State, s.Message = StepSkipped, "not run: the execution was cancelled"
+			default:
+				continue
+			}
+			if err := tx.UpdateStep(ctx, s); err != nil {
+				return err
+			}
+		}
+		ex.State, ex.Message, ex.FinishedAt = ExecutionCancelled, "cancelled by "+actor, now
+		if err := tx.UpdateExecution(ctx, ex); err != nil {
+			return err
+		}
+		res = Result{Execution: ex, Message: fmt.Sprintf("%s cancelled: %s", ex, e.Link(prog, ex.Number))}
+		return e.event(ctx, tx, ex, actor, "cancelled", "")
+	})
+	return res, err
+}
+
+// Rerun starts a new execution of the same pipeline at the same commit (a
+// prod-only one from the same source).
+func (e *Engine) Rerun(ctx context.Context, programID int64, number int, actor string) (Result, error) {
+	var res Result
+	err := e.update(ctx, programID, func(tx Tx, prog Program) error {
+		old, err := tx.ExecutionByNumber(ctx, programID, number)
+		if errors.Is(err, ErrNotFound) {
+			return &RuleError{Message: fmt.Sprintf("%s has no execution #%d", prog.FullName(), number)}
+		}
+		if err != nil {
+			return err
+		}
+		active, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, States: ActiveStates})
+		if err != nil {
+			return err
+		}
+		if b := manualBlocker(old.Pipeline, active); b != nil {
+			return blockedError(old.Pipeline, *b, e.Link(prog, b.Number))
+		}
+		ex, err := tx.CreateExecution(ctx, Execution{
+			ProgramID: programID, Pipeline: old.Pipeline, Commit: old.Commit, Branch: old.Branch, State: ExecutionQueued,
+			Message: fmt.Sprintf("re-run of %s by %s", old, actor), Cause: CauseRerun, TriggeredBy: actor,
+			SourceID: old.SourceID, Config: old.Config, CreatedAt: e.Clock.Now(),
+		})
+		if err != nil {
+			return err
+		}
+		if old.SourceID != 0 {
+			ex.ArtifactDigest = old.ArtifactDigest
+			if err := tx.UpdateExecution(ctx, ex); err != nil {
+				return err
+			}
+		}
+		res = Result{Execution: ex, Message: fmt.Sprintf("%s re-runs %s at %s: %s", ex, old, ShortSHA(old.Commit), e.Link(prog, ex.Number))}
+		return e.event(ctx, tx, ex, actor, "triggered", "re-run of "+old.String())
+	})
+	return res, err
+}
+
+var variableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// SetVariable sets an environment variable (rule E): refused while an
+// active execution holds the environment, applied at once otherwise and
+// used by the next deployment. An empty value with unset removes it.
+func (e *Engine) SetVariable(ctx context.Context, programID int64, env EnvironmentName, key, value, actor string, unset bool) (string, error) {
+	if env != Stage && env != Production {
+		return "", &RuleError{Message: fmt.Sprintf("unknown environment %q: use stage or production", env)}
+	}
+	if !variableName.MatchString(key) || strings.HasPrefix(strings.ToUpper(key), "STAGEHAND_") || key == "PATH" || key == "HOME" {
+		return "", &RuleError{Message: fmt.Sprintf("%q is not a variable name you can set: use letters, digits and _, not starting with a digit; STAGEHAND_*, PATH and HOME are reserved", key)}
+	}
+	var msg string
+	err := e.update(ctx, programID, func(tx Tx, prog Program) error {
+		active, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, States: []ExecutionState{ExecutionRunning, ExecutionWaiting}})
+		if err != nil {
+			return err
+		}
+		for _, a := range active {
+			if Holds(a.Pipeline, env) {
+				return &RuleError{Rule: "E", Message: fmt.Sprintf("%s is held by %s (%s: %s); its variables can change when that execution ends", env, a, describeState(a), e.Link(prog, a.Number))}
+			}
+		}
+		if unset {
+			msg = fmt.Sprintf("%s: %s removed; the next deployment uses the configuration's value, if any", env, key)
+			return tx.UnsetVariable(ctx, programID, env, key)
+		}
+		msg = fmt.Sprintf("%s: %s set; the next deployment to %s uses it", env, key, env)
+		return tx.SetVariable(ctx, programID, env, key, value)
+	})
+	return msg, err
+}
+
+// Variables lists an environment's variables as the next deployment will
+// see them: the configuration's (from the newest execution's configuration)
+// overridden by those set with /stagehand env set.
+func (e *Engine) Variables(ctx context.Context, programID int64, env EnvironmentName) (map[string]string, error) {
+	out := map[string]string{}
+	err := e.Store.View(ctx, func(tx Tx) error {
+		latest, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(latest) == 1 {
+			if cfg, err := e.ParseConfig(latest[0].Config); err == nil {
+				if ec := cfg.Environment(env); ec != nil {
+					for k, v := range ec.Variables {
+						out[k] = v
+					}
+				}
+			}
+		}
+		set, err := tx.Variables(ctx, programID, env)
+		for k, v := range set {
+			out[k] = v
+		}
+		return err
+	})
+	return out, err
+}

@@ -1,0 +1,429 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/bot/runner"
+)
+
+// StepEngine is what a step worker needs of the engine.
+type StepEngine interface {
+	ClaimStep(ctx context.Context, j bot.Job) (bot.Claim, error)
+	Heartbeat(ctx context.Context, c bot.Claim) error
+	FinishStep(ctx context.Context, c bot.Claim, o bot.Outcome) error
+}
+
+// Git fetches a program's commits.
+type Git interface {
+	// Checkout puts exactly commit into dir.
+	Checkout(ctx context.Context, prog bot.Program, commit, dir string) error
+	// IsAncestor reports whether ancestor is an ancestor of descendant.
+	IsAncestor(ctx context.Context, prog bot.Program, ancestor, descendant string) (bool, error)
+}
+
+// ArtifactStore keeps artifact sets by digest.
+type ArtifactStore interface {
+	// Collect stores the files under dir matching globs and returns the
+	// set's digest and size.
+	Collect(ctx context.Context, dir string, globs []string) (digest string, files int, err error)
+	// Verify re-hashes every file of a set; the error names what is
+	// missing or altered.
+	Verify(ctx context.Context, digest string) (files int, size int64, err error)
+	// Materialize writes a set's files under dir at their paths.
+	Materialize(ctx context.Context, digest, dir string) error
+}
+
+// Log sizes: a step's whole log is kept up to MaxLogBytes on disk; the
+// last LogTailBytes are kept with the step for check runs and pages.
+const (
+	MaxLogBytes  = 8 << 20
+	LogTailBytes = 4 << 10
+)
+
+// StepWorker runs the steps of executions: it claims a step from a job,
+// runs its commands in a fresh workspace with a heartbeat, and reports
+// the outcome. Commands run in their own goroutines (at most Concurrency at
+// once), so a job's message is acknowledged as soon as the step is claimed;
+// the claim's lease, not the message, keeps the work safe.
+type StepWorker struct {
+	Engine    StepEngine
+	Git       Git
+	Artifacts ArtifactStore
+	DataDir   string // workspaces/ and logs/ live here
+	Path      string // PATH for commands
+	Logger    *slog.Logger
+	// Heartbeat is how often a running step renews its lease and checks
+	// for cancellation (default 500ms).
+	Heartbeat   time.Duration
+	Concurrency int // default 8
+
+	once    sync.Once
+	slots   chan struct{}
+	wg      sync.WaitGroup
+	stopCtx context.Context
+	stop    context.CancelFunc
+}
+
+func (w *StepWorker) init() {
+	w.once.Do(func() {
+		if w.Heartbeat == 0 {
+			w.Heartbeat = 500 * time.Millisecond
+		}
+		if w.Concurrency == 0 {
+			w.Concurrency = 8
+		}
+		w.slots = make(chan struct{}, w.Concurrency)
+		w.stopCtx, w.stop = context.WithCancel(context.Background())
+	})
+}
+
+// Handle is the router's handler for step jobs.
+func (w *StepWorker) Handle(msg *message.Message) error {
+	var j bot.Job
+	if err := json.Unmarshal(msg.Payload, &j); err != nil {
+		return permanentError{fmt.Errorf("decoding a step job: %w", err)}
+	}
+	return w.Start(msg.Context(), j)
+}
+
+// Start claims the job's step and runs it in the background. It returns
+// once the claim is recorded (or there is nothing to do).
+func (w *StepWorker) Start(ctx context.Context, j bot.Job) error {
+	w.init()
+	select {
+	case w.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-w.stopCtx.Done():
+		return errors.New("the step worker is shutting down")
+	}
+	c, err := w.Engine.ClaimStep(ctx, j)
+	if err != nil {
+		<-w.slots
+		if errors.Is(err, bot.ErrStale) {
+			return nil
+		}
+		return fmt.Errorf("claiming %s of execution %d: %w", j.Step, j.ExecutionID, err)
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer func() { <-w.slots }()
+		w.run(c)
+	}()
+	return nil
+}
+
+// Run claims and runs a step to its end (tests and benchmarks).
+func (w *StepWorker) Run(ctx context.Context, j bot.Job) error {
+	if err := w.Start(ctx, j); err != nil {
+		return err
+	}
+	w.wg.Wait()
+	return nil
+}
+
+// Shutdown stops the commands that run (build and test steps are handed
+// back to run again; an interrupted deploy is reported failed) and waits
+// for their reports, until ctx ends.
+func (w *StepWorker) Shutdown(ctx context.Context) error {
+	w.init()
+	w.stop()
+	done := make(chan struct{})
+	go func() { w.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("step worker shutdown: %w", ctx.Err())
+	}
+}
+
+// run executes a claimed step with a heartbeat and reports its outcome.
+func (w *StepWorker) run(c bot.Claim) {
+	ctx := bot.WithLogAttrs(context.Background(),
+		slog.String(bot.LogRepo, c.Program.FullName()), slog.String(bot.LogPipeline, string(c.Execution.Pipeline)),
+		slog.Int(bot.LogExecution, c.Execution.Number), slog.String(bot.LogStep, string(c.Step.Name)))
+	runCtx, cancel := context.WithCancel(w.stopCtx)
+	defer cancel()
+	var cancelled bool
+	var mu sync.Mutex
+	beatDone := make(chan struct{})
+	go func() {
+		defer close(beatDone)
+		t := time.NewTicker(w.Heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+				if err := w.Engine.Heartbeat(ctx, c); errors.Is(err, bot.ErrStale) {
+					mu.Lock()
+					cancelled = true
+					mu.Unlock()
+					cancel()
+					return
+				} else if err != nil {
+					w.Logger.WarnContext(ctx, "renewing the step's lease", bot.LogError, err)
+				}
+			}
+		}
+	}()
+	w.Logger.InfoContext(ctx, "step started", "attempt", c.Step.Attempt)
+	o := w.execute(runCtx, c)
+	cancel()
+	<-beatDone
+	mu.Lock()
+	wasCancelled := cancelled
+	mu.Unlock()
+	if wasCancelled {
+		w.Logger.InfoContext(ctx, "step stopped: the execution was cancelled")
+		return
+	}
+	if w.stopCtx.Err() != nil && !o.Succeeded {
+		if c.Step.Name == bot.StepDeployStage || c.Step.Name == bot.StepDeployProduction {
+			o.Message = "interrupted by a server shutdown while deploying; the deploy may have partly run, so it is not run again: " + o.Message
+		} else {
+			o.Retry = true
+		}
+	}
+	reportCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer stop()
+	if err := w.Engine.FinishStep(reportCtx, c, o); err != nil {
+		// The lease runs out and Reconcile takes the step over.
+		w.Logger.ErrorContext(ctx, "recording the step's outcome", bot.LogError, err)
+		return
+	}
+	w.Logger.InfoContext(ctx, "step ended", "succeeded", o.Succeeded, "message", o.Message)
+}
+
+// execute runs the step's work and says how it went.
+func (w *StepWorker) execute(ctx context.Context, c bot.Claim) bot.Outcome {
+	ex := c.Execution
+	ws := filepath.Join(w.DataDir, "workspaces", fmt.Sprintf("%d-%s-%d", ex.ID, c.Step.Name, c.Step.Attempt))
+	defer os.RemoveAll(ws)
+	logDir := filepath.Join(w.DataDir, "logs", strconv.FormatInt(ex.ID, 10))
+	if err := os.MkdirAll(logDir, 0o750); err != nil {
+		return failed("creating the log directory: %v", err)
+	}
+	log, err := runner.NewLog(filepath.Join(logDir, string(c.Step.Name)+".log"), MaxLogBytes, LogTailBytes)
+	if err != nil {
+		return failed("creating the step log: %v", err)
+	}
+	defer log.Close()
+	var o bot.Outcome
+	switch c.Step.Name {
+	case bot.StepBuild:
+		o = w.build(ctx, c, ws, log)
+	case bot.StepDeployStage, bot.StepDeployProduction:
+		o = w.deploy(ctx, c, ws, log)
+	case bot.StepStageTests:
+		o = w.tests(ctx, c, ws, log)
+	case bot.StepArtifactPreparation:
+		o = w.prepare(ctx, c, log)
+	case bot.StepApproval:
+		o = w.rollbackCheck(ctx, c, log)
+	default:
+		o = failed("step %s has no worker", c.Step.Name)
+	}
+	if o.LogTail == "" {
+		o.LogTail = log.Tail()
+	}
+	return o
+}
+
+func failed(format string, args ...any) bot.Outcome {
+	return bot.Outcome{Message: fmt.Sprintf(format, args...)}
+}
+
+// env is the environment of a step command (SPEC §3): nothing of the
+// server's own environment but PATH and HOME.
+func stepEnv(c bot.Claim, artifacts string) map[string]string {
+	ex := c.Execution
+	m := map[string]string{
+		"STAGEHAND_REPOSITORY": c.Program.FullName(),
+		"STAGEHAND_PIPELINE":   string(ex.Pipeline),
+		"STAGEHAND_EXECUTION":  strconv.Itoa(ex.Number),
+		"STAGEHAND_COMMIT":     ex.Commit,
+		"STAGEHAND_BRANCH":     ex.Branch,
+	}
+	if e := c.Environment(); e != "" {
+		for k, v := range c.Variables {
+			m[k] = v
+		}
+		m["STAGEHAND_ENVIRONMENT"] = string(e)
+		if ec := c.Config.Environment(e); ec != nil {
+			m["STAGEHAND_ENVIRONMENT_URL"] = ec.URL
+		}
+		m["STAGEHAND_ARTIFACTS"] = artifacts
+	}
+	return m
+}
+
+// command runs one script in the checkout and returns nil when it exits 0.
+func (w *StepWorker) command(ctx context.Context, c bot.Claim, ws, script string, timeout time.Duration, log io.Writer, artifacts string) error {
+	home := filepath.Join(ws, "home")
+	if err := os.MkdirAll(home, 0o750); err != nil {
+		return err
+	}
+	res, err := runner.Run(ctx, runner.Command{
+		Script: script, Dir: filepath.Join(ws, "src"), Env: stepEnv(c, artifacts), Path: w.Path, Home: home, Timeout: timeout, Log: log,
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("starting %q: %w", script, err)
+	case res.TimedOut:
+		return fmt.Errorf("%q timed out after %s", script, timeout)
+	case res.Cancelled:
+		return fmt.Errorf("%q was stopped", script)
+	case res.ExitCode != 0:
+		return fmt.Errorf("%q exited with status %d", script, res.ExitCode)
+	}
+	return nil
+}
+
+func (w *StepWorker) checkout(ctx context.Context, c bot.Claim, ws string, log io.Writer) error {
+	fmt.Fprintf(log, "$ checkout %s at %s\n", c.Program.FullName(), c.Execution.Commit)
+	if err := w.Git.Checkout(ctx, c.Program, c.Execution.Commit, filepath.Join(ws, "src")); err != nil {
+		fmt.Fprintf(log, "checkout failed: %v\n", err)
+		return fmt.Errorf("checking out %s: %w", bot.ShortSHA(c.Execution.Commit), err)
+	}
+	return nil
+}
+
+func (w *StepWorker) build(ctx context.Context, c bot.Claim, ws string, log io.Writer) bot.Outcome {
+	b := c.Config.Build
+	if b == nil {
+		return failed("the configuration has no build section")
+	}
+	if err := w.checkout(ctx, c, ws, log); err != nil {
+		return failed("%v", err)
+	}
+	fmt.Fprintf(log, "$ %s\n", b.Run)
+	if err := w.command(ctx, c, ws, b.Run, b.Timeout, log, ""); err != nil {
+		return failed("build: %v", err)
+	}
+	digest, files, err := w.Artifacts.Collect(ctx, filepath.Join(ws, "src"), b.Artifacts)
+	if err != nil {
+		fmt.Fprintf(log, "collecting artifacts failed: %v\n", err)
+		return failed("%v", err)
+	}
+	fmt.Fprintf(log, "artifact set %s: %d files\n", digest, files)
+	return bot.Outcome{Succeeded: true, ArtifactDigest: digest, Message: fmt.Sprintf("built artifact set %s (%d files)", short(digest), files)}
+}
+
+func short(d string) string {
+	if len(d) > 12 {
+		return d[:12]
+	}
+	return d
+}
+
+// prepareEnv checks out the commit and materializes the artifact set.
+func (w *StepWorker) prepareEnv(ctx context.Context, c bot.Claim, ws string, log io.Writer) (string, error) {
+	if c.Execution.ArtifactDigest == "" {
+		return "", errors.New("the execution has no artifact set")
+	}
+	if err := w.checkout(ctx, c, ws, log); err != nil {
+		return "", err
+	}
+	dir := filepath.Join(ws, "artifacts")
+	if err := w.Artifacts.Materialize(ctx, c.Execution.ArtifactDigest, dir); err != nil {
+		fmt.Fprintf(log, "materializing artifacts failed: %v\n", err)
+		return "", fmt.Errorf("artifact set %s: %w", short(c.Execution.ArtifactDigest), err)
+	}
+	fmt.Fprintf(log, "artifact set %s in $STAGEHAND_ARTIFACTS\n", c.Execution.ArtifactDigest)
+	return dir, nil
+}
+
+func (w *StepWorker) deploy(ctx context.Context, c bot.Claim, ws string, log io.Writer) bot.Outcome {
+	envName := c.Environment()
+	ec := c.Config.Environment(envName)
+	if ec == nil {
+		return failed("the configuration has no environments.%s", envName)
+	}
+	dir, err := w.prepareEnv(ctx, c, ws, log)
+	if err != nil {
+		return failed("%v", err)
+	}
+	fmt.Fprintf(log, "$ %s\n", ec.Deploy)
+	if err := w.command(ctx, c, ws, ec.Deploy, ec.DeployTimeout, log, dir); err != nil {
+		return failed("deploy to %s: %v", envName, err)
+	}
+	return bot.Outcome{Succeeded: true, Message: fmt.Sprintf("deployed %s (artifact set %s) to %s", bot.ShortSHA(c.Execution.Commit), short(c.Execution.ArtifactDigest), envName)}
+}
+
+func (w *StepWorker) tests(ctx context.Context, c bot.Claim, ws string, log io.Writer) bot.Outcome {
+	ec := c.Config.Stage
+	if ec == nil || len(ec.Tests) == 0 {
+		return bot.Outcome{Succeeded: true, Message: "no stage tests configured"}
+	}
+	dir, err := w.prepareEnv(ctx, c, ws, log)
+	if err != nil {
+		return failed("%v", err)
+	}
+	for _, t := range ec.Tests {
+		fmt.Fprintf(log, "== test %s\n$ %s\n", t.Name, t.Run)
+		if err := w.command(ctx, c, ws, t.Run, t.Timeout, log, dir); err != nil {
+			return failed("test %s failed: %v", t.Name, err)
+		}
+	}
+	return bot.Outcome{Succeeded: true, Message: fmt.Sprintf("%d stage test(s) passed", len(ec.Tests))}
+}
+
+// prepare is artifact-preparation: it names the source execution and
+// re-verifies every file of its artifact set (rule F).
+func (w *StepWorker) prepare(ctx context.Context, c bot.Claim, log io.Writer) bot.Outcome {
+	src := c.Source
+	if src == nil {
+		return failed("this prod-only execution has no source stage-only execution")
+	}
+	fmt.Fprintf(log, "source: %s at %s, artifact set %s\n", src, src.Commit, src.ArtifactDigest)
+	files, size, err := w.Artifacts.Verify(ctx, src.ArtifactDigest)
+	if err != nil {
+		fmt.Fprintf(log, "verification failed: %v\n", err)
+		return failed("the artifact set %s of %s failed verification: %v", short(src.ArtifactDigest), src, err)
+	}
+	fmt.Fprintf(log, "verified %d files, %d bytes\n", files, size)
+	return bot.Outcome{Succeeded: true, ArtifactDigest: src.ArtifactDigest,
+		Message: fmt.Sprintf("source %s (%s), artifact set %s: %d files verified", src, bot.ShortSHA(src.Commit), short(src.ArtifactDigest), files)}
+}
+
+// rollbackCheck runs before the approval gate (rule G): it asks git
+// whether production's commit is an ancestor of the candidate.
+func (w *StepWorker) rollbackCheck(ctx context.Context, c bot.Claim, log io.Writer) bot.Outcome {
+	prod, ex := c.Production, c.Execution
+	if prod == nil || prod.Commit == ex.Commit {
+		return bot.Outcome{Succeeded: true}
+	}
+	ok, err := w.Git.IsAncestor(ctx, c.Program, prod.Commit, ex.Commit)
+	if err != nil {
+		fmt.Fprintf(log, "rollback check failed: %v\n", err)
+		return failed("checking whether %s descends from production's %s: %v", bot.ShortSHA(ex.Commit), bot.ShortSHA(prod.Commit), err)
+	}
+	if ok {
+		return bot.Outcome{Succeeded: true}
+	}
+	candidate := ex
+	if c.Source != nil {
+		candidate = *c.Source
+	}
+	note := fmt.Sprintf("would roll production back from %s (%s #%d) to %s (%s)",
+		bot.ShortSHA(prod.Commit), prod.Pipeline, prod.Number, bot.ShortSHA(ex.Commit), candidate)
+	fmt.Fprintln(log, note)
+	return bot.Outcome{Succeeded: true, Rollback: note}
+}

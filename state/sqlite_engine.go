@@ -1,0 +1,212 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/stagehand-dev/stagehand/bot"
+)
+
+// LockProgram checks that the program exists. SQLite needs no row lock:
+// every Update starts with BEGIN IMMEDIATE and so holds the database's write
+// lock from its first statement, which already serialises the transactions
+// LockProgram is meant to. The Postgres store will lock the program's row
+// with SELECT 1 FROM programs WHERE id = $1 FOR UPDATE, held until the
+// transaction ends.
+func (t *sqliteTx) LockProgram(ctx context.Context, programID int64) error {
+	if err := t.requireProgram(ctx, programID); err != nil {
+		return fmt.Errorf("lock program: %w", err)
+	}
+	return nil
+}
+
+// checkEnvironment refuses a name other than bot.Stage and bot.Production.
+func checkEnvironment(env bot.EnvironmentName) error {
+	if env != bot.Stage && env != bot.Production {
+		return fmt.Errorf("unknown environment %q: want %q or %q", env, bot.Stage, bot.Production)
+	}
+	return nil
+}
+
+// Deployments.
+const (
+	upsertDeployment = `INSERT INTO deployments (program_id, environment, execution_id, pipeline, number, commit_sha,
+    artifact_digest, since)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (program_id, environment) DO UPDATE SET execution_id = excluded.execution_id,
+    pipeline = excluded.pipeline, number = excluded.number, commit_sha = excluded.commit_sha,
+    artifact_digest = excluded.artifact_digest, since = excluded.since`
+	selectDeployment = `SELECT program_id, environment, execution_id, pipeline, number, commit_sha, artifact_digest, since
+FROM deployments WHERE program_id = ? AND environment = ?`
+	selectExecutionProgram = `SELECT program_id FROM executions WHERE id = ?`
+)
+
+func (t *sqliteTx) Deployment(ctx context.Context, programID int64, env bot.EnvironmentName) (bot.Deployment, error) {
+	if err := checkEnvironment(env); err != nil {
+		return bot.Deployment{}, fmt.Errorf("deployment of program %d: %w", programID, err)
+	}
+	var d bot.Deployment
+	err := t.tx.QueryRowContext(ctx, selectDeployment, programID, env).Scan(&d.ProgramID, &d.Environment,
+		idDest{&d.ExecutionID}, &d.Pipeline, &d.Number, &d.Commit, &d.ArtifactDigest, timeDest{&d.Since})
+	if errors.Is(err, sql.ErrNoRows) {
+		return bot.Deployment{}, fmt.Errorf("deployment of program %d to %s: %w", programID, env, bot.ErrNotFound)
+	}
+	if err != nil {
+		return bot.Deployment{}, fmt.Errorf("deployment of program %d to %s: %w", programID, env, err)
+	}
+	return d, nil
+}
+
+// SetDeployment records d as what runs on d.Environment of d.ProgramID,
+// replacing what ran there before. d.ExecutionID, when not zero, must be an
+// execution of that program. Since is kept as given.
+func (t *sqliteTx) SetDeployment(ctx context.Context, d bot.Deployment) error {
+	if err := checkEnvironment(d.Environment); err != nil {
+		return fmt.Errorf("set deployment of program %d: %w", d.ProgramID, err)
+	}
+	if err := t.requireProgram(ctx, d.ProgramID); err != nil {
+		return fmt.Errorf("set deployment: %w", err)
+	}
+	if d.ExecutionID != 0 {
+		programID, err := t.executionProgram(ctx, d.ExecutionID)
+		if err != nil {
+			return fmt.Errorf("set deployment of program %d to %s: %w", d.ProgramID, d.Environment, err)
+		}
+		if programID != d.ProgramID {
+			return fmt.Errorf("set deployment of program %d to %s: execution %d belongs to program %d",
+				d.ProgramID, d.Environment, d.ExecutionID, programID)
+		}
+	}
+	_, err := t.tx.ExecContext(ctx, upsertDeployment, d.ProgramID, d.Environment, dbID(d.ExecutionID), d.Pipeline,
+		d.Number, d.Commit, d.ArtifactDigest, dbTime(d.Since))
+	if err != nil {
+		return fmt.Errorf("set deployment of program %d to %s: %w", d.ProgramID, d.Environment, err)
+	}
+	return nil
+}
+
+// executionProgram returns the program of execution id, or ErrNotFound.
+func (t *sqliteTx) executionProgram(ctx context.Context, id int64) (int64, error) {
+	var programID int64
+	err := t.tx.QueryRowContext(ctx, selectExecutionProgram, id).Scan(&programID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("execution %d: %w", id, bot.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("execution %d: %w", id, err)
+	}
+	return programID, nil
+}
+
+// Variables.
+const (
+	selectVariables = `SELECT name, value FROM variables WHERE program_id = ? AND environment = ?`
+	upsertVariable  = `INSERT INTO variables (program_id, environment, name, value) VALUES (?, ?, ?, ?)
+ON CONFLICT (program_id, environment, name) DO UPDATE SET value = excluded.value`
+	deleteVariable = `DELETE FROM variables WHERE program_id = ? AND environment = ? AND name = ?`
+)
+
+// Variables returns the variables of one environment of a program, an empty
+// map when it has none (or there is no such program).
+func (t *sqliteTx) Variables(ctx context.Context, programID int64, env bot.EnvironmentName) (map[string]string, error) {
+	if err := checkEnvironment(env); err != nil {
+		return nil, fmt.Errorf("variables of program %d: %w", programID, err)
+	}
+	rows, err := t.tx.QueryContext(ctx, selectVariables, programID, env)
+	if err != nil {
+		return nil, fmt.Errorf("variables of program %d in %s: %w", programID, env, err)
+	}
+	defer rows.Close()
+	vars := map[string]string{}
+	for rows.Next() {
+		var key, value string
+		if err := rows.Scan(&key, &value); err != nil {
+			return nil, fmt.Errorf("variables of program %d in %s: %w", programID, env, err)
+		}
+		vars[key] = value
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("variables of program %d in %s: %w", programID, env, err)
+	}
+	return vars, nil
+}
+
+// SetVariable sets key to value in one environment of a program, replacing
+// the value it had.
+func (t *sqliteTx) SetVariable(ctx context.Context, programID int64, env bot.EnvironmentName, key, value string) error {
+	if err := checkEnvironment(env); err != nil {
+		return fmt.Errorf("set variable %s of program %d: %w", key, programID, err)
+	}
+	if key == "" {
+		return fmt.Errorf("set variable of program %d in %s: empty key", programID, env)
+	}
+	if err := t.requireProgram(ctx, programID); err != nil {
+		return fmt.Errorf("set variable %s: %w", key, err)
+	}
+	if _, err := t.tx.ExecContext(ctx, upsertVariable, programID, env, key, value); err != nil {
+		return fmt.Errorf("set variable %s of program %d in %s: %w", key, programID, env, err)
+	}
+	return nil
+}
+
+// UnsetVariable removes key from one environment of a program; removing a
+// variable that is not set is not an error.
+func (t *sqliteTx) UnsetVariable(ctx context.Context, programID int64, env bot.EnvironmentName, key string) error {
+	if err := checkEnvironment(env); err != nil {
+		return fmt.Errorf("unset variable %s of program %d: %w", key, programID, err)
+	}
+	if _, err := t.tx.ExecContext(ctx, deleteVariable, programID, env, key); err != nil {
+		return fmt.Errorf("unset variable %s of program %d in %s: %w", key, programID, env, err)
+	}
+	return nil
+}
+
+// Execution events.
+const (
+	insertEvent  = `INSERT INTO execution_events (execution_id, occurred_at, actor, kind, detail) VALUES (?, ?, ?, ?, ?)`
+	selectEvents = `SELECT execution_id, occurred_at, actor, kind, detail
+FROM execution_events WHERE execution_id = ? ORDER BY id`
+)
+
+// AddEvent appends ev to its execution's record. A zero At becomes the
+// store's clock time.
+func (t *sqliteTx) AddEvent(ctx context.Context, ev bot.Event) error {
+	if ev.Kind == "" {
+		return fmt.Errorf("add event to execution %d: empty kind", ev.ExecutionID)
+	}
+	if _, err := t.executionProgram(ctx, ev.ExecutionID); err != nil {
+		return fmt.Errorf("add event %s: %w", ev.Kind, err)
+	}
+	if ev.At.IsZero() {
+		ev.At = t.now()
+	}
+	_, err := t.tx.ExecContext(ctx, insertEvent, ev.ExecutionID, dbTime(ev.At), ev.Actor, ev.Kind, ev.Detail)
+	if err != nil {
+		return fmt.Errorf("add event %s to execution %d: %w", ev.Kind, ev.ExecutionID, err)
+	}
+	return nil
+}
+
+// Events returns an execution's events in the order they were added; none
+// for an execution without events, or no such execution.
+func (t *sqliteTx) Events(ctx context.Context, executionID int64) ([]bot.Event, error) {
+	rows, err := t.tx.QueryContext(ctx, selectEvents, executionID)
+	if err != nil {
+		return nil, fmt.Errorf("events of execution %d: %w", executionID, err)
+	}
+	defer rows.Close()
+	var evs []bot.Event
+	for rows.Next() {
+		var ev bot.Event
+		if err := rows.Scan(&ev.ExecutionID, timeDest{&ev.At}, &ev.Actor, &ev.Kind, &ev.Detail); err != nil {
+			return nil, fmt.Errorf("events of execution %d: %w", executionID, err)
+		}
+		evs = append(evs, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("events of execution %d: %w", executionID, err)
+	}
+	return evs, nil
+}
