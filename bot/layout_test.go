@@ -11,11 +11,12 @@ import (
 var mayImport = map[string][]string{
 	"bot":                  {},
 	"bot/ghapp":            {"bot"},
+	"bot/runner":           {},
 	"bot/ghapp/fakegithub": {"bot"},
 	"config":               {"bot"},
 	"state":                {"bot"},
 	"state/storetest":      {"bot"},
-	"handlers":             {"bot"},
+	"handlers":             {"bot", "bot/runner"},
 	"router":               {"bot", "handlers"},
 	"cmd/stagehand":        {"*"},
 }

@@ -96,7 +96,8 @@ const (
 	// waits for its subscriptions to stop; when it is called they have
 	// stopped already (see subscription.shutdown).
 	subscriberCloseTimeout = 5 * time.Second
-	// drainTimeout bounds how long Close waits for a connection to drain.
+	// drainTimeout bounds how long Close waits for a connection to drain:
+	// for the handlers of messages handed out to finish and ack them.
 	drainTimeout = 30 * time.Second
 )
 
@@ -221,6 +222,7 @@ func (b *Broker) connect(name string) (*nats.Conn, <-chan struct{}, error) {
 	var once sync.Once
 	opts := []nats.Option{
 		nats.Name(name),
+		nats.DrainTimeout(drainTimeout),
 		nats.ClosedHandler(func(*nats.Conn) { once.Do(func() { close(closed) }) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -102,6 +103,7 @@ func (s *brokerSubscriber) Subscribe(ctx context.Context, topic string) (<-chan 
 	if err != nil {
 		return nil, err
 	}
+	s.subs = slices.DeleteFunc(s.subs, func(sub *subscription) bool { return isClosed(sub.done) })
 	s.subs = append(s.subs, sub)
 	out := make(chan *message.Message)
 	go sub.run(ctx, s.stop, in, out)
@@ -206,8 +208,11 @@ func (sub *subscription) shutdown(in <-chan *message.Message) error {
 	if err := sub.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		errs = append(errs, fmt.Errorf("draining the connection: %w", err))
 	}
-	timeout := time.NewTimer(drainTimeout + time.Second)
-	defer timeout.Stop()
+	// NATS gives up draining after drainTimeout (a handler that does not
+	// finish) and closes the connection; the timer is a backstop.
+	backstop := time.NewTimer(drainTimeout + 5*time.Second)
+	defer backstop.Stop()
+	timedOut := false
 	for drained := false; !drained; {
 		select {
 		case msg, ok := <-in:
@@ -218,10 +223,13 @@ func (sub *subscription) shutdown(in <-chan *message.Message) error {
 			msg.Nack()
 		case <-sub.connClosed:
 			drained = true
-		case <-timeout.C:
+		case <-backstop.C:
+			timedOut = true
 			sub.nc.Close() // connClosed follows
-			errs = append(errs, fmt.Errorf("the connection did not drain within %s", drainTimeout))
 		}
+	}
+	if timedOut || errors.Is(sub.nc.LastError(), nats.ErrDrainTimeout) {
+		errs = append(errs, fmt.Errorf("handlers did not acknowledge their messages within %s of the stop; those messages are delivered again", drainTimeout))
 	}
 	if err := sub.wm.Close(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		errs = append(errs, err)

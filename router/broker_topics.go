@@ -14,6 +14,7 @@ import (
 // they are also the NATS subjects.
 const (
 	TopicWebhooks = "stagehand.webhooks"
+	TopicSteps    = "stagehand.steps"
 	TopicPoison   = "stagehand.poison"
 )
 
@@ -21,6 +22,9 @@ const (
 // one more line here, plus its Topic constant.
 var topics = []topicSpec{
 	{topic: TopicWebhooks, name: "webhooks", queue: true},
+	// Step jobs: a worker claims the step (recorded in state with a lease)
+	// and acknowledges at once; the command runs outside the handler.
+	{topic: TopicSteps, name: "steps", queue: true},
 	{topic: TopicPoison, name: "poison"},
 }
 

@@ -23,6 +23,8 @@ type RouterOptions struct {
 	Metrics    *Metrics
 	// Webhooks handles one stored webhook delivery.
 	Webhooks message.NoPublishHandlerFunc
+	// Steps claims one step job (nil: this process runs no step worker).
+	Steps message.NoPublishHandlerFunc
 	// Retry overrides the default retry policy (tests make it fast).
 	Retry *middleware.Retry
 	// CloseTimeout is how long Close waits for handlers in flight; what is
@@ -83,6 +85,9 @@ func NewRouter(o RouterOptions) (*message.Router, error) {
 		middleware.Recoverer,
 	)
 	r.AddConsumerHandler("webhooks", TopicWebhooks, o.Subscriber, o.Webhooks)
+	if o.Steps != nil {
+		r.AddConsumerHandler("steps", TopicSteps, o.Subscriber, o.Steps)
+	}
 	return r, nil
 }
 

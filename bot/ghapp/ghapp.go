@@ -48,6 +48,7 @@ type App struct {
 
 	mu            sync.Mutex
 	installations map[int64]*github.Client
+	transports    map[int64]*ghinstallation.Transport
 }
 
 // New checks the options and builds the App's JWT-authenticated transport.
@@ -70,6 +71,7 @@ func New(opts Options) (*App, error) {
 		baseURL:       base,
 		base:          http.DefaultTransport,
 		installations: map[int64]*github.Client{},
+		transports:    map[int64]*ghinstallation.Transport{},
 	}
 	if opts.HTTPClient != nil {
 		a.client = *opts.HTTPClient
@@ -145,7 +147,24 @@ func (a *App) Installation(id int64) (*github.Client, error) {
 	tr.InstallationTokenOptions = &github.InstallationTokenOptions{}
 	c := a.newClient(closeRefreshBody{tr})
 	a.installations[id] = c
+	a.transports[id] = tr
 	return c, nil
+}
+
+// Token returns a valid installation token, for git over HTTPS (it goes in
+// an Authorization header, never in a URL or a log).
+func (a *App) Token(ctx context.Context, installationID int64) (string, error) {
+	if _, err := a.Installation(installationID); err != nil {
+		return "", err
+	}
+	a.mu.Lock()
+	tr := a.transports[installationID]
+	a.mu.Unlock()
+	tok, err := tr.Token(ctx)
+	if err != nil {
+		return "", fmt.Errorf("getting an installation token for installation %d: %w", installationID, err)
+	}
+	return tok, nil
 }
 
 // closeRefreshBody closes the response body ghinstallation leaves open when
