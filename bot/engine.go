@@ -55,7 +55,9 @@ type Engine struct {
 	Logger      *slog.Logger
 	// PublicURL is the base of links in messages (the dashboard).
 	PublicURL string
-	// Lease is how long a worker's claim on a step lasts without renewal.
+	// Lease is how long a worker's claim on a step lasts without renewal
+	// (default 10s; workers renew it every 500ms). When it runs out, the
+	// worker is presumed dead and Reconcile takes the step over.
 	Lease time.Duration
 }
 
@@ -63,7 +65,7 @@ func (e *Engine) lease() time.Duration {
 	if e.Lease > 0 {
 		return e.Lease
 	}
-	return 30 * time.Second
+	return 10 * time.Second
 }
 
 // Link is the dashboard page of an execution.

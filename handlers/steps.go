@@ -36,12 +36,12 @@ type Git interface {
 
 // ArtifactStore keeps artifact sets by digest.
 type ArtifactStore interface {
-	// Collect stores the files under dir matching globs and returns the
-	// set's digest and size.
-	Collect(ctx context.Context, dir string, globs []string) (digest string, files int, err error)
+	// Collect stores the files under dir matching globs; its error names
+	// every glob that matched nothing.
+	Collect(ctx context.Context, dir string, globs []string) (bot.ArtifactSet, error)
 	// Verify re-hashes every file of a set; the error names what is
 	// missing or altered.
-	Verify(ctx context.Context, digest string) (files int, size int64, err error)
+	Verify(ctx context.Context, digest string) (bot.ArtifactSet, error)
 	// Materialize writes a set's files under dir at their paths.
 	Materialize(ctx context.Context, digest, dir string) error
 }
@@ -317,13 +317,16 @@ func (w *StepWorker) build(ctx context.Context, c bot.Claim, ws string, log io.W
 	if err := w.command(ctx, c, ws, b.Run, b.Timeout, log, ""); err != nil {
 		return failed("build: %v", err)
 	}
-	digest, files, err := w.Artifacts.Collect(ctx, filepath.Join(ws, "src"), b.Artifacts)
+	set, err := w.Artifacts.Collect(ctx, filepath.Join(ws, "src"), b.Artifacts)
 	if err != nil {
 		fmt.Fprintf(log, "collecting artifacts failed: %v\n", err)
 		return failed("%v", err)
 	}
-	fmt.Fprintf(log, "artifact set %s: %d files\n", digest, files)
-	return bot.Outcome{Succeeded: true, ArtifactDigest: digest, Message: fmt.Sprintf("built artifact set %s (%d files)", short(digest), files)}
+	fmt.Fprintf(log, "artifact set %s: %d files, %d bytes\n", set.Digest, len(set.Files), set.Size())
+	for _, f := range set.Files {
+		fmt.Fprintf(log, "  %s  %8d  %s\n", f.SHA256[:12], f.Size, f.Path)
+	}
+	return bot.Outcome{Succeeded: true, ArtifactDigest: set.Digest, Message: fmt.Sprintf("built artifact set %s (%d files)", short(set.Digest), len(set.Files))}
 }
 
 func short(d string) string {
@@ -393,14 +396,14 @@ func (w *StepWorker) prepare(ctx context.Context, c bot.Claim, log io.Writer) bo
 		return failed("this prod-only execution has no source stage-only execution")
 	}
 	fmt.Fprintf(log, "source: %s at %s, artifact set %s\n", src, src.Commit, src.ArtifactDigest)
-	files, size, err := w.Artifacts.Verify(ctx, src.ArtifactDigest)
+	set, err := w.Artifacts.Verify(ctx, src.ArtifactDigest)
 	if err != nil {
 		fmt.Fprintf(log, "verification failed: %v\n", err)
 		return failed("the artifact set %s of %s failed verification: %v", short(src.ArtifactDigest), src, err)
 	}
-	fmt.Fprintf(log, "verified %d files, %d bytes\n", files, size)
+	fmt.Fprintf(log, "verified %d files, %d bytes\n", len(set.Files), set.Size())
 	return bot.Outcome{Succeeded: true, ArtifactDigest: src.ArtifactDigest,
-		Message: fmt.Sprintf("source %s (%s), artifact set %s: %d files verified", src, bot.ShortSHA(src.Commit), short(src.ArtifactDigest), files)}
+		Message: fmt.Sprintf("source %s (%s), artifact set %s: %d files verified", src, bot.ShortSHA(src.Commit), short(src.ArtifactDigest), len(set.Files))}
 }
 
 // rollbackCheck runs before the approval gate (rule G): it asks git

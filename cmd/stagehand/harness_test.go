@@ -43,6 +43,7 @@ type harness struct {
 	keyFile string
 	dataDir string
 	addr    string
+	gitURL  string // --github-git-url; empty: the default
 }
 
 func newHarness(t *testing.T) *harness {
@@ -62,9 +63,13 @@ func newHarness(t *testing.T) *harness {
 }
 
 func (h *harness) args() []string {
-	return []string{"serve", "--listen", h.addr, "--data-dir", h.dataDir,
+	args := []string{"serve", "--listen", h.addr, "--data-dir", h.dataDir,
 		"--github-app-id", fmt.Sprint(testAppID), "--github-private-key-file", h.keyFile,
 		"--github-webhook-secret", testSecret, "--github-api-url", h.gh.URL(), "--log-level", "debug"}
+	if h.gitURL != "" {
+		args = append(args, "--github-git-url", h.gitURL)
+	}
+	return args
 }
 
 func (h *harness) url(path string) string { return "http://" + h.addr + path }

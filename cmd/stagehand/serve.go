@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -96,17 +97,28 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger) (er
 	if err != nil {
 		return err
 	}
-	metrics := router.NewMetrics(broker.PoisonCount)
-	webhooks := &handlers.Webhooks{
-		Store: store, Files: app, Clock: bot.SystemClock{}, Logger: logger,
-		ParseConfig: func(data []byte) (*bot.Config, error) {
-			c, diags := config.ParseRepoConfig(config.RepoConfigPath, data)
-			return c, diags.Err()
-		},
+	artifacts, err := state.OpenArtifacts(filepath.Join(cfg.DataDir, "artifacts"))
+	if err != nil {
+		return fmt.Errorf("opening the artifact store in %s: %w", cfg.DataDir, err)
 	}
+	metrics := router.NewMetrics(broker.PoisonCount)
+	parse := func(data []byte) (*bot.Config, error) {
+		c, diags := config.ParseRepoConfig(config.RepoConfigPath, data)
+		return c, diags.Err()
+	}
+	git := &handlers.GitRepos{BaseURL: cfg.GitHubGitURL, Scratch: filepath.Join(cfg.DataDir, "tmp"), Token: app.Token}
+	if strings.HasPrefix(cfg.GitHubGitURL, "file://") {
+		git.Token = nil // local repositories need no token
+	}
+	engine := &bot.Engine{
+		Store: store, Clock: bot.SystemClock{}, Jobs: router.JobQueue{Publisher: broker.Publisher()},
+		Source: handlers.RepoSource{GitRepos: git, Files: app}, ParseConfig: parse, Logger: logger, PublicURL: cfg.PublicURL,
+	}
+	worker := &handlers.StepWorker{Engine: engine, Git: git, Artifacts: artifacts, DataDir: cfg.DataDir, Path: os.Getenv("PATH"), Logger: logger}
+	webhooks := &handlers.Webhooks{Store: store, Engine: engine, Files: app, Clock: bot.SystemClock{}, Logger: logger, ParseConfig: parse}
 	msgRouter, err := router.NewRouter(router.RouterOptions{
 		Logger: logger, Subscriber: broker.Subscriber(), Publisher: broker.Publisher(),
-		Metrics: metrics, Webhooks: webhooks.Handle, CloseTimeout: shutdownTimeout,
+		Metrics: metrics, Webhooks: webhooks.Handle, Steps: worker.Handle, CloseTimeout: shutdownTimeout,
 	})
 	if err != nil {
 		return err
@@ -118,6 +130,16 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger) (er
 	case err := <-routerDone:
 		return fmt.Errorf("the message router stopped at start: %w", err)
 	}
+
+	// The reconcile loop takes over what a crash or a lost message left:
+	// steps whose worker died, due schedules, queued executions.
+	reconcileCtx, stopReconcile := context.WithCancel(context.WithoutCancel(ctx))
+	reconcileDone := make(chan struct{})
+	go func() {
+		defer close(reconcileDone)
+		reconcileLoop(reconcileCtx, engine, logger)
+	}()
+	defer func() { stopReconcile(); <-reconcileDone }()
 
 	mux := http.NewServeMux()
 	router.Routes(mux, &router.Intake{
@@ -151,8 +173,31 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger) (er
 	if cerr := msgRouter.Close(); cerr != nil {
 		logger.Warn("message router shutdown", bot.LogError, cerr)
 	}
+	stopReconcile()
+	<-reconcileDone
+	if werr := worker.Shutdown(shutdownCtx); werr != nil {
+		logger.Warn("step worker shutdown", bot.LogError, werr)
+	}
 	logger.Info("stopped")
 	return err
+}
+
+// reconcileInterval is how often the engine looks for work left behind.
+const reconcileInterval = 2 * time.Second
+
+func reconcileLoop(ctx context.Context, engine *bot.Engine, logger *slog.Logger) {
+	t := time.NewTicker(reconcileInterval)
+	defer t.Stop()
+	for {
+		if err := engine.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			logger.Warn("reconcile", bot.LogError, err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func closeLogged(logger *slog.Logger, what string, close func() error) {

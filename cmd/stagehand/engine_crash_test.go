@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/config"
+	"github.com/stagehand-dev/stagehand/state"
+)
+
+// crashRepo is a sample repository whose scripts record every build and
+// deploy in record/ and wait while a hold-<step> file exists.
+const crashScript = `set -eu
+step=$1
+if [ "$step" = build ]; then
+  mkdir -p dist
+  od -An -N16 -tx1 /dev/urandom > dist/app.txt
+fi
+while [ -f RECORD/hold-$step ]; do sleep 0.05; done
+echo "$step ${STAGEHAND_ENVIRONMENT:-} $STAGEHAND_PIPELINE #$STAGEHAND_EXECUTION" >> RECORD/$step.log
+`
+
+const crashConfig = `version: 1
+build: {run: bash run.sh build, artifacts: [dist/**]}
+environments:
+  stage: {deploy: bash run.sh deploy}
+  production: {deploy: bash run.sh deploy}
+pipelines:
+  stage-only: {branch: master, trigger: on-git-changes}
+  prod-only: {approval: true}
+`
+
+// crashSetup makes the sample repository at Codertocat/Hello-World and
+// points the harness's server at it.
+func crashSetup(t *testing.T, h *harness) (record string, sha string) {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "Codertocat", "Hello-World")
+	record = filepath.Join(root, "record")
+	if err := os.MkdirAll(record, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		".github/stagehand.yml": crashConfig,
+		"run.sh":                strings.ReplaceAll(crashScript, "RECORD", record),
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git := func(args ...string) string {
+		cmd := exec.Command("git", append([]string{"-c", "user.name=T", "-c", "user.email=t@example.com"}, args...)...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q", "-b", "master")
+	git("add", "-A")
+	git("commit", "-q", "-m", "sample")
+	sha = git("rev-parse", "HEAD")
+	h.gh.SetFile("Codertocat", "Hello-World", sha, ".github/stagehand.yml", []byte(crashConfig))
+	h.gitURL = "file://" + root + "/"
+	return record, sha
+}
+
+// pushPayloadFor is the real branch-created payload pointing at sha.
+func pushPayloadFor(t *testing.T, sha string) []byte {
+	t.Helper()
+	return []byte(strings.ReplaceAll(string(fakegithub.Payload("push/branch-created.json")), pushSHA, sha))
+}
+
+func hold(t *testing.T, record, step string) func() {
+	t.Helper()
+	p := filepath.Join(record, "hold-"+step)
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return func() { os.Remove(p) }
+}
+
+// waitHolding waits until a script sits at its hold, i.e. the step's
+// command is running.
+func waitHolding(t *testing.T, h *harness, n int, step bot.StepName) {
+	t.Helper()
+	waitFor(t, 60*time.Second, string(step)+" running", func() bool {
+		for _, s := range h.steps(t, n) {
+			if s.Name == step && s.State == bot.StepRunning && s.Attempt > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(300 * time.Millisecond) // let the script reach its hold loop
+}
+
+func (h *harness) steps(t *testing.T, n int) []bot.Step {
+	t.Helper()
+	var steps []bot.Step
+	h.withStore(t, func(ctx context.Context, store bot.Store, prog bot.Program) {
+		err := store.View(ctx, func(tx bot.Tx) error {
+			ex, err := tx.ExecutionByNumber(ctx, prog.ID, n)
+			if err != nil {
+				return nil // not yet
+			}
+			steps, err = tx.Steps(ctx, ex.ID)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	return steps
+}
+
+func (h *harness) execution(t *testing.T, n int) bot.Execution {
+	t.Helper()
+	for _, ex := range h.executions(t) {
+		if ex.Number == n {
+			return ex
+		}
+	}
+	return bot.Execution{}
+}
+
+func (h *harness) waitExecution(t *testing.T, n int, st bot.ExecutionState) bot.Execution {
+	t.Helper()
+	waitFor(t, 90*time.Second, "execution to be "+string(st), func() bool { return h.execution(t, n).State == st })
+	return h.execution(t, n)
+}
+
+// withStore opens the server's state database next to the running server.
+func (h *harness) withStore(t *testing.T, fn func(ctx context.Context, store bot.Store, prog bot.Program)) {
+	t.Helper()
+	ctx := context.Background()
+	store, err := state.OpenSQLite(ctx, filepath.Join(h.dataDir, "stagehand.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var prog bot.Program
+	_ = store.View(ctx, func(tx bot.Tx) error {
+		prog, _ = tx.ProgramByName(ctx, "Codertocat", "Hello-World")
+		return nil
+	})
+	fn(ctx, store, prog)
+}
+
+type noJobs struct{}
+
+func (noJobs) PublishJob(context.Context, bot.Job) error { return nil }
+
+// command runs an engine command on the server's database, as the GitHub
+// surface will; the server's reconcile loop dispatches what follows.
+func (h *harness) command(t *testing.T, fn func(ctx context.Context, e *bot.Engine, prog bot.Program) error) {
+	t.Helper()
+	h.withStore(t, func(ctx context.Context, store bot.Store, prog bot.Program) {
+		e := &bot.Engine{Store: store, Clock: bot.SystemClock{}, Jobs: noJobs{}, Logger: slog.New(slog.DiscardHandler),
+			ParseConfig: func(b []byte) (*bot.Config, error) {
+				c, d := config.ParseRepoConfig(config.RepoConfigPath, b)
+				return c, d.Err()
+			}}
+		if err := fn(ctx, e, prog); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func lines(t *testing.T, record, name string) []string {
+	t.Helper()
+	b, _ := os.ReadFile(filepath.Join(record, name))
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+func kill(t *testing.T, p *process) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.cmd.Wait()
+}
+
+// TestEngineCrashSafety is rule I, second half: the real binary is killed
+// with SIGKILL during a build, during a stage deploy and while waiting for
+// approval; after a restart each execution ends in the right state and no
+// deploy ran twice.
+func TestEngineCrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binary; skipped with -short")
+	}
+	t.Run("during the build", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		record, sha := crashSetup(t, h)
+		release := hold(t, record, "build")
+		first := h.start(t, "first")
+		h.waitReady(t)
+		if code := h.send(t, "push", "crash-build", pushPayloadFor(t, sha)); code != 202 {
+			t.Fatalf("push answered %d", code)
+		}
+		waitHolding(t, h, 1, bot.StepBuild)
+		kill(t, first)
+		release()
+		h.start(t, "second")
+		ex := h.waitExecution(t, 1, bot.ExecutionSucceeded)
+		if got := lines(t, record, "deploy.log"); len(got) != 1 {
+			t.Errorf("stage deploys = %q, want exactly one", got)
+		}
+		steps := h.steps(t, 1)
+		if steps[0].Attempt != 2 {
+			t.Errorf("build attempts = %d, want 2 (killed, then run again)", steps[0].Attempt)
+		}
+		t.Logf("%s: %s", ex, ex.Message)
+	})
+	t.Run("during the stage deploy", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		record, sha := crashSetup(t, h)
+		release := hold(t, record, "deploy")
+		first := h.start(t, "first")
+		h.waitReady(t)
+		if code := h.send(t, "push", "crash-deploy", pushPayloadFor(t, sha)); code != 202 {
+			t.Fatalf("push answered %d", code)
+		}
+		waitHolding(t, h, 1, bot.StepDeployStage)
+		kill(t, first)
+		h.start(t, "second")
+		ex := h.waitExecution(t, 1, bot.ExecutionFailed)
+		if !strings.Contains(ex.Message, "outcome of this deploy is unknown") {
+			t.Errorf("failed with %q; it must say the deploy's outcome is unknown", ex.Message)
+		}
+		release() // the orphaned script of the killed server finishes now
+		time.Sleep(500 * time.Millisecond)
+		if got := lines(t, record, "deploy.log"); len(got) > 1 {
+			t.Errorf("stage deploys = %q: the deploy ran twice", got)
+		}
+	})
+	t.Run("while waiting for approval", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		record, sha := crashSetup(t, h)
+		first := h.start(t, "first")
+		h.waitReady(t)
+		if code := h.send(t, "push", "crash-approval", pushPayloadFor(t, sha)); code != 202 {
+			t.Fatalf("push answered %d", code)
+		}
+		h.waitExecution(t, 1, bot.ExecutionSucceeded)
+		h.command(t, func(ctx context.Context, e *bot.Engine, prog bot.Program) error {
+			_, err := e.Promote(ctx, prog.ID, 1, "alice", false)
+			return err
+		})
+		h.waitExecution(t, 2, bot.ExecutionWaiting)
+		kill(t, first)
+		h.start(t, "second")
+		h.waitReady(t)
+		if ex := h.execution(t, 2); ex.State != bot.ExecutionWaiting {
+			t.Fatalf("after the restart prod-only #2 is %s, want still waiting for approval", ex.State)
+		}
+		h.command(t, func(ctx context.Context, e *bot.Engine, prog bot.Program) error {
+			_, err := e.Approve(ctx, prog.ID, 2, "bob", false)
+			return err
+		})
+		h.waitExecution(t, 2, bot.ExecutionSucceeded)
+		got := lines(t, record, "deploy.log")
+		if len(got) != 2 || !strings.HasPrefix(got[0], "deploy stage") || !strings.HasPrefix(got[1], "deploy production") {
+			t.Errorf("deploys = %q, want one to stage and one to production", got)
+		}
+	})
+}

@@ -1,0 +1,506 @@
+package state
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/stagehand-dev/stagehand/bot"
+)
+
+// ErrArtifactSetNotFound is wrapped by the errors of Get, Verify and
+// Materialize when the store holds no artifact set of the asked-for digest.
+// It wraps bot.ErrNotFound, so errors.Is works with either.
+var ErrArtifactSetNotFound = fmt.Errorf("artifact set %w", bot.ErrNotFound)
+
+// ArtifactFile and ArtifactSet are the domain's values (bot), kept under
+// these names here for the store's callers.
+type (
+	ArtifactFile = bot.ArtifactFile
+	ArtifactSet  = bot.ArtifactSet
+)
+
+// manifestDigest hashes the canonical manifest of files, which must be
+// sorted by Path.
+func manifestDigest(files []ArtifactFile) string {
+	h := sha256.New()
+	for _, f := range files {
+		fmt.Fprintf(h, "%s  %d  %04o  %s\n", f.SHA256, f.Size, f.Mode, f.Path)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// ArtifactFault is one thing wrong with a file of an artifact set.
+type ArtifactFault struct {
+	Path    string // the file's path in the set
+	Problem string // "missing", or "altered (...)"
+}
+
+// ArtifactSetError says what is wrong with a stored artifact set: its
+// manifest no longer hashes to its digest, or files are missing or altered.
+type ArtifactSetError struct {
+	Digest   string
+	Manifest string          // non-empty when the manifest was altered: how
+	Faults   []ArtifactFault // in the manifest's order
+}
+
+func (e *ArtifactSetError) Error() string {
+	var parts []string
+	if e.Manifest != "" {
+		parts = append(parts, "manifest "+e.Manifest)
+	}
+	for _, f := range e.Faults {
+		parts = append(parts, f.Path+": "+f.Problem)
+	}
+	return fmt.Sprintf("artifact set %s: %s", shortHash(e.Digest), strings.Join(parts, "; "))
+}
+
+// ArtifactNoMatchError is Collect's error when globs matched no file.
+type ArtifactNoMatchError struct {
+	Globs []string // every glob that matched no file, in the order given
+}
+
+func (e *ArtifactNoMatchError) Error() string {
+	return "build matched no file for " + strings.Join(e.Globs, ", ")
+}
+
+// Artifacts is a content-addressed store of artifact sets in a directory:
+//
+//	blobs/<first 2 hex digits>/<sha256>   each distinct content once, mode 0o444
+//	manifests/<digest>.json               one ArtifactSet as JSON, mode 0o444
+//	tmp/                                  files being written
+//
+// Every file reaches its final name by rename after an fsync, so a crash
+// leaves either nothing or a complete file there (and maybe debris in tmp/).
+// Several Artifacts, in one process or several, may share a directory.
+type Artifacts struct {
+	root string
+}
+
+// OpenArtifacts opens the store in root, creating its directories.
+func OpenArtifacts(root string) (*Artifacts, error) {
+	for _, d := range []string{"blobs", "manifests", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return nil, fmt.Errorf("open artifact store: %w", err)
+		}
+	}
+	if err := syncArtifactDir(root); err != nil {
+		return nil, fmt.Errorf("open artifact store: %w", err)
+	}
+	return &Artifacts{root: root}, nil
+}
+
+func (a *Artifacts) blobPath(sum string) string {
+	return filepath.Join(a.root, "blobs", sum[:2], sum)
+}
+
+func (a *Artifacts) manifestPath(digest string) string {
+	return filepath.Join(a.root, "manifests", digest+".json")
+}
+
+// Collect copies every regular file under dir that matches one of globs into
+// the store and records the set's manifest. Globs are relative to dir,
+// slash-separated; a segment ** matches any number of path segments (zero
+// included: dist/**/*.js matches dist/app.js, and dist/** a file named dist),
+// other segments use path.Match syntax, where * also matches a leading dot. A
+// glob that matches no file is an error (*ArtifactNoMatchError names every
+// such glob); directories are not files, so the glob dist matches nothing in
+// a build that writes a directory dist.
+//
+// Symbolic links are followed when their target stays inside dir; a link that
+// points outside, dangles or loops is an error naming it, when it matches a
+// glob or a glob may match something below it (links elsewhere are ignored).
+// Files are recorded at the path of the link.
+func (a *Artifacts) Collect(ctx context.Context, dir string, globs []string) (ArtifactSet, error) {
+	found, err := findArtifacts(ctx, dir, globs)
+	if err != nil {
+		return ArtifactSet{}, err
+	}
+	defer found.root.Close()
+
+	files := make([]ArtifactFile, 0, len(found.files))
+	for _, m := range found.files {
+		if err := ctx.Err(); err != nil {
+			return ArtifactSet{}, err
+		}
+		f, err := a.storeBlob(found.root, m.real)
+		if err != nil {
+			return ArtifactSet{}, fmt.Errorf("collect %s: %w", m.path, err)
+		}
+		f.Path = m.path
+		files = append(files, f)
+	}
+	slices.SortFunc(files, func(x, y ArtifactFile) int { return strings.Compare(x.Path, y.Path) })
+	set := ArtifactSet{Digest: manifestDigest(files), Files: files}
+
+	data, err := json.MarshalIndent(set, "", "  ")
+	if err != nil {
+		return ArtifactSet{}, err
+	}
+	if err := a.writeFile(a.manifestPath(set.Digest), append(data, '\n')); err != nil {
+		return ArtifactSet{}, fmt.Errorf("record artifact set %s: %w", shortHash(set.Digest), err)
+	}
+	return set, nil
+}
+
+// storeBlob copies the regular file name of root into the store and describes
+// it (without its Path).
+func (a *Artifacts) storeBlob(root *os.Root, name string) (ArtifactFile, error) {
+	src, err := root.Open(name)
+	if err != nil {
+		return ArtifactFile{}, err
+	}
+	defer src.Close()
+	info, err := src.Stat()
+	if err != nil {
+		return ArtifactFile{}, err
+	}
+	if !info.Mode().IsRegular() {
+		return ArtifactFile{}, fmt.Errorf("not a regular file (%s)", info.Mode().Type())
+	}
+	mode := uint32(0o644)
+	if info.Mode()&0o111 != 0 {
+		mode = 0o755
+	}
+
+	tmp, err := os.CreateTemp(filepath.Join(a.root, "tmp"), "blob-*")
+	if err != nil {
+		return ArtifactFile{}, err
+	}
+	committed := false
+	defer func() { discardTemp(tmp, committed) }()
+	h := sha256.New()
+	size, err := io.Copy(io.MultiWriter(tmp, h), src)
+	if err != nil {
+		return ArtifactFile{}, err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	f := ArtifactFile{Size: size, SHA256: sum, Mode: mode}
+
+	final := a.blobPath(sum)
+	if got, _, err := hashArtifactFile(final); err == nil && got == sum {
+		return f, nil // stored before, and intact
+	}
+	// New content, or a stored copy that was damaged: (re)place it.
+	if err := commitArtifactFile(tmp, final); err != nil {
+		return ArtifactFile{}, err
+	}
+	committed = true
+	return f, nil
+}
+
+// writeFile writes data to final through a temporary file.
+func (a *Artifacts) writeFile(final string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Join(a.root, "tmp"), "manifest-*")
+	if err != nil {
+		return err
+	}
+	committed := false
+	defer func() { discardTemp(tmp, committed) }()
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if err := commitArtifactFile(tmp, final); err != nil {
+		return err
+	}
+	committed = true
+	return nil
+}
+
+// commitArtifactFile makes the complete temporary file tmp read-only and
+// durable, then renames it to final, replacing any file there.
+func commitArtifactFile(tmp *os.File, final string) error {
+	if err := tmp.Chmod(0o444); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	dir := filepath.Dir(final) // blobs/<aa> or manifests
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		if err := syncArtifactDir(filepath.Dir(dir)); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return err
+	}
+	return syncArtifactDir(dir)
+}
+
+// discardTemp closes tmp and, unless it was committed, removes it.
+func discardTemp(tmp *os.File, committed bool) {
+	tmp.Close()
+	if !committed {
+		os.Remove(tmp.Name())
+	}
+}
+
+// syncArtifactDir makes the entries of dir, such as a rename into it,
+// durable.
+func syncArtifactDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// hashArtifactFile returns the sha256 (hex) and size of the file at name.
+func hashArtifactFile(name string) (string, int64, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// Get returns the artifact set of digest, read from its manifest, after
+// checking that the manifest still hashes to digest (*ArtifactSetError
+// otherwise). It does not read the files: see Verify. A digest the store does
+// not hold is an error wrapping ErrArtifactSetNotFound.
+func (a *Artifacts) Get(ctx context.Context, digest string) (ArtifactSet, error) {
+	set, altered, err := a.readManifest(ctx, digest)
+	if err != nil {
+		return ArtifactSet{}, err
+	}
+	if altered != "" {
+		return ArtifactSet{}, &ArtifactSetError{Digest: digest, Manifest: altered}
+	}
+	return set, nil
+}
+
+// readManifest reads and checks the manifest of digest. altered is non-empty
+// when the manifest no longer hashes to digest; err is for a manifest that is
+// missing, unreadable or malformed.
+func (a *Artifacts) readManifest(ctx context.Context, digest string) (set ArtifactSet, altered string, err error) {
+	if err := ctx.Err(); err != nil {
+		return ArtifactSet{}, "", err
+	}
+	if !isHexSHA256(digest) {
+		return ArtifactSet{}, "", fmt.Errorf("%w: %q is not a sha256 digest", ErrArtifactSetNotFound, digest)
+	}
+	data, err := os.ReadFile(a.manifestPath(digest))
+	if errors.Is(err, fs.ErrNotExist) {
+		return ArtifactSet{}, "", fmt.Errorf("%w: %s", ErrArtifactSetNotFound, digest)
+	}
+	if err != nil {
+		return ArtifactSet{}, "", fmt.Errorf("artifact set %s: %w", shortHash(digest), err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&set); err != nil {
+		return ArtifactSet{}, "", fmt.Errorf("artifact set %s: malformed manifest: %w", shortHash(digest), err)
+	}
+	if err := checkFiles(set.Files); err != nil {
+		return ArtifactSet{}, "", fmt.Errorf("artifact set %s: malformed manifest: %w", shortHash(digest), err)
+	}
+	if got := manifestDigest(set.Files); got != digest {
+		altered = fmt.Sprintf("altered (sha256 %s expected %s)", shortHash(got), shortHash(digest))
+	} else if set.Digest != digest {
+		altered = fmt.Sprintf("altered (names digest %s)", shortHash(set.Digest))
+	}
+	set.Digest = digest
+	return set, altered, nil
+}
+
+// checkFiles rejects what Collect never writes, above all paths that would
+// leave the directory Materialize writes to.
+func checkFiles(files []ArtifactFile) error {
+	for i, f := range files {
+		switch {
+		case !validArtifactPath(f.Path):
+			return fmt.Errorf("file %d: invalid path %q", i, f.Path)
+		case !isHexSHA256(f.SHA256):
+			return fmt.Errorf("%s: invalid sha256 %q", f.Path, f.SHA256)
+		case f.Mode != 0o644 && f.Mode != 0o755:
+			return fmt.Errorf("%s: invalid mode %#o", f.Path, f.Mode)
+		case f.Size < 0:
+			return fmt.Errorf("%s: negative size", f.Path)
+		case i > 0 && files[i-1].Path >= f.Path:
+			return fmt.Errorf("%s: files not sorted by path or not unique", f.Path)
+		}
+	}
+	return nil
+}
+
+// validArtifactPath reports whether p is a clean, local, slash-separated path
+// that the canonical manifest and JSON can both hold unchanged.
+func validArtifactPath(p string) bool {
+	return p != "" && utf8.ValidString(p) && !strings.Contains(p, "\n") &&
+		path.Clean(p) == p && filepath.IsLocal(filepath.FromSlash(p))
+}
+
+func isHexSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// shortHash abbreviates a hex hash for messages.
+func shortHash(sum string) string {
+	if len(sum) <= 12 {
+		return sum
+	}
+	return sum[:12] + "…"
+}
+
+// Verify re-hashes every file of the artifact set of digest and checks that
+// its manifest still hashes to digest. When anything is wrong the error is an
+// *ArtifactSetError that lists the manifest and each missing or altered file
+// by path, e.g. "dist/app.js: altered (sha256 abc… expected def…)".
+func (a *Artifacts) Verify(ctx context.Context, digest string) (ArtifactSet, error) {
+	set, altered, err := a.readManifest(ctx, digest)
+	if err != nil {
+		return ArtifactSet{}, err
+	}
+	e := &ArtifactSetError{Digest: digest, Manifest: altered}
+	type result struct {
+		sum  string
+		size int64
+		err  error
+	}
+	hashed := map[string]result{} // files with the same content share a blob
+	for _, f := range set.Files {
+		if err := ctx.Err(); err != nil {
+			return ArtifactSet{}, err
+		}
+		r, ok := hashed[f.SHA256]
+		if !ok {
+			r.sum, r.size, r.err = hashArtifactFile(a.blobPath(f.SHA256))
+			hashed[f.SHA256] = r
+		}
+		switch {
+		case errors.Is(r.err, fs.ErrNotExist):
+			e.Faults = append(e.Faults, ArtifactFault{f.Path, "missing"})
+		case r.err != nil:
+			e.Faults = append(e.Faults, ArtifactFault{f.Path, "unreadable: " + r.err.Error()})
+		default:
+			if p := artifactProblem(f, r.sum, r.size); p != "" {
+				e.Faults = append(e.Faults, ArtifactFault{f.Path, p})
+			}
+		}
+	}
+	if e.Manifest != "" || len(e.Faults) > 0 {
+		return ArtifactSet{}, e
+	}
+	return set, nil
+}
+
+// artifactProblem describes how the content of sum and size differs from f,
+// or is "".
+func artifactProblem(f ArtifactFile, sum string, size int64) string {
+	switch {
+	case sum != f.SHA256:
+		return fmt.Sprintf("altered (sha256 %s expected %s)", shortHash(sum), shortHash(f.SHA256))
+	case size != f.Size:
+		return fmt.Sprintf("altered (size %d expected %d)", size, f.Size)
+	}
+	return ""
+}
+
+// Materialize writes the files of the artifact set of digest at their paths
+// under dir, with mode 0o644 or 0o755, hashing each file as it copies it. dir
+// is created if needed and must be empty, so that it ends up holding exactly
+// the set. A missing or altered file stops it with an *ArtifactSetError (the
+// altered copy is removed); on any error dir holds part of the set and is
+// the caller's to remove.
+func (a *Artifacts) Materialize(ctx context.Context, digest string, dir string) error {
+	set, err := a.Get(ctx, digest)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("materialize artifact set %s: %w", shortHash(digest), err)
+	}
+	if entries, err := os.ReadDir(dir); err != nil {
+		return fmt.Errorf("materialize artifact set %s: %w", shortHash(digest), err)
+	} else if len(entries) > 0 {
+		return fmt.Errorf("materialize artifact set %s: %s is not empty", shortHash(digest), dir)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("materialize artifact set %s: %w", shortHash(digest), err)
+	}
+	defer root.Close()
+	for _, f := range set.Files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		problem, err := a.materializeFile(root, f)
+		if err != nil {
+			return fmt.Errorf("materialize artifact set %s: %s: %w", shortHash(digest), f.Path, err)
+		}
+		if problem != "" {
+			return &ArtifactSetError{Digest: digest, Faults: []ArtifactFault{{f.Path, problem}}}
+		}
+	}
+	return nil
+}
+
+// materializeFile copies the blob of f to f.Path in root. problem is
+// "missing" or "altered (...)" when the blob does not match f.
+func (a *Artifacts) materializeFile(root *os.Root, f ArtifactFile) (problem string, err error) {
+	src, err := os.Open(a.blobPath(f.SHA256))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "missing", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	name := filepath.FromSlash(f.Path)
+	if err := root.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return "", err
+	}
+	dst, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fs.FileMode(f.Mode))
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	size, err := io.Copy(io.MultiWriter(dst, h), src)
+	if err == nil {
+		err = dst.Chmod(fs.FileMode(f.Mode)) // exactly, whatever the umask
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		problem = artifactProblem(f, hex.EncodeToString(h.Sum(nil)), size)
+	}
+	if err != nil || problem != "" {
+		root.Remove(name)
+	}
+	return problem, err
+}
