@@ -54,9 +54,10 @@ var ErrStale = errors.New("the step is not waiting for a worker")
 func (e *Engine) ClaimStep(ctx context.Context, j Job) (Claim, error) {
 	var c Claim
 	var jobs []Job
+	var stale bool
 	now := e.Clock.Now()
 	err := e.Store.Update(ctx, func(tx Tx) error {
-		c, jobs = Claim{}, nil
+		c, jobs, stale = Claim{}, nil, false
 		ex, err := tx.Execution(ctx, j.ExecutionID)
 		if err != nil {
 			return err
@@ -77,10 +78,10 @@ func (e *Engine) ClaimStep(ctx context.Context, j Job) (Claim, error) {
 			if err := tx.UpdateStep(ctx, s); err != nil {
 				return err
 			}
-			if jobs, err = e.advance(ctx, tx, ex.ProgramID); err != nil {
-				return err
-			}
-			return ErrStale
+			// Commit the failure: returning an error would roll it back.
+			stale = true
+			jobs, err = e.advance(ctx, tx, ex.ProgramID)
+			return err
 		}
 		s.Attempt++
 		s.LeaseUntil = now.Add(e.lease())
@@ -99,6 +100,9 @@ func (e *Engine) ClaimStep(ctx context.Context, j Job) (Claim, error) {
 	}
 	if err != nil {
 		return Claim{}, err
+	}
+	if stale {
+		return Claim{}, ErrStale
 	}
 	return c, nil
 }

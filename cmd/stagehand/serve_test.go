@@ -38,8 +38,8 @@ func TestServe(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond) // give a wrongly accepted duplicate time to be handled
 	es := h.executions(t)
-	if len(es) != 1 || es[0].Pipeline != bot.StageOnly || es[0].State != bot.ExecutionQueued || es[0].Commit != pushSHA {
-		t.Fatalf("executions = %+v, want one queued stage-only at %s", es, pushSHA)
+	if len(es) != 1 || es[0].Pipeline != bot.StageOnly || es[0].Commit != pushSHA || es[0].DeliveryID != guid {
+		t.Fatalf("executions = %+v, want one stage-only at %s from delivery %s", es, pushSHA, guid)
 	}
 	if got := h.contentsCalls(); got != 1 {
 		t.Errorf("configuration fetched %d times, want 1 (the duplicate must not be processed)", got)
