@@ -435,3 +435,85 @@ func atoi(s string) int {
 	}
 	return n
 }
+
+// TestJobDeliveredTwiceRunsOnce: the same job given to two workers at once
+// (a redelivery) runs the build once.
+func TestJobDeliveredTwiceRunsOnce(t *testing.T) {
+	e := newPipelineEnv(t, sampleConfig(splitPipelines))
+	release := e.repo.hold("hold-build")
+	e.push()
+	e.waitStep(1, bot.StepBuild, bot.StepRunning)
+	_, steps := e.execution(1)
+	job := bot.Job{ExecutionID: steps[0].ExecutionID, Step: bot.StepBuild, Dispatch: "again"}
+	for range 3 {
+		if err := e.worker.Start(context.Background(), job); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release()
+	e.waitState(1, bot.ExecutionSucceeded)
+	if got := e.repo.lines("builds.log"); len(got) != 1 {
+		t.Errorf("builds = %q, want one", got)
+	}
+	if _, steps = e.execution(1); steps[0].Attempt != 1 {
+		t.Errorf("build attempts = %d, want 1", steps[0].Attempt)
+	}
+}
+
+// TestBuildMatchingNoFileFails names the globs that matched nothing.
+func TestBuildMatchingNoFileFails(t *testing.T) {
+	cfg := strings.Replace(sampleConfig(splitPipelines), "artifacts: [dist/**]", "artifacts: [dist/**, out/*.zip]", 1)
+	e := newPipelineEnv(t, cfg)
+	e.push()
+	ex := e.waitState(1, bot.ExecutionFailed)
+	if !strings.Contains(ex.Message, "out/*.zip") || strings.Contains(ex.Message, "dist/**") {
+		t.Errorf("failure says %q; it must name out/*.zip (and only the globs that matched nothing)", ex.Message)
+	}
+}
+
+// TestRerunAndVariables: re-run starts a new execution of the same pipeline
+// at the same commit; env unset removes a set value.
+func TestRerunAndVariables(t *testing.T) {
+	e := newPipelineEnv(t, sampleConfig(splitPipelines))
+	ctx := context.Background()
+	sha := e.push()
+	e.waitState(1, bot.ExecutionSucceeded)
+	e.repo.commit("later", nil)
+	res, err := e.engine.Rerun(ctx, e.prog.ID, 1, "hank")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Execution.Number != 2 || res.Execution.Commit != sha || res.Execution.Pipeline != bot.StageOnly {
+		t.Fatalf("re-run started %+v", res.Execution)
+	}
+	e.waitState(2, bot.ExecutionSucceeded)
+	if got := e.repo.lines("builds.log"); len(got) != 2 || field(got[1], 3) != sha {
+		t.Errorf("builds = %q, want the re-run to build %s again", got, sha)
+	}
+
+	for _, step := range []struct {
+		key, value string
+		unset      bool
+		want       map[string]string
+	}{
+		{"FEATURE_X", "on", false, map[string]string{"LOG_LEVEL": "debug", "FEATURE_X": "on"}},
+		{"LOG_LEVEL", "warn", false, map[string]string{"LOG_LEVEL": "warn", "FEATURE_X": "on"}},
+		{"LOG_LEVEL", "", true, map[string]string{"LOG_LEVEL": "debug", "FEATURE_X": "on"}},
+	} {
+		if _, err := e.engine.SetVariable(ctx, e.prog.ID, bot.Stage, step.key, step.value, "hank", step.unset); err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.engine.Variables(ctx, e.prog.ID, bot.Stage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(step.want, got); diff != "" {
+			t.Errorf("after %s=%q unset=%v (-want +got):\n%s", step.key, step.value, step.unset, diff)
+		}
+	}
+	_, err = e.engine.SetVariable(ctx, e.prog.ID, bot.Stage, "STAGEHAND_TOKEN", "x", "hank", false)
+	var re *bot.RuleError
+	if !errors.As(err, &re) {
+		t.Errorf("setting a STAGEHAND_ variable: err = %v, want a refusal", err)
+	}
+}
