@@ -334,7 +334,7 @@ func (e *Engine) checkSelfApproval(ctx context.Context, tx Tx, ex Execution, act
 		}
 	}
 	if did, ok := people[actor]; ok && actor != "" {
-		return &RuleError{Message: fmt.Sprintf("%s may not approve %s: they %s it, and production has prevent_self_approval; ask another approver", actor, ex, did)}
+		return &RuleError{Message: fmt.Sprintf("%s may not approve or reject %s: they %s it, and production has prevent_self_approval; ask another approver (or cancel it)", actor, ex, did)}
 	}
 	return nil
 }
@@ -346,6 +346,11 @@ func (e *Engine) Reject(ctx context.Context, programID int64, number int, actor,
 	err := e.update(ctx, programID, func(tx Tx, prog Program) error {
 		ex, steps, err := e.pick(ctx, tx, prog, number, "waiting for approval", waitingForApproval)
 		if err != nil {
+			return err
+		}
+		// SPEC §5: reject, like approve, respects prevent_self_approval
+		// (the person who started it can still cancel it).
+		if err := e.checkSelfApproval(ctx, tx, ex, actor); err != nil {
 			return err
 		}
 		s := stepIn(steps, StepApproval, StepWaiting)

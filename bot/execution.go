@@ -129,10 +129,16 @@ type Execution struct {
 	ScheduledAt time.Time
 	// Rollback explains, when set, that deploying would roll production
 	// back (rule G); approving then needs the explicit rollback approval.
-	Rollback   string
-	CreatedAt  time.Time
-	StartedAt  time.Time
-	FinishedAt time.Time
+	Rollback string
+	// Version counts the changes of the execution and its steps; the
+	// store bumps it on every write. ReportedVersion is the version the
+	// GitHub reporter last brought to GitHub: while it is behind, the
+	// execution's check runs and deployments are out of date.
+	Version         int64
+	ReportedVersion int64
+	CreatedAt       time.Time
+	StartedAt       time.Time
+	FinishedAt      time.Time
 }
 
 // String is "stage-only #4".
@@ -198,4 +204,17 @@ type Delivery struct {
 	GUID        string
 	Event       string
 	ProcessedAt time.Time
+}
+
+// GitHubRef links an execution to something Stagehand made on GitHub: a
+// check run of one phase ("check-run/0", "check-run/1", ...: a new phase
+// after each gate) or the deployment of a deploy step
+// ("deployment/deploy-stage"). Reported is what was last sent (a hash of
+// the rendered check run, or the deployment's last status), so an update
+// is sent only when something changed.
+type GitHubRef struct {
+	ExecutionID int64
+	Key         string
+	GitHubID    int64
+	Reported    string
 }

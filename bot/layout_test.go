@@ -16,7 +16,7 @@ var mayImport = map[string][]string{
 	"config":               {"bot"},
 	"state":                {"bot"},
 	"state/storetest":      {"bot"},
-	"handlers":             {"bot", "bot/runner"},
+	"handlers":             {"bot", "bot/runner", "bot/ghapp"},
 	"router":               {"bot", "handlers"},
 	"cmd/stagehand":        {"*"},
 }

@@ -72,6 +72,19 @@ type Tx interface {
 	AddEvent(ctx context.Context, ev Event) error
 	Events(ctx context.Context, executionID int64) ([]Event, error)
 
+	// ExecutionsToReport lists executions whose Version is ahead of their
+	// ReportedVersion, oldest change first, at most limit.
+	ExecutionsToReport(ctx context.Context, limit int) ([]Execution, error)
+	// MarkReported records that version was brought to GitHub; it never
+	// moves ReportedVersion backwards.
+	MarkReported(ctx context.Context, executionID, version int64) error
+	// Touch bumps an execution's Version so the reporter looks at it again
+	// (for example to remove an old Promote Build button).
+	Touch(ctx context.Context, executionID int64) error
+	GitHubRefs(ctx context.Context, executionID int64) ([]GitHubRef, error)
+	// PutGitHubRef inserts or replaces the ref of (ExecutionID, Key).
+	PutGitHubRef(ctx context.Context, r GitHubRef) error
+
 	AddTriggerRecord(ctx context.Context, r TriggerRecord) error
 	TriggerRecords(ctx context.Context, programID int64, commit string) ([]TriggerRecord, error)
 }

@@ -20,6 +20,7 @@ type Metrics struct {
 	IntakeSeconds prometheus.Histogram   // time to answer POST /webhooks
 	Handled       *prometheus.CounterVec // messages handled, by event and outcome
 	HandlerErrors *prometheus.CounterVec // handler attempts that failed, by event
+	Refusals      *prometheus.CounterVec // refused clicks and commands, by action
 }
 
 // Outcomes of a delivery at the intake, the "outcome" label.
@@ -56,7 +57,11 @@ func NewMetrics(poisonCount func(context.Context) (uint64, error)) *Metrics {
 			Help: "Handler attempts that returned an error or panicked, by event (each retry counts).",
 		}, []string{"event"}),
 	}
-	m.Registry.MustRegister(m.Deliveries, m.IntakeSeconds, m.Handled, m.HandlerErrors,
+	m.Refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stagehand_refusals_total",
+		Help: "Clicks and slash commands Stagehand refused (permission, approvers, rules), by action.",
+	}, []string{"action"})
+	m.Registry.MustRegister(m.Deliveries, m.IntakeSeconds, m.Handled, m.HandlerErrors, m.Refusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for event := range handlers.Events { // show zeros before the first error
 		m.HandlerErrors.WithLabelValues(event)
@@ -82,4 +87,28 @@ func NewMetrics(poisonCount func(context.Context) (uint64, error)) *Metrics {
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}
+
+// apiCalls exposes the GitHub API calls counted per label (execution).
+type apiCalls struct {
+	desc  *prometheus.Desc
+	calls func() map[string]int
+}
+
+func (c apiCalls) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c apiCalls) Collect(ch chan<- prometheus.Metric) {
+	for label, n := range c.calls() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), label)
+	}
+}
+
+// CountGitHubCalls exports calls, the GitHub API calls made so far by
+// label ("execution/42", ...), as stagehand_github_api_calls_total.
+func (m *Metrics) CountGitHubCalls(calls func() map[string]int) {
+	m.Registry.MustRegister(apiCalls{
+		desc: prometheus.NewDesc("stagehand_github_api_calls_total",
+			"GitHub API calls made for each execution (label: execution/<id>), and for other work.", []string{"for"}, nil),
+		calls: calls,
+	})
 }

@@ -111,7 +111,8 @@ func queryStrings(t *testing.T, db *sql.DB, query string) []string {
 }
 
 // TestMigrateEngineKeepsRows opens a database written at schema version 1:
-// 0002 must keep its executions and steps, with the new fields zero.
+// 0002 and 0003 must keep its executions and steps, with the new fields
+// zero; the old execution is not waiting for the reporter until it changes.
 func TestMigrateEngineKeepsRows(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "state.db")
@@ -165,7 +166,35 @@ VALUES (1, 1, 1, 'stage-only', 'c1', 'main', 'running', '', 'push', 'mona', 'd1'
 	if diff := cmp.Diff(wantSteps, gotSteps); diff != "" {
 		t.Errorf("steps after 0002 (-want +got):\n%s", diff)
 	}
-	want := []string{"0001_init.sql", "0002_engine.sql"}
+	var changedAt int64
+	if err := s.read.QueryRowContext(ctx, `SELECT changed_at FROM executions WHERE id = 1`).Scan(&changedAt); err != nil {
+		t.Fatal(err)
+	}
+	if changedAt != created.UnixNano() {
+		t.Errorf("changed_at after 0003 = %d, want created_at %d", changedAt, created.UnixNano())
+	}
+	toReport := func() []bot.Execution {
+		t.Helper()
+		var es []bot.Execution
+		if err := s.View(ctx, func(tx bot.Tx) (err error) {
+			es, err = tx.ExecutionsToReport(ctx, 0)
+			return err
+		}); err != nil {
+			t.Fatalf("View: %v", err)
+		}
+		return es
+	}
+	if es := toReport(); len(es) != 0 {
+		t.Errorf("ExecutionsToReport after 0003 = %+v, want none", es)
+	}
+	if err := s.Update(ctx, func(tx bot.Tx) error { return tx.Touch(ctx, 1) }); err != nil {
+		t.Fatalf("Touch: %v", err)
+	}
+	wantE.Version = 1
+	if diff := cmp.Diff([]bot.Execution{wantE}, toReport()); diff != "" {
+		t.Errorf("ExecutionsToReport after a touch (-want +got):\n%s", diff)
+	}
+	want := []string{"0001_init.sql", "0002_engine.sql", "0003_reporter.sql"}
 	if diff := cmp.Diff(want, queryStrings(t, s.read, `SELECT name FROM schema_migrations ORDER BY version`)); diff != "" {
 		t.Errorf("schema_migrations (-want +got):\n%s", diff)
 	}

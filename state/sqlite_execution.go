@@ -14,12 +14,12 @@ import (
 const (
 	executionColumns = `id, program_id, number, pipeline, commit_sha, branch, state, message, cause,
     triggered_by, delivery_id, source_id, config, artifact_digest, scheduled_at, rollback_reason,
-    created_at, started_at, finished_at`
+    created_at, started_at, finished_at, version, reported_version`
 	nextExecutionNumber = `SELECT COALESCE(MAX(number), 0) + 1 FROM executions WHERE program_id = ?`
 	insertExecution     = `INSERT INTO executions (program_id, number, pipeline, commit_sha, branch, state, message, cause,
     triggered_by, delivery_id, source_id, config, artifact_digest, scheduled_at, rollback_reason,
-    created_at, started_at, finished_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    created_at, started_at, finished_at, version, reported_version, changed_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?)
 RETURNING id`
 	selectExecution         = `SELECT ` + executionColumns + ` FROM executions WHERE id = ?`
 	selectExecutionByNumber = `SELECT ` + executionColumns + ` FROM executions WHERE program_id = ? AND number = ?`
@@ -28,7 +28,7 @@ RETURNING id`
 	selectExecutions = `SELECT ` + executionColumns + ` FROM executions`
 	updateExecution  = `UPDATE executions SET commit_sha = ?, branch = ?, state = ?, message = ?, cause = ?,
     triggered_by = ?, delivery_id = ?, source_id = ?, config = ?, artifact_digest = ?, scheduled_at = ?,
-    rollback_reason = ?, started_at = ?, finished_at = ?
+    rollback_reason = ?, started_at = ?, finished_at = ?, version = version + 1, changed_at = ?
 WHERE id = ?`
 )
 
@@ -37,7 +37,7 @@ func scanExecution(row rowScanner) (bot.Execution, error) {
 	err := row.Scan(&e.ID, &e.ProgramID, &e.Number, &e.Pipeline, &e.Commit, &e.Branch, &e.State, &e.Message, &e.Cause,
 		&e.TriggeredBy, &e.DeliveryID, idDest{&e.SourceID},
 		bytesDest{&e.Config}, &e.ArtifactDigest, timeDest{&e.ScheduledAt}, &e.Rollback,
-		timeDest{&e.CreatedAt}, timeDest{&e.StartedAt}, timeDest{&e.FinishedAt})
+		timeDest{&e.CreatedAt}, timeDest{&e.StartedAt}, timeDest{&e.FinishedAt}, &e.Version, &e.ReportedVersion)
 	return e, err
 }
 
@@ -45,7 +45,8 @@ func scanExecution(row rowScanner) (bot.Execution, error) {
 // pending step per bot.StepsOf(e.Pipeline). The number is chosen inside the
 // transaction, so two creations never share one. A zero CreatedAt becomes
 // the store's clock time. An empty Config is kept as none and comes back
-// nil.
+// nil. The store owns Version and ReportedVersion: the new execution has
+// Version 1 and ReportedVersion 0, whatever e says, so the reporter sees it.
 func (t *sqliteTx) CreateExecution(ctx context.Context, e bot.Execution) (bot.Execution, error) {
 	steps := bot.StepsOf(e.Pipeline)
 	if len(steps) == 0 {
@@ -63,13 +64,14 @@ func (t *sqliteTx) CreateExecution(ctx context.Context, e bot.Execution) (bot.Ex
 	err := t.tx.QueryRowContext(ctx, insertExecution, e.ProgramID, e.Number, e.Pipeline, e.Commit, e.Branch, e.State,
 		e.Message, e.Cause, e.TriggeredBy, e.DeliveryID, dbID(e.SourceID),
 		dbBytes(e.Config), e.ArtifactDigest, dbTime(e.ScheduledAt), e.Rollback,
-		dbTime(e.CreatedAt), dbTime(e.StartedAt), dbTime(e.FinishedAt)).Scan(&e.ID)
+		dbTime(e.CreatedAt), dbTime(e.StartedAt), dbTime(e.FinishedAt), dbTime(t.now())).Scan(&e.ID)
 	if err != nil {
 		return bot.Execution{}, fmt.Errorf("create execution %s of program %d: %w", e, e.ProgramID, err)
 	}
 	if len(e.Config) == 0 {
 		e.Config = nil // as it reads back
 	}
+	e.Version, e.ReportedVersion = 1, 0
 	for i, name := range steps {
 		if _, err := t.tx.ExecContext(ctx, insertStep, e.ID, name, i, bot.StepPending); err != nil {
 			return bot.Execution{}, fmt.Errorf("create execution %s of program %d: step %s: %w", e, e.ProgramID, name, err)
@@ -155,11 +157,12 @@ func executionsQuery(f bot.ExecutionFilter) (string, []any) {
 
 // UpdateExecution writes e over the stored execution e.ID. The program,
 // number, pipeline and creation time of an execution never change, so those
-// fields of e are not written.
+// fields of e are not written; nor are Version and ReportedVersion, which the
+// store owns: it bumps Version.
 func (t *sqliteTx) UpdateExecution(ctx context.Context, e bot.Execution) error {
 	res, err := t.tx.ExecContext(ctx, updateExecution, e.Commit, e.Branch, e.State, e.Message, e.Cause,
 		e.TriggeredBy, e.DeliveryID, dbID(e.SourceID), dbBytes(e.Config), e.ArtifactDigest, dbTime(e.ScheduledAt),
-		e.Rollback, dbTime(e.StartedAt), dbTime(e.FinishedAt), e.ID)
+		e.Rollback, dbTime(e.StartedAt), dbTime(e.FinishedAt), dbTime(t.now()), e.ID)
 	if err != nil {
 		return fmt.Errorf("update execution %d: %w", e.ID, err)
 	}
@@ -212,7 +215,8 @@ func (t *sqliteTx) Steps(ctx context.Context, executionID int64) ([]bot.Step, er
 	return ss, nil
 }
 
-// UpdateStep writes s over the step s.Name of execution s.ExecutionID.
+// UpdateStep writes s over the step s.Name of execution s.ExecutionID and
+// bumps the execution's Version.
 func (t *sqliteTx) UpdateStep(ctx context.Context, s bot.Step) error {
 	res, err := t.tx.ExecContext(ctx, updateStep, s.State, s.Message, s.Attempt, dbTime(s.LeaseUntil), s.LogTail,
 		dbTime(s.StartedAt), dbTime(s.FinishedAt), s.ExecutionID, s.Name)
@@ -225,6 +229,9 @@ func (t *sqliteTx) UpdateStep(ctx context.Context, s bot.Step) error {
 	}
 	if n == 0 {
 		return fmt.Errorf("step %s of execution %d: %w", s.Name, s.ExecutionID, bot.ErrNotFound)
+	}
+	if err := t.bumpVersion(ctx, s.ExecutionID); err != nil {
+		return fmt.Errorf("update step %s: %w", s.Name, err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -281,6 +282,35 @@ func TestOpenSQLiteRefusesMemory(t *testing.T) {
 		if s, err := OpenSQLite(t.Context(), path); err == nil {
 			s.Close()
 			t.Errorf("OpenSQLite(%q): no error", path)
+		}
+	}
+}
+
+// TestSQLiteExecutionsToReportUsesIndex checks that the reporter's query
+// reads the partial index rather than scanning every execution.
+func TestSQLiteExecutionsToReportUsesIndex(t *testing.T) {
+	s := openTestSQLite(t, filepath.Join(t.TempDir(), "state.db"))
+	for _, query := range []string{selectExecutionsToReport, selectExecutionsToReport + " LIMIT 10"} {
+		rows, err := s.read.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+		got := strings.Join(plan, "; ")
+		if !strings.Contains(got, "executions_to_report") || strings.Contains(got, "TEMP B-TREE") {
+			t.Errorf("plan of %q = %q, want the index executions_to_report and no sort", query, got)
 		}
 	}
 }

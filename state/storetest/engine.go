@@ -285,7 +285,8 @@ func testEvents(t *testing.T, s bot.Store) {
 }
 
 // wantNoEngineState fails if the program or execution shows any of the
-// deployments, variables and events writeEverything writes.
+// deployments, variables, events, GitHub refs and versions writeEverything
+// writes.
 func wantNoEngineState(t *testing.T, s bot.Store, programID, executionID int64) {
 	t.Helper()
 	ctx := t.Context()
@@ -308,6 +309,20 @@ func wantNoEngineState(t *testing.T, s bot.Store, programID, executionID int64) 
 		}
 		if len(evs) != 0 {
 			t.Errorf("Events = %v, want none", evs)
+		}
+		refs, err := tx.GitHubRefs(ctx, executionID)
+		if err != nil {
+			return err
+		}
+		if len(refs) != 0 {
+			t.Errorf("GitHubRefs = %v, want none", refs)
+		}
+		e, err := tx.Execution(ctx, executionID)
+		if err != nil {
+			return err
+		}
+		if e.Version != 1 || e.ReportedVersion != 0 {
+			t.Errorf("new execution: version %d, reported %d; want 1, 0", e.Version, e.ReportedVersion)
 		}
 		return nil
 	})

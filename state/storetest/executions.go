@@ -36,6 +36,9 @@ func testExecutionRoundTrip(t *testing.T, s bot.Store) {
 		Rollback:       "production runs #7 from a newer commit",
 		CreatedAt:      t0.Add(time.Minute).In(cet),
 		StartedAt:      t0.Add(2 * time.Minute),
+		// The store owns the versions: a new execution is at 1, unreported.
+		Version:         9,
+		ReportedVersion: 8,
 	}
 	created := newExecution(t, s, in)
 	if created.ID == 0 || created.ID == source.ID {
@@ -44,6 +47,7 @@ func testExecutionRoundTrip(t *testing.T, s bot.Store) {
 	want := in
 	want.ID = created.ID
 	want.Number = 2
+	want.Version, want.ReportedVersion = 1, 0
 	if diff := cmp.Diff(want, created); diff != "" {
 		t.Errorf("CreateExecution (-want +got):\n%s", diff)
 	}
@@ -85,6 +89,7 @@ func testExecutionRoundTrip(t *testing.T, s bot.Store) {
 	want.Rollback = "production runs #8 from a newer commit"
 	want.StartedAt = t0.Add(3 * time.Minute)
 	want.FinishedAt = t0.Add(4 * time.Minute).In(cet)
+	want.Version = 2 // bumped by the store, not written from the value
 	update(t, s, func(tx bot.Tx) error { return tx.UpdateExecution(ctx, want) })
 	check(want)
 
@@ -93,6 +98,7 @@ func testExecutionRoundTrip(t *testing.T, s bot.Store) {
 	want.ArtifactDigest = ""
 	want.ScheduledAt = time.Time{}
 	want.Rollback = ""
+	want.Version = 3
 	update(t, s, func(tx bot.Tx) error { return tx.UpdateExecution(ctx, want) })
 	check(want)
 

@@ -48,6 +48,15 @@ func writeEverything(ctx context.Context, tx bot.Tx) error {
 	if err := tx.AddEvent(ctx, bot.Event{ExecutionID: e.ID, Actor: "mona", Kind: "triggered"}); err != nil {
 		return err
 	}
+	if err := tx.Touch(ctx, e.ID); err != nil {
+		return err
+	}
+	if err := tx.MarkReported(ctx, e.ID, 3); err != nil {
+		return err
+	}
+	if err := tx.PutGitHubRef(ctx, bot.GitHubRef{ExecutionID: e.ID, Key: "check-run/0", GitHubID: 7, Reported: "h"}); err != nil {
+		return err
+	}
 	_, err = tx.MarkDelivery(ctx, bot.Delivery{GUID: "guid-1", Event: "push"})
 	return err
 }
