@@ -31,6 +31,16 @@ func QueuePushStart(ctx context.Context, tx Tx, s PushStart) (Execution, error) 
 		return Execution{}, fmt.Errorf("looking up queued %s executions of %s: %w", s.Pipeline, s.Program.FullName(), err)
 	}
 	for _, old := range queued {
+		steps, err := tx.Steps(ctx, old.ID)
+		if err != nil {
+			return Execution{}, err
+		}
+		for _, st := range steps {
+			st.State, st.Message = StepSkipped, "not run: superseded by "+ShortSHA(s.Commit)
+			if err := tx.UpdateStep(ctx, st); err != nil {
+				return Execution{}, err
+			}
+		}
 		old.State = ExecutionSkipped
 		old.Message = "superseded by " + ShortSHA(s.Commit)
 		old.FinishedAt = s.At

@@ -38,6 +38,9 @@ pipelines:
   prod-only: {}
 `
 
+// fastRetry keeps the client's retries of GitHub faults short in tests.
+var fastRetry = ghapp.RetryPolicy{BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
+
 type fixedClock struct{ t time.Time }
 
 func (c fixedClock) Now() time.Time { return c.t }
@@ -55,7 +58,7 @@ func newEnv(t *testing.T) *env {
 	gh.SetAppKey(testAppID, &key.PublicKey)
 	gh.AddInstallation(inst, owner)
 	gh.AddRepo(inst, owner, repo)
-	app, err := ghapp.New(ghapp.Options{AppID: testAppID, PrivateKeyPEM: pemBytes, APIURL: gh.URL()})
+	app, err := ghapp.New(ghapp.Options{AppID: testAppID, PrivateKeyPEM: pemBytes, APIURL: gh.URL(), Retry: fastRetry})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +289,7 @@ func TestPushFetchFailureIsRetried(t *testing.T) {
 	e := newEnv(t)
 	const sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 	e.gh.SetFile(owner, repo, sha, ConfigPath, []byte(bothOnMaster))
-	e.gh.FailNext("/repos/"+owner+"/"+repo+"/contents/", 1, 502, nil)
+	e.gh.FailNext("/repos/"+owner+"/"+repo+"/contents/", ghapp.DefaultRetryPolicy.MaxAttempts, 502, nil) // more than the client retries
 	d := delivery{guid: "g-retry", event: "push", payload: fakegithub.Payload("push/branch-created.json")}
 	err := e.h.handle(context.Background(), d)
 	if err == nil {

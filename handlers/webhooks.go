@@ -48,8 +48,17 @@ type Advancer interface {
 
 // Webhooks handles stored webhook deliveries.
 type Webhooks struct {
-	Store       bot.Store
-	Engine      Advancer // nil: executions stay queued (tests of intake only)
+	Store  bot.Store
+	Engine Advancer // nil: executions stay queued (tests of intake only)
+	// Commands carries out clicks and slash commands (nil: they are only
+	// recorded).
+	Commands *bot.Engine
+	GitHub   InteractAPI
+	// AppID is this GitHub App's ID: check runs of other apps are ignored.
+	AppID     int64
+	PublicURL string
+	// Refusals counts refused clicks and commands (optional).
+	Refusals    func(action string)
 	Files       FileFetcher
 	ParseConfig ConfigParser
 	Clock       bot.Clock
@@ -95,18 +104,11 @@ func (h *Webhooks) handle(ctx context.Context, d delivery) error {
 	case *github.InstallationRepositoriesEvent:
 		return h.installationRepositories(ctx, d, ev)
 	case *github.IssueCommentEvent:
-		return h.record(ctx, d, "comment recorded",
-			slog.String("action", ev.GetAction()), slog.String(bot.LogRepo, ev.GetRepo().GetFullName()),
-			slog.Int("issue", ev.GetIssue().GetNumber()), slog.String("sender", ev.GetSender().GetLogin()))
+		return h.issueComment(ctx, d, ev)
 	case *github.CheckRunEvent:
-		return h.record(ctx, d, "check run event recorded",
-			slog.String("action", ev.GetAction()), slog.String(bot.LogRepo, ev.GetRepo().GetFullName()),
-			slog.String("external_id", ev.GetCheckRun().GetExternalID()),
-			slog.String("requested_action", ev.GetRequestedAction().Identifier))
+		return h.checkRun(ctx, d, ev)
 	case *github.CheckSuiteEvent:
-		return h.record(ctx, d, "check suite event recorded",
-			slog.String("action", ev.GetAction()), slog.String(bot.LogRepo, ev.GetRepo().GetFullName()),
-			slog.String("head_sha", ev.GetCheckSuite().GetHeadSHA()))
+		return h.checkSuite(ctx, d, ev)
 	default:
 		return h.record(ctx, d, "event not used; recorded")
 	}

@@ -1,6 +1,9 @@
 // Package ghapp is Stagehand's GitHub App adapter: it authenticates as the App
 // (JWT) and as its installations (installation tokens, cached and refreshed
-// before they expire), and reads repository files.
+// before they expire), reads repository files, and writes what users see on
+// GitHub (check runs, comments, reactions, deployments; api.go). Installation
+// clients wait out rate limits, retry what is safe to retry and serialise
+// writes (transport.go).
 package ghapp
 
 import (
@@ -34,6 +37,9 @@ type Options struct {
 	// HTTPClient is an optional base client: its Transport carries every
 	// request and its Timeout, CheckRedirect and Jar are kept.
 	HTTPClient *http.Client
+	// Retry tunes the retries of installation clients; zero fields take
+	// DefaultRetryPolicy's values.
+	Retry RetryPolicy
 }
 
 // App is a GitHub App. It is safe for concurrent use.
@@ -43,8 +49,12 @@ type App struct {
 	apiURL  string   // with trailing slash, for ghinstallation
 	baseURL *url.URL // the same, for go-github
 	client  http.Client
-	base    http.RoundTripper
+	base    http.RoundTripper // counts calls (countingTransport)
 	app     *github.Client
+	retry   RetryPolicy
+
+	callsMu sync.Mutex
+	calls   map[string]int // by call label
 
 	mu            sync.Mutex
 	installations map[int64]*github.Client
@@ -72,6 +82,8 @@ func New(opts Options) (*App, error) {
 		base:          http.DefaultTransport,
 		installations: map[int64]*github.Client{},
 		transports:    map[int64]*ghinstallation.Transport{},
+		retry:         opts.Retry.withDefaults(),
+		calls:         map[string]int{},
 	}
 	if opts.HTTPClient != nil {
 		a.client = *opts.HTTPClient
@@ -79,6 +91,7 @@ func New(opts Options) (*App, error) {
 			a.base = opts.HTTPClient.Transport
 		}
 	}
+	a.base = countingTransport{app: a, next: a.base}
 	atr := ghinstallation.NewAppsTransportFromPrivateKey(a.base, a.appID, key)
 	atr.BaseURL = a.apiURL
 	a.app = a.newClient(atr)
@@ -125,7 +138,10 @@ func (a *App) AppClient() *github.Client { return a.app }
 
 // Installation returns the client of one installation, created on first use
 // and cached. Its transport fetches an installation token when needed and
-// refreshes it a minute before it expires.
+// refreshes it a minute before it expires, and handles rate limits, retries
+// and write serialisation (apiTransport). A write holds the installation's
+// write lock until its response body is read to the end or closed, which
+// go-github's Do always does; callers of BareDo must close the body.
 func (a *App) Installation(id int64) (*github.Client, error) {
 	if id <= 0 {
 		return nil, fmt.Errorf("github installation id: must be a positive number, got %d", id)
@@ -145,7 +161,7 @@ func (a *App) Installation(id int64) (*github.Client, error) {
 	// ghinstallation would otherwise send the JSON body "null" (a typed nil
 	// pointer in an interface), which the endpoint's schema does not allow.
 	tr.InstallationTokenOptions = &github.InstallationTokenOptions{}
-	c := a.newClient(closeRefreshBody{tr})
+	c := a.newClient(newAPITransport(id, tr, a.base, a.retry))
 	a.installations[id] = c
 	a.transports[id] = tr
 	return c, nil
@@ -167,18 +183,15 @@ func (a *App) Token(ctx context.Context, installationID int64) (string, error) {
 	return tok, nil
 }
 
-// closeRefreshBody closes the response body ghinstallation leaves open when
-// the token endpoint answers non-2xx (it hands it back in *HTTPError).
-type closeRefreshBody struct{ rt http.RoundTripper }
-
-func (c closeRefreshBody) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := c.rt.RoundTrip(req)
+// closeTokenErrorBody closes the response body ghinstallation leaves open
+// when the token endpoint answers non-2xx (it hands it back in *HTTPError).
+// Its status and headers stay readable.
+func closeTokenErrorBody(err error) {
 	var he *ghinstallation.HTTPError
 	if err != nil && errors.As(err, &he) && he.Response != nil && he.Response.Body != nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(he.Response.Body, 64<<10))
 		he.Response.Body.Close()
 	}
-	return resp, err
 }
 
 // FetchFile returns the content of path in owner/repo at ref (a commit sha
@@ -190,7 +203,7 @@ func (a *App) FetchFile(ctx context.Context, installationID int64, owner, repo, 
 	if err != nil {
 		return nil, err
 	}
-	file, dir, resp, err := c.Repositories.GetContents(ctx, owner, repo, path, &github.RepositoryContentGetOptions{Ref: ref})
+	file, dir, resp, err := c.Repositories.GetContents(sleepOnRateLimit(ctx), owner, repo, path, &github.RepositoryContentGetOptions{Ref: ref})
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusNotFound {
 			return nil, &notFoundError{fmt.Sprintf("%s/%s has no %s at %s", owner, repo, path, shortRef(ref))}

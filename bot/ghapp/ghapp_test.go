@@ -56,12 +56,15 @@ func setup(t *testing.T, opts ...fakegithub.Option) (*ghapp.App, *fakegithub.Ser
 	gh.AddRepo(2, "other", "lib")
 	gh.SetFile("acme", "app", sha, cfgPath, []byte("version: 1\n"))
 	gh.SetFile("other", "lib", "main", cfgPath, []byte("version: 1 # lib\n"))
-	app, err := ghapp.New(ghapp.Options{AppID: appID, PrivateKeyPEM: keys()[0].pem, APIURL: gh.URL()})
+	app, err := ghapp.New(ghapp.Options{AppID: appID, PrivateKeyPEM: keys()[0].pem, APIURL: gh.URL(), Retry: fastRetry})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return app, gh
 }
+
+// fastRetry keeps the default 5 attempts with short backoffs.
+var fastRetry = ghapp.RetryPolicy{BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
 
 // tokenCalls lists the paths of the access-token requests the stand-in saw.
 func tokenCalls(gh *fakegithub.Server) []string {
@@ -269,7 +272,10 @@ func TestAppClient(t *testing.T) {
 	gh.AssertNoErrors(t)
 }
 
+// Faults that last longer than the retries surface as errors, and the
+// client works again afterwards.
 func TestFaultsSurfaceAsErrors(t *testing.T) {
+	attempts := ghapp.DefaultRetryPolicy.MaxAttempts
 	tests := []struct {
 		name, prefix string
 		status       int
@@ -285,7 +291,7 @@ func TestFaultsSurfaceAsErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			app, gh := setup(t)
-			gh.FailNext(tt.prefix, 1, tt.status, tt.header)
+			gh.FailNext(tt.prefix, attempts, tt.status, tt.header)
 			_, err := app.FetchFile(context.Background(), 1, "acme", "app", cfgPath, sha)
 			if err == nil || errors.Is(err, bot.ErrNotFound) || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("error %v, want one containing %q and not ErrNotFound", err, tt.wantErr)
@@ -293,10 +299,19 @@ func TestFaultsSurfaceAsErrors(t *testing.T) {
 			if strings.Contains(err.Error(), "ghs_") {
 				t.Errorf("error holds a token: %v", err)
 			}
-			if tt.status != 403 { // go-github blocks locally until a rate limit resets
-				if _, err := app.FetchFile(context.Background(), 1, "acme", "app", cfgPath, sha); err != nil {
-					t.Errorf("after one fault: %v", err)
+			n := 0
+			for _, c := range gh.Calls() {
+				if strings.HasPrefix(c.Path, tt.prefix) {
+					n++
 				}
+			}
+			if n != attempts {
+				t.Errorf("%d requests to %s, want %d attempts", n, tt.prefix, attempts)
+			}
+			// The transport answers rate limits itself, so go-github does
+			// not block the next request locally.
+			if _, err := app.FetchFile(context.Background(), 1, "acme", "app", cfgPath, sha); err != nil {
+				t.Errorf("after the faults: %v", err)
 			}
 			gh.AssertNoErrors(t)
 		})

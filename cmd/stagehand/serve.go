@@ -115,7 +115,13 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger) (er
 		Source: handlers.RepoSource{GitRepos: git, Files: app}, ParseConfig: parse, Logger: logger, PublicURL: cfg.PublicURL,
 	}
 	worker := &handlers.StepWorker{Engine: engine, Git: git, Artifacts: artifacts, DataDir: cfg.DataDir, Path: os.Getenv("PATH"), Logger: logger}
-	webhooks := &handlers.Webhooks{Store: store, Engine: engine, Files: app, Clock: bot.SystemClock{}, Logger: logger, ParseConfig: parse}
+	webhooks := &handlers.Webhooks{
+		Store: store, Engine: engine, Commands: engine, GitHub: app, AppID: cfg.GitHubAppID, PublicURL: cfg.PublicURL,
+		Files: app, Clock: bot.SystemClock{}, Logger: logger, ParseConfig: parse,
+		Refusals: func(action string) { metrics.Refusals.WithLabelValues(action).Inc() },
+	}
+	metrics.CountGitHubCalls(app.Calls)
+	reporter := &handlers.Reporter{Store: store, GitHub: app, Clock: bot.SystemClock{}, Logger: logger, PublicURL: cfg.PublicURL, ParseConfig: parse}
 	msgRouter, err := router.NewRouter(router.RouterOptions{
 		Logger: logger, Subscriber: broker.Subscriber(), Publisher: broker.Publisher(),
 		Metrics: metrics, Webhooks: webhooks.Handle, Steps: worker.Handle, CloseTimeout: shutdownTimeout,
@@ -139,7 +145,12 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger) (er
 		defer close(reconcileDone)
 		reconcileLoop(reconcileCtx, engine, logger)
 	}()
-	defer func() { stopReconcile(); <-reconcileDone }()
+	reporterDone := make(chan struct{})
+	go func() {
+		defer close(reporterDone)
+		reporter.Run(reconcileCtx)
+	}()
+	defer func() { stopReconcile(); <-reconcileDone; <-reporterDone }()
 
 	mux := http.NewServeMux()
 	router.Routes(mux, &router.Intake{
@@ -173,8 +184,6 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger) (er
 	if cerr := msgRouter.Close(); cerr != nil {
 		logger.Warn("message router shutdown", bot.LogError, cerr)
 	}
-	stopReconcile()
-	<-reconcileDone
 	if werr := worker.Shutdown(shutdownCtx); werr != nil {
 		logger.Warn("step worker shutdown", bot.LogError, werr)
 	}

@@ -24,6 +24,10 @@ type operation struct {
 	docURL   string          // externalDocs.url, used in error bodies
 	raw      map[string]any  // the operation object as written in the document
 	literals int             // number of literal segments, to prefer the most specific match
+	// outsideSubset marks an endpoint the stand-in serves although
+	// openapi-subset.json does not describe it (outsideSubsetRoutes):
+	// neither its requests nor its responses are schema-checked.
+	outsideSubset bool
 }
 
 type spec struct {

@@ -22,11 +22,22 @@ type handler func(s *Server, req *request) response
 // handler. Request bodies are validated against the operation before the
 // handler runs and responses after it; to support another endpoint, add it
 // here (TestRoutesAreInTheSpec checks the key exists in the document).
+// Endpoints outside the document go in outsideSubsetRoutes (access.go).
 var routes = map[string]handler{
 	"POST /app/installations/{installation_id}/access_tokens": (*Server).createAccessToken,
 	"GET /repos/{owner}/{repo}/installation":                  (*Server).getRepoInstallation,
 	"GET /repos/{owner}/{repo}/contents/{path}":               (*Server).getContents,
 	"GET /rate_limit": (*Server).getRateLimit,
+
+	"POST /repos/{owner}/{repo}/check-runs":                             (*Server).createCheckRun,
+	"PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}":             (*Server).updateCheckRun,
+	"GET /repos/{owner}/{repo}/commits/{ref}/check-runs":                (*Server).listCheckRunsForRef,
+	"POST /repos/{owner}/{repo}/issues/{issue_number}/comments":         (*Server).createComment,
+	"PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}":          (*Server).editComment,
+	"POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions": (*Server).createCommentReaction,
+	"POST /repos/{owner}/{repo}/deployments":                            (*Server).createDeployment,
+	"POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses":   (*Server).createDeploymentStatus,
+	"GET /repos/{owner}/{repo}/collaborators/{username}/permission":     (*Server).getCollaboratorPermission,
 }
 
 type installation struct {

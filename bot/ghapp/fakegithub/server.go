@@ -5,6 +5,14 @@
 // every response it sends itself against GitHub's own OpenAPI description
 // (testdata/openapi-subset.json). Violations and requests to endpoints it does
 // not know are collected in Errors(); tests end with s.AssertNoErrors(t).
+// The few endpoints it serves outside that subset (outsideSubsetRoutes, in
+// access.go) are marked as such and not schema-checked.
+//
+// It keeps what the bot wrote in memory for tests to inspect (CheckRuns,
+// Comments, Reactions, Deployments), answers permission and team questions
+// from SetPermission and AddTeamMember, and injects faults: FailNext,
+// RateLimitNext, SlowNext and Hold. MaxConcurrentWrites tells whether the
+// bot ever had two writes of one installation in flight.
 //
 // It also holds webhook payload examples (Payload) and signs them (Sign).
 package fakegithub
@@ -67,9 +75,23 @@ type Server struct {
 	errs          []error
 	holds         []*hold
 	faults        []*fault
+	slows         []*slow
+	writing       map[int64]int            // installation id -> write requests being served now
+	maxWriting    map[int64]int            // installation id -> most write requests served at once
 	held          map[*http.Request]string // requests blocked in a hold -> their path
 	heldChanged   chan struct{}            // closed and replaced whenever held changes
 	nextID        int64
+
+	checkRuns       map[int64]*CheckRun
+	checkRunOrder   []int64
+	comments        map[int64]*Comment
+	commentOrder    []int64
+	reactions       map[int64][]reaction // by comment id
+	deployments     map[int64]*Deployment
+	deploymentOrder []int64
+	users           map[string]string // lower-case login -> login
+	permissions     map[string]string // repoKey + "\x00" + lower-case login -> role
+	teamMembers     map[string]bool   // teamKey
 }
 
 type hold struct {
@@ -78,10 +100,12 @@ type hold struct {
 }
 
 type fault struct {
-	prefix string
-	left   int
-	status int
-	header http.Header
+	prefix  string
+	left    int
+	status  int
+	header  http.Header
+	message string // GitHub's message for this fault; empty means the default
+	docURL  string // documentation_url; empty means https://docs.github.com/rest
 }
 
 // New starts a stand-in on a local port. With a non-nil t it is closed when
@@ -96,8 +120,17 @@ func New(t testing.TB, opts ...Option) *Server {
 		tokens:        map[string]*token{},
 		appKeys:       map[int64]any{},
 		held:          map[*http.Request]string{},
+		writing:       map[int64]int{},
+		maxWriting:    map[int64]int{},
 		heldChanged:   make(chan struct{}),
 		nextID:        1000,
+		checkRuns:     map[int64]*CheckRun{},
+		comments:      map[int64]*Comment{},
+		reactions:     map[int64][]reaction{},
+		deployments:   map[int64]*Deployment{},
+		users:         map[string]string{},
+		permissions:   map[string]string{},
+		teamMembers:   map[string]bool{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -294,12 +327,17 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	call := Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Body: body, Time: s.now()}
+	done := s.startWrite(r)
+	defer done()
 	sp := mustSpec()
 	op, params := sp.match(r.Method, r.URL.EscapedPath())
+	if op == nil {
+		op, params = matchOutsideSubset(r.Method, r.URL.EscapedPath())
+	}
 	if op != nil {
 		call.Operation = op.key
 	}
-	if !s.waitHolds(r) {
+	if !s.waitHolds(r) || !s.waitSlow(r) {
 		s.record(call)
 		return
 	}
@@ -324,11 +362,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.Get("Content-Type") == "" && len(data) > 0 {
 		h.Set("Content-Type", "application/json; charset=utf-8")
 	}
-	if op != nil && !resp.unchecked {
+	if op != nil && !op.outsideSubset && !resp.unchecked {
 		if err := sp.validateResponse(op, resp.status, h.Get("Content-Type"), data); err != nil {
 			s.addError(fmt.Errorf("stand-in answered %s %s off-spec: %w", r.Method, r.URL.Path, err))
 		}
 	}
+	// The request stops counting as in flight before the client can see the
+	// answer, so a client that waits for it never overlaps with it.
+	done()
 	w.WriteHeader(resp.status)
 	_, _ = w.Write(data)
 	call.Status = resp.status
@@ -343,11 +384,17 @@ func (s *Server) record(c Call) {
 
 func (s *Server) handle(r *http.Request, req *request) response {
 	if f := s.takeFault(r.URL.Path); f != nil {
-		msg := http.StatusText(f.status)
+		msg, docURL := http.StatusText(f.status), "https://docs.github.com/rest"
 		if f.header.Get("X-RateLimit-Remaining") == "0" {
 			msg = "API rate limit exceeded for installation."
 		}
-		resp := errorResponse(f.status, msg, "https://docs.github.com/rest")
+		if f.message != "" {
+			msg = f.message
+		}
+		if f.docURL != "" {
+			docURL = f.docURL
+		}
+		resp := errorResponse(f.status, msg, docURL)
 		for k, v := range f.header {
 			resp.header[k] = v
 		}
@@ -361,6 +408,10 @@ func (s *Server) handle(r *http.Request, req *request) response {
 	if req.op == nil {
 		s.addError(fmt.Errorf("unexpected request %s %s: no operation in openapi-subset.json matches", r.Method, r.URL.Path))
 		return errorResponse(http.StatusNotFound, "Not Found", "https://docs.github.com/rest")
+	}
+	if req.op.outsideSubset {
+		// No schema to check against: see outsideSubsetRoutes.
+		return outsideSubsetRoutes[req.op.key](s, req)
 	}
 	// GitHub would check credentials first; validating first records the
 	// violation even when the request is also unauthenticated.
@@ -392,8 +443,16 @@ func errorResponse(status int, message, docURL string) response {
 	}
 }
 
+// notFound is GitHub's 404. GitHub answers it on every endpoint (a missing
+// repository, one the token cannot see) while documenting it only on some:
+// where the operation does not, it is not schema-checked, like 401.
 func (req *request) notFound() response {
-	return errorResponse(http.StatusNotFound, "Not Found", req.op.docURL)
+	resp := errorResponse(http.StatusNotFound, "Not Found", req.op.docURL)
+	responses, _ := req.op.raw["responses"].(map[string]any)
+	if _, documented := responses["404"]; !documented {
+		resp.unchecked = true
+	}
+	return resp
 }
 
 func badCredentials(message string) response {

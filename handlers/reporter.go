@@ -1,0 +1,414 @@
+package handlers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/google/go-github/v62/github"
+
+	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/bot/ghapp"
+)
+
+// ChecksAPI is what the reporter asks of GitHub.
+type ChecksAPI interface {
+	CreateCheckRun(ctx context.Context, inst int64, owner, repo string, opts github.CreateCheckRunOptions) (int64, error)
+	UpdateCheckRun(ctx context.Context, inst int64, owner, repo string, id int64, opts github.UpdateCheckRunOptions) error
+	CreateDeployment(ctx context.Context, inst int64, owner, repo, ref, environment, description string, payload map[string]any) (int64, error)
+	CreateDeploymentStatus(ctx context.Context, inst int64, owner, repo string, id int64, state, environmentURL, logURL, description string) error
+}
+
+// Reporter brings executions to GitHub: check runs (one per phase: a gate
+// completes the current one with its buttons and a new one carries the
+// execution on) and a GitHub Deployment per deploy step. It works from the
+// store, not from events: every tick it takes the executions whose Version
+// is ahead of what was reported, renders them and sends what changed. So
+// updates are coalesced (at most one per check run per tick), a GitHub
+// outage only delays them, and the final state always lands.
+type Reporter struct {
+	Store     bot.Store
+	GitHub    ChecksAPI
+	Clock     bot.Clock
+	Logger    *slog.Logger
+	PublicURL string
+	// Interval between ticks (default 1s).
+	Interval time.Duration
+	// ParseConfig reads an execution's configuration (environment URLs,
+	// scheduled pipelines).
+	ParseConfig ConfigParser
+}
+
+// Run reports until ctx ends.
+func (r *Reporter) Run(ctx context.Context) {
+	interval := r.Interval
+	if interval == 0 {
+		interval = time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := r.ReportOnce(ctx); err != nil && ctx.Err() == nil {
+			r.Logger.WarnContext(ctx, "reporting to GitHub; will retry", bot.LogError, err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ReportOnce reports every execution with unreported changes.
+func (r *Reporter) ReportOnce(ctx context.Context) error {
+	var pending []bot.Execution
+	err := r.Store.View(ctx, func(tx bot.Tx) error {
+		var err error
+		pending, err = tx.ExecutionsToReport(ctx, 100)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ex := range pending {
+		if err := r.report(ctx, ex.ID); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ex, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// snapshot is what the reporter reads about one execution.
+type snapshot struct {
+	in   ghapp.RenderInput
+	refs map[string]bot.GitHubRef
+	// previous is the succeeded stage-only execution that was the latest
+	// one before this one: its Promote Build button must go.
+	previous int64
+	cfg      *bot.Config
+}
+
+func (r *Reporter) load(ctx context.Context, id int64) (snapshot, error) {
+	var s snapshot
+	err := r.Store.View(ctx, func(tx bot.Tx) error {
+		ex, err := tx.Execution(ctx, id)
+		if err != nil {
+			return err
+		}
+		s.in.Execution = ex
+		if s.in.Program, err = tx.Program(ctx, ex.ProgramID); err != nil {
+			return err
+		}
+		if s.in.Steps, err = tx.Steps(ctx, id); err != nil {
+			return err
+		}
+		if s.in.Events, err = tx.Events(ctx, id); err != nil {
+			return err
+		}
+		if ex.SourceID != 0 {
+			src, err := tx.Execution(ctx, ex.SourceID)
+			if err != nil {
+				return err
+			}
+			s.in.Source = &src
+		}
+		refs, err := tx.GitHubRefs(ctx, id)
+		if err != nil {
+			return err
+		}
+		s.refs = map[string]bot.GitHubRef{}
+		for _, ref := range refs {
+			s.refs[ref.Key] = ref
+		}
+		pipes, err := tx.Pipelines(ctx, ex.ProgramID)
+		if err != nil {
+			return err
+		}
+		for _, p := range pipes {
+			if p.Kind == bot.ProdOnly {
+				s.in.HasProdOnly = true
+			}
+		}
+		if ex.Pipeline == bot.StageOnly && ex.State == bot.ExecutionSucceeded {
+			latest, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: ex.ProgramID, Pipeline: bot.StageOnly, States: []bot.ExecutionState{bot.ExecutionSucceeded}, Limit: 2})
+			if err != nil {
+				return err
+			}
+			s.in.LatestSuccessfulStageOnly = len(latest) > 0 && latest[0].ID == ex.ID
+			if s.in.LatestSuccessfulStageOnly && len(latest) > 1 {
+				s.previous = latest[1].ID
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return s, err
+	}
+	if r.ParseConfig != nil {
+		if cfg, err := r.ParseConfig(s.in.Execution.Config); err == nil {
+			s.cfg = cfg
+			if p, ok := cfg.Pipelines[s.in.Execution.Pipeline]; ok {
+				s.in.Scheduled = p.Scheduled
+			}
+		}
+	}
+	s.in.PromoteRequested = promoteRequested(s.in.Events)
+	s.in.DetailsURL = fmt.Sprintf("%s/programs/%s/executions/%d", strings.TrimRight(r.PublicURL, "/"), s.in.Program.FullName(), s.in.Execution.Number)
+	s.in.Now = lastChange(s.in.Execution, s.in.Steps)
+	return s, nil
+}
+
+// lastChange is the time of the execution's last recorded move. Check runs
+// show durations up to it rather than up to the clock, so a check run
+// changes only when the execution does: no update every second while a
+// step runs.
+func lastChange(ex bot.Execution, steps []bot.Step) time.Time {
+	t := ex.CreatedAt
+	for _, c := range []time.Time{ex.StartedAt, ex.FinishedAt} {
+		if c.After(t) {
+			t = c
+		}
+	}
+	for _, s := range steps {
+		for _, c := range []time.Time{s.StartedAt, s.FinishedAt} {
+			if c.After(t) {
+				t = c
+			}
+		}
+	}
+	return t
+}
+
+// promoteRequested: the last promotion click was Promote Build, not yet
+// confirmed or dismissed.
+func promoteRequested(events []bot.Event) bool {
+	requested := false
+	for _, ev := range events {
+		switch ev.Kind {
+		case EventPromoteRequested:
+			requested = true
+		case EventPromoteDismissed, "promoted":
+			requested = false
+		}
+	}
+	return requested
+}
+
+// Event kinds of the GitHub surface, kept with the execution's events.
+const (
+	EventPromoteRequested = "promote-requested"
+	EventPromoteDismissed = "promote-dismissed"
+	EventRefused          = "refused"
+)
+
+func (r *Reporter) report(ctx context.Context, id int64) error {
+	s, err := r.load(ctx, id)
+	if err != nil {
+		return err
+	}
+	ex := s.in.Execution
+	ctx = bot.WithLogAttrs(ctx, slog.String(bot.LogRepo, s.in.Program.FullName()), slog.Int(bot.LogExecution, ex.Number))
+	ctx = ghapp.WithCallLabel(ctx, fmt.Sprintf("execution/%d", ex.ID))
+	if err := r.reportCheckRun(ctx, &s); err != nil {
+		return err
+	}
+	if err := r.reportDeployments(ctx, &s); err != nil {
+		return err
+	}
+	return r.Store.Update(ctx, func(tx bot.Tx) error {
+		if s.previous != 0 {
+			if err := tx.Touch(ctx, s.previous); err != nil {
+				return err
+			}
+		}
+		return tx.MarkReported(ctx, ex.ID, ex.Version)
+	})
+}
+
+// phaseKey names the check run of phase n.
+func phaseKey(n int) string { return fmt.Sprintf("check-run/%d", n) }
+
+// reportCheckRun creates or updates the check run of the current phase.
+// A phase ends when its check run was completed at a gate (action
+// required) and the execution has moved on: the next phase gets a new
+// check run of the same name.
+func (r *Reporter) reportCheckRun(ctx context.Context, s *snapshot) error {
+	phase := 0
+	for s.refs[phaseKey(phase+1)].GitHubID != 0 {
+		phase++
+	}
+	last, haveLast := s.refs[phaseKey(phase)]
+	s.in.Phase = phase
+	view := ghapp.RenderCheckRun(s.in)
+	gate := gateOf(view, s.in.Steps)
+	if haveLast {
+		prevHash, prevGate, _ := strings.Cut(last.Reported, "|")
+		if prevGate != "" && prevGate != gate {
+			// The gate was passed: a new check run continues.
+			phase++
+			s.in.Phase = phase
+			view = ghapp.RenderCheckRun(s.in)
+			gate = gateOf(view, s.in.Steps)
+			haveLast = false
+		} else if prevHash == hashView(view) {
+			return nil
+		}
+	}
+	hash := hashView(view)
+	in, p := s.in, s.in.Program
+	if !haveLast {
+		id, err := r.GitHub.CreateCheckRun(ctx, p.InstallationID, p.Owner, p.Repo, createOptions(view))
+		if err != nil {
+			return fmt.Errorf("creating check run %s: %w", view.Name, err)
+		}
+		r.Logger.DebugContext(ctx, "check run created", "check_run", id, "phase", phase, "status", view.Status)
+		return r.putRef(ctx, bot.GitHubRef{ExecutionID: in.Execution.ID, Key: phaseKey(phase), GitHubID: id, Reported: hash + "|" + gate})
+	}
+	if err := r.GitHub.UpdateCheckRun(ctx, p.InstallationID, p.Owner, p.Repo, last.GitHubID, updateOptions(view)); err != nil {
+		return fmt.Errorf("updating check run %d: %w", last.GitHubID, err)
+	}
+	last.Reported = hash + "|" + gate
+	return r.putRef(ctx, last)
+}
+
+func (r *Reporter) putRef(ctx context.Context, ref bot.GitHubRef) error {
+	return r.Store.Update(ctx, func(tx bot.Tx) error { return tx.PutGitHubRef(ctx, ref) })
+}
+
+// gateOf names the gate a view stops at ("" when it is not a gate): the
+// check run of a gate is complete, and passing it starts a new one.
+func gateOf(v ghapp.CheckRunView, steps []bot.Step) string {
+	if v.Status != ghapp.StatusCompleted || v.Conclusion != ghapp.ConclusionActionRequired {
+		return ""
+	}
+	for _, s := range steps {
+		if s.State == bot.StepWaiting {
+			return "gate:" + string(s.Name)
+		}
+	}
+	return "gate"
+}
+
+func hashView(v ghapp.CheckRunView) string {
+	b, _ := json.Marshal(v)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+func createOptions(v ghapp.CheckRunView) github.CreateCheckRunOptions {
+	o := github.CreateCheckRunOptions{
+		Name: v.Name, HeadSHA: v.HeadSHA, DetailsURL: github.String(v.DetailsURL), ExternalID: github.String(v.ExternalID),
+		Status: github.String(v.Status), Output: output(v), Actions: v.Actions,
+	}
+	if v.Status == ghapp.StatusCompleted {
+		o.Conclusion = github.String(v.Conclusion)
+		o.CompletedAt = &github.Timestamp{Time: time.Now()}
+	}
+	return o
+}
+
+func updateOptions(v ghapp.CheckRunView) github.UpdateCheckRunOptions {
+	o := github.UpdateCheckRunOptions{
+		Name: v.Name, DetailsURL: github.String(v.DetailsURL), ExternalID: github.String(v.ExternalID),
+		Status: github.String(v.Status), Output: output(v), Actions: v.Actions,
+	}
+	if o.Actions == nil {
+		o.Actions = []*github.CheckRunAction{} // removes buttons shown before
+	}
+	if v.Status == ghapp.StatusCompleted {
+		o.Conclusion = github.String(v.Conclusion)
+		o.CompletedAt = &github.Timestamp{Time: time.Now()}
+	}
+	return o
+}
+
+func output(v ghapp.CheckRunView) *github.CheckRunOutput {
+	o := &github.CheckRunOutput{Title: github.String(v.Title), Summary: github.String(v.Summary)}
+	if v.Text != "" {
+		o.Text = github.String(v.Text)
+	}
+	return o
+}
+
+// reportDeployments keeps a GitHub Deployment per deploy step in step with
+// the step: in_progress when it runs, success or failure when it ends.
+func (r *Reporter) reportDeployments(ctx context.Context, s *snapshot) error {
+	in, p := s.in, s.in.Program
+	for _, st := range in.Steps {
+		var env bot.EnvironmentName
+		switch st.Name {
+		case bot.StepDeployStage:
+			env = bot.Stage
+		case bot.StepDeployProduction:
+			env = bot.Production
+		default:
+			continue
+		}
+		var state string
+		switch st.State {
+		case bot.StepRunning:
+			if st.Attempt == 0 {
+				continue // dispatched, not started
+			}
+			state = "in_progress"
+		case bot.StepSucceeded:
+			state = "success"
+		case bot.StepFailed, bot.StepCancelled:
+			state = "failure"
+		default:
+			continue
+		}
+		key := "deployment/" + string(st.Name)
+		ref := s.refs[key]
+		if ref.Reported == state {
+			continue
+		}
+		if ref.GitHubID == 0 {
+			id, err := r.GitHub.CreateDeployment(ctx, p.InstallationID, p.Owner, p.Repo, in.Execution.Commit, string(env),
+				fmt.Sprintf("%s deploys %s", in.Execution, bot.ShortSHA(in.Execution.Commit)),
+				map[string]any{"execution": in.Execution.Number, "pipeline": string(in.Execution.Pipeline), "artifact_digest": in.Execution.ArtifactDigest})
+			if err != nil {
+				return fmt.Errorf("creating the %s deployment: %w", env, err)
+			}
+			ref = bot.GitHubRef{ExecutionID: in.Execution.ID, Key: key, GitHubID: id}
+			if err := r.putRef(ctx, ref); err != nil {
+				return err
+			}
+		}
+		if ref.Reported == "" && state != "in_progress" {
+			// The step ended before the deployment was reported: GitHub
+			// still gets the whole story, in_progress first.
+			if err := r.GitHub.CreateDeploymentStatus(ctx, p.InstallationID, p.Owner, p.Repo, ref.GitHubID, "in_progress", "", in.DetailsURL, "deploying"); err != nil {
+				return fmt.Errorf("setting the %s deployment to in_progress: %w", env, err)
+			}
+		}
+		url := ""
+		if s.cfg != nil {
+			if ec := s.cfg.Environment(env); ec != nil {
+				url = ec.URL
+			}
+		}
+		if err := r.GitHub.CreateDeploymentStatus(ctx, p.InstallationID, p.Owner, p.Repo, ref.GitHubID, state, url, in.DetailsURL, truncate(st.Message, 140)); err != nil {
+			return fmt.Errorf("setting the %s deployment to %s: %w", env, state, err)
+		}
+		ref.Reported = state
+		if err := r.putRef(ctx, ref); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}

@@ -1,0 +1,329 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/bot/ghapp"
+	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+)
+
+// surfaceEnv is a pipelineEnv whose GitHub is the stand-in: check runs,
+// deployments, comments and permissions go through the real client.
+type surfaceEnv struct {
+	*pipelineEnv
+	gh          *fakegithub.Server
+	reporter    *Reporter
+	n           int
+	lastComment int64
+}
+
+func newSurfaceEnv(t *testing.T, cfg string) *surfaceEnv {
+	t.Helper()
+	gh := fakegithub.New(t)
+	pemBytes, key := fakegithub.GenerateAppKey(t)
+	gh.SetAppKey(testAppID, &key.PublicKey)
+	gh.AddInstallation(inst, owner)
+	gh.AddRepo(inst, owner, repo)
+	for user, perm := range map[string]string{"alice": "write", "bob": "admin", "rita": "read", "mallory": "write"} {
+		gh.SetPermission(owner, repo, user, perm)
+	}
+	app, err := ghapp.New(ghapp.Options{AppID: testAppID, PrivateKeyPEM: pemBytes, APIURL: gh.URL(), Retry: fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &surfaceEnv{pipelineEnv: newPipelineEnv(t, cfg), gh: gh}
+	e.hooks.GitHub, e.hooks.Commands, e.hooks.AppID, e.hooks.PublicURL = app, e.engine, testAppID, "http://stagehand.test"
+	e.reporter = &Reporter{Store: e.store, GitHub: app, Clock: e.clock, Logger: e.hooks.Logger, PublicURL: "http://stagehand.test", ParseConfig: parseConfig}
+	t.Cleanup(func() { gh.AssertNoErrors(t) })
+	return e
+}
+
+// report brings GitHub up to date, as the reporter's loop would.
+func (e *surfaceEnv) report() {
+	e.t.Helper()
+	if err := e.reporter.ReportOnce(context.Background()); err != nil {
+		e.t.Fatalf("reporting: %v", err)
+	}
+}
+
+// checkRuns returns the check runs of a pipeline, oldest first.
+func (e *surfaceEnv) checkRuns(kind bot.PipelineKind, sha string) []fakegithub.CheckRun {
+	var out []fakegithub.CheckRun
+	for _, cr := range e.gh.CheckRuns(owner, repo) {
+		if cr.Name == "stagehand/"+string(kind) && (sha == "" || cr.HeadSHA == sha) {
+			out = append(out, cr)
+		}
+	}
+	return out
+}
+
+func labels(cr fakegithub.CheckRun) []string {
+	var out []string
+	for _, a := range cr.Actions {
+		out = append(out, a.Label)
+	}
+	return out
+}
+
+// click sends check_run.requested_action for a button, as GitHub would.
+func (e *surfaceEnv) click(cr fakegithub.CheckRun, identifier, user string) {
+	e.t.Helper()
+	var p map[string]any
+	if err := json.Unmarshal(fakegithub.Payload("check_run/requested_action.json"), &p); err != nil {
+		e.t.Fatal(err)
+	}
+	run := p["check_run"].(map[string]any)
+	run["external_id"], run["id"], run["head_sha"] = cr.ExternalID, cr.ID, cr.HeadSHA
+	run["app"].(map[string]any)["id"] = testAppID
+	p["requested_action"] = map[string]any{"identifier": identifier}
+	p["sender"].(map[string]any)["login"] = user
+	e.setRepo(p)
+	e.deliver("check_run", p)
+}
+
+func (e *surfaceEnv) setRepo(p map[string]any) {
+	r := p["repository"].(map[string]any)
+	r["name"], r["full_name"] = repo, owner+"/"+repo
+	r["owner"].(map[string]any)["login"] = owner
+	p["installation"] = map[string]any{"id": inst, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ=="}
+}
+
+// comment sends issue_comment.created with body by user.
+func (e *surfaceEnv) comment(user, body string) fakegithub.Comment {
+	e.t.Helper()
+	var p map[string]any
+	if err := json.Unmarshal(fakegithub.Payload("issue_comment/created.with-installation.json"), &p); err != nil {
+		e.t.Fatal(err)
+	}
+	c := p["comment"].(map[string]any)
+	before := len(e.gh.Comments(owner, repo, 1))
+	e.lastComment = e.gh.AddComment(owner, repo, 1, user, body) // the person's comment, on GitHub
+	c["body"], c["id"] = body, e.lastComment
+	c["user"].(map[string]any)["login"] = user
+	p["sender"].(map[string]any)["login"] = user
+	e.setRepo(p)
+	before++
+	e.deliver("issue_comment", p)
+	after := e.gh.Comments(owner, repo, 1)
+	if len(after) != before+1 {
+		e.t.Fatalf("the bot answered %d comments to %q, want 1", len(after)-before, body)
+	}
+	return after[len(after)-1]
+}
+
+func (e *surfaceEnv) deliver(event string, p map[string]any) {
+	e.t.Helper()
+	body, _ := json.Marshal(p)
+	e.n++
+	if err := e.hooks.handle(context.Background(), delivery{guid: fmt.Sprintf("%s-%d", event, e.n), event: event, payload: body}); err != nil {
+		e.t.Fatalf("%s delivery: %v", event, err)
+	}
+}
+
+func (e *surfaceEnv) waitReported(n int, st bot.ExecutionState) {
+	e.t.Helper()
+	e.waitState(n, st)
+	e.report()
+	e.report() // the touch of an older execution is reported on the next tick
+}
+
+// TestButtonLifeCycle drives the whole flow through webhooks only: push →
+// stage-only check runs → Promote Build → Confirm → prod-only → Approve →
+// production deployed → Deployment statuses; a newer stage-only success
+// removes the older one's button.
+func TestButtonLifeCycle(t *testing.T) {
+	e := newSurfaceEnv(t, sampleConfig(splitPipelines))
+	sha := e.push()
+	e.report()
+	e.waitReported(1, bot.ExecutionSucceeded)
+	runs := e.checkRuns(bot.StageOnly, sha)
+	if len(runs) != 1 {
+		t.Fatalf("stage-only check runs = %d, want 1", len(runs))
+	}
+	cr := runs[0]
+	if cr.Status != "completed" || cr.Conclusion != "success" || strings.Join(labels(cr), ",") != "Promote Build" {
+		t.Fatalf("stage-only check run: %s/%s %v", cr.Status, cr.Conclusion, labels(cr))
+	}
+	if cr.ExternalID == "" || !strings.HasPrefix(cr.DetailsURL, "http://stagehand.test/programs/Codertocat/Hello-World/executions/1") {
+		t.Errorf("external id %q, details %q", cr.ExternalID, cr.DetailsURL)
+	}
+
+	e.click(cr, ghapp.ActionPromote, "alice")
+	e.report()
+	cr = e.gh.CheckRun(cr.ID)
+	if got := strings.Join(labels(cr), ","); got != "Confirm,Dismiss" {
+		t.Fatalf("after Promote Build the buttons are %q, want Confirm,Dismiss", got)
+	}
+	e.click(cr, ghapp.ActionConfirm, "alice")
+	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
+	e.report()
+	prodRuns := e.checkRuns(bot.ProdOnly, sha)
+	if len(prodRuns) != 1 || prodRuns[0].Conclusion != "action_required" || !strings.Contains(strings.Join(labels(prodRuns[0]), ","), "Approve") {
+		t.Fatalf("prod-only check runs at approval: %+v", prodRuns)
+	}
+	e.click(prodRuns[0], ghapp.ActionApprove, "bob")
+	e.waitReported(2, bot.ExecutionSucceeded)
+	prodRuns = e.checkRuns(bot.ProdOnly, sha)
+	if len(prodRuns) != 2 || prodRuns[1].Conclusion != "success" {
+		t.Fatalf("after approval: %d prod-only check runs, last %s/%s; want a second one, successful", len(prodRuns), prodRuns[len(prodRuns)-1].Status, prodRuns[len(prodRuns)-1].Conclusion)
+	}
+	deps := e.gh.Deployments(owner, repo)
+	var envs []string
+	for _, d := range deps {
+		var states []string
+		for _, s := range d.Statuses {
+			if !s.ByGitHub {
+				states = append(states, s.State)
+			}
+		}
+		envs = append(envs, d.Environment+":"+strings.Join(states, ">"))
+		if d.AutoMerge == nil || *d.AutoMerge || d.RequiredContexts == nil || len(d.RequiredContexts) != 0 {
+			t.Errorf("deployment %d: auto_merge %v required_contexts %v", d.ID, d.AutoMerge, d.RequiredContexts)
+		}
+	}
+	if got := strings.Join(envs, " "); got != "stage:in_progress>success production:in_progress>success" {
+		t.Errorf("deployments = %s", got)
+	}
+
+	// A newer stage-only success takes the button away from the older one.
+	newer := e.repo.commit("newer", nil)
+	e.push()
+	e.waitReported(3, bot.ExecutionSucceeded)
+	if got := labels(e.gh.CheckRun(cr.ID)); len(got) != 0 {
+		t.Errorf("the older stage-only check run still shows %v", got)
+	}
+	if got := e.checkRuns(bot.StageOnly, newer); len(got) != 1 || strings.Join(labels(got[0]), ",") != "Promote Build" {
+		t.Errorf("the newer stage-only check run: %+v", got)
+	}
+}
+
+// TestRefusals: a read-only user's click and command, a stale button and a
+// self-approval change nothing and are answered.
+func TestRefusals(t *testing.T) {
+	cfg := strings.Replace(sampleConfig(splitPipelines), "    variables: {LOG_LEVEL: info}\n", "    variables: {LOG_LEVEL: info}\n    prevent_self_approval: true\n", 1)
+	e := newSurfaceEnv(t, cfg)
+	e.push()
+	e.waitReported(1, bot.ExecutionSucceeded)
+	cr := e.checkRuns(bot.StageOnly, "")[0]
+
+	e.click(cr, ghapp.ActionPromote, "rita")
+	e.report()
+	if got := strings.Join(labels(e.gh.CheckRun(cr.ID)), ","); got != "Promote Build" {
+		t.Errorf("a read-only click changed the buttons to %q", got)
+	}
+	if !strings.Contains(e.gh.CheckRun(cr.ID).Output.Summary+e.gh.CheckRun(cr.ID).Output.Text, "refused") {
+		t.Errorf("the check run does not explain the refusal:\n%s", e.gh.CheckRun(cr.ID).Output.Summary)
+	}
+	reply := e.comment("rita", "/stagehand promote")
+	if !strings.Contains(reply.Body, "read permission") {
+		t.Errorf("reply to a read-only user: %q", reply.Body)
+	}
+	var n int
+	e.view(func(tx bot.Tx) error {
+		es, err := tx.Executions(context.Background(), bot.ExecutionFilter{ProgramID: e.prog.ID})
+		n = len(es)
+		return err
+	})
+	if n != 1 {
+		t.Fatalf("a refused command started an execution: %d executions", n)
+	}
+	if got := e.gh.Reactions(e.lastComment); len(got) == 0 || got[0] != "eyes" {
+		t.Errorf("reactions = %v, want eyes", got)
+	}
+
+	// Self-approval: alice promotes, alice may not approve.
+	reply = e.comment("alice", "/stagehand promote")
+	if !strings.Contains(reply.Body, "prod-only #2") {
+		t.Fatalf("promote reply: %q", reply.Body)
+	}
+	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
+	reply = e.comment("alice", "/stagehand approve 2")
+	if !strings.Contains(reply.Body, "prevent_self_approval") {
+		t.Errorf("self-approval reply: %q", reply.Body)
+	}
+	if ex, _ := e.execution(2); ex.State != bot.ExecutionWaiting {
+		t.Errorf("self-approval changed #2 to %s", ex.State)
+	}
+
+	// A stale button: Promote Build on an execution that is no longer the
+	// latest successful stage-only one.
+	e.comment("bob", "/stagehand reject 2 not now")
+	e.waitState(2, bot.ExecutionCancelled)
+	e.repo.commit("newer", nil)
+	e.push()
+	e.waitReported(3, bot.ExecutionSucceeded)
+	e.click(cr, ghapp.ActionPromote, "alice")
+	e.report()
+	if got := labels(e.gh.CheckRun(cr.ID)); len(got) != 0 {
+		t.Errorf("a stale Promote Build click brought back buttons %v", got)
+	}
+	if !strings.Contains(e.gh.CheckRun(cr.ID).Output.Summary+e.gh.CheckRun(cr.ID).Output.Text, "no longer the latest") {
+		t.Errorf("the stale check run does not say why:\n%s", e.gh.CheckRun(cr.ID).Output.Summary)
+	}
+
+	// Bot comments and edits are ignored: no reply.
+	before := len(e.gh.Comments(owner, repo, 1))
+	var p map[string]any
+	_ = json.Unmarshal(fakegithub.Payload("issue_comment/edited.json"), &p)
+	e.setRepo(p)
+	e.deliver("issue_comment", p)
+	_ = json.Unmarshal(fakegithub.Payload("issue_comment/created.with-installation.json"), &p)
+	e.setRepo(p)
+	p["comment"].(map[string]any)["body"] = "/stagehand status"
+	p["sender"].(map[string]any)["type"] = "Bot"
+	e.deliver("issue_comment", p)
+	if after := len(e.gh.Comments(owner, repo, 1)); after != before {
+		t.Errorf("the bot answered %d ignored comments", after-before)
+	}
+	// Another app's check run is ignored.
+	other := cr
+	var q map[string]any
+	_ = json.Unmarshal(fakegithub.Payload("check_run/requested_action.json"), &q)
+	q["check_run"].(map[string]any)["external_id"] = strconv.FormatInt(other.ID, 10)
+	e.setRepo(q)
+	e.deliver("check_run", q)
+}
+
+// TestCreateAndPromoteAndDeployNow: without a prod-only pipeline the
+// button offers Create & Promote; a scheduled pipeline shows Deploy Now.
+func TestCreateAndPromoteAndDeployNow(t *testing.T) {
+	e := newSurfaceEnv(t, sampleConfig("  stage-only: {branch: main, trigger: on-git-changes}\n"))
+	e.push()
+	e.waitReported(1, bot.ExecutionSucceeded)
+	cr := e.checkRuns(bot.StageOnly, "")[0]
+	e.click(cr, ghapp.ActionPromote, "alice")
+	e.report()
+	if got := strings.Join(labels(e.gh.CheckRun(cr.ID)), ","); got != "Create & Promote,Dismiss" {
+		t.Fatalf("buttons = %q", got)
+	}
+	e.click(e.gh.CheckRun(cr.ID), ghapp.ActionCreatePromote, "alice")
+	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
+	e.report()
+	pr := e.checkRuns(bot.ProdOnly, "")
+	e.click(pr[len(pr)-1], ghapp.ActionReject, "bob")
+	e.waitReported(2, bot.ExecutionCancelled)
+	pr = e.checkRuns(bot.ProdOnly, "")
+	if last := pr[len(pr)-1]; last.Conclusion != "cancelled" {
+		t.Errorf("after Reject the prod-only check run is %s/%s", last.Status, last.Conclusion)
+	}
+	// Re-run from check_run.rerequested.
+	var p map[string]any
+	_ = json.Unmarshal(fakegithub.Payload("check_run/rerequested.openapi-example.json"), &p)
+	run := p["check_run"].(map[string]any)
+	run["external_id"], run["head_sha"] = cr.ExternalID, cr.HeadSHA
+	run["app"].(map[string]any)["id"] = testAppID
+	p["sender"].(map[string]any)["login"] = "alice"
+	e.setRepo(p)
+	e.deliver("check_run", p)
+	if ex := e.waitState(3, bot.ExecutionSucceeded); ex.Pipeline != bot.StageOnly || ex.Commit != cr.HeadSHA {
+		t.Errorf("re-run started %s at %s", ex, ex.Commit)
+	}
+	_ = time.Second
+}
