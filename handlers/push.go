@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/google/go-github/v62/github"
 
 	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/bot/ghapp"
 )
 
 // ConfigPath is where a repository keeps its Stagehand configuration.
@@ -96,6 +99,7 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 	if cfg == nil {
 		h.Logger.InfoContext(ctx, "push starts nothing", "reason", why)
 	}
+	h.explainPush(ctx, inst, owner, repo, push, cfg, why)
 	for _, e := range started {
 		h.Logger.InfoContext(ctx, "execution queued", bot.LogPipeline, string(e.Pipeline), bot.LogExecution, e.Number, "commit", bot.ShortSHA(e.Commit))
 	}
@@ -137,4 +141,48 @@ func pipelinesOf(programID int64, cfg *bot.Config) []bot.Pipeline {
 		}
 	}
 	return ps
+}
+
+// explainPush shows on the pushed commit what the push did not start: a
+// failed stagehand/config check run with one annotation per error of an
+// invalid file, and a skipped check run for full-stack when stage-only had
+// priority (rule A). It is best effort: GitHub being down does not fail the
+// delivery, whose executions are already recorded.
+func (h *Webhooks) explainPush(ctx context.Context, inst int64, owner, repo string, push bot.Push, cfg *bot.Config, why string) {
+	if h.Checks == nil {
+		return
+	}
+	var views []ghapp.CheckRunView
+	switch {
+	case cfg == nil && strings.Contains(why, "is invalid"):
+		views = append(views, ghapp.ConfigCheckRun(push.After, configProblems(why)))
+	case cfg != nil:
+		for _, d := range bot.DecideTriggers(cfg, push) {
+			if !d.Start && strings.Contains(d.Reason, "has priority") {
+				views = append(views, ghapp.NotStartedView(d.Pipeline, push.After, d.Reason, strings.TrimRight(h.PublicURL, "/")+"/programs/"+owner+"/"+repo))
+			}
+		}
+	}
+	for _, v := range views {
+		if _, err := h.Checks.CreateCheckRun(ctx, inst, owner, repo, createOptions(v)); err != nil {
+			h.Logger.WarnContext(ctx, "creating the check run that explains the push", "check_run", v.Name, bot.LogError, err)
+		}
+	}
+}
+
+var diagLine = regexp.MustCompile(`^[^:]*:(\d+):(\d+): (warning: )?(.*)$`)
+
+// configProblems reads the "file:line:col: message" lines of a parse error.
+func configProblems(why string) []ghapp.ConfigProblem {
+	var out []ghapp.ConfigProblem
+	for _, line := range strings.Split(why, "\n") {
+		m := diagLine.FindStringSubmatch(strings.TrimSpace(line))
+		if m == nil {
+			continue
+		}
+		l, _ := strconv.Atoi(m[1])
+		c, _ := strconv.Atoi(m[2])
+		out = append(out, ghapp.ConfigProblem{Line: l, Col: c, Message: m[4], Warning: m[3] != ""})
+	}
+	return out
 }

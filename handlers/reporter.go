@@ -330,7 +330,7 @@ func updateOptions(v ghapp.CheckRunView) github.UpdateCheckRunOptions {
 }
 
 func output(v ghapp.CheckRunView) *github.CheckRunOutput {
-	o := &github.CheckRunOutput{Title: github.String(v.Title), Summary: github.String(v.Summary)}
+	o := &github.CheckRunOutput{Title: github.String(v.Title), Summary: github.String(v.Summary), Annotations: v.Annotations}
 	if v.Text != "" {
 		o.Text = github.String(v.Text)
 	}

@@ -39,7 +39,7 @@ func newSurfaceEnv(t *testing.T, cfg string) *surfaceEnv {
 		t.Fatal(err)
 	}
 	e := &surfaceEnv{pipelineEnv: newPipelineEnv(t, cfg), gh: gh}
-	e.hooks.GitHub, e.hooks.Commands, e.hooks.AppID, e.hooks.PublicURL = app, e.engine, testAppID, "http://stagehand.test"
+	e.hooks.GitHub, e.hooks.Checks, e.hooks.Commands, e.hooks.AppID, e.hooks.PublicURL = app, app, e.engine, testAppID, "http://stagehand.test"
 	e.reporter = &Reporter{Store: e.store, GitHub: app, Clock: e.clock, Logger: e.hooks.Logger, PublicURL: "http://stagehand.test", ParseConfig: parseConfig}
 	t.Cleanup(func() { gh.AssertNoErrors(t) })
 	return e
@@ -326,4 +326,32 @@ func TestCreateAndPromoteAndDeployNow(t *testing.T) {
 		t.Errorf("re-run started %s at %s", ex, ex.Commit)
 	}
 	_ = time.Second
+}
+
+// TestPushExplainsWhatDidNotStart: an invalid configuration fails the
+// stagehand/config check run with an annotation at each error's line, and
+// full-stack held back by stage-only's priority (rule A) gets a skipped
+// check run that says why.
+func TestPushExplainsWhatDidNotStart(t *testing.T) {
+	e := newSurfaceEnv(t, sampleConfig("  full-stack: {branch: main, trigger: on-git-changes}\n  stage-only: {branch: main, trigger: on-git-changes}\n"))
+	sha := e.push()
+	runs := e.checkRuns(bot.FullStack, sha)
+	if len(runs) != 1 || runs[0].Conclusion != "skipped" || !strings.Contains(runs[0].Output.Title, "stage-only has priority on main") {
+		t.Fatalf("full-stack check runs = %+v", runs)
+	}
+	bad := e.repo.commit("break the config", map[string]string{".github/stagehand.yml": "version: 1\npipelines:\n  prod-only: {trigger: on-git-changes}\n"})
+	e.push()
+	var cfgRun *fakegithub.CheckRun
+	for _, cr := range e.gh.CheckRuns(owner, repo) {
+		if cr.Name == "stagehand/config" && cr.HeadSHA == bad {
+			cfgRun = &cr
+		}
+	}
+	if cfgRun == nil || cfgRun.Conclusion != "failure" || len(cfgRun.Output.Annotations) == 0 {
+		t.Fatalf("stagehand/config check run = %+v", cfgRun)
+	}
+	a := cfgRun.Output.Annotations[0]
+	if a.Path != ".github/stagehand.yml" || a.StartLine == 0 || a.AnnotationLevel != "failure" {
+		t.Errorf("annotation = %+v", a)
+	}
 }

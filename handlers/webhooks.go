@@ -54,6 +54,10 @@ type Webhooks struct {
 	// recorded).
 	Commands *bot.Engine
 	GitHub   InteractAPI
+	// Checks creates the check runs a push leaves without an execution:
+	// stagehand/config for an invalid file, and a skipped check run for a
+	// pipeline rule A held back (optional).
+	Checks ChecksAPI
 	// AppID is this GitHub App's ID: check runs of other apps are ignored.
 	AppID     int64
 	PublicURL string

@@ -116,7 +116,7 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger) (er
 	}
 	worker := &handlers.StepWorker{Engine: engine, Git: git, Artifacts: artifacts, DataDir: cfg.DataDir, Path: os.Getenv("PATH"), Logger: logger}
 	webhooks := &handlers.Webhooks{
-		Store: store, Engine: engine, Commands: engine, GitHub: app, AppID: cfg.GitHubAppID, PublicURL: cfg.PublicURL,
+		Store: store, Engine: engine, Commands: engine, GitHub: app, Checks: app, AppID: cfg.GitHubAppID, PublicURL: cfg.PublicURL,
 		Files: app, Clock: bot.SystemClock{}, Logger: logger, ParseConfig: parse,
 		Refusals: func(action string) { metrics.Refusals.WithLabelValues(action).Inc() },
 	}
