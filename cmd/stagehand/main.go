@@ -37,6 +37,7 @@ const usage = `Stagehand runs stage-only, prod-only and full-stack deployment pi
 for GitHub repositories, as a GitHub App.
 
 Usage:
+  stagehand playground         the whole tour on this machine, no GitHub needed
   stagehand serve [flags]      run the GitHub App server (webhooks, pipelines, dashboard)
   stagehand validate [FILE]    check a configuration file (default .github/stagehand.yml)
   stagehand version            print the version
@@ -56,6 +57,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "serve":
 		return serve(ctx, rest, getenv, stdout, stderr)
+	case "playground":
+		return runPlayground(ctx, rest, getenv, stdout, stderr)
+	case "playground-hook":
+		return playgroundHook(rest, os.Stdin, stdout)
 	case "validate":
 		return validate(rest, stdout, stderr)
 	case "version", "--version":

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"io"
 	"log/slog"
 	"net"
@@ -57,7 +58,25 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	return serveWith(ctx, cfg, logger)
+	return serveWith(ctx, cfg, logger, extras{})
+}
+
+// parts are the pieces of a running server that a caller of serveWith (the
+// playground) builds on.
+type parts struct {
+	store  bot.Store
+	engine *bot.Engine
+	mux    *http.ServeMux
+}
+
+// extras let the playground add to the same server code path.
+type extras struct {
+	// routes adds routes to the server's mux before it starts listening.
+	routes func(p parts) error
+	// listening is told the address the server listens on.
+	listening func(addr string)
+	// dashboard adds HTML to an execution's page (the playground's buttons).
+	dashboard func(r *http.Request, ex bot.Execution) template.HTML
 }
 
 func newLogger(cfg *config.Server, w io.Writer) (*slog.Logger, error) {
@@ -77,7 +96,7 @@ func newLogger(cfg *config.Server, w io.Writer) (*slog.Logger, error) {
 // order: stop taking deliveries, let handlers in flight finish (what does
 // not finish is redelivered after a restart), close the broker and the
 // store.
-func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger) (err error) {
+func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x extras) (err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
@@ -157,6 +176,12 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger) (er
 		Secrets: [][]byte{cfg.WebhookSecret}, Publisher: broker.Publisher(),
 		Events: handlers.Events, Metrics: metrics, Logger: logger,
 	}, metrics, map[string]router.Checker{"state": store, "broker": broker})
+	if x.routes != nil {
+		if err := x.routes(parts{store: store, engine: engine, mux: mux}); err != nil {
+			_ = msgRouter.Close()
+			return err
+		}
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -165,6 +190,9 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger) (er
 	}
 	logger.Info("stagehand is serving", "listen", ln.Addr().String(), "public_url", cfg.PublicURL,
 		"data_dir", cfg.DataDir, "github_api_url", cfg.GitHubAPIURL, "app_id", cfg.GitHubAppID)
+	if x.listening != nil {
+		x.listening(ln.Addr().String())
+	}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(ln) }()
 

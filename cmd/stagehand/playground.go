@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/config"
+)
+
+const playgroundUsage = `Usage: stagehand playground [flags]
+
+Starts the whole Stagehand tour on this machine, with no GitHub: the bot (the
+same code as "stagehand serve"), a GitHub stand-in, a sample repository with a
+ready .github/stagehand.yml, and the dashboard. Push a change (a button, or a
+real "git push" in the sample repository), watch the stage-only pipeline, click
+Promote Build, approve, and see production change. Every click goes through the
+same signed webhook path a real GitHub delivery takes.
+
+Flags:
+`
+
+// The playground's GitHub: one installation of the App on playground/shop,
+// and you, an admin of it.
+const (
+	playgroundAppID = 1
+	playgroundInst  = 1
+	playgroundOwner = "playground"
+	playgroundRepo  = "shop"
+	playgroundUser  = "you"
+)
+
+func runPlayground(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("playground", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", ":8080", "HTTP address to listen on (env "+config.EnvName("listen")+")")
+	dataDir := fs.String("data-dir", "./stagehand-playground", "directory for the playground's repository, sites, database and broker (env "+config.EnvName("data-dir")+")")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error (env "+config.EnvName("log-level")+")")
+	fs.Usage = func() { fmt.Fprint(stderr, playgroundUsage+fs.FlagUsages()) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
+		return exitError{2}
+	}
+	if err := config.ApplyEnv(fs, getenv); err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(*dataDir)
+	if err != nil {
+		return err
+	}
+	cfg := &config.Server{Listen: *listen, DataDir: dir, LogLevel: *logLevel, LogFormat: "text"}
+	logger, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	public := publicURL(*listen)
+	pg, err := newPlayground(filepath.Join(dir, "playground"), public, logger)
+	if err != nil {
+		return fmt.Errorf("setting up the playground in %s: %w", dir, err)
+	}
+	defer pg.gh.Close()
+	cfg.PublicURL = public
+	cfg.GitHubAppID = playgroundAppID
+	cfg.PrivateKey = pg.keyPEM
+	cfg.WebhookSecret = pg.secret
+	cfg.GitHubAPIURL = pg.gh.URL()
+	cfg.GitHubGitURL = "file://" + filepath.Join(pg.dir, "git") + "/"
+	return serveWith(ctx, cfg, logger, extras{
+		routes:    pg.routes,
+		dashboard: pg.executionButtons,
+		listening: func(addr string) { pg.started(addr, cfg.PublicURL, stdout) },
+	})
+}
+
+// publicURL is where a browser on this machine reaches --listen.
+func publicURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://localhost:8080"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// newPlayground makes (or, after a restart, reopens) the GitHub stand-in
+// and the sample repository.
+func newPlayground(dir, public string, logger *slog.Logger) (*playground, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	keyPEM, key, err := playgroundKey(filepath.Join(dir, "app.pem"))
+	if err != nil {
+		return nil, err
+	}
+	secret := make([]byte, 16)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	gh := fakegithub.New(nil)
+	gh.SetAppKey(playgroundAppID, &key.PublicKey)
+	gh.AddInstallation(playgroundInst, playgroundOwner)
+	gh.AddRepo(playgroundInst, playgroundOwner, playgroundRepo)
+	gh.SetPermission(playgroundOwner, playgroundRepo, playgroundUser, "admin")
+	pg := &playground{
+		dir: dir, gh: gh, keyPEM: keyPEM, secret: []byte(hex.EncodeToString(secret)), logger: logger,
+		bare:  filepath.Join(dir, "git", playgroundOwner, playgroundRepo+".git"),
+		work:  filepath.Join(dir, "work", playgroundRepo),
+		sites: filepath.Join(dir, "sites"),
+	}
+	if err := pg.initRepository(public); err != nil {
+		gh.Close()
+		return nil, err
+	}
+	return pg, nil
+}
+
+// playgroundKey keeps the App key of the playground across restarts.
+func playgroundKey(path string) ([]byte, *rsa.PrivateKey, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		block, _ := pem.Decode(b)
+		if block != nil {
+			if k, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
+				return b, k, nil
+			}
+		}
+	}
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, nil, err
+	}
+	b := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
+	return b, k, os.WriteFile(path, b, 0o600)
+}
+
+// started writes the hook that turns a real git push into a webhook, and
+// tells the newcomer where to go.
+func (pg *playground) started(addr, public string, stdout io.Writer) {
+	_, port, _ := net.SplitHostPort(addr)
+	pg.base = "http://127.0.0.1:" + port
+	if err := pg.installHook(); err != nil {
+		pg.logger.Error("installing the push hook of the sample repository; use the Push a change button", "error", err)
+	}
+	fmt.Fprintf(stdout, `
+Stagehand playground is running.
+
+  Start here:      %[1]s/playground
+  Dashboard:       %[1]s/
+  Stage site:      %[1]s/playground/sites/stage/
+  Production site: %[1]s/playground/sites/production/
+
+What to do first: open %[1]s/playground and click "Push a change"
+(or edit a file in %[2]s, commit, and "git push").
+Then watch stage-only run, click Promote Build, Confirm, Approve, and
+see the production site change.
+
+`, strings.TrimRight(public, "/"), pg.work)
+}

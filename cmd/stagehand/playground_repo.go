@@ -1,0 +1,172 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+)
+
+// playground is the tour's world: a GitHub stand-in, a bare repository
+// with a push hook, a working copy, and the directories the sample deploy
+// scripts publish stage and production to.
+type playground struct {
+	dir    string
+	gh     *fakegithub.Server
+	keyPEM []byte
+	secret []byte
+	logger *slog.Logger
+	bare   string // the repository GitHub would host
+	work   string // your working copy
+	sites  string // sites/stage and sites/production
+	base   string // http://127.0.0.1:<port>, once listening
+
+	mu      sync.Mutex // one push at a time
+	changes int
+}
+
+const sampleConfigYAML = `# Stagehand's sample configuration: see the README for every key.
+version: 1
+build:
+  run: bash build.sh          # makes dist/index.html, stamped with the commit
+  artifacts: [dist/**]
+  timeout: 5m
+environments:
+  stage:
+    deploy: bash deploy.sh    # publishes $STAGEHAND_ARTIFACTS to the stage site
+    url: %[1]s/playground/sites/stage/
+    variables: {GREETING: "Hello from stage"}
+    tests:
+      - {name: smoke, run: bash smoke.sh, timeout: 1m}
+  production:
+    deploy: bash deploy.sh
+    url: %[1]s/playground/sites/production/
+    variables: {GREETING: "Hello from production"}
+pipelines:
+  stage-only: {branch: main, trigger: on-git-changes}
+  prod-only: {approval: true, scheduled: false}
+commands:
+  bare_aliases: true
+`
+
+const sampleBuildScript = `set -eu
+mkdir -p dist
+build_id=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+message=$(cat message.txt)
+cat > dist/index.html <<HTML
+<!doctype html>
+<html><head><meta charset="utf-8"><title>Sample shop</title>
+<style>body{font-family:system-ui,sans-serif;margin:3rem;} .b{font-family:monospace;background:#eef;padding:.2rem .4rem}</style></head>
+<body><h1>$message</h1>
+<p>Commit <span class="b" id="commit">${STAGEHAND_COMMIT:0:7}</span>,
+build <span class="b" id="build">$build_id</span> (made once by $STAGEHAND_PIPELINE #$STAGEHAND_EXECUTION).</p>
+</body></html>
+HTML
+echo "built dist/index.html for ${STAGEHAND_COMMIT:0:7}: build $build_id"
+`
+
+const sampleDeployScript = `set -eu
+site="SITES/$STAGEHAND_ENVIRONMENT"
+mkdir -p "$site.new"
+cp -R "$STAGEHAND_ARTIFACTS/dist/." "$site.new/"
+printf '%%s #%%s %%s\n' "$STAGEHAND_PIPELINE" "$STAGEHAND_EXECUTION" "$STAGEHAND_COMMIT" > "$site.new/deployed-by.txt"
+rm -rf "$site.old"
+if [ -d "$site" ]; then mv "$site" "$site.old"; fi
+mv "$site.new" "$site"
+echo "$GREETING: deployed ${STAGEHAND_COMMIT:0:7} to $STAGEHAND_ENVIRONMENT ($STAGEHAND_ENVIRONMENT_URL)"
+`
+
+const sampleSmokeScript = `set -eu
+grep -q 'id="build"' "$STAGEHAND_ARTIFACTS/dist/index.html"
+grep -q "${STAGEHAND_COMMIT:0:7}" SITES/stage/index.html
+echo "smoke test passed: stage serves ${STAGEHAND_COMMIT:0:7}"
+`
+
+// git runs git in dir with a fixed identity.
+func git(dir string, args ...string) (string, error) {
+	cmd := exec.Command("git", append([]string{"-c", "user.name=You", "-c", "user.email=you@playground.invalid", "-c", "init.defaultBranch=main"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// initRepository creates the sample repository on the first start.
+func (pg *playground) initRepository(public string) error {
+	if _, err := os.Stat(pg.work); err == nil {
+		return nil // made by an earlier start
+	}
+	for _, d := range []string{filepath.Dir(pg.bare), filepath.Dir(pg.work), pg.sites} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return err
+		}
+	}
+	if _, err := git(filepath.Dir(pg.bare), "init", "-q", "--bare", "-b", "main", pg.bare); err != nil {
+		return err
+	}
+	if _, err := git(filepath.Dir(pg.work), "init", "-q", "-b", "main", pg.work); err != nil {
+		return err
+	}
+	sites := func(s string) string { return strings.ReplaceAll(s, "SITES", pg.sites) }
+	files := map[string]string{
+		".github/stagehand.yml": fmt.Sprintf(sampleConfigYAML, strings.TrimRight(public, "/")),
+		"build.sh":              sampleBuildScript,
+		"deploy.sh":             sites(sampleDeployScript),
+		"smoke.sh":              sites(sampleSmokeScript),
+		"message.txt":           "Welcome to the sample shop",
+		"README.md":             "# Sample shop\n\nEdit message.txt, commit and `git push`: Stagehand builds it once, deploys it to stage, tests it, and waits for you to promote it.\n",
+	}
+	for name, content := range files {
+		p := filepath.Join(pg.work, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, args := range [][]string{{"add", "-A"}, {"commit", "-q", "-m", "Sample shop"}, {"remote", "add", "origin", pg.bare}, {"push", "-q", "origin", "main"}} {
+		if _, err := git(pg.work, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// installHook makes a real git push into the sample repository send the
+// push webhook, through this binary's "playground-hook" command.
+func (pg *playground) installHook() error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	hook := fmt.Sprintf("#!/bin/sh\n# Installed by stagehand playground: tells it about every push, which sends GitHub's push webhook.\nexec %q playground-hook %q\n", exe, pg.base+"/playground/hook")
+	return os.WriteFile(filepath.Join(pg.bare, "hooks", "post-receive"), []byte(hook), 0o755)
+}
+
+// pushChange commits a visible change in the working copy and pushes it:
+// the push hook then sends the webhook, as on GitHub.
+func (pg *playground) pushChange() (string, error) {
+	pg.mu.Lock()
+	defer pg.mu.Unlock()
+	pg.changes++
+	msg := fmt.Sprintf("Change %d at %s", pg.changes, time.Now().Format("15:04:05"))
+	if err := os.WriteFile(filepath.Join(pg.work, "message.txt"), []byte(msg), 0o644); err != nil {
+		return "", err
+	}
+	for _, args := range [][]string{{"add", "-A"}, {"commit", "-q", "-m", msg}, {"push", "-q", "origin", "main"}} {
+		if _, err := git(pg.work, args...); err != nil {
+			return "", err
+		}
+	}
+	return git(pg.work, "rev-parse", "HEAD")
+}
