@@ -20,6 +20,7 @@ import (
 // ChecksAPI is what the reporter asks of GitHub.
 type ChecksAPI interface {
 	CreateCheckRun(ctx context.Context, inst int64, owner, repo string, opts github.CreateCheckRunOptions) (int64, error)
+	CheckRunIDs(ctx context.Context, inst int64, owner, repo, sha, name, externalID string) ([]int64, error)
 	UpdateCheckRun(ctx context.Context, inst int64, owner, repo string, id int64, opts github.UpdateCheckRunOptions) error
 	CreateDeployment(ctx context.Context, inst int64, owner, repo, ref, environment, description string, payload map[string]any) (int64, error)
 	CreateDeploymentStatus(ctx context.Context, inst int64, owner, repo string, id int64, state, environmentURL, logURL, description string) error
@@ -237,45 +238,110 @@ func phaseKey(n int) string { return fmt.Sprintf("check-run/%d", n) }
 
 // reportCheckRun creates or updates the check run of the current phase.
 // A phase ends when its check run was completed at a gate (action
-// required) and the execution has moved on: the next phase gets a new
-// check run of the same name.
+// required) and the execution has moved on: the gate's check run loses its
+// buttons and the next phase gets a new check run of the same name.
+//
+// Before a check run is created, a ref without a GitHub id is stored (the
+// intent). Finding such a ref means an earlier create may have reached
+// GitHub without its answer reaching us: the reporter then looks the check
+// run up instead of creating a second one.
 func (r *Reporter) reportCheckRun(ctx context.Context, s *snapshot) error {
 	phase := 0
-	for s.refs[phaseKey(phase+1)].GitHubID != 0 {
+	for {
+		if _, ok := s.refs[phaseKey(phase+1)]; !ok {
+			break
+		}
 		phase++
 	}
-	last, haveLast := s.refs[phaseKey(phase)]
 	s.in.Phase = phase
 	view := ghapp.RenderCheckRun(s.in)
 	gate := gateOf(view, s.in.Steps)
+	last, haveLast := s.refs[phaseKey(phase)]
+	p := s.in.Program
+	if haveLast && last.GitHubID == 0 {
+		adopted, err := r.adopt(ctx, s, view, last)
+		if err != nil {
+			return err
+		}
+		last, haveLast = adopted, adopted.GitHubID != 0
+	}
 	if haveLast {
 		prevHash, prevGate, _ := strings.Cut(last.Reported, "|")
-		if prevGate != "" && prevGate != gate {
-			// The gate was passed: a new check run continues.
+		switch {
+		case prevGate != "" && prevGate != gate:
+			// The gate was passed: its buttons go, a new check run goes on.
+			if err := r.closeGate(ctx, s, last, view.Name, strings.TrimPrefix(prevGate, "gate:")); err != nil {
+				return err
+			}
 			phase++
 			s.in.Phase = phase
 			view = ghapp.RenderCheckRun(s.in)
 			gate = gateOf(view, s.in.Steps)
 			haveLast = false
-		} else if prevHash == hashView(view) {
+		case prevHash == hashView(view):
 			return nil
 		}
 	}
 	hash := hashView(view)
-	in, p := s.in, s.in.Program
 	if !haveLast {
+		intent := bot.GitHubRef{ExecutionID: s.in.Execution.ID, Key: phaseKey(phase), Reported: "creating"}
+		if err := r.putRef(ctx, intent); err != nil {
+			return err
+		}
 		id, err := r.GitHub.CreateCheckRun(ctx, p.InstallationID, p.Owner, p.Repo, createOptions(view))
 		if err != nil {
 			return fmt.Errorf("creating check run %s: %w", view.Name, err)
 		}
 		r.Logger.DebugContext(ctx, "check run created", "check_run", id, "phase", phase, "status", view.Status)
-		return r.putRef(ctx, bot.GitHubRef{ExecutionID: in.Execution.ID, Key: phaseKey(phase), GitHubID: id, Reported: hash + "|" + gate})
+		intent.GitHubID, intent.Reported = id, hash+"|"+gate
+		return r.putRef(ctx, intent)
 	}
 	if err := r.GitHub.UpdateCheckRun(ctx, p.InstallationID, p.Owner, p.Repo, last.GitHubID, updateOptions(view)); err != nil {
 		return fmt.Errorf("updating check run %d: %w", last.GitHubID, err)
 	}
 	last.Reported = hash + "|" + gate
 	return r.putRef(ctx, last)
+}
+
+// adopt resolves a create whose answer was lost: a check run of this
+// execution on GitHub that no ref knows is the one created then.
+func (r *Reporter) adopt(ctx context.Context, s *snapshot, view ghapp.CheckRunView, intent bot.GitHubRef) (bot.GitHubRef, error) {
+	p := s.in.Program
+	ids, err := r.GitHub.CheckRunIDs(ctx, p.InstallationID, p.Owner, p.Repo, view.HeadSHA, view.Name, view.ExternalID)
+	if err != nil {
+		return intent, fmt.Errorf("looking for a check run created without an answer: %w", err)
+	}
+	known := map[int64]bool{}
+	for _, ref := range s.refs {
+		known[ref.GitHubID] = true
+	}
+	for _, id := range ids {
+		if !known[id] {
+			intent.GitHubID, intent.Reported = id, "adopted|" // its content is unknown: update it
+			r.Logger.InfoContext(ctx, "adopted a check run whose creation answer was lost", "check_run", id)
+			return intent, r.putRef(ctx, intent)
+		}
+	}
+	return intent, nil // never created: create it now
+}
+
+// closeGate takes the buttons off a passed gate's check run and says where
+// the execution went on.
+func (r *Reporter) closeGate(ctx context.Context, s *snapshot, ref bot.GitHubRef, name, gate string) error {
+	p := s.in.Program
+	title := gate + " passed"
+	opts := github.UpdateCheckRunOptions{
+		Name: name, Status: github.String(ghapp.StatusCompleted), Conclusion: github.String(ghapp.ConclusionSuccess),
+		CompletedAt: &github.Timestamp{Time: r.Clock.Now()},
+		Output: &github.CheckRunOutput{Title: github.String(title),
+			Summary: github.String(fmt.Sprintf("%s: %s. %s goes on in the next `%s` check run.", s.in.Execution, title, s.in.Execution, name))},
+		Actions: []*github.CheckRunAction{},
+	}
+	if err := r.GitHub.UpdateCheckRun(ctx, p.InstallationID, p.Owner, p.Repo, ref.GitHubID, opts); err != nil {
+		return fmt.Errorf("closing the %s check run %d: %w", gate, ref.GitHubID, err)
+	}
+	ref.Reported = "closed|"
+	return r.putRef(ctx, ref)
 }
 
 func (r *Reporter) putRef(ctx context.Context, ref bot.GitHubRef) error {

@@ -171,6 +171,9 @@ func TestButtonLifeCycle(t *testing.T) {
 	e.click(prodRuns[0], ghapp.ActionApprove, "bob")
 	e.waitReported(2, bot.ExecutionSucceeded)
 	prodRuns = e.checkRuns(bot.ProdOnly, sha)
+	if got := labels(prodRuns[0]); len(got) != 0 || prodRuns[0].Output.Title != "approval passed" {
+		t.Errorf("the passed approval's check run still shows %v (%q)", got, prodRuns[0].Output.Title)
+	}
 	if len(prodRuns) != 2 || prodRuns[1].Conclusion != "success" {
 		t.Fatalf("after approval: %d prod-only check runs, last %s/%s; want a second one, successful", len(prodRuns), prodRuns[len(prodRuns)-1].Status, prodRuns[len(prodRuns)-1].Conclusion)
 	}

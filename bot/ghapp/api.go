@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -352,4 +353,35 @@ func (a *App) IsTeamMember(ctx context.Context, installationID int64, org, team,
 		return false, apiError(installationID, what, `organization "Members: read"`, err)
 	}
 	return m.GetState() == "active", nil
+}
+
+// CheckRunIDs returns the ids of the check runs named name on commit sha
+// whose external_id is externalID, oldest first. The reporter asks before
+// creating a check run again after a create whose answer it never got, so a
+// lost answer does not leave a duplicate.
+func (a *App) CheckRunIDs(ctx context.Context, installationID int64, owner, repo, sha, name, externalID string) ([]int64, error) {
+	what := fmt.Sprintf("list check runs %q of %s on %s/%s", name, sha, owner, repo)
+	c, ctx, err := a.api(ctx, installationID)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	opts := &github.ListCheckRunsOptions{CheckName: github.String(name), Filter: github.String("all"), ListOptions: github.ListOptions{PerPage: 100}}
+	var ids []int64
+	for {
+		res, resp, err := c.Checks.ListCheckRunsForRef(ctx, owner, repo, sha, opts)
+		if err != nil {
+			return nil, apiError(installationID, what, `"Checks: read"`, err)
+		}
+		for _, cr := range res.CheckRuns {
+			if cr.GetExternalID() == externalID {
+				ids = append(ids, cr.GetID())
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
