@@ -258,18 +258,11 @@ func (l *moreLoseAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// TestReporterAdoptsCheckRunWhoseCreateAnswerWasLost shows a bug:
-// when GitHub created a check run but its answer was lost (a connection
-// reset, or a timeout, after GitHub did the work), the client rightly does
-// not send the POST again (transport.go: never twice), but the reporter
-// (reporter.go, reportCheckRun: no ref for the phase → CreateCheckRun)
-// creates the phase's check run again on its next tick. The phase then has
-// two check runs, and the first one is never updated again: it stays
-// in_progress for good. Expected: one check run per phase (for example by
-// looking for the execution's check run — GET
-// /repos/{owner}/{repo}/commits/{sha}/check-runs?check_name=…&filter=all,
-// matched by external_id — before creating it again after a create whose
-// outcome is unknown).
+// TestReporterAdoptsCheckRunWhoseCreateAnswerWasLost: GitHub created a
+// check run but its answer was lost (a connection reset after GitHub did the
+// work). The client rightly does not send the POST again; the reporter, which
+// stored its intent before creating, finds the check run by external_id and
+// adopts it instead of creating a second one for the phase.
 func TestReporterAdoptsCheckRunWhoseCreateAnswerWasLost(t *testing.T) {
 	e := newSurfaceEnv(t, sampleConfig(splitPipelines))
 	ctx := context.Background()
