@@ -12,7 +12,8 @@ type Checker interface {
 	Ping(ctx context.Context) error
 }
 
-// Routes lists every HTTP route of the server in one place.
+// Routes lists the server's own HTTP routes; the dashboard and the JSON
+// API (handlers.Dashboard.Register) add theirs to the same mux.
 func Routes(mux *http.ServeMux, intake http.Handler, metrics *Metrics, ready map[string]Checker) {
 	mux.Handle("POST /webhooks", intake)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -20,10 +21,6 @@ func Routes(mux *http.ServeMux, intake http.Handler, metrics *Metrics, ready map
 	})
 	mux.Handle("GET /readyz", readyz(ready))
 	mux.Handle("GET /metrics", metrics.Handler())
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("Stagehand is running.\n\nPOST /webhooks  GitHub App webhook deliveries\nGET  /healthz   liveness\nGET  /readyz    readiness (state store and broker)\nGET  /metrics   Prometheus metrics\n"))
-	})
 }
 
 // readyz is 200 only when every checker answers within two seconds.

@@ -75,7 +75,7 @@ const sampleDeployScript = `set -eu
 site="SITES/$STAGEHAND_ENVIRONMENT"
 mkdir -p "$site.new"
 cp -R "$STAGEHAND_ARTIFACTS/dist/." "$site.new/"
-printf '%%s #%%s %%s\n' "$STAGEHAND_PIPELINE" "$STAGEHAND_EXECUTION" "$STAGEHAND_COMMIT" > "$site.new/deployed-by.txt"
+printf '%s #%s %s\n' "$STAGEHAND_PIPELINE" "$STAGEHAND_EXECUTION" "$STAGEHAND_COMMIT" > "$site.new/deployed-by.txt"
 rm -rf "$site.old"
 if [ -d "$site" ]; then mv "$site" "$site.old"; fi
 mv "$site.new" "$site"

@@ -176,6 +176,13 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 		Secrets: [][]byte{cfg.WebhookSecret}, Publisher: broker.Publisher(),
 		Events: handlers.Events, Metrics: metrics, Logger: logger,
 	}, metrics, map[string]router.Checker{"state": store, "broker": broker})
+	dashboard := &handlers.Dashboard{Store: store, Artifacts: artifacts, DataDir: cfg.DataDir, Clock: bot.SystemClock{}, Logger: logger, Variables: engine.Variables}
+	if x.dashboard != nil {
+		dashboard.Extra = func(r *http.Request, _ bot.Program, ex bot.Execution, _ []bot.Step) template.HTML {
+			return x.dashboard(r, ex)
+		}
+	}
+	dashboard.Register(mux)
 	if x.routes != nil {
 		if err := x.routes(parts{store: store, engine: engine, mux: mux}); err != nil {
 			_ = msgRouter.Close()

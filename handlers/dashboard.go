@@ -1,0 +1,689 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"html/template"
+
+	"github.com/stagehand-dev/stagehand/bot"
+)
+
+// ArtifactReader reads artifact sets by digest (state.Artifacts does).
+type ArtifactReader interface {
+	Get(ctx context.Context, digest string) (bot.ArtifactSet, error)
+}
+
+// Dashboard serves the read-only web dashboard (server-rendered HTML, no
+// JavaScript needed, no CDN) and the JSON API over the same data. Every
+// route is a GET: nothing here changes state.
+type Dashboard struct {
+	Store     bot.Store
+	Artifacts ArtifactReader // nil: artifact sets are not shown
+	DataDir   string         // step logs are <DataDir>/logs/<execution id>/<step>.log
+	Clock     bot.Clock      // nil: the system clock
+	Logger    *slog.Logger   // nil: discard
+	// Variables lists an environment's variables as the next deployment
+	// sees them (bot.Engine.Variables: configuration overridden by
+	// /stagehand env set). Nil: only the variables set with /stagehand env
+	// set are shown.
+	Variables func(ctx context.Context, programID int64, env bot.EnvironmentName) (map[string]string, error)
+	// Extra renders extra HTML on the execution page (the playground adds
+	// its buttons here); nil in production.
+	Extra func(r *http.Request, prog bot.Program, ex bot.Execution, steps []bot.Step) template.HTML
+}
+
+// Route is one pattern of the dashboard for an http.ServeMux.
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
+// Routes lists the dashboard's routes with their http.ServeMux patterns.
+func (d *Dashboard) Routes() []Route {
+	h := func(f http.HandlerFunc) http.Handler { return f }
+	return []Route{
+		{"GET /{$}", h(d.servePrograms)},
+		{"GET /programs/{owner}/{repo}", h(d.serveProgram)},
+		{"GET /programs/{owner}/{repo}/environments", h(d.serveEnvironments)},
+		{"GET /programs/{owner}/{repo}/executions/{number}", h(d.serveExecution)},
+		{"GET /programs/{owner}/{repo}/executions/{number}/logs/{step}", h(d.serveLog)},
+		{"GET /programs/", h(d.serveUnknownPage)},
+		{"GET /static/style.css", h(serveStyle)},
+
+		{"GET /api/v1/programs", h(d.apiPrograms)},
+		{"GET /api/v1/programs/{owner}/{repo}", h(d.apiProgram)},
+		{"GET /api/v1/programs/{owner}/{repo}/executions", h(d.apiExecutions)},
+		{"GET /api/v1/programs/{owner}/{repo}/executions/{number}", h(d.apiExecution)},
+		{"/api/v1/", h(d.apiUnknown)},
+	}
+}
+
+// Register adds the dashboard's routes to mux.
+func (d *Dashboard) Register(mux *http.ServeMux) {
+	for _, r := range d.Routes() {
+		mux.Handle(r.Pattern, r.Handler)
+	}
+}
+
+func (d *Dashboard) now() time.Time {
+	if d.Clock == nil {
+		return time.Now()
+	}
+	return d.Clock.Now()
+}
+
+func (d *Dashboard) logger() *slog.Logger {
+	if d.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return d.Logger
+}
+
+// pageError is a failure with the status and message a user sees; other
+// errors are internal (500, logged, not shown).
+type pageError struct {
+	status int
+	msg    string
+}
+
+func (e *pageError) Error() string { return e.msg }
+
+func notFound(format string, args ...any) error {
+	return &pageError{status: http.StatusNotFound, msg: fmt.Sprintf(format, args...)}
+}
+
+func badRequest(format string, args ...any) error {
+	return &pageError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
+}
+
+// statusOf is the HTTP status and user message of err; internal errors
+// are logged.
+func (d *Dashboard) statusOf(r *http.Request, err error) (int, string) {
+	var pe *pageError
+	if errors.As(err, &pe) {
+		return pe.status, pe.msg
+	}
+	if errors.Is(err, context.Canceled) {
+		return 499, "request cancelled"
+	}
+	d.logger().ErrorContext(r.Context(), "dashboard request failed", "path", r.URL.Path, bot.LogError, err)
+	return http.StatusInternalServerError, "Stagehand could not read its state; the error is in the server's log"
+}
+
+// Paths of the dashboard's pages.
+
+func programPath(p bot.Program) string {
+	return "/programs/" + url.PathEscape(p.Owner) + "/" + url.PathEscape(p.Repo)
+}
+
+func executionPath(p bot.Program, number int) string {
+	return programPath(p) + "/executions/" + strconv.Itoa(number)
+}
+
+func environmentsPath(p bot.Program) string { return programPath(p) + "/environments" }
+
+func logPath(p bot.Program, number int, step bot.StepName) string {
+	return executionPath(p, number) + "/logs/" + url.PathEscape(string(step))
+}
+
+func apiProgramPath(p bot.Program) string {
+	return "/api/v1/programs/" + url.PathEscape(p.Owner) + "/" + url.PathEscape(p.Repo)
+}
+
+// Views: what the pages and the API show, read in one transaction.
+
+type programSummary struct {
+	Program   bot.Program
+	Pipelines []bot.Pipeline
+	Latest    *bot.Execution
+	Active    int
+	Stage     *bot.Deployment
+	Prod      *bot.Deployment
+}
+
+type pipelineView struct {
+	bot.Pipeline
+	Last []bot.Execution // newest first
+}
+
+type environmentView struct {
+	Name       bot.EnvironmentName
+	Deployment *bot.Deployment
+	// Holders are the running or waiting executions that hold the
+	// environment (rule E); Next are queued ones that will.
+	Holders   []bot.Execution
+	Next      []bot.Execution
+	Variables []variableView
+	// VariablesError says why the variables could not be read.
+	VariablesError string
+}
+
+// variableView is one variable; Source is "set" (with /stagehand env set)
+// or "config" (from .github/stagehand.yml).
+type variableView struct {
+	Name, Value, Source string
+}
+
+type programView struct {
+	Program      bot.Program
+	Pipelines    []pipelineView
+	Queue        []bot.Execution // queued, running and waiting, newest first
+	Recent       []bot.Execution
+	Environments []environmentView
+}
+
+type stepView struct {
+	bot.Step
+	Duration time.Duration // so far, for a running step
+	Tail     string        // the stored tail, or the end of the log file while it runs
+	LogSize  int64         // -1: no log file
+	LogPath  string
+	// Offset and Width place the step on the execution's timeline, in
+	// percent of its duration.
+	Offset, Width float64
+}
+
+type executionView struct {
+	Program   bot.Program
+	Execution bot.Execution
+	Duration  time.Duration
+	Steps     []stepView
+	RawSteps  []bot.Step
+	Events    []bot.Event
+	Source    *bot.Execution
+	Artifacts *bot.ArtifactSet
+	// ArtifactsError says why the artifact set could not be shown.
+	ArtifactsError string
+	// Notes are what the push of this commit did to the other pipelines
+	// (rule A: why they did not start).
+	Notes []string
+}
+
+// program finds owner/repo or says, in a not-found error, which exist.
+func (d *Dashboard) program(ctx context.Context, tx bot.Tx, owner, repo string) (bot.Program, error) {
+	p, err := tx.ProgramByName(ctx, owner, repo)
+	if errors.Is(err, bot.ErrNotFound) {
+		all, err := tx.Programs(ctx)
+		if err != nil {
+			return bot.Program{}, err
+		}
+		msg := fmt.Sprintf("Stagehand has no program %s/%s. A program appears when the GitHub App is installed on its repository", owner, repo)
+		if len(all) == 0 {
+			return bot.Program{}, notFound("%s; no repository has it yet.", msg)
+		}
+		names := make([]string, len(all))
+		for i, p := range all {
+			names[i] = p.FullName()
+		}
+		return bot.Program{}, notFound("%s; known programs: %s.", msg, strings.Join(names, ", "))
+	}
+	return p, err
+}
+
+func (d *Dashboard) loadPrograms(ctx context.Context) ([]programSummary, error) {
+	var out []programSummary
+	err := d.Store.View(ctx, func(tx bot.Tx) error {
+		out = nil
+		progs, err := tx.Programs(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range progs {
+			s := programSummary{Program: p}
+			if s.Pipelines, err = tx.Pipelines(ctx, p.ID); err != nil {
+				return err
+			}
+			latest, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: p.ID, Limit: 1})
+			if err != nil {
+				return err
+			}
+			if len(latest) > 0 {
+				s.Latest = &latest[0]
+			}
+			active, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: p.ID, States: bot.ActiveStates})
+			if err != nil {
+				return err
+			}
+			s.Active = len(active)
+			if s.Stage, err = deployment(ctx, tx, p.ID, bot.Stage); err != nil {
+				return err
+			}
+			if s.Prod, err = deployment(ctx, tx, p.ID, bot.Production); err != nil {
+				return err
+			}
+			out = append(out, s)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func deployment(ctx context.Context, tx bot.Tx, programID int64, env bot.EnvironmentName) (*bot.Deployment, error) {
+	dep, err := tx.Deployment(ctx, programID, env)
+	if errors.Is(err, bot.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &dep, nil
+}
+
+// Limits of the lists on a program's page.
+const (
+	lastPerPipeline = 5
+	recentLimit     = 25
+)
+
+func (d *Dashboard) loadProgram(ctx context.Context, owner, repo string) (programView, error) {
+	var v programView
+	setVars := map[bot.EnvironmentName]map[string]string{}
+	err := d.Store.View(ctx, func(tx bot.Tx) error {
+		v = programView{}
+		p, err := d.program(ctx, tx, owner, repo)
+		if err != nil {
+			return err
+		}
+		v.Program = p
+		pipes, err := tx.Pipelines(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		for _, pipe := range pipes {
+			last, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: p.ID, Pipeline: pipe.Kind, Limit: lastPerPipeline})
+			if err != nil {
+				return err
+			}
+			v.Pipelines = append(v.Pipelines, pipelineView{Pipeline: pipe, Last: last})
+		}
+		if v.Queue, err = tx.Executions(ctx, bot.ExecutionFilter{ProgramID: p.ID, States: bot.ActiveStates}); err != nil {
+			return err
+		}
+		if v.Recent, err = tx.Executions(ctx, bot.ExecutionFilter{ProgramID: p.ID, Limit: recentLimit}); err != nil {
+			return err
+		}
+		for _, env := range []bot.EnvironmentName{bot.Stage, bot.Production} {
+			ev := environmentView{Name: env}
+			if ev.Deployment, err = deployment(ctx, tx, p.ID, env); err != nil {
+				return err
+			}
+			for _, a := range v.Queue {
+				if !bot.Holds(a.Pipeline, env) {
+					continue
+				}
+				if a.State == bot.ExecutionQueued {
+					ev.Next = append(ev.Next, a)
+				} else {
+					ev.Holders = append(ev.Holders, a)
+				}
+			}
+			if setVars[env], err = tx.Variables(ctx, p.ID, env); err != nil {
+				return err
+			}
+			v.Environments = append(v.Environments, ev)
+		}
+		return nil
+	})
+	if err != nil {
+		return v, err
+	}
+	// Variables reads the store itself: outside the transaction above.
+	for i := range v.Environments {
+		ev := &v.Environments[i]
+		set := setVars[ev.Name]
+		all := set
+		if d.Variables != nil {
+			merged, err := d.Variables(ctx, v.Program.ID, ev.Name)
+			if err != nil {
+				d.logger().WarnContext(ctx, "reading variables for the dashboard", bot.LogRepo, v.Program.FullName(), "environment", ev.Name, bot.LogError, err)
+				ev.VariablesError = "the configuration's variables could not be read; showing those set with /stagehand env set"
+			} else {
+				all = merged
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(all)) {
+			src := "config"
+			if sv, ok := set[k]; ok && sv == all[k] {
+				src = "set"
+			}
+			ev.Variables = append(ev.Variables, variableView{Name: k, Value: all[k], Source: src})
+		}
+	}
+	return v, nil
+}
+
+// parseNumber reads an execution number from a path.
+func parseNumber(s string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimPrefix(s, "#"))
+	if err != nil || n <= 0 {
+		return 0, notFound("%q is not an execution number: executions are numbered 1, 2, 3, …", s)
+	}
+	return n, nil
+}
+
+// execution finds execution number of p, or says which numbers exist.
+func (d *Dashboard) execution(ctx context.Context, tx bot.Tx, p bot.Program, number int) (bot.Execution, error) {
+	ex, err := tx.ExecutionByNumber(ctx, p.ID, number)
+	if errors.Is(err, bot.ErrNotFound) {
+		latest, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: p.ID, Limit: 1})
+		if err != nil {
+			return ex, err
+		}
+		if len(latest) == 0 {
+			return ex, notFound("%s has no execution #%d: it has no executions yet.", p.FullName(), number)
+		}
+		return ex, notFound("%s has no execution #%d: its executions are #1 to #%d.", p.FullName(), number, latest[0].Number)
+	}
+	return ex, err
+}
+
+func (d *Dashboard) loadExecution(ctx context.Context, owner, repo, number string) (executionView, error) {
+	var v executionView
+	n, err := parseNumber(number)
+	if err != nil {
+		return v, err
+	}
+	err = d.Store.View(ctx, func(tx bot.Tx) error {
+		v = executionView{}
+		p, err := d.program(ctx, tx, owner, repo)
+		if err != nil {
+			return err
+		}
+		v.Program = p
+		if v.Execution, err = d.execution(ctx, tx, p, n); err != nil {
+			return err
+		}
+		ex := v.Execution
+		if v.RawSteps, err = tx.Steps(ctx, ex.ID); err != nil {
+			return err
+		}
+		if v.Events, err = tx.Events(ctx, ex.ID); err != nil {
+			return err
+		}
+		if ex.SourceID != 0 {
+			src, err := tx.Execution(ctx, ex.SourceID)
+			if err != nil && !errors.Is(err, bot.ErrNotFound) {
+				return err
+			}
+			if err == nil {
+				v.Source = &src
+			}
+		}
+		if ex.Commit != "" {
+			recs, err := tx.TriggerRecords(ctx, p.ID, ex.Commit)
+			if err != nil {
+				return err
+			}
+			for _, r := range recs {
+				if r.ExecutionID == ex.ID || r.Reason == "" || slices.Contains(v.Notes, r.Reason) {
+					continue
+				}
+				v.Notes = append(v.Notes, r.Reason)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return v, err
+	}
+	now := d.now()
+	v.Duration = span(v.Execution.StartedAt, v.Execution.FinishedAt, now)
+	for _, s := range v.RawSteps {
+		v.Steps = append(v.Steps, d.stepView(v.Program, v.Execution, s, now))
+	}
+	placeSteps(v.Execution, v.Steps, now)
+	if dg := v.Execution.ArtifactDigest; dg != "" && d.Artifacts != nil {
+		set, err := d.Artifacts.Get(ctx, dg)
+		switch {
+		case errors.Is(err, bot.ErrNotFound):
+			v.ArtifactsError = fmt.Sprintf("the artifact set %s is not in the artifact store", dg)
+		case err != nil:
+			d.logger().WarnContext(ctx, "reading an artifact set for the dashboard", "digest", dg, bot.LogError, err)
+			v.ArtifactsError = fmt.Sprintf("the artifact set %s could not be read: %v", dg, err)
+		default:
+			v.Artifacts = &set
+		}
+	}
+	return v, nil
+}
+
+// span is the time from start to end (or to now while it goes on); zero
+// when it has not started.
+func span(start, end, now time.Time) time.Duration {
+	if start.IsZero() {
+		return 0
+	}
+	if end.IsZero() {
+		end = now
+	}
+	if end.Before(start) {
+		return 0
+	}
+	return end.Sub(start)
+}
+
+func (d *Dashboard) logFile(ex bot.Execution, step bot.StepName) string {
+	return filepath.Join(d.DataDir, "logs", strconv.FormatInt(ex.ID, 10), string(step)+".log")
+}
+
+func (d *Dashboard) stepView(p bot.Program, ex bot.Execution, s bot.Step, now time.Time) stepView {
+	v := stepView{Step: s, Tail: s.LogTail, LogSize: -1}
+	end := s.FinishedAt
+	if end.IsZero() && s.State != bot.StepRunning && s.State != bot.StepWaiting {
+		end = s.StartedAt // not going on: ended without a time
+	}
+	v.Duration = span(s.StartedAt, end, now)
+	if d.DataDir == "" {
+		return v
+	}
+	fi, err := os.Stat(d.logFile(ex, s.Name))
+	if err != nil || !fi.Mode().IsRegular() {
+		return v
+	}
+	v.LogSize, v.LogPath = fi.Size(), logPath(p, ex.Number, s.Name)
+	if v.Tail == "" && fi.Size() > 0 {
+		v.Tail = readTail(d.logFile(ex, s.Name), LogTailBytes)
+	}
+	return v
+}
+
+// readTail returns about the last n bytes of a file, from a line start.
+func readTail(name string, n int64) string {
+	f, err := os.Open(name)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	off := max(fi.Size()-n, 0)
+	b, err := io.ReadAll(io.NewSectionReader(f, off, fi.Size()-off))
+	if err != nil {
+		return ""
+	}
+	if off > 0 {
+		if i := strings.IndexByte(string(b), '\n'); i >= 0 && i < len(b)-1 {
+			b = b[i+1:]
+		}
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// placeSteps sets each started step's place on the execution's timeline.
+func placeSteps(ex bot.Execution, steps []stepView, now time.Time) {
+	start := ex.StartedAt
+	for _, s := range steps {
+		if !s.StartedAt.IsZero() && (start.IsZero() || s.StartedAt.Before(start)) {
+			start = s.StartedAt
+		}
+	}
+	if start.IsZero() {
+		return
+	}
+	end := start
+	for _, s := range steps {
+		if t := s.StartedAt.Add(s.Duration); !s.StartedAt.IsZero() && t.After(end) {
+			end = t
+		}
+	}
+	if !ex.FinishedAt.IsZero() && ex.FinishedAt.After(end) {
+		end = ex.FinishedAt
+	} else if ex.State.Active() && now.After(end) {
+		end = now
+	}
+	total := end.Sub(start)
+	if total <= 0 {
+		return
+	}
+	for i := range steps {
+		s := &steps[i]
+		if s.StartedAt.IsZero() {
+			continue
+		}
+		s.Offset = roundPct(float64(s.StartedAt.Sub(start)) / float64(total) * 100)
+		s.Width = max(roundPct(float64(s.Duration)/float64(total)*100), 0.5)
+		if s.Offset+s.Width > 100 {
+			s.Offset = max(100-s.Width, 0)
+		}
+	}
+}
+
+func roundPct(f float64) float64 { return float64(int(f*10+0.5)) / 10 }
+
+// HTML handlers.
+
+func (d *Dashboard) servePrograms(w http.ResponseWriter, r *http.Request) {
+	progs, err := d.loadPrograms(r.Context())
+	if err != nil {
+		d.errorPage(w, r, err)
+		return
+	}
+	d.render(w, r, http.StatusOK, "programs", pageData{Title: "Programs", Body: progs})
+}
+
+func (d *Dashboard) serveProgram(w http.ResponseWriter, r *http.Request) {
+	v, err := d.loadProgram(r.Context(), r.PathValue("owner"), r.PathValue("repo"))
+	if err != nil {
+		d.errorPage(w, r, err)
+		return
+	}
+	d.render(w, r, http.StatusOK, "program", pageData{Title: v.Program.FullName(), Program: &v.Program, Body: v})
+}
+
+func (d *Dashboard) serveEnvironments(w http.ResponseWriter, r *http.Request) {
+	v, err := d.loadProgram(r.Context(), r.PathValue("owner"), r.PathValue("repo"))
+	if err != nil {
+		d.errorPage(w, r, err)
+		return
+	}
+	d.render(w, r, http.StatusOK, "environments", pageData{Title: "Environments of " + v.Program.FullName(), Program: &v.Program, Body: v})
+}
+
+// executionPage is the execution page's data.
+type executionPage struct {
+	executionView
+	Extra template.HTML
+}
+
+func (d *Dashboard) serveExecution(w http.ResponseWriter, r *http.Request) {
+	v, err := d.loadExecution(r.Context(), r.PathValue("owner"), r.PathValue("repo"), r.PathValue("number"))
+	if err != nil {
+		d.errorPage(w, r, err)
+		return
+	}
+	page := executionPage{executionView: v}
+	if d.Extra != nil {
+		page.Extra = d.Extra(r, v.Program, v.Execution, v.RawSteps)
+	}
+	d.render(w, r, http.StatusOK, "execution", pageData{
+		Title:   fmt.Sprintf("%s %s", v.Program.FullName(), v.Execution),
+		Program: &v.Program,
+		Refresh: v.Execution.State.Active(),
+		Body:    page,
+	})
+}
+
+// serveLog sends a step's whole log as a download.
+func (d *Dashboard) serveLog(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	n, err := parseNumber(r.PathValue("number"))
+	if err != nil {
+		d.errorPage(w, r, err)
+		return
+	}
+	var prog bot.Program
+	var ex bot.Execution
+	err = d.Store.View(ctx, func(tx bot.Tx) error {
+		var err error
+		if prog, err = d.program(ctx, tx, r.PathValue("owner"), r.PathValue("repo")); err != nil {
+			return err
+		}
+		ex, err = d.execution(ctx, tx, prog, n)
+		return err
+	})
+	if err != nil {
+		d.errorPage(w, r, err)
+		return
+	}
+	step := bot.StepName(r.PathValue("step"))
+	steps := bot.StepsOf(ex.Pipeline)
+	if !slices.Contains(steps, step) {
+		names := make([]string, len(steps))
+		for i, s := range steps {
+			names[i] = string(s)
+		}
+		d.errorPage(w, r, notFound("%s has no step %q; its steps are %s.", ex, step, strings.Join(names, ", ")))
+		return
+	}
+	f, err := os.Open(d.logFile(ex, step))
+	if errors.Is(err, os.ErrNotExist) {
+		d.errorPage(w, r, notFound("%s has no log for %s: the step has not run a command.", ex, step))
+		return
+	}
+	if err != nil {
+		d.errorPage(w, r, err)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		d.errorPage(w, r, err)
+		return
+	}
+	name := fmt.Sprintf("%s-%s-%d-%s.log", prog.Owner, prog.Repo, ex.Number, step)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Disposition", mimeAttachment(name))
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-cache")
+	http.ServeContent(w, r, name, fi.ModTime(), f)
+}
+
+// mimeAttachment is a Content-Disposition for a download of name.
+func mimeAttachment(name string) string {
+	safe := strings.Map(func(r rune) rune {
+		if r < 0x20 || r >= 0x7f || r == '"' || r == '\\' || r == '/' {
+			return '_'
+		}
+		return r
+	}, name)
+	return fmt.Sprintf(`attachment; filename="%s"; filename*=UTF-8''%s`, safe, url.PathEscape(name))
+}
+
+func (d *Dashboard) serveUnknownPage(w http.ResponseWriter, r *http.Request) {
+	d.errorPage(w, r, notFound("There is no page at %s. Pages are /programs/OWNER/REPO, …/environments and …/executions/N.", r.URL.Path))
+}
