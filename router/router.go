@@ -70,6 +70,9 @@ func NewRouter(o RouterOptions) (*message.Router, error) {
 	}
 	if o.Retry != nil {
 		retry = *o.Retry
+		if retry.MaxInterval == 0 { // without a cap the backoff library never grows the wait
+			retry.MaxInterval = 10 * time.Second
+		}
 	}
 	retry.Logger = watermill.NewSlogLogger(o.Logger)
 	retry.ShouldRetry = func(p middleware.RetryParams) bool {

@@ -170,11 +170,12 @@ func (r *routerRig) poisoned(t *testing.T) []*message.Message {
 	return out
 }
 
-// metric reads one counter of the metrics the router keeps.
+// handled is stagehand_messages_handled_total{event="push",outcome=outcome}.
 func (r *routerRig) handled(outcome string) float64 {
 	return testutil.ToFloat64(r.metrics.Handled.WithLabelValues("push", outcome))
 }
 
+// handlerErrors is stagehand_handler_errors_total{event="push"}.
 func (r *routerRig) handlerErrors() float64 {
 	return testutil.ToFloat64(r.metrics.HandlerErrors.WithLabelValues("push"))
 }
