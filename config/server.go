@@ -125,8 +125,8 @@ func (s *Server) Resolve(getenv func(string) string) error {
 			problems = append(problems, fmt.Sprintf("--%s %q is not an absolute URL", u.flag, u.value))
 		}
 	}
-	if s.DatabaseURL != "" {
-		problems = append(problems, fmt.Sprintf("--database-url %q: this version keeps state in SQLite in the data dir only; leave it empty", s.DatabaseURL))
+	if s.DatabaseURL != "" && !strings.HasPrefix(s.DatabaseURL, "postgres://") && !strings.HasPrefix(s.DatabaseURL, "postgresql://") {
+		problems = append(problems, "--database-url must be a postgres:// URL (or empty for SQLite in the data dir)")
 	}
 	if _, err := ParseLogLevel(s.LogLevel); err != nil {
 		problems = append(problems, err.Error())

@@ -100,9 +100,9 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
-	store, err := state.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "stagehand.db"))
+	store, err := openStore(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("opening the state database in %s: %w", cfg.DataDir, err)
+		return err
 	}
 	defer closeLogged(logger, "state store", store.Close)
 
@@ -224,6 +224,23 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	}
 	logger.Info("stopped")
 	return err
+}
+
+// openStore opens PostgreSQL when --database-url is set, SQLite in the data
+// dir otherwise.
+func openStore(ctx context.Context, cfg *config.Server) (bot.Store, error) {
+	if cfg.DatabaseURL != "" {
+		s, err := state.OpenPostgres(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("opening the PostgreSQL database of --database-url: %w", err)
+		}
+		return s, nil
+	}
+	s, err := state.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "stagehand.db"))
+	if err != nil {
+		return nil, fmt.Errorf("opening the state database in %s: %w", cfg.DataDir, err)
+	}
+	return s, nil
 }
 
 // reconcileInterval is how often the engine looks for work left behind.

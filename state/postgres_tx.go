@@ -1,0 +1,711 @@
+package state
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/stagehand-dev/stagehand/bot"
+)
+
+// postgresTx is the bot.Tx of one Postgres transaction. Its queries are the
+// SQLite store's, in Postgres's dialect, as constants next to the methods
+// that run them. In an Update (not readOnly) it takes the row lock of each
+// program it touches before its first statement about that program, and
+// remembers which it holds.
+type postgresTx struct {
+	tx       pgx.Tx
+	clock    bot.Clock
+	readOnly bool
+
+	locked     map[int64]bool  // programs whose row lock the transaction holds
+	executions map[int64]int64 // the program of executions already looked up
+	// retryErr is the first deadlock or serialization failure a statement
+	// returned: the transaction is aborted, and Update may run fn again.
+	retryErr error
+}
+
+var _ bot.Tx = (*postgresTx)(nil)
+
+// now is the store's time for the values it stamps itself, in the precision
+// Postgres keeps.
+func (t *postgresTx) now() time.Time { return t.clock.Now().UTC().Truncate(time.Microsecond) }
+
+// fail notes a statement's error: a deadlock or serialization failure for
+// Update to retry, and a statement Postgres cancelled because ctx ended is
+// returned wrapping ctx's error.
+func (t *postgresTx) fail(ctx context.Context, err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	switch pgErr.Code {
+	case sqlstateSerializationFailure, sqlstateDeadlockDetected:
+		if t.retryErr == nil {
+			t.retryErr = err
+		}
+	case sqlstateQueryCanceled:
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return fmt.Errorf("%w: %w", ctxErr, err)
+		}
+	}
+	return err
+}
+
+// exec runs an INSERT, UPDATE or DELETE and returns how many rows it touched.
+func (t *postgresTx) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := t.tx.Exec(ctx, query, args...)
+	if err != nil {
+		return 0, t.fail(ctx, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// queryRow runs a query of one row; its Scan returns pgx.ErrNoRows when
+// there is none.
+func (t *postgresTx) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	return pgRow{t: t, ctx: ctx, row: t.tx.QueryRow(ctx, query, args...)}
+}
+
+type pgRow struct {
+	t   *postgresTx
+	ctx context.Context
+	row pgx.Row
+}
+
+func (r pgRow) Scan(dest ...any) error {
+	err := r.row.Scan(dest...)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return r.t.fail(r.ctx, err)
+	}
+	return err
+}
+
+// queryAll runs a query and scans each row with scan.
+func queryAll[T any](ctx context.Context, t *postgresTx, query string, args []any, scan func(rowScanner) (T, error)) ([]T, error) {
+	rows, err := t.tx.Query(ctx, query, args...)
+	if err != nil {
+		return nil, t.fail(ctx, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, t.fail(ctx, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, t.fail(ctx, err)
+	}
+	return out, nil
+}
+
+// pgTime is a time.Time as a query argument: NULL for the zero time.
+func pgTime(tt time.Time) any {
+	if tt.IsZero() {
+		return nil
+	}
+	return tt
+}
+
+// micro truncates tt to the microseconds Postgres keeps, so a value the
+// store returns equals the one it reads back.
+func micro(tt time.Time) time.Time { return tt.Truncate(time.Microsecond) }
+
+// pgTimeDest scans a TIMESTAMPTZ into a time.Time in UTC: NULL is the zero
+// time.
+type pgTimeDest struct{ t *time.Time }
+
+// ScanTimestamptz implements pgtype.TimestamptzScanner.
+func (d pgTimeDest) ScanTimestamptz(v pgtype.Timestamptz) error {
+	switch {
+	case !v.Valid:
+		*d.t = time.Time{}
+	case v.InfinityModifier != pgtype.Finite:
+		return fmt.Errorf("time column holds %s, want a time", v.InfinityModifier)
+	default:
+		*d.t = v.Time.UTC()
+	}
+	return nil
+}
+
+// pgID is an optional reference as a query argument: 0 is NULL.
+func pgID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+// pgIDDest scans an optional reference: NULL is 0.
+type pgIDDest struct{ id *int64 }
+
+// ScanInt64 implements pgtype.Int64Scanner.
+func (d pgIDDest) ScanInt64(v pgtype.Int8) error {
+	*d.id = 0
+	if v.Valid {
+		*d.id = v.Int64
+	}
+	return nil
+}
+
+// pgBytes is an optional blob as a query argument: empty is NULL.
+func pgBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// Program locks.
+const (
+	lockProgram = `SELECT 1 FROM programs WHERE id = $1 FOR UPDATE`
+	// lockExecutionProgram locks the program of an execution and returns
+	// it. Only the program's row is locked, and only its id is read: an
+	// execution's program never changes, so a stale read of the execution
+	// row (READ COMMITTED re-reads only the locked rows) cannot matter.
+	lockExecutionProgram = `SELECT p.id FROM executions e JOIN programs p ON p.id = e.program_id
+WHERE e.id = $1 FOR UPDATE OF p`
+)
+
+// lockProgramRow takes the row lock of program id, unless the transaction
+// holds it already, and reports whether the program exists. Only for
+// Updates: a read-only transaction cannot lock.
+func (t *postgresTx) lockProgramRow(ctx context.Context, id int64) (bool, error) {
+	if t.locked[id] {
+		return true, nil
+	}
+	var one int
+	err := t.queryRow(ctx, lockProgram, id).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("lock program %d: %w", id, err)
+	}
+	t.markLocked(id)
+	return true, nil
+}
+
+func (t *postgresTx) markLocked(id int64) {
+	if t.readOnly {
+		return
+	}
+	if t.locked == nil {
+		t.locked = map[int64]bool{}
+	}
+	t.locked[id] = true
+}
+
+// touchProgram takes, in an Update, the lock of program id before a
+// statement about its state. A missing program is not an error here: the
+// statement finds nothing, as it would have.
+func (t *postgresTx) touchProgram(ctx context.Context, id int64) error {
+	if t.readOnly || id == 0 {
+		return nil
+	}
+	_, err := t.lockProgramRow(ctx, id)
+	return err
+}
+
+// touchExecution takes, in an Update, the lock of execution id's program
+// before a statement about the execution. It returns the program, 0 when
+// there is no such execution (not an error here).
+func (t *postgresTx) touchExecution(ctx context.Context, id int64) (int64, error) {
+	if t.readOnly {
+		return 0, nil
+	}
+	if programID, ok := t.executions[id]; ok && t.locked[programID] {
+		return programID, nil
+	}
+	var programID int64
+	err := t.queryRow(ctx, lockExecutionProgram, id).Scan(&programID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("lock the program of execution %d: %w", id, err)
+	}
+	t.markLocked(programID)
+	t.rememberExecution(id, programID)
+	return programID, nil
+}
+
+func (t *postgresTx) rememberExecution(id, programID int64) {
+	if t.executions == nil {
+		t.executions = map[int64]int64{}
+	}
+	t.executions[id] = programID
+}
+
+// requireProgram returns ErrNotFound unless program id exists; in an Update
+// it locks the program.
+func (t *postgresTx) requireProgram(ctx context.Context, id int64) error {
+	if t.readOnly {
+		var one int
+		err := t.queryRow(ctx, pgSelectProgramExists, id).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("program %d: %w", id, bot.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("program %d: %w", id, err)
+		}
+		return nil
+	}
+	found, err := t.lockProgramRow(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("program %d: %w", id, bot.ErrNotFound)
+	}
+	return nil
+}
+
+// LockProgram locks the program's row with SELECT ... FOR UPDATE until the
+// transaction ends, so the transactions that decide rules for one program
+// run one after the other on every replica. (The store takes the lock on
+// its own too, before the first statement of an Update about the program;
+// LockProgram takes it first thing, and checks the program exists.) In a
+// View, which cannot lock and has nothing to serialise, it only checks the
+// program exists.
+func (t *postgresTx) LockProgram(ctx context.Context, programID int64) error {
+	if err := t.requireProgram(ctx, programID); err != nil {
+		return fmt.Errorf("lock program: %w", err)
+	}
+	return nil
+}
+
+// Deliveries.
+const (
+	pgInsertDelivery = `INSERT INTO processed_deliveries (guid, event, processed_at) VALUES ($1, $2, $3)
+ON CONFLICT (guid) DO NOTHING`
+	pgSelectDelivery = `SELECT 1 FROM processed_deliveries WHERE guid = $1`
+)
+
+func (t *postgresTx) MarkDelivery(ctx context.Context, d bot.Delivery) (bool, error) {
+	if d.GUID == "" {
+		return false, errors.New("mark delivery: empty GUID")
+	}
+	if d.ProcessedAt.IsZero() {
+		d.ProcessedAt = t.now()
+	}
+	n, err := t.exec(ctx, pgInsertDelivery, d.GUID, d.Event, d.ProcessedAt)
+	if err != nil {
+		return false, fmt.Errorf("mark delivery %s: %w", d.GUID, err)
+	}
+	return n == 1, nil
+}
+
+func (t *postgresTx) DeliveryProcessed(ctx context.Context, guid string) (bool, error) {
+	var one int
+	err := t.queryRow(ctx, pgSelectDelivery, guid).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("delivery %s: %w", guid, err)
+	}
+	return true, nil
+}
+
+// Installations.
+const (
+	pgUpsertInstallation = `INSERT INTO installations (id, account, suspended, updated_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (id) DO UPDATE SET account = excluded.account, suspended = excluded.suspended, updated_at = excluded.updated_at`
+	pgSelectInstallation = `SELECT id, account, suspended, updated_at FROM installations WHERE id = $1`
+	pgDeleteInstallation = `DELETE FROM installations WHERE id = $1`
+)
+
+func (t *postgresTx) PutInstallation(ctx context.Context, inst bot.Installation) error {
+	if inst.ID == 0 {
+		return errors.New("put installation: zero ID")
+	}
+	if inst.UpdatedAt.IsZero() {
+		inst.UpdatedAt = t.now()
+	}
+	if _, err := t.exec(ctx, pgUpsertInstallation, inst.ID, inst.Account, inst.Suspended, inst.UpdatedAt); err != nil {
+		return fmt.Errorf("put installation %d: %w", inst.ID, err)
+	}
+	return nil
+}
+
+func (t *postgresTx) Installation(ctx context.Context, id int64) (bot.Installation, error) {
+	var inst bot.Installation
+	err := t.queryRow(ctx, pgSelectInstallation, id).
+		Scan(&inst.ID, &inst.Account, &inst.Suspended, pgTimeDest{&inst.UpdatedAt})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return bot.Installation{}, fmt.Errorf("installation %d: %w", id, bot.ErrNotFound)
+	}
+	if err != nil {
+		return bot.Installation{}, fmt.Errorf("installation %d: %w", id, err)
+	}
+	return inst, nil
+}
+
+// DeleteInstallation removes the installation; deleting one that is not
+// there is not an error, so a redelivered webhook changes nothing. The
+// installation's programs stay, with their history.
+func (t *postgresTx) DeleteInstallation(ctx context.Context, id int64) error {
+	if _, err := t.exec(ctx, pgDeleteInstallation, id); err != nil {
+		return fmt.Errorf("delete installation %d: %w", id, err)
+	}
+	return nil
+}
+
+// Programs. programColumns is the SQLite store's.
+const (
+	pgUpsertProgram = `INSERT INTO programs (installation_id, owner, repo, removed) VALUES ($1, $2, $3, FALSE)
+ON CONFLICT ((lower(owner)), (lower(repo))) DO UPDATE SET installation_id = excluded.installation_id,
+    owner = excluded.owner, repo = excluded.repo, removed = FALSE
+RETURNING ` + programColumns
+	pgSelectProgram       = `SELECT ` + programColumns + ` FROM programs WHERE id = $1`
+	pgSelectProgramByName = `SELECT ` + programColumns + ` FROM programs WHERE lower(owner) = lower($1) AND lower(repo) = lower($2)`
+	pgSelectPrograms      = `SELECT ` + programColumns + ` FROM programs ORDER BY id`
+	pgUpdateProgramRemove = `UPDATE programs SET removed = $1 WHERE id = $2`
+	pgSelectProgramExists = `SELECT 1 FROM programs WHERE id = $1`
+	// forUpdate locks the rows a query of programs returns.
+	forUpdate = ` FOR UPDATE`
+)
+
+// EnsureProgram returns the program of owner/repo, creating it or moving it
+// to installationID and clearing Removed. GitHub names ignore case: the
+// program keeps its ID when only the case changes, and takes the spelling
+// given last. The upsert locks the program's row.
+func (t *postgresTx) EnsureProgram(ctx context.Context, installationID int64, owner, repo string) (bot.Program, error) {
+	if owner == "" || repo == "" {
+		return bot.Program{}, fmt.Errorf("ensure program %q/%q: empty owner or repository", owner, repo)
+	}
+	p, err := scanProgram(t.queryRow(ctx, pgUpsertProgram, installationID, owner, repo))
+	if err != nil {
+		return bot.Program{}, fmt.Errorf("ensure program %s/%s: %w", owner, repo, err)
+	}
+	t.markLocked(p.ID)
+	return p, nil
+}
+
+// Program returns program id; in an Update it locks it first.
+func (t *postgresTx) Program(ctx context.Context, id int64) (bot.Program, error) {
+	query := pgSelectProgram
+	if !t.readOnly && !t.locked[id] {
+		query += forUpdate
+	}
+	p, err := scanProgram(t.queryRow(ctx, query, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return bot.Program{}, fmt.Errorf("program %d: %w", id, bot.ErrNotFound)
+	}
+	if err != nil {
+		return bot.Program{}, fmt.Errorf("program %d: %w", id, err)
+	}
+	t.markLocked(p.ID)
+	return p, nil
+}
+
+// ProgramByName finds owner/repo, ignoring case as GitHub does; in an
+// Update it locks it.
+func (t *postgresTx) ProgramByName(ctx context.Context, owner, repo string) (bot.Program, error) {
+	query := pgSelectProgramByName
+	if !t.readOnly {
+		query += forUpdate
+	}
+	p, err := scanProgram(t.queryRow(ctx, query, owner, repo))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return bot.Program{}, fmt.Errorf("program %s/%s: %w", owner, repo, bot.ErrNotFound)
+	}
+	if err != nil {
+		return bot.Program{}, fmt.Errorf("program %s/%s: %w", owner, repo, err)
+	}
+	t.markLocked(p.ID)
+	return p, nil
+}
+
+// Programs lists every program, removed ones included, in the order they
+// were created. It locks none of them.
+func (t *postgresTx) Programs(ctx context.Context) ([]bot.Program, error) {
+	ps, err := queryAll(ctx, t, pgSelectPrograms, nil, scanProgram)
+	if err != nil {
+		return nil, fmt.Errorf("programs: %w", err)
+	}
+	return ps, nil
+}
+
+func (t *postgresTx) SetProgramRemoved(ctx context.Context, id int64, removed bool) error {
+	if err := t.touchProgram(ctx, id); err != nil {
+		return fmt.Errorf("set program %d removed: %w", id, err)
+	}
+	n, err := t.exec(ctx, pgUpdateProgramRemove, removed, id)
+	if err != nil {
+		return fmt.Errorf("set program %d removed: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("program %d: %w", id, bot.ErrNotFound)
+	}
+	return nil
+}
+
+// Pipelines.
+const (
+	pgDeletePipelines = `DELETE FROM pipelines WHERE program_id = $1`
+	pgInsertPipeline  = `INSERT INTO pipelines (program_id, kind, branch, trigger_kind, approval, scheduled)
+VALUES ($1, $2, $3, $4, $5, $6)`
+	pgSelectPipelines = `SELECT program_id, kind, branch, trigger_kind, approval, scheduled
+FROM pipelines WHERE program_id = $1`
+)
+
+// SetPipelines replaces the program's pipelines with ps. A pipeline's
+// ProgramID may be zero; it is taken from programID.
+func (t *postgresTx) SetPipelines(ctx context.Context, programID int64, ps []bot.Pipeline) error {
+	if err := t.requireProgram(ctx, programID); err != nil {
+		return fmt.Errorf("set pipelines: %w", err)
+	}
+	if _, err := t.exec(ctx, pgDeletePipelines, programID); err != nil {
+		return fmt.Errorf("set pipelines of program %d: %w", programID, err)
+	}
+	for _, p := range ps {
+		if p.ProgramID != 0 && p.ProgramID != programID {
+			return fmt.Errorf("set pipelines of program %d: %s belongs to program %d", programID, p.Kind, p.ProgramID)
+		}
+		_, err := t.exec(ctx, pgInsertPipeline, programID, string(p.Kind), p.Branch, string(p.Trigger), p.Approval, p.Scheduled)
+		if err != nil {
+			return fmt.Errorf("set pipelines of program %d: %s: %w", programID, p.Kind, err)
+		}
+	}
+	return nil
+}
+
+// Pipelines returns the program's pipelines in the order of bot.PipelineKinds.
+func (t *postgresTx) Pipelines(ctx context.Context, programID int64) ([]bot.Pipeline, error) {
+	if err := t.touchProgram(ctx, programID); err != nil {
+		return nil, fmt.Errorf("pipelines of program %d: %w", programID, err)
+	}
+	ps, err := queryAll(ctx, t, pgSelectPipelines, []any{programID}, func(row rowScanner) (bot.Pipeline, error) {
+		var p bot.Pipeline
+		err := row.Scan(&p.ProgramID, &p.Kind, &p.Branch, &p.Trigger, &p.Approval, &p.Scheduled)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pipelines of program %d: %w", programID, err)
+	}
+	slices.SortFunc(ps, func(a, b bot.Pipeline) int {
+		return cmp.Or(cmp.Compare(kindOrder(a.Kind), kindOrder(b.Kind)), cmp.Compare(a.Kind, b.Kind))
+	})
+	return ps, nil
+}
+
+// Deployments.
+const (
+	pgUpsertDeployment = `INSERT INTO deployments (program_id, environment, execution_id, pipeline, number, commit_sha,
+    artifact_digest, since)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (program_id, environment) DO UPDATE SET execution_id = excluded.execution_id,
+    pipeline = excluded.pipeline, number = excluded.number, commit_sha = excluded.commit_sha,
+    artifact_digest = excluded.artifact_digest, since = excluded.since`
+	pgSelectDeployment = `SELECT program_id, environment, execution_id, pipeline, number, commit_sha, artifact_digest, since
+FROM deployments WHERE program_id = $1 AND environment = $2`
+	pgSelectExecutionProgram = `SELECT program_id FROM executions WHERE id = $1`
+)
+
+func (t *postgresTx) Deployment(ctx context.Context, programID int64, env bot.EnvironmentName) (bot.Deployment, error) {
+	if err := checkEnvironment(env); err != nil {
+		return bot.Deployment{}, fmt.Errorf("deployment of program %d: %w", programID, err)
+	}
+	if err := t.touchProgram(ctx, programID); err != nil {
+		return bot.Deployment{}, fmt.Errorf("deployment of program %d to %s: %w", programID, env, err)
+	}
+	var d bot.Deployment
+	err := t.queryRow(ctx, pgSelectDeployment, programID, string(env)).Scan(&d.ProgramID, &d.Environment,
+		pgIDDest{&d.ExecutionID}, &d.Pipeline, &d.Number, &d.Commit, &d.ArtifactDigest, pgTimeDest{&d.Since})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return bot.Deployment{}, fmt.Errorf("deployment of program %d to %s: %w", programID, env, bot.ErrNotFound)
+	}
+	if err != nil {
+		return bot.Deployment{}, fmt.Errorf("deployment of program %d to %s: %w", programID, env, err)
+	}
+	return d, nil
+}
+
+// SetDeployment records d as what runs on d.Environment of d.ProgramID,
+// replacing what ran there before. d.ExecutionID, when not zero, must be an
+// execution of that program. Since is kept as given (to the microsecond).
+func (t *postgresTx) SetDeployment(ctx context.Context, d bot.Deployment) error {
+	if err := checkEnvironment(d.Environment); err != nil {
+		return fmt.Errorf("set deployment of program %d: %w", d.ProgramID, err)
+	}
+	if err := t.requireProgram(ctx, d.ProgramID); err != nil {
+		return fmt.Errorf("set deployment: %w", err)
+	}
+	if d.ExecutionID != 0 {
+		// The program is locked, and an execution's program never changes:
+		// a plain read will do.
+		programID, err := t.executionProgram(ctx, d.ExecutionID)
+		if err != nil {
+			return fmt.Errorf("set deployment of program %d to %s: %w", d.ProgramID, d.Environment, err)
+		}
+		if programID != d.ProgramID {
+			return fmt.Errorf("set deployment of program %d to %s: execution %d belongs to program %d",
+				d.ProgramID, d.Environment, d.ExecutionID, programID)
+		}
+	}
+	_, err := t.exec(ctx, pgUpsertDeployment, d.ProgramID, string(d.Environment), pgID(d.ExecutionID), string(d.Pipeline),
+		d.Number, d.Commit, d.ArtifactDigest, pgTime(d.Since))
+	if err != nil {
+		return fmt.Errorf("set deployment of program %d to %s: %w", d.ProgramID, d.Environment, err)
+	}
+	return nil
+}
+
+// executionProgram returns the program of execution id, or ErrNotFound. It
+// locks nothing.
+func (t *postgresTx) executionProgram(ctx context.Context, id int64) (int64, error) {
+	if programID, ok := t.executions[id]; ok {
+		return programID, nil
+	}
+	var programID int64
+	err := t.queryRow(ctx, pgSelectExecutionProgram, id).Scan(&programID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("execution %d: %w", id, bot.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("execution %d: %w", id, err)
+	}
+	t.rememberExecution(id, programID)
+	return programID, nil
+}
+
+// requireExecution returns ErrNotFound unless execution id exists; in an
+// Update it locks the execution's program.
+func (t *postgresTx) requireExecution(ctx context.Context, id int64) error {
+	if t.readOnly {
+		_, err := t.executionProgram(ctx, id)
+		return err
+	}
+	programID, err := t.touchExecution(ctx, id)
+	if err != nil {
+		return err
+	}
+	if programID == 0 {
+		return fmt.Errorf("execution %d: %w", id, bot.ErrNotFound)
+	}
+	return nil
+}
+
+// Variables.
+const (
+	pgSelectVariables = `SELECT name, value FROM variables WHERE program_id = $1 AND environment = $2`
+	pgUpsertVariable  = `INSERT INTO variables (program_id, environment, name, value) VALUES ($1, $2, $3, $4)
+ON CONFLICT (program_id, environment, name) DO UPDATE SET value = excluded.value`
+	pgDeleteVariable = `DELETE FROM variables WHERE program_id = $1 AND environment = $2 AND name = $3`
+)
+
+// Variables returns the variables of one environment of a program, an empty
+// map when it has none (or there is no such program).
+func (t *postgresTx) Variables(ctx context.Context, programID int64, env bot.EnvironmentName) (map[string]string, error) {
+	if err := checkEnvironment(env); err != nil {
+		return nil, fmt.Errorf("variables of program %d: %w", programID, err)
+	}
+	if err := t.touchProgram(ctx, programID); err != nil {
+		return nil, fmt.Errorf("variables of program %d in %s: %w", programID, env, err)
+	}
+	type variable struct{ key, value string }
+	vs, err := queryAll(ctx, t, pgSelectVariables, []any{programID, string(env)}, func(row rowScanner) (variable, error) {
+		var v variable
+		err := row.Scan(&v.key, &v.value)
+		return v, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("variables of program %d in %s: %w", programID, env, err)
+	}
+	vars := make(map[string]string, len(vs))
+	for _, v := range vs {
+		vars[v.key] = v.value
+	}
+	return vars, nil
+}
+
+// SetVariable sets key to value in one environment of a program, replacing
+// the value it had.
+func (t *postgresTx) SetVariable(ctx context.Context, programID int64, env bot.EnvironmentName, key, value string) error {
+	if err := checkEnvironment(env); err != nil {
+		return fmt.Errorf("set variable %s of program %d: %w", key, programID, err)
+	}
+	if key == "" {
+		return fmt.Errorf("set variable of program %d in %s: empty key", programID, env)
+	}
+	if err := t.requireProgram(ctx, programID); err != nil {
+		return fmt.Errorf("set variable %s: %w", key, err)
+	}
+	if _, err := t.exec(ctx, pgUpsertVariable, programID, string(env), key, value); err != nil {
+		return fmt.Errorf("set variable %s of program %d in %s: %w", key, programID, env, err)
+	}
+	return nil
+}
+
+// UnsetVariable removes key from one environment of a program; removing a
+// variable that is not set is not an error.
+func (t *postgresTx) UnsetVariable(ctx context.Context, programID int64, env bot.EnvironmentName, key string) error {
+	if err := checkEnvironment(env); err != nil {
+		return fmt.Errorf("unset variable %s of program %d: %w", key, programID, err)
+	}
+	if err := t.touchProgram(ctx, programID); err != nil {
+		return fmt.Errorf("unset variable %s of program %d in %s: %w", key, programID, env, err)
+	}
+	if _, err := t.exec(ctx, pgDeleteVariable, programID, string(env), key); err != nil {
+		return fmt.Errorf("unset variable %s of program %d in %s: %w", key, programID, env, err)
+	}
+	return nil
+}
+
+// Execution events.
+const (
+	pgInsertEvent = `INSERT INTO execution_events (execution_id, occurred_at, actor, kind, detail)
+VALUES ($1, $2, $3, $4, $5)`
+	pgSelectEvents = `SELECT execution_id, occurred_at, actor, kind, detail
+FROM execution_events WHERE execution_id = $1 ORDER BY id`
+)
+
+// AddEvent appends ev to its execution's record and bumps the execution's
+// Version. A zero At becomes the store's clock time.
+func (t *postgresTx) AddEvent(ctx context.Context, ev bot.Event) error {
+	if ev.Kind == "" {
+		return fmt.Errorf("add event to execution %d: empty kind", ev.ExecutionID)
+	}
+	if err := t.requireExecution(ctx, ev.ExecutionID); err != nil {
+		return fmt.Errorf("add event %s: %w", ev.Kind, err)
+	}
+	if ev.At.IsZero() {
+		ev.At = t.now()
+	}
+	if _, err := t.exec(ctx, pgInsertEvent, ev.ExecutionID, ev.At, ev.Actor, ev.Kind, ev.Detail); err != nil {
+		return fmt.Errorf("add event %s to execution %d: %w", ev.Kind, ev.ExecutionID, err)
+	}
+	if err := t.bumpVersion(ctx, ev.ExecutionID); err != nil {
+		return fmt.Errorf("add event %s: %w", ev.Kind, err)
+	}
+	return nil
+}
+
+// Events returns an execution's events in the order they were added; none
+// for an execution without events, or no such execution.
+func (t *postgresTx) Events(ctx context.Context, executionID int64) ([]bot.Event, error) {
+	if _, err := t.touchExecution(ctx, executionID); err != nil {
+		return nil, fmt.Errorf("events of execution %d: %w", executionID, err)
+	}
+	evs, err := queryAll(ctx, t, pgSelectEvents, []any{executionID}, func(row rowScanner) (bot.Event, error) {
+		var ev bot.Event
+		err := row.Scan(&ev.ExecutionID, pgTimeDest{&ev.At}, &ev.Actor, &ev.Kind, &ev.Detail)
+		return ev, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("events of execution %d: %w", executionID, err)
+	}
+	return evs, nil
+}
