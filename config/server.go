@@ -29,6 +29,7 @@ type Server struct {
 	GitHubGitURL            string
 	DatabaseURL             string
 	NATSURL                 string
+	NATSPrefix              string
 	LogLevel                string
 	LogFormat               string
 
@@ -60,6 +61,7 @@ func RegisterServerFlags(fs *pflag.FlagSet) *Server {
 	str(&s.GitHubGitURL, "github-git-url", "https://github.com/", "clone base: <git-url><owner>/<repo>.git; file:///... works for local repositories")
 	str(&s.DatabaseURL, "database-url", "", "state database; empty: SQLite in the data dir")
 	str(&s.NATSURL, "nats-url", "", "external NATS JetStream server (nats://...); empty: a broker embedded in the data dir")
+	str(&s.NATSPrefix, "nats-prefix", "stagehand", "prefix of the NATS subjects and streams (several Stagehand installations can share one NATS cluster)")
 	str(&s.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	str(&s.LogFormat, "log-format", "text", "log format: text or json (json for production)")
 	return s

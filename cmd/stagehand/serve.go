@@ -106,7 +106,7 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	}
 	defer closeLogged(logger, "state store", store.Close)
 
-	broker, err := router.OpenBroker(ctx, router.BrokerOptions{DataDir: cfg.DataDir, URL: cfg.NATSURL, Logger: logger})
+	broker, err := router.OpenBroker(ctx, router.BrokerOptions{DataDir: cfg.DataDir, URL: cfg.NATSURL, Prefix: cfg.NATSPrefix, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,18 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 		Store: store, Clock: bot.SystemClock{}, Jobs: router.JobQueue{Publisher: broker.Publisher()},
 		Source: handlers.RepoSource{GitRepos: git, Files: app}, ParseConfig: parse, Logger: logger, PublicURL: cfg.PublicURL,
 	}
-	worker := &handlers.StepWorker{Engine: engine, Git: git, Artifacts: artifacts, DataDir: cfg.DataDir, Path: os.Getenv("PATH"), Logger: logger}
+	// With an external NATS, every replica reaches every artifact set: they
+	// are shared through a JetStream object store, the local store caching.
+	var stepArtifacts handlers.ArtifactStore = artifacts
+	if cfg.NATSURL != "" {
+		shared, err := router.NewNATSArtifacts(ctx, broker, artifacts)
+		if err != nil {
+			return fmt.Errorf("opening the shared artifact store on NATS: %w", err)
+		}
+		shared.TempDir = filepath.Join(cfg.DataDir, "tmp")
+		stepArtifacts = shared
+	}
+	worker := &handlers.StepWorker{Engine: engine, Git: git, Artifacts: stepArtifacts, DataDir: cfg.DataDir, Path: os.Getenv("PATH"), Logger: logger}
 	webhooks := &handlers.Webhooks{
 		Store: store, Engine: engine, Commands: engine, GitHub: app, Checks: app, AppID: cfg.GitHubAppID, PublicURL: cfg.PublicURL,
 		Files: app, Clock: bot.SystemClock{}, Logger: logger, ParseConfig: parse,

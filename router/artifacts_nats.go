@@ -1,0 +1,408 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stagehand-dev/stagehand/bot"
+)
+
+// LocalArtifacts is the artifact store of one replica (state.Artifacts):
+// content-addressed sets in its data directory. NATSArtifacts shares its sets
+// with the other replicas.
+type LocalArtifacts interface {
+	Collect(ctx context.Context, dir string, globs []string) (bot.ArtifactSet, error)
+	// Get returns the set of digest from its manifest, without reading the
+	// files; a digest the store does not hold is an error wrapping
+	// bot.ErrNotFound.
+	Get(ctx context.Context, digest string) (bot.ArtifactSet, error)
+	Verify(ctx context.Context, digest string) (bot.ArtifactSet, error)
+	Materialize(ctx context.Context, digest, dir string) error
+}
+
+// NATSArtifacts is an artifact store shared by every replica: each replica
+// keeps its sets in its LocalArtifacts, and every set collected is also
+// uploaded to the JetStream object store bucket "<prefix>_artifacts", from
+// which a replica that does not have a set fetches it on first use.
+//
+// Objects in the bucket:
+//
+//	blobs/<sha256>       the content of files, each distinct content once
+//	manifests/<digest>   the bot.ArtifactSet as JSON, uploaded after its blobs
+//
+// Nothing in the bucket is trusted: a fetched set is re-hashed file by file
+// against its manifest, and the manifest against its digest, before the
+// local store takes it.
+type NATSArtifacts struct {
+	local  LocalArtifacts
+	obs    jetstream.ObjectStore
+	bucket string
+	where  string
+	// TempDir is where fetched sets are assembled before the local store
+	// takes them; "" is os.TempDir(). Set it before use (the data directory
+	// is a good choice: the local store's files go there anyway).
+	TempDir string
+}
+
+// ArtifactsBucket is the name of the object store bucket of a broker prefix.
+func ArtifactsBucket(prefix string) string {
+	if prefix == "" {
+		prefix = defaultPrefix
+	}
+	return prefix + "_artifacts"
+}
+
+const (
+	artifactBlobPrefix     = "blobs/"
+	artifactManifestPrefix = "manifests/"
+)
+
+// NewNATSArtifacts creates (or updates) the artifacts bucket on b's server,
+// stored in files with the replication of b's streams, and returns the
+// shared store over local. ctx bounds the set-up only.
+func NewNATSArtifacts(ctx context.Context, b *Broker, local LocalArtifacts) (*NATSArtifacts, error) {
+	if local == nil {
+		return nil, errors.New("artifact store: no local store")
+	}
+	bucket := ArtifactsBucket(b.opts.Prefix)
+	obs, err := b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      bucket,
+		Description: "Stagehand artifact sets: blobs/<sha256> and manifests/<digest>",
+		Storage:     jetstream.FileStorage,
+		Replicas:    b.opts.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the artifact bucket %s on %s: %w", bucket, b.where, err)
+	}
+	return &NATSArtifacts{local: local, obs: obs, bucket: bucket, where: b.where}, nil
+}
+
+// Bucket is the name of the object store bucket.
+func (a *NATSArtifacts) Bucket() string { return a.bucket }
+
+// Collect collects the files of dir matching globs into the local store (see
+// state.Artifacts.Collect), then uploads the blobs the bucket does not hold
+// yet (or holds altered), and the manifest, last. The files are read again from dir for the upload
+// and must not have changed since.
+func (a *NATSArtifacts) Collect(ctx context.Context, dir string, globs []string) (bot.ArtifactSet, error) {
+	set, err := a.local.Collect(ctx, dir, globs)
+	if err != nil {
+		return bot.ArtifactSet{}, err
+	}
+	if err := a.upload(ctx, dir, set); err != nil {
+		return bot.ArtifactSet{}, fmt.Errorf("sharing artifact set %s: %w", shortDigest(set.Digest), err)
+	}
+	return set, nil
+}
+
+func (a *NATSArtifacts) upload(ctx context.Context, dir string, set bot.ArtifactSet) error {
+	// Every blob is checked even when the manifest was uploaded before, so
+	// that collecting a build again repairs a blob damaged in the bucket.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	done := map[string]bool{}
+	for _, f := range set.Files {
+		if done[f.SHA256] {
+			continue
+		}
+		done[f.SHA256] = true
+		if err := a.uploadBlob(ctx, root, f); err != nil {
+			return fmt.Errorf("%s: %w", f.Path, err)
+		}
+	}
+	manifestKey := artifactManifestPrefix + set.Digest
+	if _, err := a.obs.GetInfo(ctx, manifestKey); err == nil {
+		return nil // uploaded before
+	} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("asking %s for %s: %w", a.where, manifestKey, err)
+	}
+	data, err := json.Marshal(set)
+	if err != nil {
+		return err
+	}
+	if _, err := a.obs.PutBytes(ctx, manifestKey, data); err != nil {
+		return fmt.Errorf("uploading %s to %s: %w", manifestKey, a.where, err)
+	}
+	return nil
+}
+
+// uploadBlob uploads the file f of root as blobs/<f.SHA256>, unless the
+// bucket holds that content already.
+func (a *NATSArtifacts) uploadBlob(ctx context.Context, root *os.Root, f bot.ArtifactFile) error {
+	key := artifactBlobPrefix + f.SHA256
+	info, err := a.obs.GetInfo(ctx, key)
+	switch {
+	case err == nil && info.Size == uint64(f.Size) && info.Digest == objectDigest(f.SHA256):
+		return nil // the same content, uploaded before
+	case err == nil, errors.Is(err, jetstream.ErrObjectNotFound):
+		// Missing, or an object that is not this content: (re)place it.
+	default:
+		return fmt.Errorf("asking %s for %s: %w", a.where, key, err)
+	}
+	src, err := root.Open(filepath.FromSlash(f.Path))
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	h := sha256.New()
+	info, err = a.obs.Put(ctx, jetstream.ObjectMeta{Name: key}, io.TeeReader(src, h))
+	if err != nil {
+		return fmt.Errorf("uploading %s to %s: %w", key, a.where, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != f.SHA256 || info.Size != uint64(f.Size) {
+		// The file changed after Collect: do not leave wrong content
+		// under the name of other content.
+		_ = a.obs.Delete(context.WithoutCancel(ctx), key)
+		return fmt.Errorf("changed while being collected (sha256 %s expected %s)", shortDigest(got), shortDigest(f.SHA256))
+	}
+	return nil
+}
+
+// objectDigest is the ObjectInfo.Digest JetStream records for the content
+// of the given sha256 (hex).
+func objectDigest(sum string) string {
+	raw, err := hex.DecodeString(sum)
+	if err != nil {
+		return ""
+	}
+	return "SHA-256=" + base64.URLEncoding.EncodeToString(raw)
+}
+
+// Verify re-hashes the set of digest in the local store (see
+// state.Artifacts.Verify), fetching it from the bucket first if the local
+// store does not have it; a fetched file whose content differs from the
+// manifest is an error naming its path.
+func (a *NATSArtifacts) Verify(ctx context.Context, digest string) (bot.ArtifactSet, error) {
+	if err := a.ensureLocal(ctx, digest); err != nil {
+		return bot.ArtifactSet{}, err
+	}
+	return a.local.Verify(ctx, digest)
+}
+
+// Materialize writes the files of the set of digest under dir (see
+// state.Artifacts.Materialize), fetching the set from the bucket first if
+// the local store does not have it.
+func (a *NATSArtifacts) Materialize(ctx context.Context, digest, dir string) error {
+	if err := a.ensureLocal(ctx, digest); err != nil {
+		return err
+	}
+	return a.local.Materialize(ctx, digest, dir)
+}
+
+// ensureLocal fetches the set of digest into the local store unless it holds
+// it. Any other trouble with the local copy is left for the local store to
+// report.
+func (a *NATSArtifacts) ensureLocal(ctx context.Context, digest string) error {
+	_, err := a.local.Get(ctx, digest)
+	if err == nil || !errors.Is(err, bot.ErrNotFound) {
+		return nil
+	}
+	return a.fetch(ctx, digest)
+}
+
+// RemoteArtifactError says what is wrong with a set fetched from the bucket.
+type RemoteArtifactError struct {
+	Digest string
+	Bucket string
+	// Manifest is non-empty when the manifest itself is wrong: how.
+	Manifest string
+	// Faults are "<path>: <problem>", in the manifest's order.
+	Faults []string
+}
+
+func (e *RemoteArtifactError) Error() string {
+	var parts []string
+	if e.Manifest != "" {
+		parts = append(parts, "manifest "+e.Manifest)
+	}
+	parts = append(parts, e.Faults...)
+	return fmt.Sprintf("artifact set %s in bucket %s: %s", shortDigest(e.Digest), e.Bucket, strings.Join(parts, "; "))
+}
+
+func (a *NATSArtifacts) fetch(ctx context.Context, digest string) error {
+	if !isSHA256Hex(digest) {
+		return fmt.Errorf("artifact set %w: %q is not a sha256 digest", bot.ErrNotFound, digest)
+	}
+	key := artifactManifestPrefix + digest
+	data, err := a.obs.GetBytes(ctx, key)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("artifact set %w: %s (neither in the local store nor in bucket %s)", bot.ErrNotFound, digest, a.bucket)
+	}
+	if err != nil {
+		return fmt.Errorf("fetching %s from %s: %w", key, a.where, err)
+	}
+	rerr := &RemoteArtifactError{Digest: digest, Bucket: a.bucket}
+	var set bot.ArtifactSet
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&set); err != nil {
+		rerr.Manifest = "malformed: " + err.Error()
+		return rerr
+	}
+	if err := checkArtifactFiles(set.Files); err != nil {
+		rerr.Manifest = "malformed: " + err.Error()
+		return rerr
+	}
+	if len(set.Files) == 0 { // Collect never records one
+		rerr.Manifest = "malformed: no files"
+		return rerr
+	}
+	if got := artifactManifestDigest(set.Files); got != digest {
+		rerr.Manifest = fmt.Sprintf("altered (sha256 %s expected %s)", shortDigest(got), shortDigest(digest))
+		return rerr
+	}
+
+	tmp, err := os.MkdirTemp(a.TempDir, "stagehand-fetch-*")
+	if err != nil {
+		return fmt.Errorf("fetching artifact set %s: %w", shortDigest(digest), err)
+	}
+	defer os.RemoveAll(tmp)
+	root, err := os.OpenRoot(tmp)
+	if err != nil {
+		return fmt.Errorf("fetching artifact set %s: %w", shortDigest(digest), err)
+	}
+	defer root.Close()
+	for _, f := range set.Files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		problem, err := a.fetchFile(ctx, root, f)
+		if err != nil {
+			return fmt.Errorf("fetching artifact set %s: %s: %w", shortDigest(digest), f.Path, err)
+		}
+		if problem != "" {
+			rerr.Faults = append(rerr.Faults, f.Path+": "+problem)
+		}
+	}
+	if len(rerr.Faults) > 0 {
+		return rerr
+	}
+
+	got, err := a.local.Collect(ctx, tmp, []string{"**"})
+	if err != nil {
+		return fmt.Errorf("storing fetched artifact set %s: %w", shortDigest(digest), err)
+	}
+	if got.Digest != digest {
+		return fmt.Errorf("storing fetched artifact set %s: the local store recorded it as %s", shortDigest(digest), shortDigest(got.Digest))
+	}
+	return nil
+}
+
+// fetchFile downloads the blob of f to f.Path in root with f's mode. problem
+// is "missing", "unreadable: ..." or "altered (...)" when the bucket's blob
+// is not f's content.
+func (a *NATSArtifacts) fetchFile(ctx context.Context, root *os.Root, f bot.ArtifactFile) (problem string, err error) {
+	obj, err := a.obs.Get(ctx, artifactBlobPrefix+f.SHA256)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return "missing", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	defer obj.Close()
+	name := filepath.FromSlash(f.Path)
+	if err := root.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return "", err
+	}
+	dst, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fs.FileMode(f.Mode))
+	if err != nil {
+		return "", err
+	}
+	defer dst.Close()
+	h := sha256.New()
+	// One byte more than the manifest says is enough to tell it is altered.
+	size, err := io.Copy(io.MultiWriter(dst, h), io.LimitReader(obj, f.Size+1))
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		// jetstream.ErrDigestMismatch and the like: chunks altered in the
+		// stream underneath the object's metadata.
+		return "unreadable: " + err.Error(), nil
+	}
+	if p := contentProblem(f, hex.EncodeToString(h.Sum(nil)), size); p != "" {
+		return p, nil
+	}
+	if err := dst.Chmod(fs.FileMode(f.Mode)); err != nil { // exactly, whatever the umask
+		return "", err
+	}
+	return "", dst.Close()
+}
+
+func contentProblem(f bot.ArtifactFile, sum string, size int64) string {
+	switch {
+	case size != f.Size:
+		return fmt.Sprintf("altered (size %d expected %d)", size, f.Size)
+	case sum != f.SHA256:
+		return fmt.Sprintf("altered (sha256 %s expected %s)", shortDigest(sum), shortDigest(f.SHA256))
+	}
+	return ""
+}
+
+// artifactManifestDigest is the digest of files (sorted by Path): the
+// sha256 of the canonical manifest, as bot.ArtifactSet documents it.
+func artifactManifestDigest(files []bot.ArtifactFile) string {
+	h := sha256.New()
+	for _, f := range files {
+		fmt.Fprintf(h, "%s  %d  %04o  %s\n", f.SHA256, f.Size, f.Mode, f.Path)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// checkArtifactFiles rejects a manifest the local store would never write,
+// above all paths that would leave the directory they are written to.
+func checkArtifactFiles(files []bot.ArtifactFile) error {
+	for i, f := range files {
+		switch {
+		case f.Path == "" || !utf8.ValidString(f.Path) || strings.Contains(f.Path, "\n") ||
+			path.Clean(f.Path) != f.Path || !filepath.IsLocal(filepath.FromSlash(f.Path)):
+			return fmt.Errorf("file %d: invalid path %q", i, f.Path)
+		case !isSHA256Hex(f.SHA256):
+			return fmt.Errorf("%s: invalid sha256 %q", f.Path, f.SHA256)
+		case f.Mode != 0o644 && f.Mode != 0o755:
+			return fmt.Errorf("%s: invalid mode %#o", f.Path, f.Mode)
+		case f.Size < 0:
+			return fmt.Errorf("%s: negative size", f.Path)
+		case i > 0 && files[i-1].Path >= f.Path:
+			return fmt.Errorf("%s: files not sorted by path or not unique", f.Path)
+		}
+	}
+	return nil
+}
+
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func shortDigest(sum string) string {
+	if len(sum) <= 12 {
+		return sum
+	}
+	return sum[:12] + "…"
+}
