@@ -142,6 +142,9 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 			return fmt.Errorf("opening the shared artifact store on NATS: %w", err)
 		}
 		shared.TempDir = filepath.Join(cfg.DataDir, "tmp")
+		if err := os.MkdirAll(shared.TempDir, 0o750); err != nil {
+			return err
+		}
 		stepArtifacts = shared
 	}
 	worker := &handlers.StepWorker{Engine: engine, Git: git, Artifacts: stepArtifacts, DataDir: cfg.DataDir, Path: os.Getenv("PATH"), Logger: logger}
