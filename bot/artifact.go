@@ -1,5 +1,15 @@
 package bot
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+)
+
 // ArtifactFile is one file of an artifact set.
 type ArtifactFile struct {
 	Path   string `json:"path"`   // slash-separated, relative to the checkout
@@ -24,4 +34,62 @@ func (s ArtifactSet) Size() int64 {
 		n += f.Size
 	}
 	return n
+}
+
+// ManifestDigest is the digest of files (sorted by Path): the sha256 of the
+// canonical manifest described on ArtifactSet.
+func ManifestDigest(files []ArtifactFile) string {
+	h := sha256.New()
+	for _, f := range files {
+		fmt.Fprintf(h, "%s  %d  %04o  %s\n", f.SHA256, f.Size, f.Mode, f.Path)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// CheckManifest rejects a manifest no artifact store writes, above all
+// paths that would leave the directory a set is written to.
+func CheckManifest(files []ArtifactFile) error {
+	for i, f := range files {
+		switch {
+		case !ValidArtifactPath(f.Path):
+			return fmt.Errorf("file %d: invalid path %q", i, f.Path)
+		case !IsSHA256(f.SHA256):
+			return fmt.Errorf("%s: invalid sha256 %q", f.Path, f.SHA256)
+		case f.Mode != 0o644 && f.Mode != 0o755:
+			return fmt.Errorf("%s: invalid mode %#o", f.Path, f.Mode)
+		case f.Size < 0:
+			return fmt.Errorf("%s: negative size", f.Path)
+		case i > 0 && files[i-1].Path >= f.Path:
+			return fmt.Errorf("%s: files not sorted by path or not unique", f.Path)
+		}
+	}
+	return nil
+}
+
+// ValidArtifactPath reports whether p is a clean, local, slash-separated
+// path that the canonical manifest and JSON can both hold unchanged.
+func ValidArtifactPath(p string) bool {
+	return p != "" && utf8.ValidString(p) && !strings.Contains(p, "\n") &&
+		path.Clean(p) == p && filepath.IsLocal(filepath.FromSlash(p))
+}
+
+// IsSHA256 reports whether s is a sha256 in lowercase hex.
+func IsSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ShortHash abbreviates a hex hash for messages.
+func ShortHash(sum string) string {
+	if len(sum) <= 12 {
+		return sum
+	}
+	return sum[:12] + "…"
 }

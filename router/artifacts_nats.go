@@ -12,10 +12,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -105,7 +103,7 @@ func (a *NATSArtifacts) Collect(ctx context.Context, dir string, globs []string)
 		return bot.ArtifactSet{}, err
 	}
 	if err := a.upload(ctx, dir, set); err != nil {
-		return bot.ArtifactSet{}, fmt.Errorf("sharing artifact set %s: %w", shortDigest(set.Digest), err)
+		return bot.ArtifactSet{}, fmt.Errorf("sharing artifact set %s: %w", bot.ShortHash(set.Digest), err)
 	}
 	return set, nil
 }
@@ -171,7 +169,7 @@ func (a *NATSArtifacts) uploadBlob(ctx context.Context, root *os.Root, f bot.Art
 		// The file changed after Collect: do not leave wrong content
 		// under the name of other content.
 		_ = a.obs.Delete(context.WithoutCancel(ctx), key)
-		return fmt.Errorf("changed while being collected (sha256 %s expected %s)", shortDigest(got), shortDigest(f.SHA256))
+		return fmt.Errorf("changed while being collected (sha256 %s expected %s)", bot.ShortHash(got), bot.ShortHash(f.SHA256))
 	}
 	return nil
 }
@@ -234,11 +232,11 @@ func (e *RemoteArtifactError) Error() string {
 		parts = append(parts, "manifest "+e.Manifest)
 	}
 	parts = append(parts, e.Faults...)
-	return fmt.Sprintf("artifact set %s in bucket %s: %s", shortDigest(e.Digest), e.Bucket, strings.Join(parts, "; "))
+	return fmt.Sprintf("artifact set %s in bucket %s: %s", bot.ShortHash(e.Digest), e.Bucket, strings.Join(parts, "; "))
 }
 
 func (a *NATSArtifacts) fetch(ctx context.Context, digest string) error {
-	if !isSHA256Hex(digest) {
+	if !bot.IsSHA256(digest) {
 		return fmt.Errorf("artifact set %w: %q is not a sha256 digest", bot.ErrNotFound, digest)
 	}
 	key := artifactManifestPrefix + digest
@@ -257,7 +255,7 @@ func (a *NATSArtifacts) fetch(ctx context.Context, digest string) error {
 		rerr.Manifest = "malformed: " + err.Error()
 		return rerr
 	}
-	if err := checkArtifactFiles(set.Files); err != nil {
+	if err := bot.CheckManifest(set.Files); err != nil {
 		rerr.Manifest = "malformed: " + err.Error()
 		return rerr
 	}
@@ -265,19 +263,19 @@ func (a *NATSArtifacts) fetch(ctx context.Context, digest string) error {
 		rerr.Manifest = "malformed: no files"
 		return rerr
 	}
-	if got := artifactManifestDigest(set.Files); got != digest {
-		rerr.Manifest = fmt.Sprintf("altered (sha256 %s expected %s)", shortDigest(got), shortDigest(digest))
+	if got := bot.ManifestDigest(set.Files); got != digest {
+		rerr.Manifest = fmt.Sprintf("altered (sha256 %s expected %s)", bot.ShortHash(got), bot.ShortHash(digest))
 		return rerr
 	}
 
 	tmp, err := os.MkdirTemp(a.TempDir, "stagehand-fetch-*")
 	if err != nil {
-		return fmt.Errorf("fetching artifact set %s: %w", shortDigest(digest), err)
+		return fmt.Errorf("fetching artifact set %s: %w", bot.ShortHash(digest), err)
 	}
 	defer os.RemoveAll(tmp)
 	root, err := os.OpenRoot(tmp)
 	if err != nil {
-		return fmt.Errorf("fetching artifact set %s: %w", shortDigest(digest), err)
+		return fmt.Errorf("fetching artifact set %s: %w", bot.ShortHash(digest), err)
 	}
 	defer root.Close()
 	for _, f := range set.Files {
@@ -286,7 +284,7 @@ func (a *NATSArtifacts) fetch(ctx context.Context, digest string) error {
 		}
 		problem, err := a.fetchFile(ctx, root, f)
 		if err != nil {
-			return fmt.Errorf("fetching artifact set %s: %s: %w", shortDigest(digest), f.Path, err)
+			return fmt.Errorf("fetching artifact set %s: %s: %w", bot.ShortHash(digest), f.Path, err)
 		}
 		if problem != "" {
 			rerr.Faults = append(rerr.Faults, f.Path+": "+problem)
@@ -298,10 +296,10 @@ func (a *NATSArtifacts) fetch(ctx context.Context, digest string) error {
 
 	got, err := a.local.Collect(ctx, tmp, []string{"**"})
 	if err != nil {
-		return fmt.Errorf("storing fetched artifact set %s: %w", shortDigest(digest), err)
+		return fmt.Errorf("storing fetched artifact set %s: %w", bot.ShortHash(digest), err)
 	}
 	if got.Digest != digest {
-		return fmt.Errorf("storing fetched artifact set %s: the local store recorded it as %s", shortDigest(digest), shortDigest(got.Digest))
+		return fmt.Errorf("storing fetched artifact set %s: the local store recorded it as %s", bot.ShortHash(digest), bot.ShortHash(got.Digest))
 	}
 	return nil
 }
@@ -352,57 +350,7 @@ func contentProblem(f bot.ArtifactFile, sum string, size int64) string {
 	case size != f.Size:
 		return fmt.Sprintf("altered (size %d expected %d)", size, f.Size)
 	case sum != f.SHA256:
-		return fmt.Sprintf("altered (sha256 %s expected %s)", shortDigest(sum), shortDigest(f.SHA256))
+		return fmt.Sprintf("altered (sha256 %s expected %s)", bot.ShortHash(sum), bot.ShortHash(f.SHA256))
 	}
 	return ""
-}
-
-// artifactManifestDigest is the digest of files (sorted by Path): the
-// sha256 of the canonical manifest, as bot.ArtifactSet documents it.
-func artifactManifestDigest(files []bot.ArtifactFile) string {
-	h := sha256.New()
-	for _, f := range files {
-		fmt.Fprintf(h, "%s  %d  %04o  %s\n", f.SHA256, f.Size, f.Mode, f.Path)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// checkArtifactFiles rejects a manifest the local store would never write,
-// above all paths that would leave the directory they are written to.
-func checkArtifactFiles(files []bot.ArtifactFile) error {
-	for i, f := range files {
-		switch {
-		case f.Path == "" || !utf8.ValidString(f.Path) || strings.Contains(f.Path, "\n") ||
-			path.Clean(f.Path) != f.Path || !filepath.IsLocal(filepath.FromSlash(f.Path)):
-			return fmt.Errorf("file %d: invalid path %q", i, f.Path)
-		case !isSHA256Hex(f.SHA256):
-			return fmt.Errorf("%s: invalid sha256 %q", f.Path, f.SHA256)
-		case f.Mode != 0o644 && f.Mode != 0o755:
-			return fmt.Errorf("%s: invalid mode %#o", f.Path, f.Mode)
-		case f.Size < 0:
-			return fmt.Errorf("%s: negative size", f.Path)
-		case i > 0 && files[i-1].Path >= f.Path:
-			return fmt.Errorf("%s: files not sorted by path or not unique", f.Path)
-		}
-	}
-	return nil
-}
-
-func isSHA256Hex(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-func shortDigest(sum string) string {
-	if len(sum) <= 12 {
-		return sum
-	}
-	return sum[:12] + "…"
 }

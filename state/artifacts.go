@@ -11,11 +11,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/stagehand-dev/stagehand/bot"
 )
@@ -31,16 +29,6 @@ type (
 	ArtifactFile = bot.ArtifactFile
 	ArtifactSet  = bot.ArtifactSet
 )
-
-// manifestDigest hashes the canonical manifest of files, which must be
-// sorted by Path.
-func manifestDigest(files []ArtifactFile) string {
-	h := sha256.New()
-	for _, f := range files {
-		fmt.Fprintf(h, "%s  %d  %04o  %s\n", f.SHA256, f.Size, f.Mode, f.Path)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
 
 // ArtifactFault is one thing wrong with a file of an artifact set.
 type ArtifactFault struct {
@@ -64,7 +52,7 @@ func (e *ArtifactSetError) Error() string {
 	for _, f := range e.Faults {
 		parts = append(parts, f.Path+": "+f.Problem)
 	}
-	return fmt.Sprintf("artifact set %s: %s", shortHash(e.Digest), strings.Join(parts, "; "))
+	return fmt.Sprintf("artifact set %s: %s", bot.ShortHash(e.Digest), strings.Join(parts, "; "))
 }
 
 // ArtifactNoMatchError is Collect's error when globs matched no file.
@@ -143,14 +131,14 @@ func (a *Artifacts) Collect(ctx context.Context, dir string, globs []string) (Ar
 		files = append(files, f)
 	}
 	slices.SortFunc(files, func(x, y ArtifactFile) int { return strings.Compare(x.Path, y.Path) })
-	set := ArtifactSet{Digest: manifestDigest(files), Files: files}
+	set := ArtifactSet{Digest: bot.ManifestDigest(files), Files: files}
 
 	data, err := json.MarshalIndent(set, "", "  ")
 	if err != nil {
 		return ArtifactSet{}, err
 	}
 	if err := a.writeFile(a.manifestPath(set.Digest), append(data, '\n')); err != nil {
-		return ArtifactSet{}, fmt.Errorf("record artifact set %s: %w", shortHash(set.Digest), err)
+		return ArtifactSet{}, fmt.Errorf("record artifact set %s: %w", bot.ShortHash(set.Digest), err)
 	}
 	return set, nil
 }
@@ -302,7 +290,7 @@ func (a *Artifacts) readManifest(ctx context.Context, digest string) (set Artifa
 	if err := ctx.Err(); err != nil {
 		return ArtifactSet{}, "", err
 	}
-	if !isHexSHA256(digest) {
+	if !bot.IsSHA256(digest) {
 		return ArtifactSet{}, "", fmt.Errorf("%w: %q is not a sha256 digest", ErrArtifactSetNotFound, digest)
 	}
 	data, err := os.ReadFile(a.manifestPath(digest))
@@ -310,70 +298,23 @@ func (a *Artifacts) readManifest(ctx context.Context, digest string) (set Artifa
 		return ArtifactSet{}, "", fmt.Errorf("%w: %s", ErrArtifactSetNotFound, digest)
 	}
 	if err != nil {
-		return ArtifactSet{}, "", fmt.Errorf("artifact set %s: %w", shortHash(digest), err)
+		return ArtifactSet{}, "", fmt.Errorf("artifact set %s: %w", bot.ShortHash(digest), err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&set); err != nil {
-		return ArtifactSet{}, "", fmt.Errorf("artifact set %s: malformed manifest: %w", shortHash(digest), err)
+		return ArtifactSet{}, "", fmt.Errorf("artifact set %s: malformed manifest: %w", bot.ShortHash(digest), err)
 	}
-	if err := checkFiles(set.Files); err != nil {
-		return ArtifactSet{}, "", fmt.Errorf("artifact set %s: malformed manifest: %w", shortHash(digest), err)
+	if err := bot.CheckManifest(set.Files); err != nil {
+		return ArtifactSet{}, "", fmt.Errorf("artifact set %s: malformed manifest: %w", bot.ShortHash(digest), err)
 	}
-	if got := manifestDigest(set.Files); got != digest {
-		altered = fmt.Sprintf("altered (sha256 %s expected %s)", shortHash(got), shortHash(digest))
+	if got := bot.ManifestDigest(set.Files); got != digest {
+		altered = fmt.Sprintf("altered (sha256 %s expected %s)", bot.ShortHash(got), bot.ShortHash(digest))
 	} else if set.Digest != digest {
-		altered = fmt.Sprintf("altered (names digest %s)", shortHash(set.Digest))
+		altered = fmt.Sprintf("altered (names digest %s)", bot.ShortHash(set.Digest))
 	}
 	set.Digest = digest
 	return set, altered, nil
-}
-
-// checkFiles rejects what Collect never writes, above all paths that would
-// leave the directory Materialize writes to.
-func checkFiles(files []ArtifactFile) error {
-	for i, f := range files {
-		switch {
-		case !validArtifactPath(f.Path):
-			return fmt.Errorf("file %d: invalid path %q", i, f.Path)
-		case !isHexSHA256(f.SHA256):
-			return fmt.Errorf("%s: invalid sha256 %q", f.Path, f.SHA256)
-		case f.Mode != 0o644 && f.Mode != 0o755:
-			return fmt.Errorf("%s: invalid mode %#o", f.Path, f.Mode)
-		case f.Size < 0:
-			return fmt.Errorf("%s: negative size", f.Path)
-		case i > 0 && files[i-1].Path >= f.Path:
-			return fmt.Errorf("%s: files not sorted by path or not unique", f.Path)
-		}
-	}
-	return nil
-}
-
-// validArtifactPath reports whether p is a clean, local, slash-separated path
-// that the canonical manifest and JSON can both hold unchanged.
-func validArtifactPath(p string) bool {
-	return p != "" && utf8.ValidString(p) && !strings.Contains(p, "\n") &&
-		path.Clean(p) == p && filepath.IsLocal(filepath.FromSlash(p))
-}
-
-func isHexSHA256(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// shortHash abbreviates a hex hash for messages.
-func shortHash(sum string) string {
-	if len(sum) <= 12 {
-		return sum
-	}
-	return sum[:12] + "…"
 }
 
 // Verify re-hashes every file of the artifact set of digest and checks that
@@ -423,7 +364,7 @@ func (a *Artifacts) Verify(ctx context.Context, digest string) (ArtifactSet, err
 func artifactProblem(f ArtifactFile, sum string, size int64) string {
 	switch {
 	case sum != f.SHA256:
-		return fmt.Sprintf("altered (sha256 %s expected %s)", shortHash(sum), shortHash(f.SHA256))
+		return fmt.Sprintf("altered (sha256 %s expected %s)", bot.ShortHash(sum), bot.ShortHash(f.SHA256))
 	case size != f.Size:
 		return fmt.Sprintf("altered (size %d expected %d)", size, f.Size)
 	}
@@ -442,16 +383,16 @@ func (a *Artifacts) Materialize(ctx context.Context, digest string, dir string) 
 		return err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("materialize artifact set %s: %w", shortHash(digest), err)
+		return fmt.Errorf("materialize artifact set %s: %w", bot.ShortHash(digest), err)
 	}
 	if entries, err := os.ReadDir(dir); err != nil {
-		return fmt.Errorf("materialize artifact set %s: %w", shortHash(digest), err)
+		return fmt.Errorf("materialize artifact set %s: %w", bot.ShortHash(digest), err)
 	} else if len(entries) > 0 {
-		return fmt.Errorf("materialize artifact set %s: %s is not empty", shortHash(digest), dir)
+		return fmt.Errorf("materialize artifact set %s: %s is not empty", bot.ShortHash(digest), dir)
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return fmt.Errorf("materialize artifact set %s: %w", shortHash(digest), err)
+		return fmt.Errorf("materialize artifact set %s: %w", bot.ShortHash(digest), err)
 	}
 	defer root.Close()
 	for _, f := range set.Files {
@@ -460,7 +401,7 @@ func (a *Artifacts) Materialize(ctx context.Context, digest string, dir string) 
 		}
 		problem, err := a.materializeFile(root, f)
 		if err != nil {
-			return fmt.Errorf("materialize artifact set %s: %s: %w", shortHash(digest), f.Path, err)
+			return fmt.Errorf("materialize artifact set %s: %s: %w", bot.ShortHash(digest), f.Path, err)
 		}
 		if problem != "" {
 			return &ArtifactSetError{Digest: digest, Faults: []ArtifactFault{{f.Path, problem}}}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/stagehand-dev/stagehand/bot"
 	"io/fs"
 	"os"
 	"path"
@@ -211,7 +212,7 @@ func (w *artifactWalker) resolve(lp, rp string) (string, fs.FileInfo, error) {
 }
 
 func (w *artifactWalker) add(lp, rp string) error {
-	if !validArtifactPath(lp) {
+	if !bot.ValidArtifactPath(lp) {
 		return fmt.Errorf("collect artifacts: cannot record the name %q (it needs valid UTF-8 without newlines)", lp)
 	}
 	segs := strings.Split(lp, "/")
