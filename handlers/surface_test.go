@@ -358,3 +358,49 @@ func TestPushExplainsWhatDidNotStart(t *testing.T) {
 		t.Errorf("annotation = %+v", a)
 	}
 }
+
+// TestApproversAndSuiteRerun: with approvers set, a writer who is not one
+// is refused (and counted); a team member may approve; check_suite
+// rerequested re-runs the pipelines of that commit.
+func TestApproversAndSuiteRerun(t *testing.T) {
+	cfg := strings.Replace(sampleConfig(splitPipelines), "    variables: {LOG_LEVEL: info}\n", "    variables: {LOG_LEVEL: info}\n    approvers: {users: [bob], teams: [Codertocat/release]}\n", 1)
+	e := newSurfaceEnv(t, cfg)
+	refused := map[string]int{}
+	e.hooks.Refusals = func(action string) { refused[action]++ }
+	e.gh.SetPermission(owner, repo, "tina", "write")
+	e.gh.AddTeamMember("Codertocat", "release", "tina")
+	sha := e.push()
+	e.waitReported(1, bot.ExecutionSucceeded)
+	e.comment("alice", "/stagehand promote")
+	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
+	reply := e.comment("mallory", "/stagehand approve")
+	if !strings.Contains(reply.Body, "not one of the production approvers") {
+		t.Errorf("a non-approver's approval was answered %q", reply.Body)
+	}
+	if refused["approve"] != 1 {
+		t.Errorf("refusals counted = %v, want approve: 1", refused)
+	}
+	if ex, _ := e.execution(2); ex.State != bot.ExecutionWaiting {
+		t.Fatalf("a refused approval moved #2 to %s", ex.State)
+	}
+	reply = e.comment("tina", "/stagehand approve")
+	if !strings.Contains(reply.Body, "approved by tina") {
+		t.Errorf("a team member's approval was answered %q", reply.Body)
+	}
+	e.waitState(2, bot.ExecutionSucceeded)
+
+	var p map[string]any
+	if err := json.Unmarshal(fakegithub.Payload("check_suite/rerequested.json"), &p); err != nil {
+		t.Fatal(err)
+	}
+	suite := p["check_suite"].(map[string]any)
+	suite["head_sha"] = sha
+	suite["app"].(map[string]any)["id"] = testAppID
+	p["sender"].(map[string]any)["login"] = "alice"
+	e.setRepo(p)
+	e.deliver("check_suite", p)
+	ex := e.waitState(3, bot.ExecutionSucceeded)
+	if ex.Pipeline != bot.StageOnly || ex.Commit != sha || ex.Cause != bot.CauseRerun {
+		t.Errorf("the suite re-run started %s at %s (%s)", ex, ex.Commit, ex.Cause)
+	}
+}
