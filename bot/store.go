@@ -87,6 +87,15 @@ type Tx interface {
 
 	AddTriggerRecord(ctx context.Context, r TriggerRecord) error
 	TriggerRecords(ctx context.Context, programID int64, commit string) ([]TriggerRecord, error)
+
+	// AcquireLease gives the lease called name to holder until now+ttl, and
+	// reports true, when no one holds it, holder holds it already (a
+	// renewal), or it expired at or before now; otherwise it changes
+	// nothing and reports false. Of replicas racing for one lease at most
+	// one wins. Leases let one replica do a job the others must not do at
+	// the same time (the GitHub reporter); now comes from the caller's
+	// clock, so the replicas' clocks must roughly agree.
+	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error)
 }
 
 // ExecutionFilter selects executions. Zero fields match everything.

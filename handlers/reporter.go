@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-github/v62/github"
@@ -44,7 +47,23 @@ type Reporter struct {
 	// ParseConfig reads an execution's configuration (environment URLs,
 	// scheduled pipelines).
 	ParseConfig ConfigParser
+	// Holder names this reporter in the "reporter" lease: of the replicas
+	// sharing a store, only the one holding the lease reports, so two never
+	// create the same check run or deployment status. Default: host name,
+	// process id and a random suffix.
+	Holder string
+	// LeaseTTL is how long a tick's lease lasts (default 10s): when the
+	// holder stops ticking, another replica takes over once it expires. It
+	// must be well above Interval, so the holder renews it in time, and
+	// the replicas' clocks must agree to well within it.
+	LeaseTTL time.Duration
+
+	holderOnce sync.Once
+	holder     string
 }
+
+// reporterLease is the lease the reporting replica holds.
+const reporterLease = "reporter"
 
 // Run reports until ctx ends.
 func (r *Reporter) Run(ctx context.Context) {
@@ -55,7 +74,7 @@ func (r *Reporter) Run(ctx context.Context) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if err := r.ReportOnce(ctx); err != nil && ctx.Err() == nil {
+		if err := r.tick(ctx); err != nil && ctx.Err() == nil {
 			r.Logger.WarnContext(ctx, "reporting to GitHub; will retry", bot.LogError, err)
 		}
 		select {
@@ -64,6 +83,45 @@ func (r *Reporter) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// tick is one turn of Run: it takes (or renews) the reporter lease and, if
+// this reporter holds it, reports. A tick that runs longer than LeaseTTL
+// may overlap with the next holder's; Interval and LeaseTTL keep that rare.
+func (r *Reporter) tick(ctx context.Context) error {
+	ttl := r.LeaseTTL
+	if ttl <= 0 {
+		ttl = 10 * time.Second
+	}
+	holder := r.leaseHolder()
+	var held bool
+	err := r.Store.Update(ctx, func(tx bot.Tx) (err error) {
+		held, err = tx.AcquireLease(ctx, reporterLease, holder, r.Clock.Now(), ttl)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("acquire the %s lease: %w", reporterLease, err)
+	}
+	if !held {
+		r.Logger.DebugContext(ctx, "another replica holds the reporter lease; not reporting", "holder", holder)
+		return nil
+	}
+	return r.ReportOnce(ctx)
+}
+
+// leaseHolder is Holder, or a name for this process made once.
+func (r *Reporter) leaseHolder() string {
+	r.holderOnce.Do(func() {
+		r.holder = r.Holder
+		if r.holder == "" {
+			host, err := os.Hostname()
+			if err != nil || host == "" {
+				host = "unknown-host"
+			}
+			r.holder = fmt.Sprintf("%s/%d/%016x", host, os.Getpid(), rand.Uint64())
+		}
+	})
+	return r.holder
 }
 
 // ReportOnce reports every execution with unreported changes.

@@ -58,6 +58,8 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 		{"ConcurrentExclusion", testConcurrentExclusion},
 		{"ConcurrentDeliveries", testConcurrentDeliveries},
 		{"ConcurrentLockProgram", testConcurrentLockProgram},
+		{"Leases", testLeases},
+		{"ConcurrentLeases", testConcurrentLeases},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
