@@ -509,7 +509,7 @@ func checkSlashCommand(c SlashCommand) string {
 	if c.Rollback && c.Name != "approve" {
 		return "Rollback outside approve"
 	}
-	if c.Reason != "" && (c.Name != "reject" || c.Reason != strings.TrimSpace(c.Reason) || slashOption(c.Reason)) {
+	if c.Reason != "" && (c.Name != "reject" || c.Reason != strings.TrimSpace(c.Reason) || slashOption(strings.Fields(c.Reason)[0])) {
 		return "bad Reason"
 	}
 	if c.Name == "schedule" {
