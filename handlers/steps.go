@@ -46,6 +46,10 @@ type ArtifactStore interface {
 	Materialize(ctx context.Context, digest, dir string) error
 }
 
+// ErrWorkerStopped is Start's answer once Shutdown has begun; the job's
+// step is taken over by the reconcile loop of a running worker.
+var ErrWorkerStopped = errors.New("the step worker is shutting down")
+
 // Log sizes: a step's whole log is kept up to MaxLogBytes on disk; the
 // last LogTailBytes are kept with the step for check runs and pages.
 const (
@@ -71,6 +75,7 @@ type StepWorker struct {
 	Concurrency int // default 8
 
 	once    sync.Once
+	mu      sync.Mutex // orders Start's wg.Add before Shutdown's wait
 	slots   chan struct{}
 	wg      sync.WaitGroup
 	stopCtx context.Context
@@ -108,17 +113,25 @@ func (w *StepWorker) Start(ctx context.Context, j bot.Job) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-w.stopCtx.Done():
-		return errors.New("the step worker is shutting down")
+		return ErrWorkerStopped
 	}
+	w.mu.Lock()
+	if w.stopCtx.Err() != nil {
+		w.mu.Unlock()
+		<-w.slots
+		return ErrWorkerStopped
+	}
+	w.wg.Add(1) // Shutdown waits for the claim too
+	w.mu.Unlock()
 	c, err := w.Engine.ClaimStep(ctx, j)
 	if err != nil {
+		w.wg.Done()
 		<-w.slots
 		if errors.Is(err, bot.ErrStale) {
 			return nil
 		}
 		return fmt.Errorf("claiming %s of execution %d: %w", j.Step, j.ExecutionID, err)
 	}
-	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
 		defer func() { <-w.slots }()
@@ -141,7 +154,9 @@ func (w *StepWorker) Run(ctx context.Context, j bot.Job) error {
 // for their reports, until ctx ends.
 func (w *StepWorker) Shutdown(ctx context.Context) error {
 	w.init()
+	w.mu.Lock()
 	w.stop()
+	w.mu.Unlock()
 	done := make(chan struct{})
 	go func() { w.wg.Wait(); close(done) }()
 	select {
