@@ -18,7 +18,7 @@ import (
 
 // freshSchema makes a schema of its own for a test on the server of
 // STAGEHAND_TEST_POSTGRES_URL and returns a URL that uses it.
-func freshSchema(t *testing.T) string {
+func freshSchema(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("STAGEHAND_TEST_POSTGRES_URL")
 	if base == "" {

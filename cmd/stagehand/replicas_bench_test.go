@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,10 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
 )
@@ -68,10 +63,10 @@ func benchScaleOut(b *testing.B, replicas int, external bool) {
 		if os.Getenv("STAGEHAND_TEST_POSTGRES_URL") == "" || os.Getenv("STAGEHAND_TEST_NATS_URL") == "" {
 			b.Skip("needs STAGEHAND_TEST_POSTGRES_URL and STAGEHAND_TEST_NATS_URL (a PostgreSQL server and a NATS server with JetStream)")
 		}
-		dbURL = scaleFreshSchema(b)
+		dbURL = freshSchema(b)
 		natsURL = os.Getenv("STAGEHAND_TEST_NATS_URL")
 		prefix = "shbench" + loadRandomHex(b)
-		b.Cleanup(func() { scaleCleanNATS(b, natsURL, prefix) })
+		b.Cleanup(func() { replCleanNATS(b, natsURL, prefix) })
 	}
 
 	gh := fakegithub.New(b)
@@ -101,18 +96,18 @@ func benchScaleOut(b *testing.B, replicas int, external bool) {
 	if err := os.MkdirAll(rs.logDir, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	bin := scaleBinary(b)
+	bin := binary(b)
 	for i := range replicas {
-		r := &replica{name: fmt.Sprintf("replica%d", i+1), dataDir: filepath.Join(dir, fmt.Sprintf("data%d", i+1)), addr: scaleFreeAddr(b)}
+		r := &replica{name: fmt.Sprintf("replica%d", i+1), dataDir: filepath.Join(dir, fmt.Sprintf("data%d", i+1)), addr: freeAddr(b)}
 		rs.replicas = append(rs.replicas, r)
 		scaleStart(b, rs, r, bin)
 		if i == 0 {
 			// The first one migrates the schema alone.
-			scaleWait(b, 60*time.Second, r.name+" to be ready", r.ready)
+			waitFor(b, 60*time.Second, r.name+" to be ready", r.ready)
 		}
 	}
 	for _, r := range rs.replicas {
-		scaleWait(b, 60*time.Second, r.name+" to be ready", r.ready)
+		waitFor(b, 60*time.Second, r.name+" to be ready", r.ready)
 	}
 	b.Cleanup(func() {
 		if b.Failed() {
@@ -338,99 +333,4 @@ func scaleStart(tb testing.TB, rs *replicaSet, r *replica, bin string) {
 		}
 		f.Close()
 	})
-}
-
-// scaleBinary is binary for a testing.TB (the same build, once per run).
-func scaleBinary(tb testing.TB) string {
-	tb.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "stagehand-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "stagehand")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = &buildError{err, string(out)}
-		}
-	})
-	if buildErr != nil {
-		tb.Fatalf("building stagehand: %v", buildErr)
-	}
-	return binPath
-}
-
-func scaleFreeAddr(tb testing.TB) string {
-	tb.Helper()
-	h := newLoadHarness(tb)
-	return h.addr
-}
-
-func scaleWait(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// scaleFreshSchema is freshSchema for a testing.TB.
-func scaleFreshSchema(tb testing.TB) string {
-	tb.Helper()
-	base := os.Getenv("STAGEHAND_TEST_POSTGRES_URL")
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		tb.Fatalf("connecting to %s: %v", base, err)
-	}
-	defer conn.Close(ctx)
-	schema := fmt.Sprintf("bench_scale_%d", time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), base)
-		if err == nil {
-			_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
-}
-
-// scaleCleanNATS is replCleanNATS for a testing.TB: it deletes the
-// streams of the run's prefix.
-func scaleCleanNATS(tb testing.TB, url, prefix string) {
-	nc, err := nats.Connect(url)
-	if err != nil {
-		tb.Logf("cleaning NATS: %v", err)
-		return
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	up := strings.ToUpper(prefix)
-	var names []string
-	for n := range js.StreamNames(ctx).Name() {
-		if strings.Contains(strings.ToUpper(n), up) {
-			names = append(names, n)
-		}
-	}
-	for _, n := range names {
-		if err := js.DeleteStream(ctx, n); err != nil {
-			tb.Logf("deleting NATS stream %s: %v", n, err)
-		}
-	}
 }

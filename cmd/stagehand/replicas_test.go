@@ -436,7 +436,7 @@ func replTerminal(s bot.ExecutionState) bool {
 
 // replCleanNATS deletes the streams (and object and key-value buckets) of
 // the run's prefix.
-func replCleanNATS(t *testing.T, url, prefix string) {
+func replCleanNATS(t testing.TB, url, prefix string) {
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Logf("cleaning NATS: %v", err)
