@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -30,6 +31,7 @@ type Server struct {
 	DatabaseURL             string
 	NATSURL                 string
 	NATSPrefix              string
+	NATSSyncInterval        time.Duration
 	LogLevel                string
 	LogFormat               string
 
@@ -62,6 +64,7 @@ func RegisterServerFlags(fs *pflag.FlagSet) *Server {
 	str(&s.DatabaseURL, "database-url", "", "state database; empty: SQLite in the data dir")
 	str(&s.NATSURL, "nats-url", "", "external NATS JetStream server (nats://...); empty: a broker embedded in the data dir")
 	str(&s.NATSPrefix, "nats-prefix", "stagehand", "prefix of the NATS subjects and streams (several Stagehand installations can share one NATS cluster)")
+	fs.DurationVar(&s.NATSSyncInterval, "nats-sync-interval", 0, "embedded broker only: how often its store is flushed to disk; 0 syncs every delivery before the 202, so it survives a power loss too (env "+EnvName("nats-sync-interval")+")")
 	str(&s.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	str(&s.LogFormat, "log-format", "text", "log format: text or json (json for production)")
 	return s

@@ -48,6 +48,11 @@ type BrokerOptions struct {
 	// Replicas is the JetStream replication of each stream; raise it to 3 on
 	// an external cluster. Default 1.
 	Replicas int
+	// SyncInterval, for the embedded broker, is how often its store is
+	// flushed to disk. Zero (the default) syncs every message before the
+	// intake answers 202, so an accepted delivery survives a power loss too;
+	// a process crash never loses one either way.
+	SyncInterval time.Duration
 }
 
 // Broker is the durable message broker: NATS JetStream, embedded in this

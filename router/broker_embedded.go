@@ -36,11 +36,12 @@ func (b *Broker) startEmbedded(ctx context.Context) error {
 		DontListen: true,
 		JetStream:  true,
 		StoreDir:   dir,
-		// The intake answers 202 once the message is stored: store it on
+		// The intake answers 202 once the message is stored: by default on
 		// disk, not only in the page cache (a power loss keeps it too).
-		SyncAlways: true,
-		MaxPayload: embeddedMaxPayload,
-		NoSigs:     true,
+		SyncAlways:   b.opts.SyncInterval == 0,
+		SyncInterval: b.opts.SyncInterval,
+		MaxPayload:   embeddedMaxPayload,
+		NoSigs:       true,
 	})
 	if err != nil {
 		return fmt.Errorf("configuring the embedded NATS server in %s: %w", dir, err)

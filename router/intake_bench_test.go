@@ -49,7 +49,10 @@ func BenchmarkIntake(b *testing.B) {
 		{"25KB", pushWithCommits(b, 25_000)},
 	}
 	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) { benchIntake(b, c.body) })
+		b.Run(c.name, func(b *testing.B) { benchIntake(b, c.body, 0) })
+		// --nats-sync-interval 1s: the store is flushed once a second
+		// instead of before every 202 (a power loss may lose the last second).
+		b.Run(c.name+"-sync-1s", func(b *testing.B) { benchIntake(b, c.body, time.Second) })
 	}
 }
 
@@ -83,8 +86,8 @@ func pushWithCommits(tb testing.TB, size int) []byte {
 	}
 }
 
-func benchIntake(b *testing.B, body []byte) {
-	broker := openBenchBroker(b)
+func benchIntake(b *testing.B, body []byte, syncEvery time.Duration) {
+	broker := openBenchBroker(b, syncEvery)
 	draining := b.N > workQueueMaxMsgs/2
 	if draining {
 		// The stream refuses new messages at workQueueMaxMsgs (the intake
@@ -149,11 +152,11 @@ func benchIntake(b *testing.B, body []byte) {
 
 // openBenchBroker opens an embedded broker in a fresh directory, closed
 // when the benchmark run ends.
-func openBenchBroker(b *testing.B) *Broker {
+func openBenchBroker(b *testing.B, syncEvery time.Duration) *Broker {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	broker, err := OpenBroker(ctx, BrokerOptions{DataDir: b.TempDir()})
+	broker, err := OpenBroker(ctx, BrokerOptions{DataDir: b.TempDir(), SyncInterval: syncEvery})
 	if err != nil {
 		b.Fatalf("OpenBroker: %v", err)
 	}

@@ -106,7 +106,7 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	}
 	defer closeLogged(logger, "state store", store.Close)
 
-	broker, err := router.OpenBroker(ctx, router.BrokerOptions{DataDir: cfg.DataDir, URL: cfg.NATSURL, Prefix: cfg.NATSPrefix, Logger: logger})
+	broker, err := router.OpenBroker(ctx, router.BrokerOptions{DataDir: cfg.DataDir, URL: cfg.NATSURL, Prefix: cfg.NATSPrefix, SyncInterval: cfg.NATSSyncInterval, Logger: logger})
 	if err != nil {
 		return err
 	}

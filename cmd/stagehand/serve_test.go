@@ -134,7 +134,7 @@ func TestServeHelpNamesEveryFlagAndVariable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, flag := range []string{"listen", "public-url", "data-dir", "github-app-id", "github-private-key-file",
-		"github-webhook-secret", "github-webhook-secret-file", "github-api-url", "github-git-url", "database-url", "nats-url", "log-level", "log-format"} {
+		"github-webhook-secret", "github-webhook-secret-file", "github-api-url", "github-git-url", "database-url", "nats-url", "nats-prefix", "nats-sync-interval", "log-level", "log-format"} {
 		env := "STAGEHAND_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 		if !strings.Contains(stderr.String(), "--"+flag) || !strings.Contains(stderr.String(), env) {
 			t.Errorf("serve --help lacks --%s or %s", flag, env)
