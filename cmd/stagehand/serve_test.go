@@ -64,6 +64,11 @@ func TestServe(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	// The reporter's GitHub calls are counted per execution.
+	waitFor(t, 20*time.Second, "GitHub API calls of the execution in /metrics", func() bool {
+		_, m := h.get("/metrics")
+		return strings.Contains(m, `stagehand_github_api_calls_total{for="execution/`)
+	})
 	if !strings.Contains(logs.String(), "delivery_id="+guid) {
 		t.Errorf("no log line carries delivery_id=%s:\n%s", guid, logs)
 	}
