@@ -57,6 +57,10 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 	if err != nil {
 		return err
 	}
+	var decisions []bot.TriggerDecision // rule A; none when the file is missing or invalid
+	if cfg != nil {
+		decisions = bot.DecideTriggers(cfg, push)
+	}
 	now := h.Clock.Now()
 	var started []bot.Execution
 	_, err = h.mark(ctx, d, func(tx bot.Tx) error {
@@ -73,7 +77,7 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 			return err
 		}
 		started = started[:0] // the transaction may be retried
-		for _, dec := range bot.DecideTriggers(cfg, push) {
+		for _, dec := range decisions {
 			r := record
 			r.Pipeline, r.Reason = dec.Pipeline, dec.Reason
 			if dec.Start {
@@ -99,7 +103,7 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 	if cfg == nil {
 		h.Logger.InfoContext(ctx, "push starts nothing", "reason", why)
 	}
-	h.explainPush(ctx, inst, owner, repo, push, cfg, why)
+	h.explainPush(ctx, inst, owner, repo, push.After, decisions, why)
 	for _, e := range started {
 		h.Logger.InfoContext(ctx, "execution queued", bot.LogPipeline, string(e.Pipeline), bot.LogExecution, e.Number, "commit", bot.ShortSHA(e.Commit))
 	}
@@ -148,18 +152,18 @@ func pipelinesOf(programID int64, cfg *bot.Config) []bot.Pipeline {
 // invalid file, and a skipped check run for full-stack when stage-only had
 // priority (rule A). It is best effort: GitHub being down does not fail the
 // delivery, whose executions are already recorded.
-func (h *Webhooks) explainPush(ctx context.Context, inst int64, owner, repo string, push bot.Push, cfg *bot.Config, why string) {
+func (h *Webhooks) explainPush(ctx context.Context, inst int64, owner, repo, sha string, decisions []bot.TriggerDecision, why string) {
 	if h.Checks == nil {
 		return
 	}
 	var views []ghapp.CheckRunView
 	switch {
-	case cfg == nil && strings.Contains(why, "is invalid"):
-		views = append(views, ghapp.ConfigCheckRun(push.After, configProblems(why)))
-	case cfg != nil:
-		for _, d := range bot.DecideTriggers(cfg, push) {
+	case strings.Contains(why, "is invalid"):
+		views = append(views, ghapp.ConfigCheckRun(sha, configProblems(why)))
+	default:
+		for _, d := range decisions {
 			if !d.Start && strings.Contains(d.Reason, "has priority") {
-				views = append(views, ghapp.NotStartedView(d.Pipeline, push.After, d.Reason, strings.TrimRight(h.PublicURL, "/")+"/programs/"+owner+"/"+repo))
+				views = append(views, ghapp.NotStartedView(d.Pipeline, sha, d.Reason, strings.TrimRight(h.PublicURL, "/")+"/programs/"+owner+"/"+repo))
 			}
 		}
 	}
