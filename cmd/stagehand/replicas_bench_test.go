@@ -270,31 +270,11 @@ for i in $(seq 1 %d); do git commit -q --allow-empty -m "v$i"; git rev-parse HEA
 	return progs
 }
 
-// scalePush is replPush for a testing.TB: the push of prog's next commit
-// to main, and that commit.
+// scalePush is the push of prog's next commit to main, and that commit.
 func scalePush(tb testing.TB, prog *replProgram, idx int) ([]byte, string) {
 	tb.Helper()
-	var p map[string]any
-	if err := json.Unmarshal(fakegithub.Payload("push/branch-created.json"), &p); err != nil {
-		tb.Fatal(err)
-	}
 	sha := prog.commits[prog.pushed]
-	before := "0000000000000000000000000000000000000000"
-	if prog.pushed > 0 {
-		before = prog.commits[prog.pushed-1]
-	}
-	p["ref"], p["after"], p["before"], p["created"] = "refs/heads/main", sha, before, prog.pushed == 0
-	p["head_commit"].(map[string]any)["id"] = sha
-	p["commits"] = []any{}
-	p["compare"] = "https://github.com/" + replOwner + "/" + prog.repo + "/compare/" + before[:12] + "..." + sha[:12]
-	p["sender"].(map[string]any)["login"] = "alice"
-	replSetRepo(p, prog.repo, idx)
-	prog.pushed++
-	body, err := json.Marshal(p)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return body, sha
+	return replPush(tb, prog, idx), sha
 }
 
 // scaleStart is replicaSet.start for a testing.TB, without the database and

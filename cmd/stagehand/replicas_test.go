@@ -345,7 +345,7 @@ func replSetRepo(p map[string]any, repo string, id int) {
 	p["installation"] = map[string]any{"id": replInst, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNw=="}
 }
 
-func replPayload(t *testing.T, name string) map[string]any {
+func replPayload(t testing.TB, name string) map[string]any {
 	t.Helper()
 	var p map[string]any
 	if err := json.Unmarshal(fakegithub.Payload(name), &p); err != nil {
@@ -354,7 +354,7 @@ func replPayload(t *testing.T, name string) map[string]any {
 	return p
 }
 
-func replPush(t *testing.T, prog *replProgram, idx int) []byte {
+func replPush(t testing.TB, prog *replProgram, idx int) []byte {
 	t.Helper()
 	p := replPayload(t, "push/branch-created.json")
 	sha := prog.commits[prog.pushed]
