@@ -133,7 +133,7 @@ func (e *Engine) loadClaim(ctx context.Context, tx Tx, ex Execution, s Step) (Cl
 	if c.Program, err = tx.Program(ctx, ex.ProgramID); err != nil {
 		return c, err
 	}
-	if c.Config, err = e.ParseConfig(ex.Config); err != nil {
+	if c.Config, err = e.config(ex.Config); err != nil {
 		return c, fmt.Errorf("the configuration of %s no longer parses: %w", ex, err)
 	}
 	if ex.SourceID != 0 {

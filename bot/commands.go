@@ -314,7 +314,7 @@ func (e *Engine) Approve(ctx context.Context, programID int64, number int, actor
 }
 
 func (e *Engine) checkSelfApproval(ctx context.Context, tx Tx, ex Execution, actor string) error {
-	cfg, err := e.ParseConfig(ex.Config)
+	cfg, err := e.config(ex.Config)
 	if err != nil || cfg.Production == nil || !cfg.Production.PreventSelfApproval {
 		return nil
 	}
@@ -532,7 +532,7 @@ func (e *Engine) Variables(ctx context.Context, programID int64, env Environment
 			return err
 		}
 		if len(latest) == 1 {
-			if cfg, err := e.ParseConfig(latest[0].Config); err == nil {
+			if cfg, err := e.config(latest[0].Config); err == nil {
 				if ec := cfg.Environment(env); ec != nil {
 					for k, v := range ec.Variables {
 						out[k] = v

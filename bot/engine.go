@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -55,10 +56,43 @@ type Engine struct {
 	Logger      *slog.Logger
 	// PublicURL is the base of links in messages (the dashboard).
 	PublicURL string
+	// parsed caches ParseConfig's results by the file's content: the engine
+	// reads an execution's configuration at every move, and most executions
+	// share a few files.
+	parsedMu sync.Mutex
+	parsed   map[string]parsedConfig
+
 	// Lease is how long a worker's claim on a step lasts without renewal
 	// (default 10s; workers renew it every 500ms). When it runs out, the
 	// worker is presumed dead and Reconcile takes the step over.
 	Lease time.Duration
+}
+
+type parsedConfig struct {
+	cfg *Config
+	err error
+}
+
+// maxParsedConfigs bounds the cache of parsed configurations.
+const maxParsedConfigs = 256
+
+// config parses an execution's configuration once per distinct file. The
+// result is shared: callers must not change it.
+func (e *Engine) config(raw []byte) (*Config, error) {
+	e.parsedMu.Lock()
+	p, ok := e.parsed[string(raw)]
+	e.parsedMu.Unlock()
+	if ok {
+		return p.cfg, p.err
+	}
+	cfg, err := e.ParseConfig(raw)
+	e.parsedMu.Lock()
+	if e.parsed == nil || len(e.parsed) >= maxParsedConfigs {
+		e.parsed = map[string]parsedConfig{}
+	}
+	e.parsed[string(raw)] = parsedConfig{cfg, err}
+	e.parsedMu.Unlock()
+	return cfg, err
 }
 
 func (e *Engine) lease() time.Duration {
@@ -232,7 +266,7 @@ func (e *Engine) step(ctx context.Context, tx Tx, ex *Execution, now time.Time) 
 // takes the defaults (approval on, no schedule).
 func (e *Engine) settings(ex *Execution) PipelineConfig {
 	if e.ParseConfig != nil && len(ex.Config) > 0 {
-		if cfg, err := e.ParseConfig(ex.Config); err == nil {
+		if cfg, err := e.config(ex.Config); err == nil {
 			if p, ok := cfg.Pipelines[ex.Pipeline]; ok {
 				return p
 			}
