@@ -206,6 +206,24 @@ type Delivery struct {
 	ProcessedAt time.Time
 }
 
+// PoisonedDelivery is a webhook delivery that failed after all its retries
+// and went to the poison queue. GitHub's "Redeliver" of it is stored and
+// handled again.
+type PoisonedDelivery struct {
+	GUID       string
+	Event      string
+	Reason     string
+	PoisonedAt time.Time
+}
+
+// DeliveryRecord is what the store knows of one delivery GUID: when it was
+// processed, and when it was last poisoned (zero times: never).
+type DeliveryRecord struct {
+	ProcessedAt  time.Time
+	PoisonedAt   time.Time
+	PoisonReason string
+}
+
 // GitHubRef links an execution to something Stagehand made on GitHub: a
 // check run of one phase ("check-run/0", "check-run/1", ...: a new phase
 // after each gate) or the deployment of a deploy step

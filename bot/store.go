@@ -23,6 +23,12 @@ type Tx interface {
 	// false, and changes nothing, when the GUID was recorded before.
 	MarkDelivery(ctx context.Context, d Delivery) (fresh bool, err error)
 	DeliveryProcessed(ctx context.Context, guid string) (bool, error)
+	// MarkPoisoned records (or, for a GUID poisoned before, replaces) that
+	// a delivery went to the poison queue.
+	MarkPoisoned(ctx context.Context, p PoisonedDelivery) error
+	// DeliveryRecord says whether a GUID was processed or poisoned; an
+	// unknown GUID gives the zero record, not an error.
+	DeliveryRecord(ctx context.Context, guid string) (DeliveryRecord, error)
 
 	PutInstallation(ctx context.Context, inst Installation) error
 	Installation(ctx context.Context, id int64) (Installation, error)

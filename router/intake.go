@@ -38,6 +38,10 @@ type Intake struct {
 	Events  map[string]bool
 	Metrics *Metrics
 	Logger  *slog.Logger
+	// Deliveries, when set, answers a redelivery of a processed GUID
+	// "duplicate" without storing it, and stores a redelivery of a
+	// poisoned GUID so that it is handled again (see DeliveryLog).
+	Deliveries DeliveryLog
 }
 
 // intakeError is a refusal with its HTTP status and metric outcome.
@@ -120,13 +124,30 @@ func (in *Intake) accept(w http.ResponseWriter, r *http.Request, event, guid str
 	if !in.Events[event] {
 		return http.StatusAccepted, OutcomeIgnored, fmt.Sprintf("event %q is not used by Stagehand", event)
 	}
-	msg := message.NewMessage(guid, body)
+	var seen bot.DeliveryRecord
+	if in.Deliveries != nil {
+		rec, err := in.Deliveries.DeliveryRecord(r.Context(), guid)
+		switch {
+		case err != nil:
+			// The handler deduplicates too; storing is the safe side.
+			in.Logger.WarnContext(r.Context(), "looking up a delivery; storing it anyway", bot.LogDeliveryID, guid, bot.LogError, err)
+		case !rec.ProcessedAt.IsZero():
+			return http.StatusAccepted, OutcomeDuplicate, fmt.Sprintf("delivery %s was processed at %s; nothing to do", guid, rec.ProcessedAt.UTC().Format(time.RFC3339))
+		default:
+			seen = rec
+		}
+	}
+	msg := message.NewMessage(messageID(guid, seen), body)
 	msg.Metadata.Set(handlers.MetaEvent, event)
 	msg.Metadata.Set(handlers.MetaDeliveryID, guid)
 	msg.Metadata.Set(handlers.MetaReceivedAt, time.Now().UTC().Format(time.RFC3339Nano))
 	middleware.SetCorrelationID(guid, msg)
 	if err := in.Publisher.Publish(TopicWebhooks, msg); err != nil {
 		return fail(refuse(http.StatusServiceUnavailable, OutcomeError, "the delivery could not be stored, GitHub may redeliver it: %v", err))
+	}
+	if !seen.PoisonedAt.IsZero() {
+		return http.StatusAccepted, OutcomeAccepted, fmt.Sprintf("stored again: it failed at %s (%s) and will be handled again",
+			seen.PoisonedAt.UTC().Format(time.RFC3339), seen.PoisonReason)
 	}
 	return http.StatusAccepted, OutcomeAccepted, "stored"
 }

@@ -27,6 +27,7 @@ type Metrics struct {
 const (
 	OutcomeAccepted     = "accepted"
 	OutcomeIgnored      = "ignored"
+	OutcomeDuplicate    = "duplicate"
 	OutcomeUnauthorized = "unauthorized"
 	OutcomeTooLarge     = "too_large"
 	OutcomeBadRequest   = "bad_request"

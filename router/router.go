@@ -30,6 +30,9 @@ type RouterOptions struct {
 	// CloseTimeout is how long Close waits for handlers in flight; what is
 	// not acknowledged by then is redelivered after a restart.
 	CloseTimeout time.Duration
+	// Deliveries, when set, records each webhook delivery that goes to the
+	// poison queue, so that the intake stores GitHub's redelivery of it.
+	Deliveries DeliveryLog
 }
 
 // Permanent is implemented by errors that no retry can fix (a malformed
@@ -81,7 +84,7 @@ func NewRouter(o RouterOptions) (*message.Router, error) {
 	r.AddMiddleware(
 		middleware.CorrelationID,
 		logContext,
-		observe(o.Metrics, o.Logger),
+		observe(o.Metrics, o.Logger, o.Deliveries),
 		poison,
 		retry.Middleware,
 		countErrors(o.Metrics),
@@ -109,16 +112,25 @@ func logContext(h message.HandlerFunc) message.HandlerFunc {
 }
 
 // observe logs and counts each message's final outcome, after retries and
-// the poison queue have had their say.
-func observe(m *Metrics, logger *slog.Logger) message.HandlerMiddleware {
+// the poison queue have had their say, and records a poisoned webhook
+// delivery in deliveries (when set). If that record cannot be written the
+// message is not acknowledged: it comes back, fails again and is recorded
+// then (the poison queue drops the second copy as a duplicate).
+func observe(m *Metrics, logger *slog.Logger, deliveries DeliveryLog) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			out, err := h(msg)
 			outcome := "ok"
-			if msg.Metadata.Get(middleware.ReasonForPoisonedKey) != "" {
+			if reason := msg.Metadata.Get(middleware.ReasonForPoisonedKey); reason != "" {
 				outcome = "poisoned"
-				logger.ErrorContext(msg.Context(), "delivery moved to the poison queue after its retries",
-					"reason", msg.Metadata.Get(middleware.ReasonForPoisonedKey))
+				logger.ErrorContext(msg.Context(), "delivery moved to the poison queue after its retries; once the cause is fixed, redeliver it from the GitHub App's advanced settings",
+					"reason", reason)
+				if guid := msg.Metadata.Get(handlers.MetaDeliveryID); guid != "" && deliveries != nil && err == nil {
+					p := bot.PoisonedDelivery{GUID: guid, Event: msg.Metadata.Get(handlers.MetaEvent), Reason: reason}
+					if rerr := deliveries.MarkPoisoned(msg.Context(), p); rerr != nil {
+						err = fmt.Errorf("recording poisoned delivery %s: %w", guid, rerr)
+					}
+				}
 			}
 			if err != nil {
 				outcome = "error"

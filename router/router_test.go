@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -65,6 +64,8 @@ type routerRig struct {
 	logs    *lockedBuffer
 	logger  *slog.Logger
 	done    chan error // Run's result
+	// deliveries, when set before run, is the router's DeliveryLog.
+	deliveries DeliveryLog
 }
 
 func newRouterRig(t *testing.T, opts BrokerOptions) *routerRig {
@@ -90,6 +91,7 @@ func (r *routerRig) run(t *testing.T, handler message.NoPublishHandlerFunc) {
 	rt, err := NewRouter(RouterOptions{
 		Logger: r.logger, Subscriber: r.broker.Subscriber(), Publisher: r.broker.Publisher(),
 		Metrics: r.metrics, Webhooks: handler, Retry: fastRetry(), CloseTimeout: 5 * time.Second,
+		Deliveries: r.deliveries,
 	})
 	if err != nil {
 		t.Fatalf("NewRouter: %v", err)
@@ -117,15 +119,8 @@ func (r *routerRig) run(t *testing.T, handler message.NoPublishHandlerFunc) {
 // only once the broker has stored it.
 func (r *routerRig) post(t *testing.T, guid string, body []byte) {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, "/webhooks", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-GitHub-Delivery", guid)
-	req.Header.Set("X-Hub-Signature-256", fakegithub.Sign([]byte(routerTestSecret), body))
-	rec := httptest.NewRecorder()
-	r.intake.ServeHTTP(rec, req)
-	if rec.Code != http.StatusAccepted {
-		t.Fatalf("POST /webhooks for %s = %d %s, want 202", guid, rec.Code, rec.Body)
+	if a := r.deliver(t, guid, body); a.Code != http.StatusAccepted {
+		t.Fatalf("POST /webhooks for %s = %d %+v, want 202", guid, a.Code, a)
 	}
 }
 

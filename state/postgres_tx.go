@@ -290,7 +290,36 @@ const (
 	pgInsertDelivery = `INSERT INTO processed_deliveries (guid, event, processed_at) VALUES ($1, $2, $3)
 ON CONFLICT (guid) DO NOTHING`
 	pgSelectDelivery = `SELECT 1 FROM processed_deliveries WHERE guid = $1`
+	pgUpsertPoisoned = `INSERT INTO poisoned_deliveries (guid, event, reason, poisoned_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (guid) DO UPDATE SET event = excluded.event, reason = excluded.reason, poisoned_at = excluded.poisoned_at`
+	pgSelectDeliveryRecord = `SELECT
+  (SELECT processed_at FROM processed_deliveries WHERE guid = $1),
+  (SELECT poisoned_at FROM poisoned_deliveries WHERE guid = $1),
+  COALESCE((SELECT reason FROM poisoned_deliveries WHERE guid = $1), '')`
 )
+
+func (t *postgresTx) MarkPoisoned(ctx context.Context, p bot.PoisonedDelivery) error {
+	if p.GUID == "" {
+		return errors.New("mark poisoned delivery: empty GUID")
+	}
+	if p.PoisonedAt.IsZero() {
+		p.PoisonedAt = t.now()
+	}
+	if _, err := t.exec(ctx, pgUpsertPoisoned, p.GUID, p.Event, p.Reason, micro(p.PoisonedAt)); err != nil {
+		return fmt.Errorf("mark delivery %s poisoned: %w", p.GUID, err)
+	}
+	return nil
+}
+
+func (t *postgresTx) DeliveryRecord(ctx context.Context, guid string) (bot.DeliveryRecord, error) {
+	var r bot.DeliveryRecord
+	err := t.queryRow(ctx, pgSelectDeliveryRecord, guid).Scan(
+		pgTimeDest{&r.ProcessedAt}, pgTimeDest{&r.PoisonedAt}, &r.PoisonReason)
+	if err != nil {
+		return bot.DeliveryRecord{}, fmt.Errorf("delivery %s: %w", guid, err)
+	}
+	return r, nil
+}
 
 func (t *postgresTx) MarkDelivery(ctx context.Context, d bot.Delivery) (bool, error) {
 	if d.GUID == "" {

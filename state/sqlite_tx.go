@@ -142,7 +142,36 @@ const (
 	insertDelivery = `INSERT INTO processed_deliveries (guid, event, processed_at) VALUES (?, ?, ?)
 ON CONFLICT (guid) DO NOTHING`
 	selectDelivery = `SELECT 1 FROM processed_deliveries WHERE guid = ?`
+	upsertPoisoned = `INSERT INTO poisoned_deliveries (guid, event, reason, poisoned_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (guid) DO UPDATE SET event = excluded.event, reason = excluded.reason, poisoned_at = excluded.poisoned_at`
+	selectDeliveryRecord = `SELECT
+  (SELECT processed_at FROM processed_deliveries WHERE guid = ?1),
+  (SELECT poisoned_at FROM poisoned_deliveries WHERE guid = ?1),
+  COALESCE((SELECT reason FROM poisoned_deliveries WHERE guid = ?1), '')`
 )
+
+func (t *sqliteTx) MarkPoisoned(ctx context.Context, p bot.PoisonedDelivery) error {
+	if p.GUID == "" {
+		return errors.New("mark poisoned delivery: empty GUID")
+	}
+	if p.PoisonedAt.IsZero() {
+		p.PoisonedAt = t.now()
+	}
+	if _, err := t.tx.ExecContext(ctx, upsertPoisoned, p.GUID, p.Event, p.Reason, dbTime(p.PoisonedAt)); err != nil {
+		return fmt.Errorf("mark delivery %s poisoned: %w", p.GUID, err)
+	}
+	return nil
+}
+
+func (t *sqliteTx) DeliveryRecord(ctx context.Context, guid string) (bot.DeliveryRecord, error) {
+	var r bot.DeliveryRecord
+	err := t.tx.QueryRowContext(ctx, selectDeliveryRecord, guid).Scan(
+		timeDest{&r.ProcessedAt}, timeDest{&r.PoisonedAt}, &r.PoisonReason)
+	if err != nil {
+		return bot.DeliveryRecord{}, fmt.Errorf("delivery %s: %w", guid, err)
+	}
+	return r, nil
+}
 
 func (t *sqliteTx) MarkDelivery(ctx context.Context, d bot.Delivery) (bool, error) {
 	if d.GUID == "" {

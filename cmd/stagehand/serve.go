@@ -158,6 +158,7 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	msgRouter, err := router.NewRouter(router.RouterOptions{
 		Logger: logger, Subscriber: broker.Subscriber(), Publisher: broker.Publisher(),
 		Metrics: metrics, Webhooks: webhooks.Handle, Steps: worker.Handle, CloseTimeout: shutdownTimeout,
+		Deliveries: router.StoreDeliveryLog{Store: store},
 	})
 	if err != nil {
 		return err
@@ -189,6 +190,7 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	router.Routes(mux, &router.Intake{
 		Secrets: [][]byte{cfg.WebhookSecret}, Publisher: broker.Publisher(),
 		Events: handlers.Events, Metrics: metrics, Logger: logger,
+		Deliveries: router.StoreDeliveryLog{Store: store},
 	}, metrics, map[string]router.Checker{"state": store, "broker": broker})
 	dashboard := &handlers.Dashboard{Store: store, Artifacts: artifacts, DataDir: cfg.DataDir, Clock: bot.SystemClock{}, Logger: logger, Variables: engine.Variables}
 	if x.dashboard != nil {

@@ -53,7 +53,10 @@ func TestServe(t *testing.T) {
 		t.Fatalf("/metrics = %d", code)
 	}
 	for _, want := range []string{
-		`stagehand_webhook_deliveries_total{event="push",outcome="accepted"} 2`,
+		`stagehand_webhook_deliveries_total{event="push",outcome="accepted"} 1`,
+		// The same GUID again, after it was processed: answered from the
+		// store, not stored a second time.
+		`stagehand_webhook_deliveries_total{event="push",outcome="duplicate"} 1`,
 		`stagehand_webhook_deliveries_total{event="other",outcome="ignored"} 1`,
 		`stagehand_messages_handled_total{event="push",outcome="ok"} 1`,
 		`stagehand_webhook_intake_duration_seconds_count 3`,

@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 	}{
 		{"Ping", testPing},
 		{"Deliveries", testDeliveries},
+		{"PoisonedDeliveries", testPoisonedDeliveries},
 		{"Installations", testInstallations},
 		{"Programs", testPrograms},
 		{"Pipelines", testPipelines},
@@ -176,6 +177,62 @@ func testDeliveries(t *testing.T, s bot.Store) {
 	})
 	if err == nil {
 		t.Errorf("MarkDelivery with an empty GUID: no error")
+	}
+}
+
+func testPoisonedDeliveries(t *testing.T, s bot.Store) {
+	ctx := t.Context()
+	record := func(guid string) bot.DeliveryRecord {
+		t.Helper()
+		var r bot.DeliveryRecord
+		view(t, s, func(tx bot.Tx) (err error) {
+			r, err = tx.DeliveryRecord(ctx, guid)
+			return err
+		})
+		return r
+	}
+	poison := func(p bot.PoisonedDelivery) {
+		t.Helper()
+		update(t, s, func(tx bot.Tx) error { return tx.MarkPoisoned(ctx, p) })
+	}
+
+	if diff := cmp.Diff(bot.DeliveryRecord{}, record("unknown")); diff != "" {
+		t.Errorf("DeliveryRecord(unknown) (-want +got):\n%s", diff)
+	}
+	poison(bot.PoisonedDelivery{GUID: "g-1", Event: "push", Reason: "GitHub answered 500", PoisonedAt: t0.In(cet)})
+	if diff := cmp.Diff(bot.DeliveryRecord{PoisonedAt: t0, PoisonReason: "GitHub answered 500"}, record("g-1")); diff != "" {
+		t.Errorf("after the first poisoning (-want +got):\n%s", diff)
+	}
+	// Poisoned again after a redelivery: the newer time and reason replace
+	// the old ones (the time is part of the next redelivery's message id).
+	poison(bot.PoisonedDelivery{GUID: "g-1", Event: "push", Reason: "config not found", PoisonedAt: t0.Add(time.Hour)})
+	if diff := cmp.Diff(bot.DeliveryRecord{PoisonedAt: t0.Add(time.Hour), PoisonReason: "config not found"}, record("g-1")); diff != "" {
+		t.Errorf("after the second poisoning (-want +got):\n%s", diff)
+	}
+	// Processed after a redelivery: both facts are kept.
+	update(t, s, func(tx bot.Tx) error {
+		_, err := tx.MarkDelivery(ctx, bot.Delivery{GUID: "g-1", Event: "push", ProcessedAt: t0.Add(2 * time.Hour)})
+		return err
+	})
+	want := bot.DeliveryRecord{ProcessedAt: t0.Add(2 * time.Hour), PoisonedAt: t0.Add(time.Hour), PoisonReason: "config not found"}
+	if diff := cmp.Diff(want, record("g-1")); diff != "" {
+		t.Errorf("after processing (-want +got):\n%s", diff)
+	}
+	update(t, s, func(tx bot.Tx) error {
+		_, err := tx.MarkDelivery(ctx, bot.Delivery{GUID: "g-2", Event: "push", ProcessedAt: t0})
+		return err
+	})
+	if diff := cmp.Diff(bot.DeliveryRecord{ProcessedAt: t0}, record("g-2")); diff != "" {
+		t.Errorf("processed, never poisoned (-want +got):\n%s", diff)
+	}
+	// The store stamps a zero time.
+	poison(bot.PoisonedDelivery{GUID: "g-3", Event: "issue_comment", Reason: "r"})
+	if record("g-3").PoisonedAt.IsZero() {
+		t.Errorf("MarkPoisoned with a zero time: the store did not stamp it")
+	}
+	err := s.Update(ctx, func(tx bot.Tx) error { return tx.MarkPoisoned(ctx, bot.PoisonedDelivery{Event: "push"}) })
+	if err == nil {
+		t.Errorf("MarkPoisoned with an empty GUID: no error")
 	}
 }
 

@@ -1,0 +1,48 @@
+package router
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/stagehand-dev/stagehand/bot"
+)
+
+// DeliveryLog is what the intake and the router keep about delivery GUIDs
+// beyond the broker: whether a GUID was processed, and whether it went to
+// the poison queue. It lets GitHub's "Redeliver" work as users expect: a
+// processed delivery is answered "duplicate" without being stored again,
+// and a poisoned one is stored and handled again, even within the broker's
+// duplicate window, which would otherwise drop it as a copy.
+type DeliveryLog interface {
+	DeliveryRecord(ctx context.Context, guid string) (bot.DeliveryRecord, error)
+	MarkPoisoned(ctx context.Context, p bot.PoisonedDelivery) error
+}
+
+// StoreDeliveryLog is the DeliveryLog of a bot.Store.
+type StoreDeliveryLog struct{ Store bot.Store }
+
+// DeliveryRecord implements DeliveryLog.
+func (l StoreDeliveryLog) DeliveryRecord(ctx context.Context, guid string) (r bot.DeliveryRecord, err error) {
+	err = l.Store.View(ctx, func(tx bot.Tx) error {
+		r, err = tx.DeliveryRecord(ctx, guid)
+		return err
+	})
+	return r, err
+}
+
+// MarkPoisoned implements DeliveryLog.
+func (l StoreDeliveryLog) MarkPoisoned(ctx context.Context, p bot.PoisonedDelivery) error {
+	return l.Store.Update(ctx, func(tx bot.Tx) error { return tx.MarkPoisoned(ctx, p) })
+}
+
+// messageID is the broker message id of a delivery. The broker drops a
+// message whose id it has stored within its duplicate window, so a
+// redelivery of a poisoned GUID gets an id of its own: the GUID and the
+// time of the poisoning. Redeliveries after one poisoning still share an
+// id, and are stored once.
+func messageID(guid string, r bot.DeliveryRecord) string {
+	if r.PoisonedAt.IsZero() {
+		return guid
+	}
+	return fmt.Sprintf("%s/redelivery-%d", guid, r.PoisonedAt.UnixNano())
+}
