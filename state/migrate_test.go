@@ -194,7 +194,7 @@ VALUES (1, 1, 1, 'stage-only', 'c1', 'main', 'running', '', 'push', 'mona', 'd1'
 	if diff := cmp.Diff([]bot.Execution{wantE}, toReport()); diff != "" {
 		t.Errorf("ExecutionsToReport after a touch (-want +got):\n%s", diff)
 	}
-	want := []string{"0001_init.sql", "0002_engine.sql", "0003_reporter.sql", "0004_active_index.sql", "0005_leases.sql"}
+	want := []string{"0001_init.sql", "0002_engine.sql", "0003_reporter.sql", "0004_active_index.sql", "0005_leases.sql", "0006_poisoned_deliveries.sql"}
 	if diff := cmp.Diff(want, queryStrings(t, s.read, `SELECT name FROM schema_migrations ORDER BY version`)); diff != "" {
 		t.Errorf("schema_migrations (-want +got):\n%s", diff)
 	}
