@@ -15,6 +15,23 @@ type Result struct {
 	Message   string
 }
 
+// ErrAlreadyDone is what a command returns when its command key (see
+// WithCommandKey) was recorded before: it took effect then and changes
+// nothing now.
+var ErrAlreadyDone = errors.New("carried out already, when this request was first handled")
+
+type commandKeyCtx struct{}
+
+// WithCommandKey returns ctx carrying key, which makes a command run with
+// it take effect at most once: the key is recorded in the command's own
+// transaction, and a command whose key is recorded returns ErrAlreadyDone.
+// A webhook handler derives the key from the delivery GUID, so a delivery
+// handled again (after an error retried or a crash) does not repeat what
+// its first handling did. A refused command records nothing.
+func WithCommandKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, commandKeyCtx{}, key)
+}
+
 // update runs fn in a transaction that locks the program, advances the
 // program's executions afterwards and publishes the resulting jobs.
 func (e *Engine) update(ctx context.Context, programID int64, fn func(tx Tx, prog Program) error) error {
@@ -22,6 +39,15 @@ func (e *Engine) update(ctx context.Context, programID int64, fn func(tx Tx, pro
 	err := e.Store.Update(ctx, func(tx Tx) error {
 		if err := tx.LockProgram(ctx, programID); err != nil {
 			return err
+		}
+		if key, _ := ctx.Value(commandKeyCtx{}).(string); key != "" {
+			fresh, err := tx.MarkDelivery(ctx, Delivery{GUID: key, Event: "command", ProcessedAt: e.Clock.Now()})
+			if err != nil {
+				return err
+			}
+			if !fresh {
+				return ErrAlreadyDone
+			}
 		}
 		prog, err := tx.Program(ctx, programID)
 		if err != nil {

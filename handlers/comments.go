@@ -55,8 +55,11 @@ func (h *Webhooks) issueComment(ctx context.Context, d delivery, ev *github.Issu
 		answers = append(answers, fmt.Sprintf("❓ `%s`: %s", e.Raw, e.Message))
 		h.refuse(ctx, user, "parse", e)
 	}
-	for _, c := range cmds {
-		answers = append(answers, h.runCommand(ctx, prog, user, c, bare))
+	for i, c := range cmds {
+		// The key makes each command take effect once, although the comment
+		// is handled again when answering it fails or the process dies.
+		cctx := bot.WithCommandKey(ctx, fmt.Sprintf("%s/command-%d", d.guid, i+1))
+		answers = append(answers, h.runCommand(cctx, prog, user, c, bare))
 	}
 	if _, err := h.GitHub.CreateComment(ctx, inst, owner, repo, issue, strings.Join(answers, "\n\n")); err != nil {
 		return fmt.Errorf("answering the comment: %w", err)
@@ -83,6 +86,8 @@ func (h *Webhooks) runCommand(ctx context.Context, prog bot.Program, user string
 	msg, err := h.execute(ctx, prog, user, c)
 	var re *bot.RuleError
 	switch {
+	case errors.Is(err, bot.ErrAlreadyDone):
+		return "✅ " + prefix + "done when this comment was first handled (Stagehand handled the comment again after an error or a restart, and did not repeat the command)"
 	case errors.As(err, &re):
 		h.refuse(ctx, user, c.Name, err)
 		return "🚫 " + prefix + re.Error()

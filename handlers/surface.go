@@ -140,6 +140,9 @@ func (h *Webhooks) checkRun(ctx context.Context, d delivery, ev *github.CheckRun
 	if err := h.authorize(ctx, prog, user, approval); err != nil {
 		return h.answerClick(ctx, d, ex, user, action, err)
 	}
+	// The key makes the click take effect once, although the delivery is
+	// handled again when recording it fails or the process dies.
+	ctx = bot.WithCommandKey(ctx, d.guid+"/click")
 	var cmdErr error
 	switch action {
 	case "rerequested":
@@ -169,7 +172,8 @@ func (h *Webhooks) answerClick(ctx context.Context, d delivery, ex bot.Execution
 	var re *bot.RuleError
 	var rf *refusal
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, bot.ErrAlreadyDone):
+		err = nil
 	case errors.As(err, &re) || errors.As(err, &rf):
 		h.refuse(ctx, user, action, err)
 		if nerr := h.note(ctx, ex, user, EventRefused, fmt.Sprintf("%s by @%s refused: %v", action, user, err)); nerr != nil {
@@ -248,7 +252,8 @@ func (h *Webhooks) checkSuite(ctx context.Context, d delivery, ev *github.CheckS
 	}
 	for _, kind := range bot.PipelineKinds {
 		if e, ok := latest[kind]; ok && !e.State.Active() {
-			if _, err := h.Commands.Rerun(ctx, prog.ID, e.Number, user); err != nil {
+			kctx := bot.WithCommandKey(ctx, fmt.Sprintf("%s/rerun-%s", d.guid, kind))
+			if _, err := h.Commands.Rerun(kctx, prog.ID, e.Number, user); err != nil && !errors.Is(err, bot.ErrAlreadyDone) {
 				h.refuse(ctx, user, "rerequested", err)
 			}
 		}
