@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"testing"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/state"
 )
 
 // A command run with a command key takes effect once: the same key again
@@ -17,11 +15,7 @@ import (
 func TestCommandKey(t *testing.T) {
 	ctx := context.Background()
 	clock := newTestClock()
-	store, err := state.OpenSQLite(ctx, filepath.Join(t.TempDir(), "s.db"), state.WithClock(clock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := openTestStore(t, clock)
 	eng := &bot.Engine{Store: store, Clock: clock, Jobs: &jobQueue{}, Source: newFakeSource(), ParseConfig: parseRepoConfig,
 		Logger: slog.New(slog.DiscardHandler), PublicURL: "https://stagehand.test"}
 	var prog bot.Program

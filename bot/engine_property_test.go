@@ -362,15 +362,22 @@ type harness struct {
 	seenQueued map[int64]bool
 }
 
-func newHarness(t *testing.T, seed int64, stats *propStats) *harness {
+// openTestStore opens a new SQLite store on clock, closed with the test.
+func openTestStore(t *testing.T, clock bot.Clock) *state.SQLite {
 	t.Helper()
-	ctx := context.Background()
-	clock := newTestClock()
-	store, err := state.OpenSQLite(ctx, filepath.Join(t.TempDir(), "s.db"), state.WithClock(clock))
+	store, err := state.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "s.db"), state.WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+func newHarness(t *testing.T, seed int64, stats *propStats) *harness {
+	t.Helper()
+	ctx := context.Background()
+	clock := newTestClock()
+	store := openTestStore(t, clock)
 	h := &harness{
 		t: t, ctx: ctx, seed: seed, rng: rand.New(rand.NewSource(seed)), store: store, clock: clock,
 		src: newFakeSource(), q: &jobQueue{},
@@ -391,6 +398,7 @@ func newHarness(t *testing.T, seed int64, stats *propStats) *harness {
 	}
 	for i, s := range settings {
 		p := &progModel{owner: "acme", repo: fmt.Sprintf("app%d", i), raw: pipelineYAML(s.fullStack, s.prodOnly)}
+		var err error
 		if p.cfg, err = parseRepoConfig(p.raw); err != nil {
 			t.Fatalf("configuration of %s: %v", p.repo, err)
 		}
