@@ -63,3 +63,55 @@ func TestVersionAndUsage(t *testing.T) {
 		t.Errorf("unknown command: err %v, stderr %q", err, errOut)
 	}
 }
+
+// TestWrongUsageIsExplained: a wrong flag or argument exits 2 with pflag's
+// error and a pointer to --help on stderr; --help prints help, not the
+// command's work.
+func TestWrongUsageIsExplained(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStderr []string
+		wantStdout string
+	}{
+		{"playground unknown flag", []string{"playground", "--lisen", "x"}, 2,
+			[]string{"unknown flag: --lisen", `"stagehand playground --help"`}, ""},
+		{"serve unknown flag", []string{"serve", "--lisen", "x"}, 2,
+			[]string{"unknown flag: --lisen", `"stagehand serve --help"`}, ""},
+		{"validate unknown flag", []string{"validate", "--strict", "x"}, 2,
+			[]string{"unknown flag: --strict", `"stagehand validate --help"`}, ""},
+		{"playground extra argument", []string{"playground", "extra-arg"}, 2,
+			[]string{`unexpected argument "extra-arg"`, `"stagehand playground --help"`}, ""},
+		{"version extra argument", []string{"version", "extra-arg"}, 2,
+			[]string{`unexpected argument "extra-arg"`}, ""},
+		{"version --help", []string{"version", "--help"}, 0,
+			[]string{"Usage: stagehand version"}, ""},
+		{"help version", []string{"help", "version"}, 0,
+			[]string{"Usage: stagehand version"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut := &syncBuffer{}, &syncBuffer{}
+			err := run(context.Background(), tt.args, func(string) string { return "" }, out, errOut)
+			code := 0
+			var exit exitError
+			if errors.As(err, &exit) {
+				code = exit.code
+			} else if err != nil {
+				t.Fatalf("err = %v, want exit %d", err, tt.wantCode)
+			}
+			if code != tt.wantCode {
+				t.Errorf("exit code %d, want %d", code, tt.wantCode)
+			}
+			for _, want := range tt.wantStderr {
+				if !strings.Contains(errOut.String(), want) {
+					t.Errorf("stderr = %q, want it to contain %q", errOut, want)
+				}
+			}
+			if out.String() != tt.wantStdout {
+				t.Errorf("stdout = %q, want %q", out, tt.wantStdout)
+			}
+		})
+	}
+}

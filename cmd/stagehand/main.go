@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/spf13/pflag"
 )
 
 func main() {
@@ -64,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "validate":
 		return validate(rest, stdout, stderr)
 	case "version", "--version":
-		return version(stdout)
+		return version(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		if len(rest) > 0 {
 			return run(ctx, []string{rest[0], "--help"}, getenv, stdout, stderr)
@@ -73,5 +75,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	fmt.Fprintf(stderr, "stagehand: unknown command %q\n\n%s", cmd, usage)
+	return exitError{2}
+}
+
+// parseFlags parses a subcommand's flags. It reports whether the command
+// should go on; when not, the caller returns err (nil after --help). A wrong
+// flag is printed with where to read the right ones, as pflag's
+// ContinueOnError prints nothing itself.
+func parseFlags(fs *pflag.FlagSet, args []string, stderr io.Writer) (ok bool, err error) {
+	err = fs.Parse(args)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, pflag.ErrHelp):
+		return false, nil
+	}
+	fmt.Fprintf(stderr, "stagehand %s: %v\nRun \"stagehand %s --help\" to see its flags.\n", fs.Name(), err, fs.Name())
+	return false, exitError{2}
+}
+
+// noArguments refuses arguments to a command that takes flags only.
+func noArguments(fs *pflag.FlagSet, stderr io.Writer) error {
+	if fs.NArg() == 0 {
+		return nil
+	}
+	fmt.Fprintf(stderr, "stagehand %s: unexpected argument %q: this command takes flags only.\nRun \"stagehand %s --help\" to see its flags.\n", fs.Name(), fs.Arg(0), fs.Name())
 	return exitError{2}
 }

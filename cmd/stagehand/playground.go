@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,11 +50,11 @@ func runPlayground(ctx context.Context, args []string, getenv func(string) strin
 	dataDir := fs.String("data-dir", "./stagehand-playground", "directory for the playground's repository, sites, database and broker (env "+config.EnvName("data-dir")+")")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error (env "+config.EnvName("log-level")+")")
 	fs.Usage = func() { fmt.Fprint(stderr, playgroundUsage+fs.FlagUsages()) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil
-		}
-		return exitError{2}
+	if ok, err := parseFlags(fs, args, stderr); !ok {
+		return err
+	}
+	if err := noArguments(fs, stderr); err != nil {
+		return err
 	}
 	if err := config.ApplyEnv(fs, getenv); err != nil {
 		return err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -42,11 +41,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.SetOutput(stderr)
 	cfg := config.RegisterServerFlags(fs)
 	fs.Usage = func() { fmt.Fprint(stderr, serveUsage+fs.FlagUsages()) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil
-		}
-		return exitError{2}
+	if ok, err := parseFlags(fs, args, stderr); !ok {
+		return err
 	}
 	if err := config.ApplyEnv(fs, getenv); err != nil {
 		return err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 
@@ -16,11 +15,8 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: stagehand validate [FILE]\n\nChecks a Stagehand configuration file (default %s) and prints every\nproblem as file:line:col: message. Exits 1 when the file has errors;\nwarnings alone do not fail it.\n", config.RepoConfigPath)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil
-		}
-		return exitError{2}
+	if ok, err := parseFlags(fs, args, stderr); !ok {
+		return err
 	}
 	file := config.RepoConfigPath
 	switch fs.NArg() {
