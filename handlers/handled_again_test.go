@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-github/v62/github"
 
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/bot/ghapp"
@@ -166,5 +170,49 @@ func TestClickHandledAgainStartsOnce(t *testing.T) {
 	}
 	if n := e.countExecutions(); n != 2 {
 		t.Errorf("%d executions, want 2: the re-run started once", n)
+	}
+}
+
+// goneChecks is GitHub on which some check runs were deleted: updating one
+// of them answers 404 (which the ghapp client reports as bot.ErrNotFound).
+type goneChecks struct {
+	ChecksAPI
+	gone map[int64]bool
+}
+
+func (g *goneChecks) UpdateCheckRun(ctx context.Context, inst int64, owner, repo string, id int64, opts github.UpdateCheckRunOptions) error {
+	if g.gone[id] {
+		return fmt.Errorf("update check run %d: not found (404): %w", id, bot.ErrNotFound)
+	}
+	return g.ChecksAPI.UpdateCheckRun(ctx, inst, owner, repo, id, opts)
+}
+
+// A check run deleted on GitHub (or lost by a stand-in that restarted) is
+// created again for its phase, instead of the reporter failing on it at
+// every tick.
+func TestReporterRecreatesACheckRunGoneFromGitHub(t *testing.T) {
+	e := newSurfaceEnv(t, sampleConfig(splitPipelines))
+	e.push()
+	e.waitState(1, bot.ExecutionSucceeded)
+	e.report()
+	first := e.checkRuns(bot.StageOnly, "")
+	if len(first) != 1 {
+		t.Fatalf("%d stage-only check runs, want 1", len(first))
+	}
+	e.reporter.GitHub = &goneChecks{ChecksAPI: e.reporter.GitHub, gone: map[int64]bool{first[0].ID: true}}
+
+	e.click(first[0], ghapp.ActionPromote, "alice") // the check run must show Confirm / Dismiss now
+	e.report()                                      // fails without the fix: "updating check run …: not found"
+
+	runs := e.checkRuns(bot.StageOnly, "")
+	if len(runs) != 2 {
+		t.Fatalf("%d stage-only check runs, want 2 (the lost one and its replacement)", len(runs))
+	}
+	if diff := cmp.Diff([]string{"Confirm", "Dismiss"}, labels(runs[1])); diff != "" {
+		t.Errorf("the new check run's buttons (-want +got):\n%s", diff)
+	}
+	e.report() // nothing left to report: no error, no third check run
+	if got := len(e.checkRuns(bot.StageOnly, "")); got != 2 {
+		t.Errorf("%d stage-only check runs after another tick, want 2", got)
 	}
 }

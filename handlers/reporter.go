@@ -342,23 +342,37 @@ func (r *Reporter) reportCheckRun(ctx context.Context, s *snapshot) error {
 	}
 	hash := hashView(view)
 	if !haveLast {
-		intent := bot.GitHubRef{ExecutionID: s.in.Execution.ID, Key: phaseKey(phase), Reported: "creating"}
-		if err := r.putRef(ctx, intent); err != nil {
-			return err
-		}
-		id, err := r.GitHub.CreateCheckRun(ctx, p.InstallationID, p.Owner, p.Repo, createOptions(view))
-		if err != nil {
-			return fmt.Errorf("creating check run %s: %w", view.Name, err)
-		}
-		r.Logger.DebugContext(ctx, "check run created", "check_run", id, "phase", phase, "status", view.Status)
-		intent.GitHubID, intent.Reported = id, hash+"|"+gate
-		return r.putRef(ctx, intent)
+		return r.createCheckRun(ctx, s, phase, view, hash+"|"+gate)
 	}
-	if err := r.GitHub.UpdateCheckRun(ctx, p.InstallationID, p.Owner, p.Repo, last.GitHubID, updateOptions(view)); err != nil {
+	err := r.GitHub.UpdateCheckRun(ctx, p.InstallationID, p.Owner, p.Repo, last.GitHubID, updateOptions(view))
+	if errors.Is(err, bot.ErrNotFound) {
+		// The check run is gone from GitHub (deleted, or a stand-in that
+		// restarted): the phase gets a new one rather than failing forever.
+		r.Logger.WarnContext(ctx, "check run not found on GitHub; creating it again", "check_run", last.GitHubID, "phase", phase)
+		return r.createCheckRun(ctx, s, phase, view, hash+"|"+gate)
+	}
+	if err != nil {
 		return fmt.Errorf("updating check run %d: %w", last.GitHubID, err)
 	}
 	last.Reported = hash + "|" + gate
 	return r.putRef(ctx, last)
+}
+
+// createCheckRun creates the check run of phase, recording the intent
+// first (see reportCheckRun) and then its GitHub id and what it shows.
+func (r *Reporter) createCheckRun(ctx context.Context, s *snapshot, phase int, view ghapp.CheckRunView, reported string) error {
+	p := s.in.Program
+	intent := bot.GitHubRef{ExecutionID: s.in.Execution.ID, Key: phaseKey(phase), Reported: "creating"}
+	if err := r.putRef(ctx, intent); err != nil {
+		return err
+	}
+	id, err := r.GitHub.CreateCheckRun(ctx, p.InstallationID, p.Owner, p.Repo, createOptions(view))
+	if err != nil {
+		return fmt.Errorf("creating check run %s: %w", view.Name, err)
+	}
+	r.Logger.DebugContext(ctx, "check run created", "check_run", id, "phase", phase, "status", view.Status)
+	intent.GitHubID, intent.Reported = id, reported
+	return r.putRef(ctx, intent)
 }
 
 // adopt resolves a create whose answer was lost: a check run of this
@@ -395,7 +409,12 @@ func (r *Reporter) closeGate(ctx context.Context, s *snapshot, ref bot.GitHubRef
 			Summary: github.String(fmt.Sprintf("%s: %s. %s goes on in the next `%s` check run.", s.in.Execution, title, s.in.Execution, name))},
 		Actions: []*github.CheckRunAction{},
 	}
-	if err := r.GitHub.UpdateCheckRun(ctx, p.InstallationID, p.Owner, p.Repo, ref.GitHubID, opts); err != nil {
+	err := r.GitHub.UpdateCheckRun(ctx, p.InstallationID, p.Owner, p.Repo, ref.GitHubID, opts)
+	switch {
+	case errors.Is(err, bot.ErrNotFound):
+		// Gone from GitHub: there are no buttons left to take off.
+		r.Logger.WarnContext(ctx, "the passed gate's check run is not on GitHub any more", "check_run", ref.GitHubID, "gate", gate)
+	case err != nil:
 		return fmt.Errorf("closing the %s check run %d: %w", gate, ref.GitHubID, err)
 	}
 	ref.Reported = "closed|"
