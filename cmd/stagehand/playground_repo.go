@@ -103,7 +103,7 @@ func git(dir string, args ...string) (string, error) {
 // initRepository creates the sample repository on the first start.
 func (pg *playground) initRepository(public string) error {
 	if _, err := os.Stat(pg.work); err == nil {
-		return nil // made by an earlier start
+		return pg.configureWorkCopy() // made by an earlier start
 	}
 	for _, d := range []string{filepath.Dir(pg.bare), filepath.Dir(pg.work), pg.sites} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
@@ -134,9 +134,27 @@ func (pg *playground) initRepository(public string) error {
 			return err
 		}
 	}
-	for _, args := range [][]string{{"add", "-A"}, {"commit", "-q", "-m", "Sample shop"}, {"remote", "add", "origin", pg.bare}, {"push", "-q", "origin", "main"}} {
+	for _, args := range [][]string{{"add", "-A"}, {"commit", "-q", "-m", "Sample shop"}, {"remote", "add", "origin", pg.bare}, {"push", "-q", "-u", "origin", "main"}} {
 		if _, err := git(pg.work, args...); err != nil {
 			return err
+		}
+	}
+	return pg.configureWorkCopy()
+}
+
+// configureWorkCopy makes a plain "git commit" and "git push" work in the
+// working copy, as the README's tour says: an identity of its own (a machine
+// without a global user.name and user.email refuses to commit otherwise)
+// and main tracking origin/main. Working copies of earlier versions get it
+// on their next start.
+func (pg *playground) configureWorkCopy() error {
+	for _, args := range [][]string{
+		{"config", "user.name", "You"},
+		{"config", "user.email", "you@playground.invalid"},
+		{"branch", "--set-upstream-to=origin/main", "main"},
+	} {
+		if _, err := git(pg.work, args...); err != nil {
+			return fmt.Errorf("preparing the working copy %s: %w", pg.work, err)
 		}
 	}
 	return nil
