@@ -212,6 +212,27 @@ type executionView struct {
 	Notes []string
 }
 
+// otherPipelineNote says what the push of ex's commit did to another
+// pipeline: why it did not start (the push-time reason, still true), or the
+// execution it started as it is now, not as it was at the push ("" when
+// the record is about ex's own pipeline).
+func otherPipelineNote(ctx context.Context, tx bot.Tx, ex bot.Execution, r bot.TriggerRecord) (string, error) {
+	if r.Pipeline == ex.Pipeline || r.ExecutionID == ex.ID {
+		return "", nil
+	}
+	if r.ExecutionID == 0 {
+		return r.Reason, nil
+	}
+	other, err := tx.Execution(ctx, r.ExecutionID)
+	if errors.Is(err, bot.ErrNotFound) {
+		return r.Reason, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s, started by the push of %s, is %s", other, bot.ShortSHA(r.Commit), other.State), nil
+}
+
 // program finds owner/repo or says, in a not-found error, which exist.
 func (d *Dashboard) program(ctx context.Context, tx bot.Tx, owner, repo string) (bot.Program, error) {
 	p, err := tx.ProgramByName(ctx, owner, repo)
@@ -428,10 +449,13 @@ func (d *Dashboard) loadExecution(ctx context.Context, owner, repo, number strin
 				return err
 			}
 			for _, r := range recs {
-				if r.ExecutionID == ex.ID || r.Reason == "" || slices.Contains(v.Notes, r.Reason) {
-					continue
+				note, err := otherPipelineNote(ctx, tx, ex, r)
+				if err != nil {
+					return err
 				}
-				v.Notes = append(v.Notes, r.Reason)
+				if note != "" && !slices.Contains(v.Notes, note) {
+					v.Notes = append(v.Notes, note)
+				}
 			}
 		}
 		return nil

@@ -542,6 +542,20 @@ func TestDashboardEscapes(t *testing.T) {
 	mustNotContain(t, "execution #4", text(body), "stage-only #4 queued by the push")
 }
 
+// TestDashboardOtherPipelinesAreCurrent: the notes about the other
+// pipelines at an execution's commit show the executions the push started
+// as they are now, and leave out the page's own pipeline.
+func TestDashboardOtherPipelinesAreCurrent(t *testing.T) {
+	f := newDashFixture(t)
+	txt := text(f.page("/programs/acme/app/executions/5")) // full-stack #5, at the commit of stage-only #4
+	mustContain(t, "execution #5", txt,
+		"Other pipelines at this commit stage-only #4, started by the push of 4444444, is running")
+	mustNotContain(t, "execution #5", txt,
+		"queued by the push",                            // the push-time text of a running execution
+		"full-stack not started: its trigger is manual", // about the page's own pipeline
+	)
+}
+
 func TestDashboardRefreshOnlyOnActiveExecutions(t *testing.T) {
 	f := newDashFixture(t)
 	for n := 1; n <= 5; n++ {
