@@ -259,7 +259,7 @@ func (e *Engine) pick(ctx context.Context, tx Tx, prog Program, number int, what
 			return ex, nil, err
 		}
 		if !match(ex, steps) {
-			return ex, nil, &RuleError{Message: fmt.Sprintf("%s is not %s (it is %s)", ex, what, describeState(ex))}
+			return ex, nil, &RuleError{Message: fmt.Sprintf("%s is not %s (%s)", ex, what, itState(ex))}
 		}
 		return ex, steps, nil
 	}

@@ -45,6 +45,18 @@ func blockedError(kind PipelineKind, b Execution, link string) *RuleError {
 		kind, b, describeState(b), link)}
 }
 
+// itState says in a sentence where an execution is: "it succeeded", "it
+// was cancelled", "it is waiting: for approval".
+func itState(e Execution) string {
+	switch e.State {
+	case ExecutionSucceeded, ExecutionFailed:
+		return "it " + string(e.State)
+	case ExecutionCancelled, ExecutionSkipped:
+		return "it was " + string(e.State)
+	}
+	return "it is " + describeState(e)
+}
+
 // describeState says what an execution is doing, for messages.
 func describeState(e Execution) string {
 	switch e.State {

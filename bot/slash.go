@@ -235,9 +235,9 @@ func slashCommandWord(raw string, bareAliases bool) (string, []slashToken, bool)
 func slashParse(name, raw string, args []slashToken) (SlashCommand, string) {
 	if !slashKnown(name) {
 		if s := slashSuggest(name); s != "" {
-			return SlashCommand{}, fmt.Sprintf("/stagehand: %s is not a command; did you mean /stagehand %s? /stagehand help lists the commands", slashQuote(name), s)
+			return SlashCommand{}, fmt.Sprintf("%s is not a command; did you mean /stagehand %s? /stagehand help lists the commands", slashQuote(name), s)
 		}
-		return SlashCommand{}, fmt.Sprintf("/stagehand: %s is not a command; use help, run, promote, approve, reject, schedule, cancel, status or env (/stagehand help explains them)", slashQuote(name))
+		return SlashCommand{}, fmt.Sprintf("%s is not a command; use help, run, promote, approve, reject, schedule, cancel, status or env (/stagehand help explains them)", slashQuote(name))
 	}
 	cmd := SlashCommand{Name: name}
 	var problem string

@@ -187,10 +187,10 @@ func slashCases() []slashCase {
 		slashBad("env unknown action", "/stagehand env show stage", `/stagehand env: "show" is not list, set or unset; `+slashUseEnv),
 
 		// unknown commands
-		slashBad("unknown command with suggestion", "/stagehand aprove", `/stagehand: "aprove" is not a command; did you mean /stagehand approve? /stagehand help lists the commands`),
-		slashBad("unknown command in capitals with suggestion", "/stagehand STATSU", `/stagehand: "statsu" is not a command; did you mean /stagehand status? /stagehand help lists the commands`),
-		slashBad("unknown command without suggestion", "/stagehand deploy now", `/stagehand: "deploy" `+slashUnknownCmd),
-		slashBad("rerun is not a slash command", "/stagehand rerun 4", `/stagehand: "rerun" is not a command; did you mean /stagehand run? /stagehand help lists the commands`),
+		slashBad("unknown command with suggestion", "/stagehand aprove", `"aprove" is not a command; did you mean /stagehand approve? /stagehand help lists the commands`),
+		slashBad("unknown command in capitals with suggestion", "/stagehand STATSU", `"statsu" is not a command; did you mean /stagehand status? /stagehand help lists the commands`),
+		slashBad("unknown command without suggestion", "/stagehand deploy now", `"deploy" `+slashUnknownCmd),
+		slashBad("rerun is not a slash command", "/stagehand rerun 4", `"rerun" is not a command; did you mean /stagehand run? /stagehand help lists the commands`),
 
 		// bare aliases and case
 		slashBare(slashOK("bare alias on", "/promote 4", SlashCommand{Name: "promote", Number: 4})),
@@ -234,7 +234,7 @@ func slashCases() []slashCase {
 				{Name: "approve", Line: 3, Raw: "/stagehand approve 5", Number: 5},
 				{Name: "schedule", Line: 6, Raw: "/stagehand schedule now 5", Now: true, Number: 5},
 			},
-			errs: []SlashError{{Line: 5, Raw: "/stagehand aprove 6", Message: `/stagehand: "aprove" is not a command; did you mean /stagehand approve? /stagehand help lists the commands`}},
+			errs: []SlashError{{Line: 5, Raw: "/stagehand aprove 6", Message: `"aprove" is not a command; did you mean /stagehand approve? /stagehand help lists the commands`}},
 		},
 		{
 			name: "CRLF line endings",
@@ -255,7 +255,7 @@ func slashCases() []slashCase {
 			name: "errors count towards the limit and nothing is read after it",
 			body: strings.Join(slashNumbered(11, "/stagehand bogus %d"), "\n") + "\n/stagehand status",
 			errs: append(slashTen(func(i int) SlashError {
-				return SlashError{Line: i + 1, Raw: fmt.Sprintf("/stagehand bogus %d", i+1), Message: `/stagehand: "bogus" ` + slashUnknownCmd}
+				return SlashError{Line: i + 1, Raw: fmt.Sprintf("/stagehand bogus %d", i+1), Message: `"bogus" ` + slashUnknownCmd}
 			}), SlashError{Line: 11, Raw: "/stagehand bogus 11", Message: slashLimitMessage}),
 		},
 		slashNone("empty comment", "", false),
@@ -353,8 +353,8 @@ func TestParseSlashBodyLimit(t *testing.T) {
 }
 
 func TestSlashErrorError(t *testing.T) {
-	e := SlashError{Line: 3, Raw: "/stagehand aprove", Message: "/stagehand: \"aprove\" is not a command"}
-	if got, want := e.Error(), `line 3: /stagehand: "aprove" is not a command`; got != want {
+	e := SlashError{Line: 3, Raw: "/stagehand aprove", Message: "\"aprove\" is not a command"}
+	if got, want := e.Error(), `line 3: "aprove" is not a command`; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }

@@ -443,6 +443,8 @@ func TestDashboardExecutionPageLogs(t *testing.T) {
 	mustContain(t, "execution #1", body,
 		`<a class="download" href="/programs/acme/app/executions/1/logs/build" download>Download the whole log</a> (`+formatBytes(int64(len(f.buildLog)))+`)`,
 		"<pre>the tail of the build log\nbuild ok\n</pre>",
+		// the page says the tail is only the end
+		`<p>Below: the end of the log. <a class="download"`,
 	)
 	mustContain(t, "execution #1", text(body),
 		"build succeeded 2026-03-01 10:00:00 UTC 1m30s",

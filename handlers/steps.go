@@ -330,18 +330,26 @@ func (w *StepWorker) build(ctx context.Context, c bot.Claim, ws string, log io.W
 	}
 	fmt.Fprintf(log, "$ %s\n", b.Run)
 	if err := w.command(ctx, c, ws, b.Run, b.Timeout, log, ""); err != nil {
-		return failed("build: %v", err)
+		return failed("%v", err)
 	}
 	set, err := w.Artifacts.Collect(ctx, filepath.Join(ws, "src"), b.Artifacts)
 	if err != nil {
 		fmt.Fprintf(log, "collecting artifacts failed: %v\n", err)
 		return failed("%v", err)
 	}
-	fmt.Fprintf(log, "artifact set %s: %d files, %d bytes\n", set.Digest, len(set.Files), set.Size())
+	fmt.Fprintf(log, "artifact set %s: %s, %d bytes\n", set.Digest, files(len(set.Files)), set.Size())
 	for _, f := range set.Files {
 		fmt.Fprintf(log, "  %s  %8d  %s\n", f.SHA256[:12], f.Size, f.Path)
 	}
-	return bot.Outcome{Succeeded: true, ArtifactDigest: set.Digest, Message: fmt.Sprintf("built artifact set %s (%d files)", short(set.Digest), len(set.Files))}
+	return bot.Outcome{Succeeded: true, ArtifactDigest: set.Digest, Message: fmt.Sprintf("built artifact set %s (%s)", short(set.Digest), files(len(set.Files)))}
+}
+
+// files is "1 file" or "n files".
+func files(n int) string {
+	if n == 1 {
+		return "1 file"
+	}
+	return fmt.Sprintf("%d files", n)
 }
 
 func short(d string) string {
@@ -416,9 +424,9 @@ func (w *StepWorker) prepare(ctx context.Context, c bot.Claim, log io.Writer) bo
 		fmt.Fprintf(log, "verification failed: %v\n", err)
 		return failed("the artifact set %s of %s failed verification: %v", short(src.ArtifactDigest), src, err)
 	}
-	fmt.Fprintf(log, "verified %d files, %d bytes\n", len(set.Files), set.Size())
+	fmt.Fprintf(log, "verified %s, %d bytes\n", files(len(set.Files)), set.Size())
 	return bot.Outcome{Succeeded: true, ArtifactDigest: src.ArtifactDigest,
-		Message: fmt.Sprintf("source %s (%s), artifact set %s: %d files verified", src, bot.ShortSHA(src.Commit), short(src.ArtifactDigest), len(set.Files))}
+		Message: fmt.Sprintf("source %s (%s), artifact set %s: %s verified", src, bot.ShortSHA(src.Commit), short(src.ArtifactDigest), files(len(set.Files)))}
 }
 
 // rollbackCheck runs before the approval gate (rule G): it asks git

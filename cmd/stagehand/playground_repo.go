@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
 )
 
@@ -26,6 +27,7 @@ type playground struct {
 	work   string // your working copy
 	sites  string // sites/stage and sites/production
 	base   string // http://127.0.0.1:<port>, once listening
+	store  bot.Store
 
 	mu      sync.Mutex // one push at a time
 	changes int

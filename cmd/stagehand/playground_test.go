@@ -1,13 +1,28 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-github/v62/github"
+
+	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/bot/ghapp"
+	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/state"
 )
 
 // newTestPlayground makes a playground (GitHub stand-in and sample
@@ -56,4 +71,172 @@ func TestPlaygroundWorkCopyCommitsAndPushes(t *testing.T) {
 		plainGit(t, pg.work, "push", "-q")
 		pg.gh.Close()
 	}
+}
+
+// fakeBot stands in for the server behind /webhooks in playground tests:
+// it accepts every delivery at once, like the real intake, and shows its
+// effect only after a delay, as the real bot does (0.5–2 s).
+type fakeBot struct {
+	t      *testing.T
+	pg     *playground
+	app    *ghapp.App
+	delay  time.Duration
+	runID  int64 // the check run of execution 1
+	execID int64 // stage-only execution 1
+}
+
+func (b *fakeBot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var p struct {
+		RequestedAction struct{ Identifier string } `json:"requested_action"`
+	}
+	body, _ := io.ReadAll(r.Body)
+	_ = json.Unmarshal(body, &p)
+	event := r.Header.Get("X-GitHub-Event")
+	w.WriteHeader(http.StatusAccepted)
+	go func() {
+		time.Sleep(b.delay)
+		ctx := context.Background()
+		var err error
+		switch {
+		case event == "issue_comment":
+			_, err = b.app.CreateComment(ctx, playgroundInst, playgroundOwner, playgroundRepo, 1, "Stagehand: status of playground/shop")
+		case p.RequestedAction.Identifier == ghapp.ActionConfirm:
+			err = b.pg.store.Update(ctx, func(tx bot.Tx) error {
+				_, err := tx.CreateExecution(ctx, bot.Execution{ProgramID: 1, Pipeline: bot.ProdOnly, State: bot.ExecutionQueued, SourceID: b.execID})
+				return err
+			})
+		default:
+			err = b.app.UpdateCheckRun(ctx, playgroundInst, playgroundOwner, playgroundRepo, b.runID, github.UpdateCheckRunOptions{
+				Name: "stage-only", Actions: []*github.CheckRunAction{{Label: "Confirm", Description: "Start prod-only", Identifier: ghapp.ActionConfirm}},
+			})
+		}
+		if err != nil {
+			b.t.Errorf("fake bot: %v", err)
+		}
+	}()
+}
+
+// TestPlaygroundActionsLandWhereTheyShow: a click, a push or a comment
+// waits until its effect shows and lands on the page that shows it.
+func TestPlaygroundActionsLandWhereTheyShow(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	pg := newTestPlayground(t, filepath.Join(dir, "playground"))
+	store, err := state.OpenSQLite(ctx, filepath.Join(dir, "stagehand.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	var ex bot.Execution
+	err = store.Update(ctx, func(tx bot.Tx) error {
+		prog, err := tx.EnsureProgram(ctx, playgroundInst, playgroundOwner, playgroundRepo)
+		if err != nil {
+			return err
+		}
+		ex, err = tx.CreateExecution(ctx, bot.Execution{ProgramID: prog.ID, Pipeline: bot.StageOnly, State: bot.ExecutionWaiting, Commit: "0123456789abcdef0123456789abcdef01234567"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := ghapp.New(ghapp.Options{AppID: playgroundAppID, PrivateKeyPEM: pg.keyPEM, APIURL: pg.gh.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runID, err := app.CreateCheckRun(ctx, playgroundInst, playgroundOwner, playgroundRepo, github.CreateCheckRunOptions{
+		Name: "stage-only", HeadSHA: ex.Commit, ExternalID: github.String(strconv.FormatInt(ex.ID, 10)),
+		Status: github.String("completed"), Conclusion: github.String("action_required"),
+		Output:  &github.CheckRunOutput{Title: github.String("Succeeded"), Summary: github.String("ok")},
+		Actions: []*github.CheckRunAction{{Label: "Promote Build", Description: "Deploy these artifacts", Identifier: ghapp.ActionPromote}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	if err := pg.routes(parts{store: store, mux: mux}); err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("POST /webhooks", &fakeBot{t: t, pg: pg, app: app, delay: 700 * time.Millisecond, runID: runID, execID: ex.ID})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	pg.base = srv.URL
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	page1 := executionPage(ex.Number)
+
+	tests := []struct {
+		name         string
+		path         string
+		form         url.Values
+		wantLocation string
+		wantShown    func() bool // the effect is visible when the page is drawn
+	}{
+		{"Promote Build lands back once the Confirm button shows", "/playground/click",
+			url.Values{"check_run": {strconv.FormatInt(runID, 10)}, "action": {ghapp.ActionPromote}, "back": {page1}},
+			page1, func() bool {
+				_, actions := pg.buttons(ex.ID)
+				return len(actions) == 1 && actions[0].Identifier == ghapp.ActionConfirm
+			}},
+		{"Confirm lands on the new prod-only execution", "/playground/click",
+			url.Values{"check_run": {strconv.FormatInt(runID, 10)}, "action": {ghapp.ActionConfirm}, "back": {page1}},
+			executionPage(2), nil},
+		{"a comment lands on the conversation with the answer", "/playground/comment",
+			url.Values{"body": {"/stagehand status"}, "back": {page1}},
+			"/playground/conversation?back=" + url.QueryEscape(page1) + "#answer", func() bool {
+				return strings.Contains(get(t, srv.URL+"/playground/conversation"), `id="answer"><b>`+fakegithub.BotLogin)
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := client.PostForm(srv.URL+tt.path, tt.form)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if diff := cmp.Diff(tt.wantLocation, resp.Header.Get("Location")); resp.StatusCode != http.StatusSeeOther || diff != "" {
+				t.Errorf("POST %s: %s, Location (-want +got):\n%s", tt.path, resp.Status, diff)
+			}
+			if tt.wantShown != nil && !tt.wantShown() {
+				t.Errorf("POST %s answered before its effect showed", tt.path)
+			}
+		})
+	}
+
+	// Pages that reload every 5 s have no comment box (typed text would be
+	// lost); the one that has it does not reload.
+	execReq := httptest.NewRequest("GET", page1, nil)
+	pages := []struct {
+		name          string
+		html          string
+		want, wantNot []string
+	}{
+		{"execution page section", string(pg.executionButtons(execReq, ex)),
+			[]string{`href="/playground"`, `href="/playground/conversation?back=` + url.QueryEscape(page1) + `"`}, []string{"<form method=\"post\" action=\"/playground/comment\""}},
+		{"/playground", get(t, srv.URL+"/playground"),
+			[]string{`href="` + page1 + `" id="stage-only"`, `href="/playground/conversation"`}, []string{"action=\"/playground/comment\""}},
+		{"/playground/conversation", get(t, srv.URL+"/playground/conversation?back="+url.QueryEscape(page1)),
+			[]string{`action="/playground/comment"`, `href="` + page1 + `"`}, []string{`http-equiv="refresh"`}},
+	}
+	for _, p := range pages {
+		for _, w := range p.want {
+			if !strings.Contains(p.html, w) {
+				t.Errorf("%s lacks %s:\n%s", p.name, w, p.html)
+			}
+		}
+		for _, w := range p.wantNot {
+			if strings.Contains(p.html, w) {
+				t.Errorf("%s has %s:\n%s", p.name, w, p.html)
+			}
+		}
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

@@ -11,6 +11,7 @@ import (
 	"html/template"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,13 +20,16 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/bot/ghapp"
 	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
 )
 
 // routes adds the playground's pages and its GitHub-like actions to the
 // server. Every action becomes the signed webhook GitHub would send.
 func (pg *playground) routes(p parts) error {
+	pg.store = p.store
 	p.mux.HandleFunc("GET /playground", pg.page)
+	p.mux.HandleFunc("GET /playground/conversation", pg.conversation)
 	p.mux.HandleFunc("POST /playground/hook", pg.hook)
 	p.mux.HandleFunc("POST /playground/push", pg.pushButton)
 	p.mux.HandleFunc("POST /playground/click", pg.click)
@@ -123,51 +127,152 @@ func (pg *playground) sendPush(ctx context.Context, before, after, ref string) e
 	return pg.send(ctx, "push", p)
 }
 
-func (pg *playground) back(w http.ResponseWriter, r *http.Request, fallback string) {
+// backPath is the page of this site a form came from (its "back" value),
+// or fallback.
+func backPath(r *http.Request, fallback string) string {
 	to := r.FormValue("back")
 	if !strings.HasPrefix(to, "/") || strings.HasPrefix(to, "//") {
-		to = fallback
+		return fallback
 	}
-	http.Redirect(w, r, to, http.StatusSeeOther)
+	return to
 }
 
-// pushButton is "Push a change": a commit and a real git push.
+// effectWait bounds how long an action waits for its effect to show before
+// the page it lands on is drawn; effectPoll is how often it looks.
+const (
+	effectWait = 6 * time.Second
+	effectPoll = 100 * time.Millisecond
+)
+
+// waitForPage calls found until it answers a page to land on, for at most
+// effectWait; then (or when the request ends) it answers fallback.
+func waitForPage(ctx context.Context, fallback string, found func() string) string {
+	deadline := time.Now().Add(effectWait)
+	for {
+		if to := found(); to != "" {
+			return to
+		}
+		if time.Now().After(deadline) {
+			return fallback
+		}
+		select {
+		case <-ctx.Done():
+			return fallback
+		case <-time.After(effectPoll):
+		}
+	}
+}
+
+// executionPage is the dashboard page of one of the sample's executions.
+func executionPage(number int) string {
+	return fmt.Sprintf("/programs/%s/%s/executions/%d", playgroundOwner, playgroundRepo, number)
+}
+
+// newest returns the newest execution of a pipeline of the sample
+// repository that matches keep (nil: any), or ok false.
+func (pg *playground) newest(ctx context.Context, kind bot.PipelineKind, keep func(bot.Execution) bool) (ex bot.Execution, ok bool) {
+	if pg.store == nil {
+		return ex, false
+	}
+	_ = pg.store.View(ctx, func(tx bot.Tx) error {
+		prog, err := tx.ProgramByName(ctx, playgroundOwner, playgroundRepo)
+		if err != nil {
+			return err
+		}
+		list, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: prog.ID, Pipeline: kind, Limit: 20})
+		if err != nil {
+			return err
+		}
+		for _, e := range list { // newest first
+			if keep == nil || keep(e) {
+				ex, ok = e, true
+				return nil
+			}
+		}
+		return nil
+	})
+	return ex, ok
+}
+
+// pushButton is "Push a change": a commit and a real git push. It lands on
+// the stage-only execution the push starts (a page that refreshes itself).
 func (pg *playground) pushButton(w http.ResponseWriter, r *http.Request) {
+	before, _ := pg.newest(r.Context(), bot.StageOnly, nil)
 	if _, err := pg.pushChange(); err != nil {
 		http.Error(w, "pushing a change: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	pg.back(w, r, "/playground")
+	to := waitForPage(r.Context(), "/playground", func() string {
+		if ex, ok := pg.newest(r.Context(), bot.StageOnly, nil); ok && ex.ID > before.ID {
+			return executionPage(ex.Number)
+		}
+		return ""
+	})
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
-// click is a button of a check run: check_run.requested_action.
+// checkRunShown is what an execution's page shows of its newest check run:
+// when it changes, a click has taken effect.
+func (pg *playground) checkRunShown(executionID int64) string {
+	run, actions := pg.buttons(executionID)
+	shown := fmt.Sprintf("%d %s %s %s", run.ID, run.Status, run.Conclusion, run.Output.Title)
+	for _, a := range actions {
+		shown += " " + a.Identifier
+	}
+	return shown
+}
+
+// click is a button of a check run: check_run.requested_action. It waits
+// (a few seconds at most) until the click shows, and lands on the page that
+// shows it: the new prod-only execution after Confirm or Create & Promote,
+// the clicked execution's page otherwise.
 func (pg *playground) click(w http.ResponseWriter, r *http.Request) {
 	id, _ := strconv.ParseInt(r.FormValue("check_run"), 10, 64)
 	cr := pg.gh.CheckRun(id)
 	if cr.ID == 0 {
-		http.Error(w, "no such check run", http.StatusNotFound)
+		http.Error(w, "no such check run: it belongs to an earlier run of the playground; reload the page for the current buttons", http.StatusNotFound)
 		return
 	}
+	executionID, _ := strconv.ParseInt(cr.ExternalID, 10, 64)
+	action := r.FormValue("action")
+	startsProdOnly := action == ghapp.ActionConfirm || action == ghapp.ActionCreatePromote
+	promotes := func(e bot.Execution) bool { return e.SourceID == executionID }
+	prodBefore, _ := pg.newest(r.Context(), bot.ProdOnly, promotes)
+	shownBefore := pg.checkRunShown(executionID)
 	p := pg.payload("check_run/requested_action.openapi-example.json")
 	run := p["check_run"].(map[string]any)
 	run["id"], run["name"], run["head_sha"], run["external_id"] = cr.ID, cr.Name, cr.HeadSHA, cr.ExternalID
 	if app, ok := run["app"].(map[string]any); ok {
 		app["id"] = playgroundAppID
 	}
-	p["requested_action"] = map[string]any{"identifier": r.FormValue("action")}
+	p["requested_action"] = map[string]any{"identifier": action}
 	if err := pg.send(r.Context(), "check_run", p); err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
-	time.Sleep(300 * time.Millisecond) // let the click land before the page reloads
-	pg.back(w, r, "/playground")
+	to := waitForPage(r.Context(), backPath(r, "/playground"), func() string {
+		if startsProdOnly {
+			if ex, ok := pg.newest(r.Context(), bot.ProdOnly, promotes); ok && ex.ID > prodBefore.ID {
+				return executionPage(ex.Number)
+			}
+			return ""
+		}
+		if pg.checkRunShown(executionID) != shownBefore {
+			return backPath(r, "/playground")
+		}
+		return ""
+	})
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
 // comment posts a comment on the sample pull request: issue_comment.created.
+// It waits (a few seconds at most) for the bot's answer and lands on the
+// conversation, which shows it.
 func (pg *playground) comment(w http.ResponseWriter, r *http.Request) {
+	conversation := "/playground/conversation?back=" + url.QueryEscape(backPath(r, "/playground"))
 	body := strings.TrimSpace(r.FormValue("body"))
 	if body == "" {
-		pg.back(w, r, "/playground")
+		http.Redirect(w, r, conversation, http.StatusSeeOther)
 		return
 	}
 	id := pg.gh.AddComment(playgroundOwner, playgroundRepo, 1, playgroundUser, body)
@@ -179,16 +284,23 @@ func (pg *playground) comment(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
-	time.Sleep(time.Second) // the answer usually lands by then
-	pg.back(w, r, "/playground#conversation")
+	to := waitForPage(r.Context(), conversation+"#answer", func() string {
+		for _, c := range pg.gh.Comments(playgroundOwner, playgroundRepo, 1) {
+			if c.ID > id && c.User != playgroundUser {
+				return conversation + "#answer"
+			}
+		}
+		return ""
+	})
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
 // buttons are the actions of an execution's newest check run, as GitHub
 // would show them.
-func (pg *playground) buttons(ex bot.Execution) (fakegithub.CheckRun, []fakegithub.CheckRunAction) {
+func (pg *playground) buttons(executionID int64) (fakegithub.CheckRun, []fakegithub.CheckRunAction) {
 	var last fakegithub.CheckRun
 	for _, cr := range pg.gh.CheckRuns(playgroundOwner, playgroundRepo) {
-		if cr.ExternalID == strconv.FormatInt(ex.ID, 10) && cr.ID > last.ID {
+		if cr.ExternalID == strconv.FormatInt(executionID, 10) && cr.ID > last.ID {
 			last = cr
 		}
 	}
@@ -210,18 +322,17 @@ var buttonsTemplate = template.Must(template.New("buttons").Parse(`
     <button type="submit" title="{{.Description}}" data-action="{{.Identifier}}">{{.Label}}</button>
   </form>
   {{else}}<p>No button right now.</p>{{end}}
-  <form method="post" action="/playground/comment">
-    <input type="hidden" name="back" value="{{.Back}}">
-    <input name="body" size="40" placeholder="/stagehand status"> <button type="submit">Comment</button>
-  </form>
+  <p><a href="{{.Conversation}}" id="conversation-link">Comment on pull request #1</a> (slash commands such as <code>/stagehand approve</code>; the bot answers there)
+   · <a href="/playground">Playground guide</a></p>
 </section>`))
 
 // executionButtons adds GitHub's buttons and the comment box to an
 // execution's page on the dashboard.
 func (pg *playground) executionButtons(r *http.Request, ex bot.Execution) template.HTML {
-	run, actions := pg.buttons(ex)
+	run, actions := pg.buttons(ex.ID)
 	var b bytes.Buffer
-	_ = buttonsTemplate.Execute(&b, map[string]any{"Run": run, "Actions": actions, "Back": r.URL.Path})
+	_ = buttonsTemplate.Execute(&b, map[string]any{"Run": run, "Actions": actions, "Back": r.URL.Path,
+		"Conversation": "/playground/conversation?back=" + url.QueryEscape(r.URL.Path)})
 	return template.HTML(b.String())
 }
 
@@ -234,7 +345,8 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 <ol>
   <li><form method="post" action="/playground/push" style="display:inline"><input type="hidden" name="back" value="/playground"><button type="submit" id="push">Push a change</button></form>
       (or edit <code>{{.Work}}/message.txt</code>, commit and <code>git push</code>)</li>
-  <li>Watch the stage-only execution: <a href="/programs/playground/shop">playground/shop</a></li>
+  <li>Watch the stage-only execution (its page refreshes itself):
+      {{with .StageOnly}}<a href="{{.}}" id="stage-only">the newest one</a>{{else}}it appears after the push, under <a href="/programs/playground/shop">playground/shop</a>{{end}}</li>
   <li>On the succeeded stage-only execution's page, click <b>Promote Build</b>, then <b>Confirm</b></li>
   <li>On the prod-only execution's page, click <b>Approve</b></li>
   <li>See production change: <a href="/playground/sites/stage/">stage</a> · <a href="/playground/sites/production/">production</a></li>
@@ -243,11 +355,50 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 <table><tr><th>environment</th><th>deployed</th></tr>
 {{range .Sites}}<tr><td><a href="/playground/sites/{{.Env}}/">{{.Env}}</a></td><td>{{.By}}</td></tr>{{end}}
 </table>
-<h2 id="conversation">Pull request #1: conversation</h2>
-{{range .Comments}}<div class="comment"><b>{{.User}}</b> <small>{{.Created.Format "15:04:05"}}</small><pre>{{.Body}}</pre></div>{{else}}<p>No comment yet. Try <code>/stagehand help</code>.</p>{{end}}
-<form method="post" action="/playground/comment"><input type="hidden" name="back" value="/playground#conversation">
-<input name="body" size="50" placeholder="/stagehand status"> <button type="submit">Comment</button></form>
+<h2>Pull request #1</h2>
+<p>Slash commands such as <code>/stagehand help</code> work in comments: <a href="/playground/conversation">open the conversation</a>.</p>
 </main></body></html>`))
+
+// conversationTemplate is pull request #1, with the comment box. It does
+// not reload itself, so half-typed text stays.
+var conversationTemplate = template.Must(template.New("conversation").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>Pull request #1 · Stagehand playground</title>
+<link rel="stylesheet" href="/static/style.css"></head>
+<body><main>
+<p><a href="{{.Back}}">← back</a> · <a href="/playground">Playground guide</a></p>
+<h1>Pull request #1: conversation</h1>
+{{range .Comments}}<div class="comment"{{if .Answer}} id="answer"{{end}}><b>{{.User}}</b> <small>{{.Created.Format "15:04:05"}}</small><pre>{{.Body}}</pre></div>
+{{else}}<p>No comment yet. Try <code>/stagehand help</code>.</p>{{end}}
+{{if .Waiting}}<p>The bot has not answered your last comment yet: <a href="">reload</a> in a moment.</p>{{end}}
+<form method="post" action="/playground/comment"><input type="hidden" name="back" value="{{.Back}}">
+<input name="body" size="50" placeholder="/stagehand status" autofocus> <button type="submit" id="comment">Comment</button></form>
+</main></body></html>`))
+
+// conversation shows pull request #1: what you said and what the bot
+// answered.
+func (pg *playground) conversation(w http.ResponseWriter, r *http.Request) {
+	type comment struct {
+		fakegithub.Comment
+		Answer bool // the bot's answer to your last comment
+	}
+	all := pg.gh.Comments(playgroundOwner, playgroundRepo, 1)
+	sort.SliceStable(all, func(i, j int) bool { return all[i].ID < all[j].ID })
+	var comments []comment
+	lastYours, answered := int64(0), false
+	for _, c := range all {
+		answer := c.User != playgroundUser && lastYours != 0 && !answered
+		if c.User == playgroundUser {
+			lastYours, answered = c.ID, false
+		} else if lastYours != 0 {
+			answered = true
+		}
+		comments = append(comments, comment{Comment: c, Answer: answer})
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = conversationTemplate.Execute(w, map[string]any{
+		"Back": backPath(r, "/playground"), "Comments": comments, "Waiting": lastYours != 0 && !answered,
+	})
+}
 
 func (pg *playground) page(w http.ResponseWriter, r *http.Request) {
 	type site struct{ Env, By string }
@@ -260,10 +411,12 @@ func (pg *playground) page(w http.ResponseWriter, r *http.Request) {
 		}
 		sites = append(sites, s)
 	}
-	comments := pg.gh.Comments(playgroundOwner, playgroundRepo, 1)
-	sort.SliceStable(comments, func(i, j int) bool { return comments[i].ID < comments[j].ID })
+	stageOnly := ""
+	if ex, ok := pg.newest(r.Context(), bot.StageOnly, nil); ok {
+		stageOnly = executionPage(ex.Number)
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = pageTemplate.Execute(w, map[string]any{"Work": pg.work, "Sites": sites, "Comments": comments})
+	_ = pageTemplate.Execute(w, map[string]any{"Work": pg.work, "Sites": sites, "StageOnly": stageOnly})
 }
 
 // playgroundHook is the "playground-hook" command the sample repository's
