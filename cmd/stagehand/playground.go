@@ -63,6 +63,12 @@ func runPlayground(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return err
 	}
+	if err := checkPlaygroundDir(dir); err != nil {
+		return err
+	}
+	if err := checkListen(*listen); err != nil {
+		return err
+	}
 	cfg := &config.Server{Listen: *listen, DataDir: dir, LogLevel: *logLevel, LogFormat: "text"}
 	logger, err := newLogger(cfg, stderr)
 	if err != nil {
@@ -85,6 +91,31 @@ func runPlayground(ctx context.Context, args []string, getenv func(string) strin
 		dashboard: pg.executionButtons,
 		listening: func(addr string) { pg.started(addr, cfg.PublicURL, stdout) },
 	})
+}
+
+// checkPlaygroundDir refuses a data directory that holds a Stagehand
+// server's database but no playground: the playground would add its sample
+// program, key and pipelines to that server's state.
+func checkPlaygroundDir(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "stagehand.db")); err != nil {
+		return nil // no database: a new directory, or not a server's
+	}
+	if _, err := os.Stat(filepath.Join(dir, "playground")); err == nil {
+		return nil // an earlier playground's
+	}
+	return fmt.Errorf("%s holds the database of a Stagehand server (stagehand.db), not a playground's: "+
+		"the playground will not run in it. Choose another directory with --data-dir "+
+		"(and check %s, which the playground reads too)", dir, config.EnvName("data-dir"))
+}
+
+// checkListen tells at once, before anything is created, that the address
+// is taken. (serveWith listens for real later.)
+func checkListen(listen string) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w (is another server using it? choose another with --listen)", listen, err)
+	}
+	return ln.Close()
 }
 
 // publicURL is where a browser on this machine reaches --listen.

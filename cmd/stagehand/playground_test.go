@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -238,4 +239,48 @@ func get(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// TestPlaygroundRefusesBeforeCreatingAnything: a server's data directory or
+// a busy port stops the playground before it creates anything.
+func TestPlaygroundRefusesBeforeCreatingAnything(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	serverDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(serverDir, "stagehand.db"), []byte("a server's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		dataDir string
+		listen  string
+		want    []string
+	}{
+		{"a Stagehand server's data directory", serverDir, "127.0.0.1:0",
+			[]string{serverDir, "stagehand.db", "Choose another directory with --data-dir", "STAGEHAND_DATA_DIR"}},
+		{"a busy port", filepath.Join(t.TempDir(), "new"), busy.Addr().String(),
+			[]string{"listening on " + busy.Addr().String(), "choose another with --listen"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a playground that starts stops then
+			defer cancel()
+			err := run(ctx, []string{"playground", "--data-dir", tt.dataDir, "--listen", tt.listen},
+				func(string) string { return "" }, io.Discard, io.Discard)
+			if err == nil {
+				t.Fatal("the playground started")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(tt.dataDir, "playground")); err == nil {
+				t.Errorf("the playground was created in %s before refusing", tt.dataDir)
+			}
+		})
+	}
 }
