@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
 )
@@ -179,7 +180,14 @@ func (a *Artifacts) storeBlob(root *os.Root, name string) (ArtifactFile, error) 
 
 	final := a.blobPath(sum)
 	if got, _, err := hashArtifactFile(final); err == nil && got == sum {
-		return f, nil // stored before, and intact
+		// Stored before, and intact. Its time is renewed, so that Prune,
+		// which spares recent files, cannot take it before the manifest
+		// that will name it is written.
+		now := time.Now()
+		if err := os.Chtimes(final, now, now); err != nil {
+			return ArtifactFile{}, err
+		}
+		return f, nil
 	}
 	// New content, or a stored copy that was damaged: (re)place it.
 	if err := commitArtifactFile(tmp, final); err != nil {
@@ -444,4 +452,77 @@ func (a *Artifacts) materializeFile(root *os.Root, f ArtifactFile) (problem stri
 		root.Remove(name)
 	}
 	return problem, err
+}
+
+// PruneStats is what Prune removed.
+type PruneStats struct {
+	Sets  int   // manifests removed
+	Blobs int   // distinct contents removed
+	Bytes int64 // bytes of those contents
+}
+
+// Prune removes the artifact sets that keep does not name, then every
+// stored content no remaining set refers to. Only files last written
+// before spare are removed: a build collecting now writes its contents
+// before its manifest, and reused contents get a new time (storeBlob), so a
+// set being collected is never taken from under it.
+func (a *Artifacts) Prune(ctx context.Context, keep func(digest string) bool, spare time.Time) (PruneStats, error) {
+	var st PruneStats
+	manifests, err := os.ReadDir(filepath.Join(a.root, "manifests"))
+	if err != nil {
+		return st, fmt.Errorf("prune artifacts: %w", err)
+	}
+	used := map[string]bool{}
+	for _, m := range manifests {
+		digest, ok := strings.CutSuffix(m.Name(), ".json")
+		if !ok {
+			continue
+		}
+		if keep(digest) || !olderThan(m, spare) {
+			set, _, err := a.readManifest(ctx, digest)
+			if err != nil {
+				return st, fmt.Errorf("prune artifacts: reading kept set %s: %w", bot.ShortHash(digest), err)
+			}
+			for _, f := range set.Files {
+				used[f.SHA256] = true
+			}
+			continue
+		}
+		if err := os.Remove(a.manifestPath(digest)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return st, fmt.Errorf("prune artifacts: %w", err)
+		}
+		st.Sets++
+	}
+	err = filepath.WalkDir(filepath.Join(a.root, "blobs"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if used[d.Name()] || !olderThan(d, spare) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		st.Blobs++
+		st.Bytes += info.Size()
+		return nil
+	})
+	if err != nil {
+		return st, fmt.Errorf("prune artifacts: %w", err)
+	}
+	return st, nil
+}
+
+// olderThan reports whether d was last written before t (a file that is
+// gone counts as recent: nothing to do).
+func olderThan(d fs.DirEntry, t time.Time) bool {
+	info, err := d.Info()
+	return err == nil && info.ModTime().Before(t)
 }

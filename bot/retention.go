@@ -1,0 +1,79 @@
+package bot
+
+import (
+	"sort"
+	"time"
+)
+
+// Retention says how long the files of finished executions are kept: their
+// step logs and the artifact sets nothing needs any more. The executions
+// themselves (their steps, log tails, events) are kept for good; they are
+// small and they are the record.
+type Retention struct {
+	// Age: an execution that finished longer ago than Age loses its step
+	// logs and, unless something below keeps it, its artifact set. Zero
+	// keeps everything.
+	Age time.Duration
+	// KeepPromotable is how many of each program's newest successful
+	// stage-only executions keep their artifact sets whatever their age:
+	// they can still be promoted, or promoted again to roll back.
+	KeepPromotable int
+}
+
+// DefaultRetention is what `stagehand serve` uses unless told otherwise.
+var DefaultRetention = Retention{Age: 30 * 24 * time.Hour, KeepPromotable: 10}
+
+// RetentionPlan is what a retention pass keeps and removes.
+type RetentionPlan struct {
+	// Keep names the artifact sets (by digest) that must stay.
+	Keep map[string]bool
+	// DropLogs lists the executions whose step logs go.
+	DropLogs []int64
+}
+
+// Plan decides, for one program, what stays. An artifact set stays when it
+// is deployed on an environment, used by an execution that has not
+// finished (a prod-only's source included), built or used by an execution
+// that finished within Age, or built by one of the KeepPromotable newest
+// successful stage-only executions. Logs go when their execution finished
+// longer than Age ago. With a zero Age everything stays.
+func (r Retention) Plan(now time.Time, execs []Execution, deployed []Deployment) RetentionPlan {
+	plan := RetentionPlan{Keep: map[string]bool{}}
+	keep := func(digest string) {
+		if digest != "" {
+			plan.Keep[digest] = true
+		}
+	}
+	for _, d := range deployed {
+		keep(d.ArtifactDigest)
+	}
+	byID := make(map[int64]Execution, len(execs))
+	for _, e := range execs {
+		byID[e.ID] = e
+	}
+	cutoff := now.Add(-r.Age)
+	var promotable []Execution
+	for _, e := range execs {
+		old := r.Age > 0 && !e.State.Active() && !e.FinishedAt.IsZero() && e.FinishedAt.Before(cutoff)
+		if !old {
+			keep(e.ArtifactDigest)
+			if src, ok := byID[e.SourceID]; ok && e.State.Active() {
+				keep(src.ArtifactDigest)
+			}
+		} else {
+			plan.DropLogs = append(plan.DropLogs, e.ID)
+		}
+		if e.Pipeline == StageOnly && e.State == ExecutionSucceeded {
+			promotable = append(promotable, e)
+		}
+	}
+	sort.Slice(promotable, func(i, j int) bool { return promotable[i].Number > promotable[j].Number })
+	for i, e := range promotable {
+		if i >= r.KeepPromotable {
+			break
+		}
+		keep(e.ArtifactDigest)
+	}
+	sort.Slice(plan.DropLogs, func(i, j int) bool { return plan.DropLogs[i] < plan.DropLogs[j] })
+	return plan
+}
