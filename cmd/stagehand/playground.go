@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -144,7 +145,11 @@ func newPlayground(dir, public string, logger *slog.Logger) (*playground, error)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err
 	}
-	gh := fakegithub.New(nil)
+	// The stand-in forgets everything on a restart while the store keeps
+	// the check run and comment ids it handed out: ids that start from the
+	// time cannot name anything of an earlier run (that run would have had
+	// to hand out 1000 ids a millisecond).
+	gh := fakegithub.New(nil, fakegithub.WithFirstID(time.Now().UnixMilli()*1000))
 	gh.SetAppKey(playgroundAppID, &key.PublicKey)
 	gh.AddInstallation(playgroundInst, playgroundOwner)
 	gh.AddRepo(playgroundInst, playgroundOwner, playgroundRepo)

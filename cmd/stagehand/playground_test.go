@@ -284,3 +284,30 @@ func TestPlaygroundRefusesBeforeCreatingAnything(t *testing.T) {
 		})
 	}
 }
+
+// TestPlaygroundRestartHandsOutNewIDs: the stand-in of a restarted
+// playground forgets its check runs; a check run id the store kept from the
+// earlier run must not name one of the new run's.
+func TestPlaygroundRestartHandsOutNewIDs(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var ids []int64
+	for range 2 {
+		pg := newTestPlayground(t, dir)
+		app, err := ghapp.New(ghapp.Options{AppID: playgroundAppID, PrivateKeyPEM: pg.keyPEM, APIURL: pg.gh.URL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := app.CreateCheckRun(ctx, playgroundInst, playgroundOwner, playgroundRepo, github.CreateCheckRunOptions{
+			Name: "stage-only", HeadSHA: "0123456789abcdef0123456789abcdef01234567"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+		pg.gh.Close()
+		time.Sleep(2 * time.Millisecond)
+	}
+	if ids[1] <= ids[0] {
+		t.Errorf("check run ids %v: the restarted playground's first is not after the earlier run's", ids)
+	}
+}

@@ -58,6 +58,13 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // under a minute makes it fetch a new token for every request.
 func WithTokenTTL(d time.Duration) Option { return func(s *Server) { s.tokenTTL = d } }
 
+// WithFirstID makes the ids the server hands out (check runs, comments,
+// deployments, repositories, ...) start after id instead of after 1000. A
+// stand-in that is started again for the same client state (the
+// playground after a restart) passes a time-based id, so that ids of the
+// earlier run never name anything of this one.
+func WithFirstID(id int64) Option { return func(s *Server) { s.nextID = id } }
+
 // Server is the stand-in. It is safe for concurrent use.
 type Server struct {
 	srv      *httptest.Server
