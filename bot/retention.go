@@ -77,3 +77,10 @@ func (r Retention) Plan(now time.Time, execs []Execution, deployed []Deployment)
 	sort.Slice(plan.DropLogs, func(i, j int) bool { return plan.DropLogs[i] < plan.DropLogs[j] })
 	return plan
 }
+
+// PruneStats is what removing unneeded artifact sets removed.
+type PruneStats struct {
+	Sets  int   // artifact sets (manifests) removed
+	Blobs int   // distinct file contents removed
+	Bytes int64 // bytes of those contents
+}

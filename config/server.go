@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/stagehand-dev/stagehand/bot"
 )
 
 // EnvPrefix starts the environment variable of every server flag:
@@ -32,6 +34,7 @@ type Server struct {
 	NATSURL                 string
 	NATSPrefix              string
 	NATSSyncInterval        time.Duration
+	Retention               time.Duration
 	LogLevel                string
 	LogFormat               string
 
@@ -65,6 +68,8 @@ func RegisterServerFlags(fs *pflag.FlagSet) *Server {
 	str(&s.NATSURL, "nats-url", "", "external NATS JetStream server (nats://...); empty: a broker embedded in the data dir")
 	str(&s.NATSPrefix, "nats-prefix", "stagehand", "prefix of the NATS subjects and streams (several Stagehand installations can share one NATS cluster)")
 	fs.DurationVar(&s.NATSSyncInterval, "nats-sync-interval", 0, "embedded broker only: how often its store is flushed to disk; 0 syncs every delivery before the 202, so it survives a power loss too (env "+EnvName("nats-sync-interval")+")")
+	s.Retention = bot.DefaultRetention.Age
+	fs.Var((*days)(&s.Retention), "retention", "how long the step logs and no longer needed artifact sets of finished executions are kept, e.g. 30d or 36h; 0 keeps everything. What is deployed, running or among the 10 newest promotable builds is always kept, and so are the executions themselves with their log tails (env "+EnvName("retention")+")")
 	str(&s.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	str(&s.LogFormat, "log-format", "text", "log format: text or json (json for production)")
 	return s
@@ -159,3 +164,34 @@ func ParseLogLevel(s string) (slog.Level, error) {
 
 // AppIDString is the App ID in decimal, for logs.
 func (s *Server) AppIDString() string { return strconv.FormatInt(s.GitHubAppID, 10) }
+
+// days is a duration flag that also takes whole days ("30d"), the unit
+// retention is thought of in; it prints whole days that way too.
+type days time.Duration
+
+func (d *days) String() string {
+	v := time.Duration(*d)
+	if v != 0 && v%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", v/(24*time.Hour))
+	}
+	return v.String()
+}
+
+func (d *days) Set(s string) error {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		v, err := strconv.Atoi(n)
+		if err != nil || v < 0 {
+			return fmt.Errorf("%q is not a number of days: write it like 30d", s)
+		}
+		*d = days(time.Duration(v) * 24 * time.Hour)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("%q is not a duration: write it like 30d, 36h or 0", s)
+	}
+	*d = days(v)
+	return nil
+}
+
+func (d *days) Type() string { return "duration" }

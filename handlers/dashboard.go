@@ -473,7 +473,7 @@ func (d *Dashboard) loadExecution(ctx context.Context, owner, repo, number strin
 		set, err := d.Artifacts.Get(ctx, dg)
 		switch {
 		case errors.Is(err, bot.ErrNotFound):
-			v.ArtifactsError = fmt.Sprintf("the artifact set %s is not in the artifact store", dg)
+			v.ArtifactsError = fmt.Sprintf("the artifact set %s is not in the artifact store (retention removes sets nothing needs once their executions are older than the --retention age)", dg)
 		case err != nil:
 			d.logger().WarnContext(ctx, "reading an artifact set for the dashboard", "digest", dg, bot.LogError, err)
 			v.ArtifactsError = fmt.Sprintf("the artifact set %s could not be read: %v", dg, err)

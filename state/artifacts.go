@@ -454,20 +454,13 @@ func (a *Artifacts) materializeFile(root *os.Root, f ArtifactFile) (problem stri
 	return problem, err
 }
 
-// PruneStats is what Prune removed.
-type PruneStats struct {
-	Sets  int   // manifests removed
-	Blobs int   // distinct contents removed
-	Bytes int64 // bytes of those contents
-}
-
 // Prune removes the artifact sets that keep does not name, then every
 // stored content no remaining set refers to. Only files last written
 // before spare are removed: a build collecting now writes its contents
 // before its manifest, and reused contents get a new time (storeBlob), so a
 // set being collected is never taken from under it.
-func (a *Artifacts) Prune(ctx context.Context, keep func(digest string) bool, spare time.Time) (PruneStats, error) {
-	var st PruneStats
+func (a *Artifacts) Prune(ctx context.Context, keep func(digest string) bool, spare time.Time) (bot.PruneStats, error) {
+	var st bot.PruneStats
 	manifests, err := os.ReadDir(filepath.Join(a.root, "manifests"))
 	if err != nil {
 		return st, fmt.Errorf("prune artifacts: %w", err)

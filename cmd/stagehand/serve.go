@@ -180,7 +180,16 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 		defer close(reporterDone)
 		reporter.Run(reconcileCtx)
 	}()
-	defer func() { stopReconcile(); <-reconcileDone; <-reporterDone }()
+	// Retention: this process's step logs and artifact store (in
+	// scale-out, its local copy of the shared artifact sets).
+	retainer := &handlers.Retainer{Store: store, Artifacts: artifacts, DataDir: cfg.DataDir, Clock: bot.SystemClock{}, Logger: logger,
+		Policy: bot.Retention{Age: cfg.Retention, KeepPromotable: bot.DefaultRetention.KeepPromotable}}
+	retainerDone := make(chan struct{})
+	go func() {
+		defer close(retainerDone)
+		retainer.Run(reconcileCtx, time.Hour)
+	}()
+	defer func() { stopReconcile(); <-reconcileDone; <-reporterDone; <-retainerDone }()
 
 	mux := http.NewServeMux()
 	router.Routes(mux, &router.Intake{

@@ -1,0 +1,126 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/stagehand-dev/stagehand/bot"
+)
+
+// ArtifactPruner removes the artifact sets a retention pass does not keep.
+type ArtifactPruner interface {
+	Prune(ctx context.Context, keep func(digest string) bool, spare time.Time) (bot.PruneStats, error)
+}
+
+// Retainer keeps the data directory from growing without end: it removes
+// the step logs of executions that finished longer ago than the policy's
+// age, and the artifact sets nothing needs any more (bot.Retention.Plan
+// says what stays: what is deployed, what runs, what can be promoted).
+// The executions, their log tails and events stay in the database.
+type Retainer struct {
+	Store     bot.Store
+	Artifacts ArtifactPruner // nil: artifact sets are not pruned
+	DataDir   string         // step logs are under DataDir/logs/<execution id>/
+	Policy    bot.Retention
+	Clock     bot.Clock
+	Logger    *slog.Logger
+	// Spare is how recent a file must be to be spared whatever the plan
+	// says (a build may be writing it); default one hour.
+	Spare time.Duration
+}
+
+// RetentionStats is what one pass removed.
+type RetentionStats struct {
+	Logs int // executions whose step logs were removed
+	bot.PruneStats
+}
+
+// Run makes a pass at once and then every interval, until ctx ends.
+func (r *Retainer) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := r.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			r.Logger.WarnContext(ctx, "retention pass failed; trying again later", bot.LogError, err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// RunOnce makes one retention pass.
+func (r *Retainer) RunOnce(ctx context.Context) (RetentionStats, error) {
+	var st RetentionStats
+	if r.Policy.Age <= 0 {
+		return st, nil
+	}
+	keep := map[string]bool{}
+	var dropLogs []int64
+	err := r.Store.View(ctx, func(tx bot.Tx) error {
+		progs, err := tx.Programs(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range progs {
+			execs, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: p.ID})
+			if err != nil {
+				return err
+			}
+			var deployed []bot.Deployment
+			for _, env := range []bot.EnvironmentName{bot.Stage, bot.Production} {
+				d, err := tx.Deployment(ctx, p.ID, env)
+				if errors.Is(err, bot.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				deployed = append(deployed, d)
+			}
+			plan := r.Policy.Plan(r.Clock.Now(), execs, deployed)
+			for d := range plan.Keep {
+				keep[d] = true
+			}
+			dropLogs = append(dropLogs, plan.DropLogs...)
+		}
+		return nil
+	})
+	if err != nil {
+		return st, fmt.Errorf("retention: reading what stays: %w", err)
+	}
+	for _, id := range dropLogs {
+		dir := filepath.Join(r.DataDir, "logs", strconv.FormatInt(id, 10))
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return st, fmt.Errorf("retention: removing the logs of execution %d: %w", id, err)
+		}
+		st.Logs++
+	}
+	if r.Artifacts != nil {
+		spare := r.Spare
+		if spare <= 0 {
+			spare = time.Hour
+		}
+		ps, err := r.Artifacts.Prune(ctx, func(d string) bool { return keep[d] }, r.Clock.Now().Add(-spare))
+		st.PruneStats = ps
+		if err != nil {
+			return st, fmt.Errorf("retention: %w", err)
+		}
+	}
+	if st != (RetentionStats{}) {
+		r.Logger.InfoContext(ctx, "retention: removed what finished executions no longer need",
+			"older_than", r.Policy.Age.String(), "logs", st.Logs, "artifact_sets", st.Sets, "contents", st.Blobs, "bytes", st.Bytes)
+	}
+	return st, nil
+}
