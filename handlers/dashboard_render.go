@@ -87,6 +87,9 @@ type pageData struct {
 	Program *bot.Program // the program the page is about, for the navigation
 	Refresh bool         // reload every 5 seconds (an active execution)
 	Body    any
+	// Acts: the pages carry buttons that act (the playground's); the
+	// footer does not call the dashboard read-only then. Set by render.
+	Acts bool
 }
 
 // errorBody is the error page's Body.
@@ -100,6 +103,7 @@ type errorBody struct {
 // clean 500 rather than half a page.
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, page string, data pageData) {
 	var buf bytes.Buffer
+	data.Acts = d.Extra != nil
 	if err := dashboardTemplates[page].ExecuteTemplate(&buf, "layout", data); err != nil {
 		d.logger().ErrorContext(r.Context(), "rendering a dashboard page", "page", page, bot.LogError, err)
 		http.Error(w, "Stagehand could not render this page; the error is in the server's log.", http.StatusInternalServerError)

@@ -687,3 +687,14 @@ func TestDashboardStepDurations(t *testing.T) {
 		}
 	}
 }
+
+// TestDashboardFooterSaysWhetherItActs: read-only, unless the pages carry
+// buttons that act (the playground's Extra).
+func TestDashboardFooterSaysWhetherItActs(t *testing.T) {
+	f := newDashFixture(t)
+	mustContain(t, "dashboard", text(f.page("/")), "Stagehand dashboard · read-only")
+	f.dash.Extra = func(*http.Request, bot.Program, bot.Execution, []bot.Step) template.HTML { return "" }
+	txt := text(f.page("/"))
+	mustContain(t, "playground dashboard", txt, "Stagehand dashboard · playground")
+	mustNotContain(t, "playground dashboard", txt, "read-only")
+}
