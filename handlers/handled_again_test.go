@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -214,5 +215,34 @@ func TestReporterRecreatesACheckRunGoneFromGitHub(t *testing.T) {
 	e.report() // nothing left to report: no error, no third check run
 	if got := len(e.checkRuns(bot.StageOnly, "")); got != 2 {
 		t.Errorf("%d stage-only check runs after another tick, want 2", got)
+	}
+}
+
+// ResendCheckRuns: GitHub lost every check run (the playground's stand-in
+// restarted). After ResendCheckRuns the next tick creates the current one
+// again, with its buttons; without it nothing would be reported, since
+// nothing changed.
+func TestResendCheckRuns(t *testing.T) {
+	e := newSurfaceEnv(t, sampleConfig(splitPipelines))
+	e.push()
+	e.waitState(1, bot.ExecutionSucceeded)
+	e.report()
+	first := e.checkRuns(bot.StageOnly, "")
+	if len(first) != 1 || !slices.Contains(labels(first[0]), "Promote Build") {
+		t.Fatalf("before: check runs %+v, want one with Promote Build", first)
+	}
+	e.reporter.GitHub = &goneChecks{ChecksAPI: e.reporter.GitHub, gone: map[int64]bool{first[0].ID: true}}
+
+	if err := ResendCheckRuns(context.Background(), e.store); err != nil {
+		t.Fatal(err)
+	}
+	e.report()
+	runs := e.checkRuns(bot.StageOnly, "")
+	if len(runs) != 2 || !slices.Contains(labels(runs[1]), "Promote Build") {
+		t.Fatalf("after: %d check runs, the last with %v; want a new one with Promote Build", len(runs), labels(runs[len(runs)-1]))
+	}
+	e.report()
+	if got := len(e.checkRuns(bot.StageOnly, "")); got != 2 {
+		t.Errorf("%d check runs after another tick, want 2", got)
 	}
 }

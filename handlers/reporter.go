@@ -62,6 +62,10 @@ type Reporter struct {
 	holder     string
 }
 
+// reportedClosed is the Reported of a passed gate's check run, whose
+// buttons were taken off.
+const reportedClosed = "closed|"
+
 // reporterLease is the lease the reporting replica holds.
 const reporterLease = "reporter"
 
@@ -417,7 +421,7 @@ func (r *Reporter) closeGate(ctx context.Context, s *snapshot, ref bot.GitHubRef
 	case err != nil:
 		return fmt.Errorf("closing the %s check run %d: %w", gate, ref.GitHubID, err)
 	}
-	ref.Reported = "closed|"
+	ref.Reported = reportedClosed
 	return r.putRef(ctx, ref)
 }
 

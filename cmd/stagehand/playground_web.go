@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/handlers"
 	"github.com/stagehand-dev/stagehand/bot/ghapp"
 	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
 )
@@ -28,6 +29,9 @@ import (
 // server. Every action becomes the signed webhook GitHub would send.
 func (pg *playground) routes(p parts) error {
 	pg.store = p.store
+	if err := handlers.ResendCheckRuns(context.Background(), p.store); err != nil {
+		return fmt.Errorf("showing the executions of an earlier run on the GitHub stand-in: %w", err)
+	}
 	p.mux.HandleFunc("GET /playground", pg.page)
 	p.mux.HandleFunc("GET /playground/conversation", pg.conversation)
 	p.mux.HandleFunc("POST /playground/hook", pg.hook)

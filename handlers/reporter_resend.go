@@ -1,0 +1,58 @@
+package handlers
+
+import (
+	"context"
+	"strings"
+
+	"github.com/stagehand-dev/stagehand/bot"
+)
+
+// ResendCheckRuns makes the reporter send each execution's current check
+// run again, for a GitHub that lost them: the playground's stand-in keeps
+// check runs in memory, so after a restart the refs in the store name check
+// runs it no longer has. With what was reported of those refs forgotten and
+// the executions touched, the reporter updates each check run, is told 404
+// and creates it anew. Passed gates' check runs and deployments are left
+// alone.
+func ResendCheckRuns(ctx context.Context, store bot.Store) error {
+	return store.Update(ctx, func(tx bot.Tx) error {
+		progs, err := tx.Programs(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range progs {
+			execs, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: p.ID})
+			if err != nil {
+				return err
+			}
+			for _, ex := range execs {
+				if err := resendCheckRun(ctx, tx, ex.ID); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func resendCheckRun(ctx context.Context, tx bot.Tx, executionID int64) error {
+	refs, err := tx.GitHubRefs(ctx, executionID)
+	if err != nil {
+		return err
+	}
+	forgot := false
+	for _, r := range refs {
+		if !strings.HasPrefix(r.Key, "check-run/") || r.GitHubID == 0 || r.Reported == reportedClosed {
+			continue
+		}
+		r.Reported = ""
+		if err := tx.PutGitHubRef(ctx, r); err != nil {
+			return err
+		}
+		forgot = true
+	}
+	if !forgot {
+		return nil
+	}
+	return tx.Touch(ctx, executionID)
+}
