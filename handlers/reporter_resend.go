@@ -16,22 +16,14 @@ import (
 // alone.
 func ResendCheckRuns(ctx context.Context, store bot.Store) error {
 	return store.Update(ctx, func(tx bot.Tx) error {
-		progs, err := tx.Programs(ctx)
-		if err != nil {
-			return err
-		}
-		for _, p := range progs {
-			execs, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: p.ID})
-			if err != nil {
-				return err
-			}
+		return eachProgram(ctx, tx, func(_ bot.Program, execs []bot.Execution) error {
 			for _, ex := range execs {
 				if err := resendCheckRun(ctx, tx, ex.ID); err != nil {
 					return err
 				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 }
 

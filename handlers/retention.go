@@ -66,15 +66,7 @@ func (r *Retainer) RunOnce(ctx context.Context) (RetentionStats, error) {
 	keep := map[string]bool{}
 	var dropLogs []int64
 	err := r.Store.View(ctx, func(tx bot.Tx) error {
-		progs, err := tx.Programs(ctx)
-		if err != nil {
-			return err
-		}
-		for _, p := range progs {
-			execs, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: p.ID})
-			if err != nil {
-				return err
-			}
+		return eachProgram(ctx, tx, func(p bot.Program, execs []bot.Execution) error {
 			var deployed []bot.Deployment
 			for _, env := range []bot.EnvironmentName{bot.Stage, bot.Production} {
 				d, err := tx.Deployment(ctx, p.ID, env)
@@ -91,8 +83,8 @@ func (r *Retainer) RunOnce(ctx context.Context) (RetentionStats, error) {
 				keep[d] = true
 			}
 			dropLogs = append(dropLogs, plan.DropLogs...)
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return st, fmt.Errorf("retention: reading what stays: %w", err)
@@ -123,4 +115,23 @@ func (r *Retainer) RunOnce(ctx context.Context) (RetentionStats, error) {
 			"older_than", r.Policy.Age.String(), "logs", st.Logs, "artifact_sets", st.Sets, "contents", st.Blobs, "bytes", st.Bytes)
 	}
 	return st, nil
+}
+
+// eachProgram calls fn with every program and all its executions, newest
+// first.
+func eachProgram(ctx context.Context, tx bot.Tx, fn func(p bot.Program, execs []bot.Execution) error) error {
+	progs, err := tx.Programs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range progs {
+		execs, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: p.ID})
+		if err != nil {
+			return err
+		}
+		if err := fn(p, execs); err != nil {
+			return err
+		}
+	}
+	return nil
 }
