@@ -83,6 +83,8 @@ func TestWrongUsageIsExplained(t *testing.T) {
 			[]string{"unknown flag: --strict", `"stagehand validate --help"`}, ""},
 		{"playground extra argument", []string{"playground", "extra-arg"}, 2,
 			[]string{`unexpected argument "extra-arg"`, `"stagehand playground --help"`}, ""},
+		{"serve extra argument", []string{"serve", "extra-arg"}, 2,
+			[]string{`unexpected argument "extra-arg"`, `"stagehand serve --help"`}, ""},
 		{"version extra argument", []string{"version", "extra-arg"}, 2,
 			[]string{`unexpected argument "extra-arg"`}, ""},
 		{"version --help", []string{"version", "--help"}, 0,

@@ -44,6 +44,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if ok, err := parseFlags(fs, args, stderr); !ok {
 		return err
 	}
+	if err := noArguments(fs, stderr); err != nil {
+		return err
+	}
 	if err := config.ApplyEnv(fs, getenv); err != nil {
 		return err
 	}
