@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/handlers"
 	"github.com/stagehand-dev/stagehand/bot/ghapp"
 	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/handlers"
 )
 
 // routes adds the playground's pages and its GitHub-like actions to the
