@@ -734,17 +734,28 @@ func TestMultipleReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pg.Close(ctx)
+	// processedGUIDs counts the processed deliveries. The table also holds
+	// the command keys of clicks and comments ("<guid>/click",
+	// "<guid>/command-N", event "command"): each must belong to an accepted
+	// delivery, and they are not deliveries themselves.
 	processedGUIDs := func() map[string]int {
-		rows, err := pg.Query(ctx, "SELECT guid FROM processed_deliveries")
+		rows, err := pg.Query(ctx, "SELECT guid, event FROM processed_deliveries")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer rows.Close()
 		out := map[string]int{}
 		for rows.Next() {
-			var g string
-			if err := rows.Scan(&g); err != nil {
+			var g, event string
+			if err := rows.Scan(&g, &event); err != nil {
 				t.Fatal(err)
+			}
+			if event == "command" {
+				guid, _, _ := strings.Cut(g, "/")
+				if _, ok := accepted[guid]; !ok {
+					t.Errorf("command key %s belongs to no accepted delivery", g)
+				}
+				continue
 			}
 			out[g]++
 		}
