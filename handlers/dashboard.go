@@ -230,7 +230,7 @@ func otherPipelineNote(ctx context.Context, tx bot.Tx, ex bot.Execution, r bot.T
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s, started by the push of %s, is %s", other, bot.ShortSHA(r.Commit), other.State), nil
+	return fmt.Sprintf("%s, started by the push of %s: %s", other, bot.ShortSHA(r.Commit), other.State), nil
 }
 
 // program finds owner/repo or says, in a not-found error, which exist.

@@ -551,7 +551,7 @@ func TestDashboardOtherPipelinesAreCurrent(t *testing.T) {
 	f := newDashFixture(t)
 	txt := text(f.page("/programs/acme/app/executions/5")) // full-stack #5, at the commit of stage-only #4
 	mustContain(t, "execution #5", txt,
-		"Other pipelines at this commit stage-only #4, started by the push of 4444444, is running")
+		"Other pipelines at this commit stage-only #4, started by the push of 4444444: running")
 	mustNotContain(t, "execution #5", txt,
 		"queued by the push",                            // the push-time text of a running execution
 		"full-stack not started: its trigger is manual", // about the page's own pipeline
