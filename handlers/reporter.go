@@ -57,6 +57,10 @@ type Reporter struct {
 	// must be well above Interval, so the holder renews it in time, and
 	// the replicas' clocks must agree to well within it.
 	LeaseTTL time.Duration
+	// Concurrency is how many programs are reported at once (default 4).
+	// A program's executions are reported one after the other, oldest
+	// change first, as a program's check runs refer to one another.
+	Concurrency int
 
 	holderOnce sync.Once
 	holder     string
@@ -139,12 +143,44 @@ func (r *Reporter) ReportOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
+	// One queue per program, in the order the store gave (oldest change
+	// first); the programs are reported side by side.
+	var order []int64
+	byProgram := map[int64][]bot.Execution{}
 	for _, ex := range pending {
-		if err := r.report(ctx, ex.ID); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", ex, err))
+		if _, ok := byProgram[ex.ProgramID]; !ok {
+			order = append(order, ex.ProgramID)
 		}
+		byProgram[ex.ProgramID] = append(byProgram[ex.ProgramID], ex)
 	}
+	workers := r.Concurrency
+	if workers <= 0 {
+		workers = 4
+	}
+	programs := make(chan []bot.Execution)
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for range min(workers, len(order)) {
+		wg.Go(func() {
+			for execs := range programs {
+				for _, ex := range execs {
+					if err := r.report(ctx, ex.ID); err != nil {
+						mu.Lock()
+						errs = append(errs, fmt.Errorf("%s: %w", ex, err))
+						mu.Unlock()
+					}
+				}
+			}
+		})
+	}
+	for _, id := range order {
+		programs <- byProgram[id]
+	}
+	close(programs)
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
