@@ -103,7 +103,7 @@ type APIProgramDetail struct {
 	Program      APIProgram       `json:"program"`
 	Pipelines    []APIPipeline    `json:"pipelines"`
 	Environments []APIEnvironment `json:"environments"`
-	Queue        []APIExecution   `json:"queue"` // queued, running and waiting executions, newest first
+	Queue        []APIExecution   `json:"queue"` // running and waiting executions, then queued ones, each oldest first: the order they run
 }
 
 // APIExecutions is GET /api/v1/programs/{owner}/{repo}/executions.

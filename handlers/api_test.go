@@ -100,7 +100,7 @@ func TestAPIProgram(t *testing.T) {
 				Variables:  []APIVariable{{Name: "FEATURE_X", Value: dashEvil, Source: "set"}},
 			},
 		},
-		Queue: []APIExecution{f.apiWant(5), f.apiWant(4)},
+		Queue: []APIExecution{f.apiWant(4), f.apiWant(5)},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("GET /api/v1/programs/acme/app (-want +got):\n%s", diff)

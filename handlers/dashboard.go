@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -180,7 +181,7 @@ type variableView struct {
 type programView struct {
 	Program      bot.Program
 	Pipelines    []pipelineView
-	Queue        []bot.Execution // queued, running and waiting, newest first
+	Queue        []bot.Execution // running and waiting, then queued, each oldest first: the order they run
 	Recent       []bot.Execution
 	Environments []environmentView
 }
@@ -210,6 +211,23 @@ type executionView struct {
 	// Notes are what the push of this commit did to the other pipelines
 	// (rule A: why they did not start).
 	Notes []string
+}
+
+// runOrder sorts active executions in the order they run: those running
+// or waiting first, then the queued ones, each oldest first.
+func runOrder(es []bot.Execution) {
+	queued := func(e bot.Execution) int {
+		if e.State == bot.ExecutionQueued {
+			return 1
+		}
+		return 0
+	}
+	slices.SortStableFunc(es, func(a, b bot.Execution) int {
+		if c := cmp.Compare(queued(a), queued(b)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Number, b.Number)
+	})
 }
 
 // otherPipelineNote says what the push of ex's commit did to another
@@ -333,6 +351,7 @@ func (d *Dashboard) loadProgram(ctx context.Context, owner, repo string) (progra
 		if v.Queue, err = tx.Executions(ctx, bot.ExecutionFilter{ProgramID: p.ID, States: bot.ActiveStates}); err != nil {
 			return err
 		}
+		runOrder(v.Queue)
 		if v.Recent, err = tx.Executions(ctx, bot.ExecutionFilter{ProgramID: p.ID, Limit: recentLimit}); err != nil {
 			return err
 		}

@@ -386,9 +386,9 @@ func TestDashboardProgramPage(t *testing.T) {
 		"prod-only trigger promotion of a stage-only execution branch — approval required scheduled yes",
 		"full-stack trigger manual branch main approval required scheduled no",
 		"#3 cancelled 1111111 2026-03-01 10:30:00 UTC #2 succeeded",
-		// the queue: newest first
-		"Queue execution state commit branch cause by created message full-stack #5 queued 4444444 main manual erin",
-		"stage-only #4 running 4444444",
+		// the queue, in the order it runs: running stage-only #4, then queued full-stack #5
+		"Queue execution state commit branch cause by created message stage-only #4 running 4444444",
+		"full-stack #5 queued 4444444 main manual erin",
 		// environments summary
 		"stage commit 1111111 execution stage-only #1 artifact set "+short(f.set.Digest)+" since 2026-03-01 10:04:00 UTC Held by stage-only #4 (running)",
 		"production commit 1111111 execution prod-only #2",
