@@ -67,9 +67,11 @@ func runPlayground(ctx context.Context, args []string, getenv func(string) strin
 	if err := checkPlaygroundDir(dir); err != nil {
 		return err
 	}
-	if err := checkListen(*listen); err != nil {
+	ln, err := listenOn(*listen) // before anything is created: a busy port is told at once
+	if err != nil {
 		return err
 	}
+	defer ln.Close() // also when serveWith fails before serving on it
 	cfg := &config.Server{Listen: *listen, DataDir: dir, LogLevel: *logLevel, LogFormat: "text"}
 	logger, err := newLogger(cfg, stderr)
 	if err != nil {
@@ -91,6 +93,7 @@ func runPlayground(ctx context.Context, args []string, getenv func(string) strin
 		routes:    pg.routes,
 		dashboard: pg.executionButtons,
 		listening: func(addr string) { pg.started(addr, cfg.PublicURL, stdout) },
+		listener:  ln,
 	})
 }
 
@@ -107,16 +110,6 @@ func checkPlaygroundDir(dir string) error {
 	return fmt.Errorf("%s holds the database of a Stagehand server (stagehand.db), not a playground's: "+
 		"the playground will not run in it. Choose another directory with --data-dir "+
 		"(and check %s, which the playground reads too)", dir, config.EnvName("data-dir"))
-}
-
-// checkListen tells at once, before anything is created, that the address
-// is taken. (serveWith listens for real later.)
-func checkListen(listen string) error {
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w (is another server using it? choose another with --listen)", listen, err)
-	}
-	return ln.Close()
 }
 
 // publicURL is where a browser on this machine reaches --listen.

@@ -76,6 +76,19 @@ type extras struct {
 	listening func(addr string)
 	// dashboard adds HTML to an execution's page (the playground's buttons).
 	dashboard func(r *http.Request, ex bot.Execution) template.HTML
+	// listener, when set, is where the server serves instead of listening
+	// on cfg.Listen (the playground listens before it creates anything, so
+	// a busy port is told at once). The caller closes it.
+	listener net.Listener
+}
+
+// listenOn listens on addr, with an error that says what to do.
+func listenOn(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w (is another server using it? choose another with --listen)", addr, err)
+	}
+	return ln, nil
 }
 
 func newLogger(cfg *config.Server, w io.Writer) (*slog.Logger, error) {
@@ -214,10 +227,12 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 		}
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		_ = msgRouter.Close()
-		return fmt.Errorf("listening on %s: %w (is another server using it? choose another with --listen)", cfg.Listen, err)
+	ln := x.listener
+	if ln == nil {
+		if ln, err = listenOn(cfg.Listen); err != nil {
+			_ = msgRouter.Close()
+			return err
+		}
 	}
 	logger.Info("stagehand is serving", "listen", ln.Addr().String(), "public_url", cfg.PublicURL,
 		"data_dir", cfg.DataDir, "github_api_url", cfg.GitHubAPIURL, "app_id", cfg.GitHubAppID)
