@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -519,7 +518,7 @@ func span(start, end, now time.Time) time.Duration {
 }
 
 func (d *Dashboard) logFile(ex bot.Execution, step bot.StepName) string {
-	return filepath.Join(d.DataDir, "logs", strconv.FormatInt(ex.ID, 10), string(step)+".log")
+	return logFile(d.DataDir, ex.ID, step)
 }
 
 func (d *Dashboard) stepView(p bot.Program, ex bot.Execution, s bot.Step, now time.Time) stepView {

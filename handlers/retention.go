@@ -89,13 +89,22 @@ func (r *Retainer) RunOnce(ctx context.Context) (RetentionStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("retention: reading what stays: %w", err)
 	}
+	// One listing of the log directories, rather than a look for each old
+	// execution at every pass (most had theirs removed passes ago).
+	present, err := os.ReadDir(logsRoot(r.DataDir))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return st, fmt.Errorf("retention: listing the step logs: %w", err)
+	}
+	drop := make(map[string]bool, len(dropLogs))
 	for _, id := range dropLogs {
-		dir := filepath.Join(r.DataDir, "logs", strconv.FormatInt(id, 10))
-		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		drop[strconv.FormatInt(id, 10)] = true
+	}
+	for _, d := range present {
+		if !d.IsDir() || !drop[d.Name()] {
 			continue
 		}
-		if err := os.RemoveAll(dir); err != nil {
-			return st, fmt.Errorf("retention: removing the logs of execution %d: %w", id, err)
+		if err := os.RemoveAll(filepath.Join(logsRoot(r.DataDir), d.Name())); err != nil {
+			return st, fmt.Errorf("retention: removing the logs of execution %s: %w", d.Name(), err)
 		}
 		st.Logs++
 	}

@@ -226,16 +226,28 @@ func (w *StepWorker) run(c bot.Claim) {
 	w.Logger.InfoContext(ctx, "step ended", "succeeded", o.Succeeded, "message", o.Message)
 }
 
+// logsRoot holds the step logs, a directory per execution.
+func logsRoot(dataDir string) string { return filepath.Join(dataDir, "logs") }
+
+// logDir holds the step logs of an execution: <data dir>/logs/<execution id>.
+func logDir(dataDir string, executionID int64) string {
+	return filepath.Join(logsRoot(dataDir), strconv.FormatInt(executionID, 10))
+}
+
+// logFile is the log of one step of an execution.
+func logFile(dataDir string, executionID int64, step bot.StepName) string {
+	return filepath.Join(logDir(dataDir, executionID), string(step)+".log")
+}
+
 // execute runs the step's work and says how it went.
 func (w *StepWorker) execute(ctx context.Context, c bot.Claim) bot.Outcome {
 	ex := c.Execution
 	ws := filepath.Join(w.DataDir, "workspaces", fmt.Sprintf("%d-%s-%d", ex.ID, c.Step.Name, c.Step.Attempt))
 	defer os.RemoveAll(ws)
-	logDir := filepath.Join(w.DataDir, "logs", strconv.FormatInt(ex.ID, 10))
-	if err := os.MkdirAll(logDir, 0o750); err != nil {
+	if err := os.MkdirAll(logDir(w.DataDir, ex.ID), 0o750); err != nil {
 		return failed("creating the log directory: %v", err)
 	}
-	log, err := runner.NewLog(filepath.Join(logDir, string(c.Step.Name)+".log"), MaxLogBytes, LogTailBytes)
+	log, err := runner.NewLog(logFile(w.DataDir, ex.ID, c.Step.Name), MaxLogBytes, LogTailBytes)
 	if err != nil {
 		return failed("creating the step log: %v", err)
 	}
