@@ -199,11 +199,7 @@ var reactionContents = []string{"+1", "-1", "laugh", "confused", "heart", "hoora
 // same way is not an error.
 func (a *App) React(ctx context.Context, installationID int64, owner, repo string, commentID int64, content string) error {
 	what := fmt.Sprintf("react %q to comment %d on %s/%s", content, commentID, owner, repo)
-	valid := false
-	for _, r := range reactionContents {
-		valid = valid || r == content
-	}
-	if !valid {
+	if !slices.Contains(reactionContents, content) {
 		return fmt.Errorf("%s: GitHub knows only the reactions %s", what, strings.Join(reactionContents, ", "))
 	}
 	c, ctx, err := a.api(ctx, installationID)
@@ -260,11 +256,7 @@ var deploymentStates = []string{"error", "failure", "inactive", "in_progress", "
 // and logURL may be empty; description is cut to GitHub's 140 characters.
 func (a *App) CreateDeploymentStatus(ctx context.Context, installationID int64, owner, repo string, id int64, state, environmentURL, logURL, description string) error {
 	what := fmt.Sprintf("set deployment %d on %s/%s to %s", id, owner, repo, state)
-	valid := false
-	for _, s := range deploymentStates {
-		valid = valid || s == state
-	}
-	if !valid {
+	if !slices.Contains(deploymentStates, state) {
 		return fmt.Errorf("%s: GitHub knows only the states %s", what, strings.Join(deploymentStates, ", "))
 	}
 	c, ctx, err := a.api(ctx, installationID)
