@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,18 +29,8 @@ import (
 // Chromium is a failure. With STAGEHAND_UPDATE_SCREENSHOTS=1 it also
 // writes docs/execution.png and docs/environments.png.
 func TestPlaygroundTourInBrowser(t *testing.T) {
-	required := os.Getenv("STAGEHAND_TEST_BROWSER") == "1"
-	chromium := chromiumPath()
-	switch {
-	case chromium == "" && required:
-		t.Fatal("STAGEHAND_TEST_BROWSER=1 but Chromium is missing: neither /usr/bin/chromium nor chromium on PATH (install it with: apt-get install -y chromium)")
-	case chromium == "":
-		t.Skip("Chromium is not installed (/usr/bin/chromium or chromium on PATH); set STAGEHAND_TEST_BROWSER=1 to make this a failure")
-	case testing.Short() && !required:
-		t.Skip("builds the real binary and drives a browser; skipped with -short")
-	}
-
-	base := startPlayground(t)
+	chromium := needChromium(t)
+	base, _ := startPlayground(t)
 	tr := newTour(t, chromium, base)
 
 	// 1. The guide page: Push a change.
@@ -104,6 +96,70 @@ func TestPlaygroundTourInBrowser(t *testing.T) {
 	}
 }
 
+// TestPlaygroundRefusesOtherSitesInBrowser: a page of another site that
+// the newcomer visits cannot act on the playground through their browser,
+// even knowing the token: its forms (a comment, Push a change) are refused
+// with 403 and a reason, and so is the playground's own page reached under
+// another site's name (DNS rebinding). Nothing is commented or pushed.
+func TestPlaygroundRefusesOtherSitesInBrowser(t *testing.T) {
+	chromium := needChromium(t)
+	base, dataDir := startPlayground(t)
+	pgDir := filepath.Join(dataDir, "playground")
+	token, err := os.ReadFile(filepath.Join(pgDir, "hook-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><html><body><form method="post" action="%s%s">
+<input type="hidden" name="body" value="/stagehand help"><input type="hidden" name="token" value="%s">
+<button type="submit" id="go">Win a prize</button></form></body></html>`, base, r.URL.Path, strings.TrimSpace(string(token)))
+	}))
+	t.Cleanup(evil.Close)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(base, "http://"))
+	tr := newTour(t, chromium, base)
+
+	tests := []struct {
+		name, page, button, wantWhy string
+	}{
+		{"another site's page comments", evil.URL + "/playground/comment", "#go", "comes from the page of another site"},
+		{"another site's page pushes", evil.URL + "/playground/push", "#go", "comes from the page of another site"},
+		{"the playground's page under another site's name pushes", "http://rebound.test:" + port + "/playground", "#push", `addressed to "rebound.test:` + port + `"`},
+	}
+	for _, tt := range tests {
+		tr.visit("open "+tt.page, tt.page)
+		tr.click("click "+tt.button+" on "+tt.page, tt.button)
+		text := tr.pageText()
+		if !strings.Contains(text, "Stagehand playground refused this request") || !strings.Contains(text, tt.wantWhy) {
+			tr.fail(tt.name, "the page after the click does not say the playground refused it because it %s", tt.wantWhy)
+		}
+	}
+	tr.open("open the conversation", "/playground/conversation")
+	if text := tr.pageText(); !strings.Contains(text, "No comment yet") {
+		tr.fail("check that nobody commented", "the conversation has comments")
+	}
+	if n, err := git(filepath.Join(pgDir, "git", playgroundOwner, playgroundRepo+".git"), "rev-list", "--count", "main"); err != nil || n != "1" {
+		t.Errorf("the sample repository's main has %s commits (%v), want 1: a refused push pushed", n, err)
+	}
+}
+
+// needChromium returns the Chromium to drive, or skips the test when there
+// is none (a failure with STAGEHAND_TEST_BROWSER=1, as in CI).
+func needChromium(t *testing.T) string {
+	t.Helper()
+	required := os.Getenv("STAGEHAND_TEST_BROWSER") == "1"
+	chromium := chromiumPath()
+	switch {
+	case chromium == "" && required:
+		t.Fatal("STAGEHAND_TEST_BROWSER=1 but Chromium is missing: neither /usr/bin/chromium nor chromium on PATH (install it with: apt-get install -y chromium)")
+	case chromium == "":
+		t.Skip("Chromium is not installed (/usr/bin/chromium or chromium on PATH); set STAGEHAND_TEST_BROWSER=1 to make this a failure")
+	case testing.Short() && !required:
+		t.Skip("builds the real binary and drives a browser; skipped with -short")
+	}
+	return chromium
+}
+
 // chromiumPath is Debian's Chromium, or the chromium on PATH, or "".
 func chromiumPath() string {
 	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
@@ -117,12 +173,12 @@ func chromiumPath() string {
 
 // startPlayground runs "stagehand playground" on a free port with a fresh
 // data directory and waits until /playground answers. It returns the base
-// URL.
-func startPlayground(t *testing.T) string {
+// URL and the data directory.
+func startPlayground(t *testing.T) (base, dataDir string) {
 	t.Helper()
 	bin := binary(t)
 	addr := freeAddr(t)
-	dataDir := t.TempDir()
+	dataDir = t.TempDir()
 	logs := filepath.Join(t.TempDir(), "playground.log")
 	f, err := os.Create(logs)
 	if err != nil {
@@ -149,7 +205,7 @@ func startPlayground(t *testing.T) string {
 		}
 	})
 
-	base := "http://" + addr
+	base = "http://" + addr
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -163,7 +219,7 @@ func startPlayground(t *testing.T) string {
 		if resp, err := client.Get(base + "/playground"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return base
+				return base, dataDir
 			}
 		}
 		if time.Now().After(deadline) {
@@ -199,6 +255,9 @@ func newTour(t *testing.T, chromium, base string) *tour {
 		chromedp.Flag("disable-default-apps", true),
 		chromedp.Flag("password-store", "basic"),
 		chromedp.Flag("use-mock-keychain", true),
+		// A name of another site that points at this machine, as DNS
+		// rebinding makes one.
+		chromedp.Flag("host-resolver-rules", "MAP rebound.test 127.0.0.1"),
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 900),
 	}
@@ -267,11 +326,17 @@ func (tr *tour) pageText() string {
 // open navigates to a path of the playground.
 func (tr *tour) open(step, path string) {
 	tr.t.Helper()
+	tr.visit(step, tr.base+path)
+}
+
+// visit navigates to a URL.
+func (tr *tour) visit(step, url string) {
+	tr.t.Helper()
 	err := tr.within(30*time.Second, func(ctx context.Context) error {
-		return chromedp.Do(ctx, chromedp.Navigate(tr.base+path))
+		return chromedp.Do(ctx, chromedp.Navigate(url))
 	})
 	if err != nil {
-		tr.fail(step, "navigating to %s: %v", path, err)
+		tr.fail(step, "navigating to %s: %v", url, err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,10 +45,15 @@ const (
 	playgroundUser  = "you"
 )
 
+// playgroundListen is where the playground listens unless --listen says
+// otherwise: the loopback interface only. Its buttons run commands on this
+// machine (the sample repository's scripts), so it answers no other one.
+const playgroundListen = "127.0.0.1:8080"
+
 func runPlayground(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := pflag.NewFlagSet("playground", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	listen := fs.String("listen", ":8080", "HTTP address to listen on (env "+config.EnvName("listen")+")")
+	listen := fs.String("listen", playgroundListen, "HTTP address to listen on; the default answers only this machine (env "+config.EnvName("listen")+")")
 	dataDir := fs.String("data-dir", "./stagehand-playground", "directory for the playground's repository, sites, database and broker (env "+config.EnvName("data-dir")+")")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error (env "+config.EnvName("log-level")+")")
 	fs.Usage = func() { fmt.Fprint(stderr, playgroundUsage+fs.FlagUsages()) }
@@ -118,7 +124,7 @@ func publicURL(listen string) string {
 	if err != nil {
 		return "http://localhost:8080"
 	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
+	if host == "" || host == "0.0.0.0" || host == "::" || host == "127.0.0.1" {
 		host = "localhost"
 	}
 	return "http://" + net.JoinHostPort(host, port)
@@ -138,6 +144,14 @@ func newPlayground(dir, public string, logger *slog.Logger) (*playground, error)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err
 	}
+	token := make([]byte, 32)
+	if _, err := rand.Read(token); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(public)
+	if err != nil {
+		return nil, fmt.Errorf("the playground's address %q: %w", public, err)
+	}
 	// The stand-in forgets everything on a restart while the store keeps
 	// the check run and comment ids it handed out: ids that start from the
 	// time cannot name anything of an earlier run (that run would have had
@@ -149,6 +163,7 @@ func newPlayground(dir, public string, logger *slog.Logger) (*playground, error)
 	gh.SetPermission(playgroundOwner, playgroundRepo, playgroundUser, "admin")
 	pg := &playground{
 		dir: dir, gh: gh, keyPEM: keyPEM, secret: []byte(hex.EncodeToString(secret)), logger: logger,
+		token: hex.EncodeToString(token), publicHost: u.Hostname(),
 		bare:  filepath.Join(dir, "git", playgroundOwner, playgroundRepo+".git"),
 		work:  filepath.Join(dir, "work", playgroundRepo),
 		sites: filepath.Join(dir, "sites"),
@@ -181,9 +196,16 @@ func playgroundKey(path string) ([]byte, *rsa.PrivateKey, error) {
 // started writes the hook that turns a real git push into a webhook, and
 // tells the newcomer where to go.
 func (pg *playground) started(addr, public string, stdout io.Writer) {
-	_, port, _ := net.SplitHostPort(addr)
-	pg.base = "http://127.0.0.1:" + port
-	if err := pg.installHook(); err != nil {
+	host, port, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1" // listening on every interface: loopback is one
+	}
+	pg.base = "http://" + net.JoinHostPort(host, port)
+	exe, err := os.Executable()
+	if err == nil {
+		err = pg.installHook(exe)
+	}
+	if err != nil {
 		pg.logger.Error("installing the push hook of the sample repository; use the Push a change button", "error", err)
 	}
 	fmt.Fprintf(stdout, `

@@ -28,6 +28,14 @@ type playground struct {
 	sites  string // sites/stage and sites/production
 	base   string // http://127.0.0.1:<port>, once listening
 	store  bot.Store
+	// token is made anew at every start: the playground's forms carry it
+	// and its push hook reads it from hookTokenFile; a state-changing
+	// request without it is refused (see playground_guard.go).
+	token string
+	// publicHost is the host name of the URL the playground prints
+	// (localhost unless --listen names another): a request addressed to it
+	// comes from the playground's own pages.
+	publicHost string
 
 	mu      sync.Mutex // one push at a time
 	changes int
@@ -162,15 +170,41 @@ func (pg *playground) configureWorkCopy() error {
 	return nil
 }
 
+// hookTokenFile is where the push hook finds the token of the running
+// playground: a file only its user can read.
+func (pg *playground) hookTokenFile() string { return filepath.Join(pg.dir, "hook-token") }
+
 // installHook makes a real git push into the sample repository send the
-// push webhook, through this binary's "playground-hook" command.
-func (pg *playground) installHook() error {
-	exe, err := os.Executable()
+// push webhook, through the "playground-hook" command of the stagehand
+// binary exe, which proves itself with the token it reads from
+// hookTokenFile.
+func (pg *playground) installHook(exe string) error {
+	if err := writePrivateFile(pg.hookTokenFile(), []byte(pg.token+"\n")); err != nil {
+		return fmt.Errorf("writing the push hook's token: %w", err)
+	}
+	hook := fmt.Sprintf("#!/bin/sh\n# Installed by stagehand playground: tells it about every push, which sends GitHub's push webhook.\nexec %q playground-hook %q %q\n",
+		exe, pg.base+"/playground/hook", pg.hookTokenFile())
+	return os.WriteFile(filepath.Join(pg.bare, "hooks", "post-receive"), []byte(hook), 0o755)
+}
+
+// writePrivateFile replaces path with a file that only its owner can read
+// (mode 0600 even when an earlier file had another mode).
+func writePrivateFile(path string, content []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
 	if err != nil {
 		return err
 	}
-	hook := fmt.Sprintf("#!/bin/sh\n# Installed by stagehand playground: tells it about every push, which sends GitHub's push webhook.\nexec %q playground-hook %q\n", exe, pg.base+"/playground/hook")
-	return os.WriteFile(filepath.Join(pg.bare, "hooks", "post-receive"), []byte(hook), 0o755)
+	_, werr := f.Write(content)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(f.Name(), path)
+	}
+	if werr != nil {
+		os.Remove(f.Name())
+	}
+	return werr
 }
 
 // pushChange commits a visible change in the working copy and pushes it:

@@ -116,9 +116,19 @@ func (b *fakeBot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
-// TestPlaygroundActionsLandWhereTheyShow: a click, a push or a comment
-// waits until its effect shows and lands on the page that shows it.
-func TestPlaygroundActionsLandWhereTheyShow(t *testing.T) {
+// playgroundFixture is a playground whose store holds stage-only
+// execution 1 of the sample, and whose GitHub stand-in holds that
+// execution's completed check run with a Promote Build button.
+type playgroundFixture struct {
+	pg    *playground
+	store bot.Store
+	app   *ghapp.App
+	ex    bot.Execution
+	runID int64
+}
+
+func newPlaygroundFixture(t *testing.T) *playgroundFixture {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	pg := newTestPlayground(t, filepath.Join(dir, "playground"))
@@ -152,15 +162,42 @@ func TestPlaygroundActionsLandWhereTheyShow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &playgroundFixture{pg: pg, store: store, app: app, ex: ex, runID: runID}
+}
+
+// serve serves the playground's routes, with webhooks (the bot's
+// /webhooks) behind them, on a test server whose URL becomes the
+// playground's base.
+func (f *playgroundFixture) serve(t *testing.T, webhooks http.Handler) *httptest.Server {
+	t.Helper()
 	mux := http.NewServeMux()
-	if err := pg.routes(parts{store: store, mux: mux}); err != nil {
+	if err := f.pg.routes(parts{store: f.store, mux: mux}); err != nil {
 		t.Fatal(err)
 	}
-	mux.Handle("POST /webhooks", &fakeBot{t: t, pg: pg, app: app, delay: 700 * time.Millisecond, runID: runID, execID: ex.ID})
+	mux.Handle("POST /webhooks", webhooks)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	pg.base = srv.URL
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	f.pg.base = srv.URL
+	return srv
+}
+
+// noRedirects is a client that shows the redirect an action answers.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// postFromPage posts form to base+path the way a browser posts one of the
+// playground's forms: from the playground's own origin, with the token of
+// its hidden field.
+func postFromPage(t *testing.T, pg *playground, base, path string, form url.Values) *http.Response {
+	t.Helper()
+	return playgroundPost{origin: base, fetchSite: "same-origin", token: pg.token}.send(t, base, path, form, "")
+}
+
+// TestPlaygroundActionsLandWhereTheyShow: a click, a push or a comment
+// waits until its effect shows and lands on the page that shows it.
+func TestPlaygroundActionsLandWhereTheyShow(t *testing.T) {
+	f := newPlaygroundFixture(t)
+	pg, ex, runID := f.pg, f.ex, f.runID
+	srv := f.serve(t, &fakeBot{t: t, pg: pg, app: f.app, delay: 700 * time.Millisecond, runID: runID, execID: ex.ID})
 	page1 := executionPage(ex.Number)
 
 	tests := []struct {
@@ -187,10 +224,7 @@ func TestPlaygroundActionsLandWhereTheyShow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := client.PostForm(srv.URL+tt.path, tt.form)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := postFromPage(t, pg, srv.URL, tt.path, tt.form)
 			resp.Body.Close()
 			if diff := cmp.Diff(tt.wantLocation, resp.Header.Get("Location")); resp.StatusCode != http.StatusSeeOther || diff != "" {
 				t.Errorf("POST %s: %s, Location (-want +got):\n%s", tt.path, resp.Status, diff)
@@ -202,7 +236,9 @@ func TestPlaygroundActionsLandWhereTheyShow(t *testing.T) {
 	}
 
 	// Pages that reload every 5 s have no comment box (typed text would be
-	// lost); the one that has it does not reload.
+	// lost); the one that has it does not reload. Every page with a form
+	// carries the token in it.
+	token := `<input type="hidden" name="token" value="` + pg.token + `">`
 	execReq := httptest.NewRequest("GET", page1, nil)
 	pages := []struct {
 		name          string
@@ -210,11 +246,11 @@ func TestPlaygroundActionsLandWhereTheyShow(t *testing.T) {
 		want, wantNot []string
 	}{
 		{"execution page section", string(pg.executionButtons(execReq, ex)),
-			[]string{`href="/playground"`, `href="/playground/conversation?back=` + url.QueryEscape(page1) + `"`}, []string{"<form method=\"post\" action=\"/playground/comment\""}},
+			[]string{`href="/playground"`, `href="/playground/conversation?back=` + url.QueryEscape(page1) + `"`, token}, []string{"<form method=\"post\" action=\"/playground/comment\""}},
 		{"/playground", get(t, srv.URL+"/playground"),
-			[]string{`href="` + page1 + `" id="stage-only"`, `href="/playground/conversation"`}, []string{"action=\"/playground/comment\""}},
+			[]string{`href="` + page1 + `" id="stage-only"`, `href="/playground/conversation"`, token}, []string{"action=\"/playground/comment\""}},
 		{"/playground/conversation", get(t, srv.URL+"/playground/conversation?back="+url.QueryEscape(page1)),
-			[]string{`action="/playground/comment"`, `href="` + page1 + `"`}, []string{`http-equiv="refresh"`}},
+			[]string{`action="/playground/comment"`, `href="` + page1 + `"`, token}, []string{`http-equiv="refresh"`}},
 	}
 	for _, p := range pages {
 		for _, w := range p.want {

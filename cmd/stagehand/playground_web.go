@@ -26,7 +26,9 @@ import (
 )
 
 // routes adds the playground's pages and its GitHub-like actions to the
-// server. Every action becomes the signed webhook GitHub would send.
+// server. Every action becomes the signed webhook GitHub would send; it is
+// taken only from the playground's own pages or its push hook, with the
+// token of this start (playground_guard.go).
 func (pg *playground) routes(p parts) error {
 	pg.store = p.store
 	if err := handlers.ResendCheckRuns(context.Background(), p.store); err != nil {
@@ -34,10 +36,10 @@ func (pg *playground) routes(p parts) error {
 	}
 	p.mux.HandleFunc("GET /playground", pg.page)
 	p.mux.HandleFunc("GET /playground/conversation", pg.conversation)
-	p.mux.HandleFunc("POST /playground/hook", pg.hook)
-	p.mux.HandleFunc("POST /playground/push", pg.pushButton)
-	p.mux.HandleFunc("POST /playground/click", pg.click)
-	p.mux.HandleFunc("POST /playground/comment", pg.comment)
+	p.mux.HandleFunc("POST /playground/hook", pg.hookAction(pg.hook))
+	p.mux.HandleFunc("POST /playground/push", pg.formAction(pg.pushButton))
+	p.mux.HandleFunc("POST /playground/click", pg.formAction(pg.click))
+	p.mux.HandleFunc("POST /playground/comment", pg.formAction(pg.comment))
 	p.mux.Handle("GET /playground/sites/", http.StripPrefix("/playground/sites/", http.FileServer(http.Dir(pg.sites))))
 	return nil
 }
@@ -92,15 +94,31 @@ func (pg *playground) payload(name string) map[string]any {
 	return p
 }
 
-// hook receives the post-receive lines of a real git push.
+// pushedRef is one line of a post-receive hook: a ref and its move.
+type pushedRef struct{ before, after, ref string }
+
+// hook receives the post-receive lines of a real git push. Every line is
+// checked before any webhook is sent: a refused push sends none.
 func (pg *playground) hook(w http.ResponseWriter, r *http.Request) {
+	var refs []pushedRef
 	sc := bufio.NewScanner(io.LimitReader(r.Body, 1<<20))
 	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) != 3 {
+		if strings.TrimSpace(sc.Text()) == "" {
 			continue
 		}
-		if err := pg.sendPush(r.Context(), f[0], f[1], f[2]); err != nil {
+		before, after, ref, err := checkHookLine(sc.Text())
+		if err != nil {
+			http.Error(w, "Stagehand playground: no push webhook sent: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		refs = append(refs, pushedRef{before, after, ref})
+	}
+	if err := sc.Err(); err != nil {
+		http.Error(w, "Stagehand playground: no push webhook sent: reading the hook's lines: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	for _, p := range refs {
+		if err := pg.sendPush(r.Context(), p.before, p.after, p.ref); err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
@@ -110,16 +128,18 @@ func (pg *playground) hook(w http.ResponseWriter, r *http.Request) {
 
 const zeroSHA = "0000000000000000000000000000000000000000"
 
-// sendPush sends the push webhook for one pushed ref. The stand-in's
-// contents API learns the configuration at the new commit first.
+// sendPush sends the push webhook for one pushed ref, checked by
+// checkHookLine. The stand-in's contents API learns the configuration at
+// the new commit first.
 func (pg *playground) sendPush(ctx context.Context, before, after, ref string) error {
+	msg := ""
 	if after != zeroSHA {
-		cfg, err := git(pg.bare, "show", after+":.github/stagehand.yml")
+		cfg, err := git(pg.bare, "show", "--end-of-options", after+":.github/stagehand.yml")
 		if err == nil {
 			pg.gh.SetFile(playgroundOwner, playgroundRepo, after, ".github/stagehand.yml", []byte(cfg+"\n"))
 		}
+		msg, _ = git(pg.bare, "log", "-1", "--format=%s", "--end-of-options", after)
 	}
-	msg, _ := git(pg.bare, "log", "-1", "--format=%s", after)
 	p := pg.payload("push/branch-created.json")
 	p["ref"], p["before"], p["after"] = ref, before, after
 	p["created"], p["deleted"], p["forced"] = before == zeroSHA, after == zeroSHA, false
@@ -135,7 +155,8 @@ func (pg *playground) sendPush(ctx context.Context, before, after, ref string) e
 // or fallback.
 func backPath(r *http.Request, fallback string) string {
 	to := r.FormValue("back")
-	if !strings.HasPrefix(to, "/") || strings.HasPrefix(to, "//") {
+	// "//host" and "/\host" lead browsers to another site.
+	if !strings.HasPrefix(to, "/") || strings.HasPrefix(to, "//") || strings.HasPrefix(to, "/\\") {
 		return fallback
 	}
 	return to
@@ -282,7 +303,7 @@ func (pg *playground) comment(w http.ResponseWriter, r *http.Request) {
 	id := pg.gh.AddComment(playgroundOwner, playgroundRepo, 1, playgroundUser, body)
 	p := pg.payload("issue_comment/created.with-installation.json")
 	c := p["comment"].(map[string]any)
-	c["id"], c["body"] = id, body
+	c["id"], c["body"], c["created_at"] = id, body, time.Now().UTC().Format(time.RFC3339)
 	c["user"].(map[string]any)["login"] = playgroundUser
 	if err := pg.send(r.Context(), "issue_comment", p); err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
@@ -323,6 +344,7 @@ var buttonsTemplate = template.Must(template.New("buttons").Parse(`
     <input type="hidden" name="check_run" value="{{$.Run.ID}}">
     <input type="hidden" name="action" value="{{.Identifier}}">
     <input type="hidden" name="back" value="{{$.Back}}">
+    <input type="hidden" name="token" value="{{$.Token}}">
     <button type="submit" title="{{.Description}}" data-action="{{.Identifier}}">{{.Label}}</button>
   </form>
   {{else}}<p>No button right now.</p>{{end}}
@@ -335,7 +357,7 @@ var buttonsTemplate = template.Must(template.New("buttons").Parse(`
 func (pg *playground) executionButtons(r *http.Request, ex bot.Execution) template.HTML {
 	run, actions := pg.buttons(ex.ID)
 	var b bytes.Buffer
-	_ = buttonsTemplate.Execute(&b, map[string]any{"Run": run, "Actions": actions, "Back": r.URL.Path,
+	_ = buttonsTemplate.Execute(&b, map[string]any{"Run": run, "Actions": actions, "Back": r.URL.Path, "Token": pg.token,
 		"Conversation": "/playground/conversation?back=" + url.QueryEscape(r.URL.Path)})
 	return template.HTML(b.String())
 }
@@ -347,7 +369,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 <body><main>
 <h1>Stagehand playground</h1>
 <ol>
-  <li><form method="post" action="/playground/push" style="display:inline"><input type="hidden" name="back" value="/playground"><button type="submit" id="push">Push a change</button></form>
+  <li><form method="post" action="/playground/push" style="display:inline"><input type="hidden" name="back" value="/playground"><input type="hidden" name="token" value="{{.Token}}"><button type="submit" id="push">Push a change</button></form>
       (or edit <code>{{.Work}}/message.txt</code>, commit and <code>git push</code>)</li>
   <li>Watch the stage-only execution (its page refreshes itself):
       {{with .StageOnly}}<a href="{{.}}" id="stage-only">the newest one</a>{{else}}it appears after the push, under <a href="/programs/playground/shop">playground/shop</a>{{end}}</li>
@@ -374,7 +396,7 @@ var conversationTemplate = template.Must(template.New("conversation").Parse(`<!d
 {{range .Comments}}<div class="comment"{{if .Answer}} id="answer"{{end}}><b>{{.User}}</b> <small>{{.Created.Format "15:04:05"}}</small><pre>{{.Body}}</pre></div>
 {{else}}<p>No comment yet. Try <code>/stagehand help</code>.</p>{{end}}
 {{if .Waiting}}<p>The bot has not answered your last comment yet: <a href="">reload</a> in a moment.</p>{{end}}
-<form method="post" action="/playground/comment"><input type="hidden" name="back" value="{{.Back}}">
+<form method="post" action="/playground/comment"><input type="hidden" name="back" value="{{.Back}}"><input type="hidden" name="token" value="{{.Token}}">
 <input name="body" size="50" placeholder="/stagehand status" autofocus> <button type="submit" id="comment">Comment</button></form>
 </main></body></html>`))
 
@@ -400,7 +422,7 @@ func (pg *playground) conversation(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = conversationTemplate.Execute(w, map[string]any{
-		"Back": backPath(r, "/playground"), "Comments": comments, "Waiting": lastYours != 0 && !answered,
+		"Back": backPath(r, "/playground"), "Comments": comments, "Waiting": lastYours != 0 && !answered, "Token": pg.token,
 	})
 }
 
@@ -420,16 +442,27 @@ func (pg *playground) page(w http.ResponseWriter, r *http.Request) {
 		stageOnly = executionPage(ex.Number)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = pageTemplate.Execute(w, map[string]any{"Work": pg.work, "Sites": sites, "StageOnly": stageOnly})
+	_ = pageTemplate.Execute(w, map[string]any{"Work": pg.work, "Sites": sites, "StageOnly": stageOnly, "Token": pg.token})
 }
 
 // playgroundHook is the "playground-hook" command the sample repository's
-// post-receive hook runs: it hands git's ref lines to the playground.
+// post-receive hook runs: it hands git's ref lines to the playground, with
+// the token the playground wrote to TOKEN_FILE at its start.
 func playgroundHook(args []string, stdin io.Reader, stdout io.Writer) error {
-	if len(args) != 1 {
-		return fmt.Errorf("usage: stagehand playground-hook URL < post-receive lines")
+	if len(args) != 2 {
+		return fmt.Errorf("usage: stagehand playground-hook URL TOKEN_FILE < post-receive lines")
 	}
-	resp, err := http.Post(args[0], "text/plain", stdin)
+	token, err := os.ReadFile(args[1])
+	if err != nil {
+		return fmt.Errorf("reading the playground's token (restart the playground, which writes it again): %w", err)
+	}
+	req, err := http.NewRequest("POST", args[0], stdin)
+	if err != nil {
+		return fmt.Errorf("the playground's hook URL %q: %w", args[0], err)
+	}
+	req.Header.Set("Content-Type", "text/plain")
+	req.Header.Set(playgroundTokenHeader, strings.TrimSpace(string(token)))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("telling the playground about the push (is it running?): %w", err)
 	}
