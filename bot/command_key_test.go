@@ -20,7 +20,7 @@ func TestCommandKey(t *testing.T) {
 		Logger: slog.New(slog.DiscardHandler), PublicURL: "https://stagehand.test"}
 	var prog bot.Program
 	if err := store.Update(ctx, func(tx bot.Tx) (err error) {
-		prog, err = tx.EnsureProgram(ctx, 1, "acme", "app")
+		prog, err = tx.EnsureProgram(ctx, 1, bot.Repository{Owner: "acme", Name: "app"})
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -203,7 +203,7 @@ func queuePush(ctx context.Context, store bot.Store, eng *bot.Engine, owner, rep
 	push := bot.Push{Ref: "refs/heads/main", After: sha}
 	err := store.Update(ctx, func(tx bot.Tx) error {
 		started = started[:0]
-		prog, err := tx.EnsureProgram(ctx, 1, owner, repo)
+		prog, err := tx.EnsureProgram(ctx, 1, bot.Repository{Owner: owner, Name: repo})
 		if err != nil {
 			return err
 		}

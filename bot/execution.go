@@ -13,13 +13,30 @@ type Installation struct {
 	UpdatedAt time.Time
 }
 
+// Repository is a GitHub repository as its webhook payloads name it.
+type Repository struct {
+	ID            int64 // GitHub's immutable repository id; 0 when unknown
+	Owner, Name   string
+	DefaultBranch string // "" when unknown
+}
+
 // Program is one GitHub repository with its environments and pipelines.
+// It is keyed by the repository's GitHub id, not its name: a renamed or
+// transferred repository keeps its program, and a repository deleted and
+// created again under the same name gets a new one.
 type Program struct {
 	ID             int64
 	InstallationID int64
-	Owner          string
-	Repo           string
-	Removed        bool // the repository was removed from the installation
+	// GitHubID is the repository's immutable id on GitHub; 0 for a program
+	// recorded before Stagehand kept it (it adopts the id of the next
+	// repository seen under its name).
+	GitHubID      int64
+	Owner         string
+	Repo          string
+	DefaultBranch string // "" until a payload names it
+	// Removed: the repository was removed from the installation or
+	// deleted, or another repository now holds its name.
+	Removed bool
 }
 
 // FullName is "owner/repo".

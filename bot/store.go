@@ -34,10 +34,21 @@ type Tx interface {
 	Installation(ctx context.Context, id int64) (Installation, error)
 	DeleteInstallation(ctx context.Context, id int64) error
 
-	// EnsureProgram returns the program of owner/repo, creating it (or
-	// updating its installation and clearing Removed) as needed.
-	EnsureProgram(ctx context.Context, installationID int64, owner, repo string) (Program, error)
+	// EnsureProgram returns the program of repository r, creating it as
+	// needed, and clears its Removed. With r.ID set it is the program of
+	// that GitHub id, its installation, owner, name and default branch
+	// updated to the non-empty values given (a rename or transfer keeps the
+	// program and its history). A program under r's name with no id yet
+	// adopts r.ID; one under another id belonged to a repository that was
+	// deleted: it keeps its history, gives up the name and is marked
+	// Removed, and r gets a new program. With r.ID zero the program is the
+	// one holding r's name.
+	EnsureProgram(ctx context.Context, installationID int64, r Repository) (Program, error)
 	Program(ctx context.Context, id int64) (Program, error)
+	// ProgramByGitHubID returns the program of a GitHub repository id.
+	ProgramByGitHubID(ctx context.Context, id int64) (Program, error)
+	// ProgramByName returns the program that holds the name owner/repo
+	// (ignoring case, as GitHub does).
 	ProgramByName(ctx context.Context, owner, repo string) (Program, error)
 	Programs(ctx context.Context) ([]Program, error)
 	SetProgramRemoved(ctx context.Context, id int64, removed bool) error

@@ -95,12 +95,12 @@ func newDashFixture(t *testing.T) *dashFixture {
 
 	at := func(m int) time.Time { return dashT0.Add(time.Duration(m) * time.Minute) }
 	err = store.Update(ctx, func(tx bot.Tx) error {
-		p, err := tx.EnsureProgram(ctx, 7, "acme", "app")
+		p, err := tx.EnsureProgram(ctx, 7, bot.Repository{Owner: "acme", Name: "app"})
 		if err != nil {
 			return err
 		}
 		f.prog = p
-		if _, err := tx.EnsureProgram(ctx, 7, "acme", "other"); err != nil {
+		if _, err := tx.EnsureProgram(ctx, 7, bot.Repository{Owner: "acme", Name: "other"}); err != nil {
 			return err
 		}
 		err = tx.SetPipelines(ctx, p.ID, []bot.Pipeline{

@@ -51,7 +51,7 @@ func (h *Webhooks) installationRepositories(ctx context.Context, d delivery, ev 
 		}
 		for _, r := range ev.RepositoriesRemoved {
 			owner, name := splitFullName(r)
-			p, err := tx.ProgramByName(ctx, owner, name)
+			p, err := programOf(ctx, tx, r.GetID(), owner, name)
 			if errors.Is(err, bot.ErrNotFound) {
 				continue // never seen: nothing to remove
 			}
@@ -71,10 +71,12 @@ func (h *Webhooks) installationRepositories(ctx context.Context, d delivery, ev 
 	return err
 }
 
+// addRepos makes each repository a program, keyed by its GitHub id.
+// Installation payloads name no default branch.
 func addRepos(ctx context.Context, tx bot.Tx, inst int64, repos []*github.Repository) error {
 	for _, r := range repos {
 		owner, name := splitFullName(r)
-		if _, err := tx.EnsureProgram(ctx, inst, owner, name); err != nil {
+		if _, err := tx.EnsureProgram(ctx, inst, bot.Repository{ID: r.GetID(), Owner: owner, Name: name}); err != nil {
 			return err
 		}
 	}

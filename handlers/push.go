@@ -64,7 +64,7 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 	now := h.Clock.Now()
 	var started []bot.Execution
 	_, err = h.mark(ctx, d, func(tx bot.Tx) error {
-		prog, err := tx.EnsureProgram(ctx, inst, owner, repo)
+		prog, err := tx.EnsureProgram(ctx, inst, bot.Repository{ID: ev.GetRepo().GetID(), Owner: owner, Name: repo, DefaultBranch: ev.GetRepo().GetDefaultBranch()})
 		if err != nil {
 			return err
 		}

@@ -323,12 +323,13 @@ func TestInstallationEvents(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	// The real "removed" example removes a repository never seen here; point
-	// it at one that was added, as a later removal would.
+	// it at one that was added (its id and name), as a later removal would.
 	var removed map[string]any
 	if err := json.Unmarshal(fakegithub.Payload("installation_repositories/removed.json"), &removed); err != nil {
 		t.Fatal(err)
 	}
-	removed["repositories_removed"].([]any)[0].(map[string]any)["full_name"] = "Codertocat/Space"
+	gone := removed["repositories_removed"].([]any)[0].(map[string]any)
+	gone["id"], gone["full_name"] = 186853007, "Codertocat/Space" // as in installation_repositories/added.json
 	removedBody, _ := json.Marshal(removed)
 	deliveries := []delivery{
 		{guid: "i1", event: "installation", payload: fakegithub.Payload("installation/created.json")},

@@ -28,6 +28,7 @@ const (
 var Events = map[string]bool{
 	"ping": true, "push": true, "issue_comment": true, "check_run": true,
 	"check_suite": true, "installation": true, "installation_repositories": true,
+	"repository": true,
 }
 
 // FileFetcher reads a file of a repository at a commit (the contents API
@@ -107,6 +108,8 @@ func (h *Webhooks) handle(ctx context.Context, d delivery) error {
 		return h.installation(ctx, d, ev)
 	case *github.InstallationRepositoriesEvent:
 		return h.installationRepositories(ctx, d, ev)
+	case *github.RepositoryEvent:
+		return h.repository(ctx, d, ev)
 	case *github.IssueCommentEvent:
 		return h.issueComment(ctx, d, ev)
 	case *github.CheckRunEvent:

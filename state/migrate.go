@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -36,6 +37,14 @@ const (
 )`
 	selectMigrationVersions = `SELECT version FROM schema_migrations`
 	insertMigration         = `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`
+	// SQLite changes a table's constraints only by building the table
+	// again, which foreign key enforcement would stop (dropping the old
+	// table deletes its rows first). Migrations run with it off, and
+	// foreign_key_check must find nothing before they commit. The pragma
+	// does nothing inside a transaction: it is set on the connection.
+	disableForeignKeys = `PRAGMA foreign_keys = OFF`
+	enableForeignKeys  = `PRAGMA foreign_keys = ON`
+	checkForeignKeys   = `PRAGMA foreign_key_check`
 )
 
 // migration is one schema change.
@@ -75,13 +84,33 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 
 // migrate applies, in version order and in one transaction, the migrations of
 // fsys that schema_migrations does not list yet. It refuses a database that
-// lists a version fsys does not have: a newer binary has changed it.
+// lists a version fsys does not have: a newer binary has changed it. The
+// migrations run with foreign key enforcement off, and must leave no
+// reference broken.
 func migrate(ctx context.Context, db *sql.DB, fsys fs.FS, clock bot.Clock) error {
 	ms, err := loadMigrations(fsys)
 	if err != nil {
 		return err
 	}
-	tx, err := db.BeginTx(ctx, nil)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: connect: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, disableForeignKeys); err != nil {
+		return fmt.Errorf("migrate: turn foreign keys off: %w", err)
+	}
+	err = migrateConn(ctx, conn, ms, clock)
+	// The connection goes back to the pool: enforcement must be on again,
+	// even when ctx has ended.
+	if _, onErr := conn.ExecContext(context.WithoutCancel(ctx), enableForeignKeys); onErr != nil {
+		return errors.Join(err, fmt.Errorf("migrate: turn foreign keys on again: %w", onErr))
+	}
+	return err
+}
+
+func migrateConn(ctx context.Context, conn *sql.Conn, ms []migration, clock bot.Clock) error {
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate: begin transaction: %w", err)
 	}
@@ -115,6 +144,9 @@ func migrate(ctx context.Context, db *sql.DB, fsys fs.FS, clock bot.Clock) error
 			return fmt.Errorf("migrate: record %s: %w", m.name, err)
 		}
 	}
+	if err := requireForeignKeys(ctx, tx); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate: commit: %w", err)
 	}
@@ -139,4 +171,26 @@ func appliedVersions(ctx context.Context, tx *sql.Tx) (map[int]bool, error) {
 		return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
 	}
 	return applied, nil
+}
+
+// requireForeignKeys fails when a row references a row that is not there.
+func requireForeignKeys(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, checkForeignKeys)
+	if err != nil {
+		return fmt.Errorf("migrate: check foreign keys: %w", err)
+	}
+	defer rows.Close()
+	if rows.Next() {
+		var table, parent string
+		var rowID sql.NullInt64
+		var fkID int
+		if err := rows.Scan(&table, &rowID, &parent, &fkID); err != nil {
+			return fmt.Errorf("migrate: check foreign keys: %w", err)
+		}
+		return fmt.Errorf("migrate: row %d of %s references a missing row of %s", rowID.Int64, table, parent)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("migrate: check foreign keys: %w", err)
+	}
+	return nil
 }

@@ -149,7 +149,7 @@ func pgNewProgram(t *testing.T, s bot.Store, owner, repo string) bot.Program {
 	t.Helper()
 	var p bot.Program
 	err := s.Update(t.Context(), func(tx bot.Tx) (err error) {
-		p, err = tx.EnsureProgram(t.Context(), 1, owner, repo)
+		p, err = tx.EnsureProgram(t.Context(), 1, bot.Repository{Owner: owner, Name: repo})
 		return err
 	})
 	if err != nil {
@@ -481,15 +481,7 @@ func TestPostgresConcurrentMigrations(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	ms, err := loadMigrations(postgresMigrations)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want []string
-	for _, m := range ms {
-		want = append(want, m.name)
-	}
-	if diff := cmp.Diff(want, pgQueryStrings(t, stores[0], `SELECT name FROM schema_migrations ORDER BY version`)); diff != "" {
+	if diff := cmp.Diff(migrationNames(t, postgresMigrations), pgQueryStrings(t, stores[0], `SELECT name FROM schema_migrations ORDER BY version`)); diff != "" {
 		t.Errorf("schema_migrations (-want +got):\n%s", diff)
 	}
 	// Every store works on the schema.
@@ -623,7 +615,7 @@ func TestPostgresReopen(t *testing.T) {
 	}
 	var e bot.Execution
 	err = s.Update(ctx, func(tx bot.Tx) error {
-		p, err := tx.EnsureProgram(ctx, 1, "octo", "hello")
+		p, err := tx.EnsureProgram(ctx, 1, bot.Repository{ID: 101, Owner: "octo", Name: "hello"})
 		if err != nil {
 			return err
 		}
@@ -688,7 +680,7 @@ func TestPostgresClock(t *testing.T) {
 		if err := tx.PutInstallation(ctx, bot.Installation{ID: 1, Account: "octo"}); err != nil {
 			return err
 		}
-		p, err := tx.EnsureProgram(ctx, 1, "octo", "hello")
+		p, err := tx.EnsureProgram(ctx, 1, bot.Repository{ID: 101, Owner: "octo", Name: "hello"})
 		if err != nil {
 			return err
 		}

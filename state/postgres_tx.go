@@ -391,32 +391,61 @@ func (t *postgresTx) DeleteInstallation(ctx context.Context, id int64) error {
 	return nil
 }
 
-// Programs. programColumns is the SQLite store's.
+// Programs. programColumns and programUpdate are the SQLite store's.
 const (
-	pgUpsertProgram = `INSERT INTO programs (installation_id, owner, repo, removed) VALUES ($1, $2, $3, FALSE)
-ON CONFLICT ((lower(owner)), (lower(repo))) DO UPDATE SET installation_id = excluded.installation_id,
-    owner = excluded.owner, repo = excluded.repo, removed = FALSE
-RETURNING ` + programColumns
-	pgSelectProgram       = `SELECT ` + programColumns + ` FROM programs WHERE id = $1`
-	pgSelectProgramByName = `SELECT ` + programColumns + ` FROM programs WHERE lower(owner) = lower($1) AND lower(repo) = lower($2)`
-	pgSelectPrograms      = `SELECT ` + programColumns + ` FROM programs ORDER BY id`
-	pgUpdateProgramRemove = `UPDATE programs SET removed = $1 WHERE id = $2`
-	pgSelectProgramExists = `SELECT 1 FROM programs WHERE id = $1`
+	pgUpsertProgramByName = `INSERT INTO programs (installation_id, github_id, owner, repo, default_branch, removed, holds_name)
+VALUES ($1, 0, $2, $3, $4, FALSE, TRUE)
+ON CONFLICT ((lower(owner)), (lower(repo))) WHERE holds_name DO UPDATE SET ` + programUpdate
+	pgUpsertProgramByGitHubID = `INSERT INTO programs (installation_id, github_id, owner, repo, default_branch, removed, holds_name)
+VALUES ($1, $2, $3, $4, $5, FALSE, TRUE)
+ON CONFLICT (github_id) WHERE github_id <> 0 DO UPDATE SET ` + programUpdate
+	pgAdoptGitHubID = `UPDATE programs SET github_id = $1
+WHERE holds_name AND lower(owner) = lower($2) AND lower(repo) = lower($3) AND github_id = 0
+    AND NOT EXISTS (SELECT 1 FROM programs WHERE github_id = $1)`
+	pgReleaseName = `UPDATE programs SET holds_name = FALSE, removed = TRUE
+WHERE holds_name AND lower(owner) = lower($2) AND lower(repo) = lower($3) AND github_id <> $1`
+	// lockProgramName serialises, until the transaction ends, the
+	// EnsureProgram calls about one name, so two replicas seeing a new
+	// repository at once create one program (the statements that follow
+	// see what the first committed). The key is two int4, as for the
+	// migrations' lock; a collision of the hash only makes one wait.
+	lockProgramName = `SELECT pg_advisory_xact_lock(hashtext('stagehand programs'),
+    hashtext(COALESCE(current_schema(), '') || '/' || lower($1) || '/' || lower($2)))`
+	pgSelectProgram           = `SELECT ` + programColumns + ` FROM programs WHERE id = $1`
+	pgSelectProgramByGitHubID = `SELECT ` + programColumns + ` FROM programs WHERE github_id = $1 AND github_id <> 0`
+	pgSelectProgramByName     = `SELECT ` + programColumns + ` FROM programs WHERE lower(owner) = lower($1) AND lower(repo) = lower($2) AND holds_name`
+	pgSelectPrograms          = `SELECT ` + programColumns + ` FROM programs ORDER BY id`
+	pgUpdateProgramRemove     = `UPDATE programs SET removed = $1 WHERE id = $2`
+	pgSelectProgramExists     = `SELECT 1 FROM programs WHERE id = $1`
 	// forUpdate locks the rows a query of programs returns.
 	forUpdate = ` FOR UPDATE`
 )
 
-// EnsureProgram returns the program of owner/repo, creating it or moving it
-// to installationID and clearing Removed. GitHub names ignore case: the
-// program keeps its ID when only the case changes, and takes the spelling
-// given last. The upsert locks the program's row.
-func (t *postgresTx) EnsureProgram(ctx context.Context, installationID int64, owner, repo string) (bot.Program, error) {
-	if owner == "" || repo == "" {
-		return bot.Program{}, fmt.Errorf("ensure program %q/%q: empty owner or repository", owner, repo)
+// EnsureProgram returns the program of r, creating it as needed (see
+// bot.Tx). GitHub names ignore case: the program keeps its ID when only the
+// case changes, and takes the spelling given last. The upsert locks the
+// program's row.
+func (t *postgresTx) EnsureProgram(ctx context.Context, installationID int64, r bot.Repository) (bot.Program, error) {
+	if r.Owner == "" || r.Name == "" {
+		return bot.Program{}, fmt.Errorf("ensure program %q/%q: empty owner or repository", r.Owner, r.Name)
 	}
-	p, err := scanProgram(t.queryRow(ctx, pgUpsertProgram, installationID, owner, repo))
+	if _, err := t.exec(ctx, lockProgramName, r.Owner, r.Name); err != nil {
+		return bot.Program{}, fmt.Errorf("ensure program %s/%s: lock the name: %w", r.Owner, r.Name, err)
+	}
+	var row rowScanner
+	if r.ID == 0 {
+		row = t.queryRow(ctx, pgUpsertProgramByName, installationID, r.Owner, r.Name, r.DefaultBranch)
+	} else {
+		for _, q := range []string{pgAdoptGitHubID, pgReleaseName} {
+			if _, err := t.exec(ctx, q, r.ID, r.Owner, r.Name); err != nil {
+				return bot.Program{}, fmt.Errorf("ensure program %s/%s (id %d): %w", r.Owner, r.Name, r.ID, err)
+			}
+		}
+		row = t.queryRow(ctx, pgUpsertProgramByGitHubID, installationID, r.ID, r.Owner, r.Name, r.DefaultBranch)
+	}
+	p, err := scanProgram(row)
 	if err != nil {
-		return bot.Program{}, fmt.Errorf("ensure program %s/%s: %w", owner, repo, err)
+		return bot.Program{}, fmt.Errorf("ensure program %s/%s (id %d): %w", r.Owner, r.Name, r.ID, err)
 	}
 	t.markLocked(p.ID)
 	return p, nil
@@ -424,34 +453,33 @@ func (t *postgresTx) EnsureProgram(ctx context.Context, installationID int64, ow
 
 // Program returns program id; in an Update it locks it first.
 func (t *postgresTx) Program(ctx context.Context, id int64) (bot.Program, error) {
-	query := pgSelectProgram
-	if !t.readOnly && !t.locked[id] {
-		query += forUpdate
-	}
-	p, err := scanProgram(t.queryRow(ctx, query, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return bot.Program{}, fmt.Errorf("program %d: %w", id, bot.ErrNotFound)
-	}
-	if err != nil {
-		return bot.Program{}, fmt.Errorf("program %d: %w", id, err)
-	}
-	t.markLocked(p.ID)
-	return p, nil
+	return t.programWhere(ctx, fmt.Sprintf("program %d", id), pgSelectProgram, !t.locked[id], id)
 }
 
-// ProgramByName finds owner/repo, ignoring case as GitHub does; in an
+// ProgramByGitHubID finds the program of a GitHub repository id; in an
 // Update it locks it.
+func (t *postgresTx) ProgramByGitHubID(ctx context.Context, id int64) (bot.Program, error) {
+	return t.programWhere(ctx, fmt.Sprintf("program of repository id %d", id), pgSelectProgramByGitHubID, true, id)
+}
+
+// ProgramByName finds the program holding owner/repo, ignoring case as
+// GitHub does; in an Update it locks it.
 func (t *postgresTx) ProgramByName(ctx context.Context, owner, repo string) (bot.Program, error) {
-	query := pgSelectProgramByName
-	if !t.readOnly {
+	return t.programWhere(ctx, fmt.Sprintf("program %s/%s", owner, repo), pgSelectProgramByName, true, owner, repo)
+}
+
+// programWhere runs a query of one program, locking its row in an Update
+// when lock is set; what names the program in errors.
+func (t *postgresTx) programWhere(ctx context.Context, what, query string, lock bool, args ...any) (bot.Program, error) {
+	if lock && !t.readOnly {
 		query += forUpdate
 	}
-	p, err := scanProgram(t.queryRow(ctx, query, owner, repo))
+	p, err := scanProgram(t.queryRow(ctx, query, args...))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return bot.Program{}, fmt.Errorf("program %s/%s: %w", owner, repo, bot.ErrNotFound)
+		return bot.Program{}, fmt.Errorf("%s: %w", what, bot.ErrNotFound)
 	}
 	if err != nil {
-		return bot.Program{}, fmt.Errorf("program %s/%s: %w", owner, repo, err)
+		return bot.Program{}, fmt.Errorf("%s: %w", what, err)
 	}
 	t.markLocked(p.ID)
 	return p, nil

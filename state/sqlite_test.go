@@ -81,7 +81,7 @@ func TestSQLiteReopen(t *testing.T) {
 	}
 	var e bot.Execution
 	err = s.Update(ctx, func(tx bot.Tx) error {
-		p, err := tx.EnsureProgram(ctx, 1, "octo", "hello")
+		p, err := tx.EnsureProgram(ctx, 1, bot.Repository{ID: 101, Owner: "octo", Name: "hello"})
 		if err != nil {
 			return err
 		}
@@ -191,7 +191,7 @@ func TestSQLiteClock(t *testing.T) {
 		if err := tx.PutInstallation(ctx, bot.Installation{ID: 1, Account: "octo"}); err != nil {
 			return err
 		}
-		p, err := tx.EnsureProgram(ctx, 1, "octo", "hello")
+		p, err := tx.EnsureProgram(ctx, 1, bot.Repository{ID: 101, Owner: "octo", Name: "hello"})
 		if err != nil {
 			return err
 		}

@@ -248,18 +248,40 @@ func (t *sqliteTx) DeleteInstallation(ctx context.Context, id int64) error {
 	return nil
 }
 
-// Programs.
+// Programs. A program holds its name (holds_name) unless a re-created
+// repository took it; names are unique among the holders, GitHub ids among
+// the programs that have one.
 const (
-	programColumns = `id, installation_id, owner, repo, removed`
-	upsertProgram  = `INSERT INTO programs (installation_id, owner, repo, removed) VALUES (?, ?, ?, FALSE)
-ON CONFLICT (owner, repo) DO UPDATE SET installation_id = excluded.installation_id,
-    owner = excluded.owner, repo = excluded.repo, removed = FALSE
+	programColumns = `id, installation_id, github_id, owner, repo, default_branch, removed`
+	// programUpdate is what EnsureProgram changes of a program it finds:
+	// the name as given last (its case too), the installation and default
+	// branch unless unknown; the program is active and holds its name.
+	programUpdate = `installation_id = CASE WHEN excluded.installation_id <> 0 THEN excluded.installation_id ELSE programs.installation_id END,
+    owner = excluded.owner, repo = excluded.repo,
+    default_branch = CASE WHEN excluded.default_branch <> '' THEN excluded.default_branch ELSE programs.default_branch END,
+    removed = FALSE, holds_name = TRUE
 RETURNING ` + programColumns
-	selectProgram       = `SELECT ` + programColumns + ` FROM programs WHERE id = ?`
-	selectProgramByName = `SELECT ` + programColumns + ` FROM programs WHERE owner = ? AND repo = ?`
-	selectPrograms      = `SELECT ` + programColumns + ` FROM programs ORDER BY id`
-	updateProgramRemove = `UPDATE programs SET removed = ? WHERE id = ?`
-	selectProgramExists = `SELECT 1 FROM programs WHERE id = ?`
+	upsertProgramByName = `INSERT INTO programs (installation_id, github_id, owner, repo, default_branch, removed, holds_name)
+VALUES (?1, 0, ?2, ?3, ?4, FALSE, TRUE)
+ON CONFLICT (owner, repo) WHERE holds_name DO UPDATE SET ` + programUpdate
+	upsertProgramByGitHubID = `INSERT INTO programs (installation_id, github_id, owner, repo, default_branch, removed, holds_name)
+VALUES (?1, ?2, ?3, ?4, ?5, FALSE, TRUE)
+ON CONFLICT (github_id) WHERE github_id <> 0 DO UPDATE SET ` + programUpdate
+	// adoptGitHubID gives GitHub id ?1 to the program holding the name
+	// ?2/?3 when that program has no id yet and no program has ?1.
+	adoptGitHubID = `UPDATE programs SET github_id = ?1
+WHERE holds_name AND owner = ?2 AND repo = ?3 AND github_id = 0
+    AND NOT EXISTS (SELECT 1 FROM programs WHERE github_id = ?1)`
+	// releaseName takes the name ?2/?3 from a program of another
+	// repository than ?1: that one was deleted or renamed.
+	releaseName = `UPDATE programs SET holds_name = FALSE, removed = TRUE
+WHERE holds_name AND owner = ?2 AND repo = ?3 AND github_id <> ?1`
+	selectProgram           = `SELECT ` + programColumns + ` FROM programs WHERE id = ?`
+	selectProgramByGitHubID = `SELECT ` + programColumns + ` FROM programs WHERE github_id = ? AND github_id <> 0`
+	selectProgramByName     = `SELECT ` + programColumns + ` FROM programs WHERE owner = ? AND repo = ? AND holds_name`
+	selectPrograms          = `SELECT ` + programColumns + ` FROM programs ORDER BY id`
+	updateProgramRemove     = `UPDATE programs SET removed = ? WHERE id = ?`
+	selectProgramExists     = `SELECT 1 FROM programs WHERE id = ?`
 )
 
 type rowScanner interface {
@@ -268,44 +290,59 @@ type rowScanner interface {
 
 func scanProgram(row rowScanner) (bot.Program, error) {
 	var p bot.Program
-	err := row.Scan(&p.ID, &p.InstallationID, &p.Owner, &p.Repo, &p.Removed)
+	err := row.Scan(&p.ID, &p.InstallationID, &p.GitHubID, &p.Owner, &p.Repo, &p.DefaultBranch, &p.Removed)
 	return p, err
 }
 
-// EnsureProgram returns the program of owner/repo, creating it or moving it
-// to installationID and clearing Removed. GitHub names ignore case: the
-// program keeps its ID when only the case changes, and takes the spelling
-// given last.
-func (t *sqliteTx) EnsureProgram(ctx context.Context, installationID int64, owner, repo string) (bot.Program, error) {
-	if owner == "" || repo == "" {
-		return bot.Program{}, fmt.Errorf("ensure program %q/%q: empty owner or repository", owner, repo)
+// EnsureProgram returns the program of r, creating it as needed (see
+// bot.Tx). GitHub names ignore case: the program keeps its ID when only the
+// case changes, and takes the spelling given last.
+func (t *sqliteTx) EnsureProgram(ctx context.Context, installationID int64, r bot.Repository) (bot.Program, error) {
+	if r.Owner == "" || r.Name == "" {
+		return bot.Program{}, fmt.Errorf("ensure program %q/%q: empty owner or repository", r.Owner, r.Name)
 	}
-	p, err := scanProgram(t.tx.QueryRowContext(ctx, upsertProgram, installationID, owner, repo))
+	var row *sql.Row
+	if r.ID == 0 {
+		row = t.tx.QueryRowContext(ctx, upsertProgramByName, installationID, r.Owner, r.Name, r.DefaultBranch)
+	} else {
+		for _, q := range []string{adoptGitHubID, releaseName} {
+			if _, err := t.tx.ExecContext(ctx, q, r.ID, r.Owner, r.Name); err != nil {
+				return bot.Program{}, fmt.Errorf("ensure program %s/%s (id %d): %w", r.Owner, r.Name, r.ID, err)
+			}
+		}
+		row = t.tx.QueryRowContext(ctx, upsertProgramByGitHubID, installationID, r.ID, r.Owner, r.Name, r.DefaultBranch)
+	}
+	p, err := scanProgram(row)
 	if err != nil {
-		return bot.Program{}, fmt.Errorf("ensure program %s/%s: %w", owner, repo, err)
+		return bot.Program{}, fmt.Errorf("ensure program %s/%s (id %d): %w", r.Owner, r.Name, r.ID, err)
 	}
 	return p, nil
 }
 
 func (t *sqliteTx) Program(ctx context.Context, id int64) (bot.Program, error) {
-	p, err := scanProgram(t.tx.QueryRowContext(ctx, selectProgram, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return bot.Program{}, fmt.Errorf("program %d: %w", id, bot.ErrNotFound)
-	}
-	if err != nil {
-		return bot.Program{}, fmt.Errorf("program %d: %w", id, err)
-	}
-	return p, nil
+	return t.programWhere(ctx, fmt.Sprintf("program %d", id), selectProgram, id)
 }
 
-// ProgramByName finds owner/repo, ignoring case as GitHub does.
+// ProgramByGitHubID finds the program of a GitHub repository id.
+func (t *sqliteTx) ProgramByGitHubID(ctx context.Context, id int64) (bot.Program, error) {
+	return t.programWhere(ctx, fmt.Sprintf("program of repository id %d", id), selectProgramByGitHubID, id)
+}
+
+// ProgramByName finds the program holding owner/repo, ignoring case as
+// GitHub does.
 func (t *sqliteTx) ProgramByName(ctx context.Context, owner, repo string) (bot.Program, error) {
-	p, err := scanProgram(t.tx.QueryRowContext(ctx, selectProgramByName, owner, repo))
+	return t.programWhere(ctx, fmt.Sprintf("program %s/%s", owner, repo), selectProgramByName, owner, repo)
+}
+
+// programWhere runs a query of one program; what names the program in
+// errors.
+func (t *sqliteTx) programWhere(ctx context.Context, what, query string, args ...any) (bot.Program, error) {
+	p, err := scanProgram(t.tx.QueryRowContext(ctx, query, args...))
 	if errors.Is(err, sql.ErrNoRows) {
-		return bot.Program{}, fmt.Errorf("program %s/%s: %w", owner, repo, bot.ErrNotFound)
+		return bot.Program{}, fmt.Errorf("%s: %w", what, bot.ErrNotFound)
 	}
 	if err != nil {
-		return bot.Program{}, fmt.Errorf("program %s/%s: %w", owner, repo, err)
+		return bot.Program{}, fmt.Errorf("%s: %w", what, err)
 	}
 	return p, nil
 }

@@ -139,7 +139,7 @@ func newPlaygroundFixture(t *testing.T) *playgroundFixture {
 	t.Cleanup(func() { store.Close() })
 	var ex bot.Execution
 	err = store.Update(ctx, func(tx bot.Tx) error {
-		prog, err := tx.EnsureProgram(ctx, playgroundInst, playgroundOwner, playgroundRepo)
+		prog, err := tx.EnsureProgram(ctx, playgroundInst, bot.Repository{Owner: playgroundOwner, Name: playgroundRepo})
 		if err != nil {
 			return err
 		}

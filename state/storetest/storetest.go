@@ -38,6 +38,10 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 		{"PoisonedDeliveries", testPoisonedDeliveries},
 		{"Installations", testInstallations},
 		{"Programs", testPrograms},
+		{"ProgramRenamed", testProgramRenamed},
+		{"ProgramOfRecreatedRepository", testProgramOfRecreatedRepository},
+		{"ProgramAdoptsGitHubID", testProgramAdoptsGitHubID},
+		{"ConcurrentEnsureProgram", testConcurrentEnsureProgram},
 		{"Pipelines", testPipelines},
 		{"ExecutionRoundTrip", testExecutionRoundTrip},
 		{"ExecutionNumbers", testExecutionNumbers},
@@ -97,7 +101,7 @@ func newProgram(t *testing.T, s bot.Store, installationID int64, owner, repo str
 	t.Helper()
 	var p bot.Program
 	update(t, s, func(tx bot.Tx) (err error) {
-		p, err = tx.EnsureProgram(t.Context(), installationID, owner, repo)
+		p, err = tx.EnsureProgram(t.Context(), installationID, bot.Repository{Owner: owner, Name: repo})
 		return err
 	})
 	return p
@@ -432,6 +436,7 @@ func testNotFound(t *testing.T, s bot.Store) {
 		{"Installation", func(tx bot.Tx) error { _, err := tx.Installation(ctx, missing); return err }, "987654"},
 		{"Program", func(tx bot.Tx) error { _, err := tx.Program(ctx, missing); return err }, "987654"},
 		{"ProgramByName", func(tx bot.Tx) error { _, err := tx.ProgramByName(ctx, "octo", "nope"); return err }, "octo/nope"},
+		{"ProgramByGitHubID", func(tx bot.Tx) error { _, err := tx.ProgramByGitHubID(ctx, missing); return err }, "987654"},
 		{"SetProgramRemoved", func(tx bot.Tx) error { return tx.SetProgramRemoved(ctx, missing, true) }, "987654"},
 		{"SetPipelines", func(tx bot.Tx) error { return tx.SetPipelines(ctx, missing, nil) }, "987654"},
 		{"CreateExecution", func(tx bot.Tx) error {

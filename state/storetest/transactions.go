@@ -20,7 +20,7 @@ func writeEverything(ctx context.Context, tx bot.Tx) error {
 	if err := tx.PutInstallation(ctx, bot.Installation{ID: 5, Account: "octo", UpdatedAt: t0}); err != nil {
 		return err
 	}
-	p, err := tx.EnsureProgram(ctx, 5, "octo", "hello")
+	p, err := tx.EnsureProgram(ctx, 5, bot.Repository{ID: 555, Owner: "octo", Name: "hello", DefaultBranch: "main"})
 	if err != nil {
 		return err
 	}
@@ -74,6 +74,9 @@ func wantNothingWritten(t *testing.T, s bot.Store) {
 		}
 		if _, err := tx.ProgramByName(ctx, "octo", "hello"); !errors.Is(err, bot.ErrNotFound) {
 			t.Errorf("ProgramByName(octo/hello) = %v, want not found", err)
+		}
+		if _, err := tx.ProgramByGitHubID(ctx, 555); !errors.Is(err, bot.ErrNotFound) {
+			t.Errorf("ProgramByGitHubID(555) = %v, want not found", err)
 		}
 		ps, err := tx.Programs(ctx)
 		if err != nil {
@@ -161,7 +164,7 @@ func testViewIsReadOnly(t *testing.T, s bot.Store) {
 		if diff := cmp.Diff(p, got); diff != "" {
 			t.Errorf("Program in View (-want +got):\n%s", diff)
 		}
-		_, writeErr = tx.EnsureProgram(ctx, 1, "octo", "written-in-view")
+		_, writeErr = tx.EnsureProgram(ctx, 1, bot.Repository{Owner: "octo", Name: "written-in-view"})
 		return nil
 	})
 	if err != nil {
