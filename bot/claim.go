@@ -133,8 +133,8 @@ func (e *Engine) loadClaim(ctx context.Context, tx Tx, ex Execution, s Step) (Cl
 	if c.Program, err = tx.Program(ctx, ex.ProgramID); err != nil {
 		return c, err
 	}
-	if c.Config, err = e.config(ex.Config); err != nil {
-		return c, fmt.Errorf("the configuration of %s no longer parses: %w", ex, err)
+	if c.Config, err = e.executionConfig(ex); err != nil {
+		return c, err
 	}
 	if ex.SourceID != 0 {
 		src, err := tx.Execution(ctx, ex.SourceID)

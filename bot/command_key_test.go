@@ -16,7 +16,9 @@ func TestCommandKey(t *testing.T) {
 	ctx := context.Background()
 	clock := newTestClock()
 	store := openTestStore(t, clock)
-	eng := &bot.Engine{Store: store, Clock: clock, Jobs: &jobQueue{}, Source: newFakeSource(), ParseConfig: parseRepoConfig,
+	src := newFakeSource()
+	src.set("acme/app", "c0ffee0000000000000000000000000000000000", nil) // no file: no policy, no pipelines
+	eng := &bot.Engine{Store: store, Clock: clock, Jobs: &jobQueue{}, Source: src, Policy: src, ParseConfig: parseRepoConfig,
 		Logger: slog.New(slog.DiscardHandler), PublicURL: "https://stagehand.test"}
 	var prog bot.Program
 	if err := store.Update(ctx, func(tx bot.Tx) (err error) {

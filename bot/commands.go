@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
+	"maps"
 	"strings"
 	"time"
 )
@@ -98,41 +98,34 @@ func (e *Engine) StartManual(ctx context.Context, programID int64, kind Pipeline
 	if from != 0 {
 		return Result{}, &RuleError{Message: "--from applies to prod-only only"}
 	}
-	var prog Program
-	var pipe *Pipeline
-	err := e.Store.View(ctx, func(tx Tx) error {
-		var err error
-		if prog, err = tx.Program(ctx, programID); err != nil {
-			return err
-		}
-		ps, err := tx.Pipelines(ctx, programID)
-		for _, p := range ps {
-			if p.Kind == kind {
-				pipe = &p
-			}
-		}
-		return err
-	})
+	// Which pipelines exist, and on which branch, is policy: the default
+	// branch's file decides, never the commit that would be built.
+	prog, pol, err := e.programAndPolicy(ctx, programID)
 	if err != nil {
 		return Result{}, err
 	}
-	if pipe == nil {
-		return Result{}, &RuleError{Rule: "H", Message: fmt.Sprintf("%s has no %s pipeline; add it to .github/stagehand.yml", prog.FullName(), kind)}
+	if pol.Config == nil {
+		return Result{}, &RuleError{Rule: "H", Message: fmt.Sprintf("%s has no .github/stagehand.yml on its default branch (%s), so it has no pipelines; add the file there", prog.FullName(), pol.Describe())}
 	}
+	pipeCfg, ok := pol.Config.Pipelines[kind]
+	if !ok {
+		return Result{}, &RuleError{Rule: "H", Message: fmt.Sprintf("%s has no %s pipeline: the default branch's .github/stagehand.yml (%s) declares none", prog.FullName(), kind, pol.Describe())}
+	}
+	pipe := &Pipeline{ProgramID: programID, Kind: kind, PipelineConfig: pipeCfg}
 	commit, err := e.Source.HeadCommit(ctx, prog, pipe.Branch)
 	if err != nil {
 		return Result{}, fmt.Errorf("finding the head of %s: %w", pipe.Branch, err)
 	}
+	// The commands come from the commit being built.
 	raw, err := e.Source.ReadConfig(ctx, prog, commit)
+	if errors.Is(err, ErrNotFound) {
+		return Result{}, &RuleError{Rule: "H", Message: fmt.Sprintf("%s at %s has no .github/stagehand.yml to take the build and deploy commands from", pipe.Branch, ShortSHA(commit))}
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("reading the configuration at %s: %w", ShortSHA(commit), err)
 	}
-	cfg, err := e.ParseConfig(raw)
-	if err != nil {
+	if _, err := e.config(raw); err != nil {
 		return Result{}, &RuleError{Rule: "H", Message: fmt.Sprintf(".github/stagehand.yml at %s is invalid:\n%v", ShortSHA(commit), err)}
-	}
-	if !cfg.Has(kind) {
-		return Result{}, &RuleError{Rule: "H", Message: fmt.Sprintf(".github/stagehand.yml at %s has no %s pipeline", ShortSHA(commit), kind)}
 	}
 	var res Result
 	err = e.update(ctx, programID, func(tx Tx, prog Program) error {
@@ -143,9 +136,12 @@ func (e *Engine) StartManual(ctx context.Context, programID int64, kind Pipeline
 		if b := manualBlocker(kind, active); b != nil {
 			return blockedError(kind, *b, e.Link(prog, b.Number))
 		}
+		if err := tx.SetPipelines(ctx, programID, PipelinesOf(programID, pol.Config)); err != nil {
+			return err
+		}
 		ex, err := tx.CreateExecution(ctx, Execution{
 			ProgramID: programID, Pipeline: kind, Commit: commit, Branch: pipe.Branch, State: ExecutionQueued,
-			Message: "started by " + actor, Cause: CauseManual, TriggeredBy: actor, Config: raw, CreatedAt: e.Clock.Now(),
+			Message: "started by " + actor, Cause: CauseManual, TriggeredBy: actor, Config: raw, Policy: pol.Raw, CreatedAt: e.Clock.Now(),
 		})
 		if err != nil {
 			return err
@@ -167,8 +163,12 @@ func (e *Engine) Promote(ctx context.Context, programID int64, number int, actor
 }
 
 func (e *Engine) promote(ctx context.Context, programID int64, number int, actor string, create bool, cause Cause) (Result, error) {
+	pol, err := e.programPolicy(ctx, programID)
+	if err != nil {
+		return Result{}, err
+	}
 	var res Result
-	err := e.update(ctx, programID, func(tx Tx, prog Program) error {
+	err = e.update(ctx, programID, func(tx Tx, prog Program) error {
 		succeeded, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, Pipeline: StageOnly, States: []ExecutionState{ExecutionSucceeded}, Limit: 1})
 		if err != nil {
 			return err
@@ -191,7 +191,7 @@ func (e *Engine) promote(ctx context.Context, programID int64, number int, actor
 				return &RuleError{Rule: "D", Message: fmt.Sprintf("%s is no longer the latest successful stage-only execution (%s is); promote that one, or start prod-only with --from %d", src, succeeded[0], src.Number)}
 			}
 		}
-		if err := e.ensureProdOnly(ctx, tx, prog, create); err != nil {
+		if err := e.ensureProdOnly(ctx, tx, prog, pol, create); err != nil {
 			return err
 		}
 		active, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, States: ActiveStates})
@@ -204,7 +204,7 @@ func (e *Engine) promote(ctx context.Context, programID int64, number int, actor
 		ex, err := tx.CreateExecution(ctx, Execution{
 			ProgramID: programID, Pipeline: ProdOnly, Commit: src.Commit, Branch: src.Branch, State: ExecutionQueued,
 			Message: fmt.Sprintf("promotes %s by %s", src, actor), Cause: cause, TriggeredBy: actor,
-			SourceID: src.ID, Config: src.Config, ArtifactDigest: src.ArtifactDigest, CreatedAt: e.Clock.Now(),
+			SourceID: src.ID, Config: src.Config, Policy: pol.Raw, ArtifactDigest: src.ArtifactDigest, CreatedAt: e.Clock.Now(),
 		})
 		if err != nil {
 			return err
@@ -227,7 +227,10 @@ func shortDigest(d string) string {
 
 // ensureProdOnly makes sure the program has a prod-only pipeline, creating
 // one with the default settings when create is set.
-func (e *Engine) ensureProdOnly(ctx context.Context, tx Tx, prog Program, create bool) error {
+func (e *Engine) ensureProdOnly(ctx context.Context, tx Tx, prog Program, pol Policy, create bool) error {
+	if pol.Config != nil && pol.Config.Has(ProdOnly) {
+		return nil
+	}
 	ps, err := tx.Pipelines(ctx, prog.ID)
 	if err != nil {
 		return err
@@ -309,8 +312,15 @@ func waitingForApproval(ex Execution, steps []Step) bool {
 // approval lets it go on. With prevent_self_approval, the person who
 // triggered or promoted the execution may not approve it.
 func (e *Engine) Approve(ctx context.Context, programID int64, number int, actor string, rollback bool) (Result, error) {
+	if err := requireProductionApprover(ctx, actor, "approve a production deployment"); err != nil {
+		return Result{}, err
+	}
+	pol, err := e.programPolicy(ctx, programID)
+	if err != nil {
+		return Result{}, err
+	}
 	var res Result
-	err := e.update(ctx, programID, func(tx Tx, prog Program) error {
+	err = e.update(ctx, programID, func(tx Tx, prog Program) error {
 		ex, steps, err := e.pick(ctx, tx, prog, number, "waiting for approval", waitingForApproval)
 		if err != nil {
 			return err
@@ -318,7 +328,7 @@ func (e *Engine) Approve(ctx context.Context, programID int64, number int, actor
 		if ex.Rollback != "" && !rollback {
 			return &RuleError{Rule: "G", Message: fmt.Sprintf("%s %s; approving it needs Approve Rollback (/stagehand approve %d --rollback)", ex, ex.Rollback, ex.Number)}
 		}
-		if err := e.checkSelfApproval(ctx, tx, ex, actor); err != nil {
+		if err := e.checkSelfApproval(ctx, tx, pol, ex, actor); err != nil {
 			return err
 		}
 		s := stepIn(steps, StepApproval, StepWaiting)
@@ -339,9 +349,11 @@ func (e *Engine) Approve(ctx context.Context, programID int64, number int, actor
 	return res, err
 }
 
-func (e *Engine) checkSelfApproval(ctx context.Context, tx Tx, ex Execution, actor string) error {
-	cfg, err := e.config(ex.Config)
-	if err != nil || cfg.Production == nil || !cfg.Production.PreventSelfApproval {
+// checkSelfApproval applies the policy's prevent_self_approval. The
+// policy was read by the caller; one that could not be read or parsed
+// refused the command before (fail closed).
+func (e *Engine) checkSelfApproval(ctx context.Context, tx Tx, pol Policy, ex Execution, actor string) error {
+	if pol.Config == nil || pol.Config.Production == nil || !pol.Config.Production.PreventSelfApproval {
 		return nil
 	}
 	people := map[string]string{ex.TriggeredBy: "started"}
@@ -368,15 +380,22 @@ func (e *Engine) checkSelfApproval(ctx context.Context, tx Tx, ex Execution, act
 // Reject ends a waiting approval: the execution ends cancelled, as Cloud
 // Manager does; what was deployed to stage stays.
 func (e *Engine) Reject(ctx context.Context, programID int64, number int, actor, reason string) (Result, error) {
+	if err := requireProductionApprover(ctx, actor, "reject a production deployment"); err != nil {
+		return Result{}, err
+	}
+	pol, err := e.programPolicy(ctx, programID)
+	if err != nil {
+		return Result{}, err
+	}
 	var res Result
-	err := e.update(ctx, programID, func(tx Tx, prog Program) error {
+	err = e.update(ctx, programID, func(tx Tx, prog Program) error {
 		ex, steps, err := e.pick(ctx, tx, prog, number, "waiting for approval", waitingForApproval)
 		if err != nil {
 			return err
 		}
 		// SPEC §5: reject, like approve, respects prevent_self_approval
 		// (the person who started it can still cancel it).
-		if err := e.checkSelfApproval(ctx, tx, ex, actor); err != nil {
+		if err := e.checkSelfApproval(ctx, tx, pol, ex, actor); err != nil {
 			return err
 		}
 		s := stepIn(steps, StepApproval, StepWaiting)
@@ -398,6 +417,9 @@ func (e *Engine) Reject(ctx context.Context, programID int64, number int, actor,
 // means now (Deploy Now). The time survives restarts: it is stored, and the
 // engine's reconcile loop passes the schedule step when it is due.
 func (e *Engine) Schedule(ctx context.Context, programID int64, number int, actor string, at time.Time) (Result, error) {
+	if err := requireProductionApprover(ctx, actor, "schedule a production deployment or Deploy Now"); err != nil {
+		return Result{}, err
+	}
 	var res Result
 	now := e.Clock.Now()
 	if at.IsZero() {
@@ -452,6 +474,11 @@ func (e *Engine) Cancel(ctx context.Context, programID int64, number int, actor 
 		if err != nil {
 			return err
 		}
+		if Holds(ex.Pipeline, Production) {
+			if err := requireProductionApprover(ctx, actor, "cancel "+ex.String()+", which holds production"); err != nil {
+				return err
+			}
+		}
 		for _, s := range steps {
 			switch s.State {
 			case StepRunning, StepWaiting:
@@ -478,8 +505,12 @@ func (e *Engine) Cancel(ctx context.Context, programID int64, number int, actor 
 // Rerun starts a new execution of the same pipeline at the same commit (a
 // prod-only one from the same source).
 func (e *Engine) Rerun(ctx context.Context, programID int64, number int, actor string) (Result, error) {
+	pol, err := e.programPolicy(ctx, programID)
+	if err != nil {
+		return Result{}, err
+	}
 	var res Result
-	err := e.update(ctx, programID, func(tx Tx, prog Program) error {
+	err = e.update(ctx, programID, func(tx Tx, prog Program) error {
 		old, err := tx.ExecutionByNumber(ctx, programID, number)
 		if errors.Is(err, ErrNotFound) {
 			return &RuleError{Message: fmt.Sprintf("%s has no execution #%d", prog.FullName(), number)}
@@ -497,7 +528,7 @@ func (e *Engine) Rerun(ctx context.Context, programID int64, number int, actor s
 		ex, err := tx.CreateExecution(ctx, Execution{
 			ProgramID: programID, Pipeline: old.Pipeline, Commit: old.Commit, Branch: old.Branch, State: ExecutionQueued,
 			Message: fmt.Sprintf("re-run of %s by %s", old, actor), Cause: CauseRerun, TriggeredBy: actor,
-			SourceID: old.SourceID, Config: old.Config, CreatedAt: e.Clock.Now(),
+			SourceID: old.SourceID, Config: old.Config, Policy: pol.Raw, CreatedAt: e.Clock.Now(),
 		})
 		if err != nil {
 			return err
@@ -514,8 +545,6 @@ func (e *Engine) Rerun(ctx context.Context, programID int64, number int, actor s
 	return res, err
 }
 
-var variableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
 // SetVariable sets an environment variable (rule E): refused while an
 // active execution holds the environment, applied at once otherwise and
 // used by the next deployment. An empty value with unset removes it.
@@ -523,8 +552,13 @@ func (e *Engine) SetVariable(ctx context.Context, programID int64, env Environme
 	if env != Stage && env != Production {
 		return "", &RuleError{Message: fmt.Sprintf("unknown environment %q: use stage or production", env)}
 	}
-	if !variableName.MatchString(key) || strings.HasPrefix(strings.ToUpper(key), "STAGEHAND_") || key == "PATH" || key == "HOME" {
-		return "", &RuleError{Message: fmt.Sprintf("%q is not a variable name you can set: use letters, digits and _, not starting with a digit; STAGEHAND_*, PATH and HOME are reserved", key)}
+	if err := CheckVariableName(key); err != nil {
+		return "", &RuleError{Message: err.Error()}
+	}
+	if env == Production {
+		if err := requireProductionApprover(ctx, actor, "change production's variables"); err != nil {
+			return "", err
+		}
 	}
 	var msg string
 	err := e.update(ctx, programID, func(tx Tx, prog Program) error {
@@ -548,28 +582,22 @@ func (e *Engine) SetVariable(ctx context.Context, programID int64, env Environme
 }
 
 // Variables lists an environment's variables as the next deployment will
-// see them: the configuration's (from the newest execution's configuration)
-// overridden by those set with /stagehand env set.
+// see them: the policy's (the default branch's file) overridden by those
+// set with /stagehand env set. A policy that cannot be read is an error.
 func (e *Engine) Variables(ctx context.Context, programID int64, env EnvironmentName) (map[string]string, error) {
+	pol, err := e.programPolicy(ctx, programID)
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]string{}
-	err := e.Store.View(ctx, func(tx Tx) error {
-		latest, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, Limit: 1})
-		if err != nil {
-			return err
+	if pol.Config != nil {
+		if ec := pol.Config.Environment(env); ec != nil {
+			maps.Copy(out, ec.Variables)
 		}
-		if len(latest) == 1 {
-			if cfg, err := e.config(latest[0].Config); err == nil {
-				if ec := cfg.Environment(env); ec != nil {
-					for k, v := range ec.Variables {
-						out[k] = v
-					}
-				}
-			}
-		}
+	}
+	err = e.Store.View(ctx, func(tx Tx) error {
 		set, err := tx.Variables(ctx, programID, env)
-		for k, v := range set {
-			out[k] = v
-		}
+		maps.Copy(out, set)
 		return err
 	})
 	return out, err

@@ -62,10 +62,14 @@ type Build struct {
 
 // Environment is the configuration of stage or production.
 type Environment struct {
-	Deploy              string
-	DeployTimeout       time.Duration
-	URL                 string
-	Variables           map[string]string
+	Deploy        string
+	DeployTimeout time.Duration
+	URL           string
+	Variables     map[string]string
+	// Secrets are the names of the secrets deploys and tests of this
+	// environment get (SPEC §7); their values come from the server's
+	// secret source, never from the repository.
+	Secrets             []string
 	Tests               []Test
 	Approvers           Approvers
 	PreventSelfApproval bool

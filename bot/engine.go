@@ -53,7 +53,11 @@ type Engine struct {
 	Jobs        JobPublisher
 	Source      Source
 	ParseConfig func([]byte) (*Config, error)
-	Logger      *slog.Logger
+	// Policy reads a program's policy from its default branch for manual
+	// starts, promotions and variable listings (nil: commands that need
+	// it are refused).
+	Policy PolicyReader
+	Logger *slog.Logger
 	// PublicURL is the base of links in messages (the dashboard).
 	PublicURL string
 	// parsed caches ParseConfig's results by the file's content: the engine
@@ -266,7 +270,7 @@ func (e *Engine) step(ctx context.Context, tx Tx, ex *Execution, now time.Time) 
 // takes the defaults (approval on, no schedule).
 func (e *Engine) settings(ex *Execution) PipelineConfig {
 	if e.ParseConfig != nil && len(ex.Config) > 0 {
-		if cfg, err := e.config(ex.Config); err == nil {
+		if cfg, err := e.executionConfig(*ex); err == nil {
 			if p, ok := cfg.Pipelines[ex.Pipeline]; ok {
 				return p
 			}

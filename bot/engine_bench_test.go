@@ -24,8 +24,9 @@ func benchEngine(b *testing.B, dir string, jobs bot.JobPublisher) (*bot.Engine, 
 	if err != nil {
 		b.Fatal(err)
 	}
+	src := newFakeSource()
 	return &bot.Engine{
-		Store: store, Clock: clock, Jobs: jobs, Source: newFakeSource(), ParseConfig: parseRepoConfig,
+		Store: store, Clock: clock, Jobs: jobs, Source: src, Policy: src, ParseConfig: parseRepoConfig,
 		Logger: slog.New(slog.DiscardHandler), PublicURL: "https://stagehand.test",
 	}, store
 }

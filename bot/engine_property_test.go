@@ -121,6 +121,28 @@ func (s *fakeSource) ReadConfig(_ context.Context, prog bot.Program, commit stri
 	return c, nil
 }
 
+// Policy is the program's policy: its file at the head of main.
+func (s *fakeSource) Policy(ctx context.Context, prog bot.Program) (bot.Policy, error) {
+	head, err := s.HeadCommit(ctx, prog, "main")
+	if err != nil {
+		return bot.Policy{}, err
+	}
+	pol := bot.Policy{Branch: "main", Commit: head}
+	raw, err := s.ReadConfig(ctx, prog, head)
+	if errors.Is(err, bot.ErrNotFound) {
+		return pol, nil
+	}
+	if err != nil {
+		return bot.Policy{}, err
+	}
+	cfg, err := parseRepoConfig(raw)
+	if err != nil {
+		return pol, bot.InvalidPolicyError(pol, err)
+	}
+	pol.Raw, pol.Config = raw, cfg
+	return pol, nil
+}
+
 // jobQueue is a JobPublisher that keeps the published jobs for the test to
 // run, dropping a job whose ID is already waiting (as the broker does).
 type jobQueue struct {
@@ -386,7 +408,7 @@ func newHarness(t *testing.T, seed int64, stats *propStats) *harness {
 		deaths: *propDeaths && os.Getenv("STAGEHAND_PROPERTY_DEATHS") != "0",
 	}
 	h.eng = &bot.Engine{
-		Store: store, Clock: clock, Jobs: h.q, Source: h.src, ParseConfig: parseRepoConfig,
+		Store: store, Clock: clock, Jobs: h.q, Source: h.src, Policy: h.src, ParseConfig: parseRepoConfig,
 		Logger: slog.New(slog.DiscardHandler), PublicURL: "https://stagehand.test",
 	}
 	// The scheduled and approval settings vary per program; program 0 has

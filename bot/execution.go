@@ -138,6 +138,11 @@ type Execution struct {
 	// its commit (prod-only: its source's), kept so a restart or another
 	// replica runs exactly the same.
 	Config []byte
+	// Policy is the default branch's .github/stagehand.yml when the
+	// execution was created (SPEC §3): its gates (approval, scheduled),
+	// URLs and variables. Config supplies only the commands. Nil for an
+	// execution recorded before policy was read from the default branch.
+	Policy []byte
 	// ArtifactDigest names the artifact set: built by this execution, or
 	// (prod-only) its source's.
 	ArtifactDigest string

@@ -14,7 +14,8 @@ type PushStart struct {
 	Branch     string
 	Pusher     string
 	DeliveryID string
-	Config     []byte // .github/stagehand.yml at Commit
+	Config     []byte // .github/stagehand.yml at Commit: the commands
+	Policy     []byte // the default branch's file: the policy
 	At         time.Time
 }
 
@@ -59,6 +60,7 @@ func QueuePushStart(ctx context.Context, tx Tx, s PushStart) (Execution, error) 
 		TriggeredBy: s.Pusher,
 		DeliveryID:  s.DeliveryID,
 		Config:      s.Config,
+		Policy:      s.Policy,
 		CreatedAt:   s.At,
 	})
 	if err != nil {

@@ -615,7 +615,8 @@ func SlashHelp(bareAliases bool) string {
 	}
 	b.WriteString(" Commands in code blocks or quotes are not read, nor more than 10 in one comment.\n\n")
 	b.WriteString("**Who may use them**: everyone with write permission (or higher) on the repository may use every command; it is checked again each time. ")
-	b.WriteString("`approve` (also with `--rollback`) and `reject` also need membership in production's `approvers` when they are configured, ")
-	b.WriteString("and respect `prevent_self_approval`: then whoever started or promoted an execution may not approve it.\n")
+	b.WriteString("Production actions — `approve` (also with `--rollback`), `reject`, `schedule` (and the Deploy Now button), `cancel` of an execution that holds production, and `env set`/`env unset production` — ")
+	b.WriteString("also need membership in production's `approvers` when they are configured; `approve` and `reject` respect `prevent_self_approval`: then whoever started or promoted an execution may not approve it. ")
+	b.WriteString("Who the approvers are, and every other rule, is read from `.github/stagehand.yml` on the default branch.\n")
 	return b.String()
 }

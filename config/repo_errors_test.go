@@ -250,15 +250,40 @@ environments:
       STAGEHAND_COMMIT: c
       LIST: [a, b]
       UNSET:
+      BASH_ENV: /tmp/x
+      LD_PRELOAD: /tmp/x.so
+      GIT_SSH_COMMAND: x
+      lower: d
 pipelines:
   stage-only: {branch: main}
 `,
 		diags: Diagnostics{
-			errAt(7, 7, "environments.stage.variables.1ST: invalid variable name; use letters, digits and _, not starting with a digit"),
-			errAt(8, 7, "environments.stage.variables.MY-VAR: invalid variable name; use letters, digits and _, not starting with a digit"),
-			errAt(9, 7, "environments.stage.variables.STAGEHAND_COMMIT: names starting with STAGEHAND_ are reserved for the variables Stagehand sets; rename it"),
+			errAt(7, 7, `environments.stage.variables.1ST: "1ST" is not a valid variable name: use upper-case letters, digits and _, starting with a letter (^[A-Z][A-Z0-9_]*$)`),
+			errAt(8, 7, `environments.stage.variables.MY-VAR: "MY-VAR" is not a valid variable name: use upper-case letters, digits and _, starting with a letter (^[A-Z][A-Z0-9_]*$)`),
+			errAt(9, 7, `environments.stage.variables.STAGEHAND_COMMIT: "STAGEHAND_COMMIT" may not be set: names starting with STAGEHAND_ change how the loader or git behave, or are Stagehand's own`),
 			errAt(10, 13, "environments.stage.variables.LIST: expected a string, number or boolean, got a list"),
 			errAt(11, 7, `environments.stage.variables.UNSET: expected a string, number or boolean, got nothing; write UNSET: "" for an empty value`),
+			errAt(12, 7, `environments.stage.variables.BASH_ENV: "BASH_ENV" may not be set: it changes how the shell, the loader, git or a language runtime behaves, or is set by Stagehand itself`),
+			errAt(13, 7, `environments.stage.variables.LD_PRELOAD: "LD_PRELOAD" may not be set: names starting with LD_ change how the loader or git behave, or are Stagehand's own`),
+			errAt(14, 7, `environments.stage.variables.GIT_SSH_COMMAND: "GIT_SSH_COMMAND" may not be set: names starting with GIT_ change how the loader or git behave, or are Stagehand's own`),
+			errAt(15, 7, `environments.stage.variables.lower: "lower" is not a valid variable name: use upper-case letters, digits and _, starting with a letter (^[A-Z][A-Z0-9_]*$)`),
+		},
+	},
+	{
+		name: "secret names",
+		yaml: `version: 1
+build: {run: make dist, artifacts: [dist/**]}
+environments:
+  stage:
+    deploy: ./deploy.sh
+    secrets: [OK_TOKEN, LD_PRELOAD, lower, 42]
+pipelines:
+  stage-only: {branch: main}
+`,
+		diags: Diagnostics{
+			errAt(6, 25, `environments.stage.secrets[1]: "LD_PRELOAD" may not be set: names starting with LD_ change how the loader or git behave, or are Stagehand's own`),
+			errAt(6, 37, `environments.stage.secrets[2]: "lower" is not a valid variable name: use upper-case letters, digits and _, starting with a letter (^[A-Z][A-Z0-9_]*$)`),
+			errAt(6, 44, `environments.stage.secrets[3]: expected secret names such as DEPLOY_TOKEN, got the number 42`),
 		},
 	},
 	{

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"path"
-	"regexp"
 	"strings"
 
 	"github.com/goccy/go-yaml/ast"
@@ -17,7 +16,7 @@ var (
 	topKeys         = mapSpec{"top-level key", []string{"version", "build", "environments", "pipelines", "commands"}}
 	buildKeys       = mapSpec{"key", []string{"run", "artifacts", "timeout"}}
 	environmentKeys = mapSpec{"environment", []string{string(bot.Stage), string(bot.Production)}}
-	envKeys         = mapSpec{"key", []string{"deploy", "deploy_timeout", "url", "variables", "tests", "approvers", "prevent_self_approval"}}
+	envKeys         = mapSpec{"key", []string{"deploy", "deploy_timeout", "url", "variables", "secrets", "tests", "approvers", "prevent_self_approval"}}
 	testKeys        = mapSpec{"key", []string{"name", "run", "timeout"}}
 	approverKeys    = mapSpec{"key", []string{"users", "teams"}}
 	pipelineKinds   = mapSpec{"pipeline kind", []string{string(bot.FullStack), string(bot.StageOnly), string(bot.ProdOnly)}}
@@ -30,8 +29,6 @@ var (
 // already reported), so that Check does not also report it as missing. A
 // config with errors is never returned, so it never reaches a caller.
 const invalidValue = "(invalid)"
-
-var envVarName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // walkFile walks the whole document. It returns nil when the file has no usable
 // top-level mapping; otherwise a config holding everything that could be
@@ -170,6 +167,8 @@ func (w *walker) environment(e entry, name bot.EnvironmentName) *bot.Environment
 			env.URL, _ = w.url(f)
 		case "variables":
 			env.Variables = w.variables(f)
+		case "secrets":
+			env.Secrets, _ = w.stringList(f, "secret names such as DEPLOY_TOKEN", validSecretName(w))
 		case "tests":
 			env.Tests = w.tests(f)
 		case "approvers", "prevent_self_approval":
@@ -212,12 +211,10 @@ func (w *walker) variables(e entry) map[string]string {
 	}
 	vars := map[string]string{}
 	for _, f := range entries {
-		if !envVarName.MatchString(f.key) {
-			w.errorf(f.keyPos, f.path, "invalid variable name; use letters, digits and _, not starting with a digit")
-			continue
-		}
-		if strings.HasPrefix(f.key, "STAGEHAND_") {
-			w.errorf(f.keyPos, f.path, "names starting with STAGEHAND_ are reserved for the variables Stagehand sets; rename it")
+		// The same rule as /stagehand env set (SPEC §3): no name that
+		// changes how the shell, the loader or git behaves.
+		if err := bot.CheckVariableName(f.key); err != nil {
+			w.errorf(f.keyPos, f.path, "%v", err)
 			continue
 		}
 		switch v := f.value.(type) {
@@ -286,6 +283,18 @@ func (w *walker) approvers(e entry) bot.Approvers {
 		}
 	}
 	return a
+}
+
+// validSecretName checks a declared secret's name: the same rule as for
+// variables, since it becomes one in the step's environment.
+func validSecretName(w *walker) func(item, string) bool {
+	return func(it item, s string) bool {
+		if err := bot.CheckVariableName(s); err != nil {
+			w.errorf(it.pos, it.path, "%v", err)
+			return false
+		}
+		return true
+	}
 }
 
 func validLogin(w *walker) func(item, string) bool {

@@ -186,15 +186,30 @@ environments:
       DEBUG: true
       NAME: "quoted"
       EMPTY: ""
-      _ANSWER: yes
+      ANSWER_: yes
 pipelines:
   stage-only: {branch: main}
 `,
 		want: with(func(c *bot.Config) {
 			c.Stage.Variables = map[string]string{
 				"REPLICAS": "3", "RATIO": "1.50", "MASK": "0x1F", "DEBUG": "true",
-				"NAME": "quoted", "EMPTY": "", "_ANSWER": "yes",
+				"NAME": "quoted", "EMPTY": "", "ANSWER_": "yes",
 			}
+		}),
+	},
+	{
+		name: "declared secrets",
+		yaml: `version: 1
+build: {run: make dist, artifacts: [dist/**]}
+environments:
+  stage:
+    deploy: ./deploy.sh
+    secrets: [DEPLOY_TOKEN, KUBECONFIG]
+pipelines:
+  stage-only: {branch: main}
+`,
+		want: with(func(c *bot.Config) {
+			c.Stage.Secrets = []string{"DEPLOY_TOKEN", "KUBECONFIG"}
 		}),
 	},
 	{

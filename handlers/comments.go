@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/google/go-github/v62/github"
 
@@ -23,49 +24,104 @@ func (h *Webhooks) issueComment(ctx context.Context, d delivery, ev *github.Issu
 	if ev.GetSender().GetType() == "Bot" || ev.GetComment().GetUser().GetType() == "Bot" {
 		return h.record(ctx, d, "comment by a bot ignored")
 	}
-	owner, repo := ev.GetRepo().GetOwner().GetLogin(), ev.GetRepo().GetName()
-	var prog bot.Program
-	err := h.Store.View(ctx, func(tx bot.Tx) error {
-		var err error
-		prog, err = tx.ProgramByName(ctx, owner, repo)
-		return err
-	})
-	if errors.Is(err, bot.ErrNotFound) {
-		return h.record(ctx, d, "comment in a repository without Stagehand executions ignored")
+	inst := ev.GetInstallation().GetID()
+	r := repositoryOf(ev.GetRepo())
+	if inst == 0 {
+		return h.record(ctx, d, "comment without an installation ignored")
 	}
-	if err != nil {
-		return err
-	}
-	cfg := h.latestConfig(ctx, prog)
-	bare := cfg != nil && cfg.BareAliases
-	cmds, errs := bot.ParseSlash(ev.GetComment().GetBody(), bare)
+	// The program as the payload names it; it is stored only when the
+	// comment holds commands (most comments hold none).
+	prog := bot.Program{InstallationID: inst, GitHubID: r.ID, Owner: r.Owner, Repo: r.Name, DefaultBranch: r.DefaultBranch}
+	body := ev.GetComment().GetBody()
+	cmds, errs := bot.ParseSlash(body, false)
+	var pol *bot.Policy
 	if len(cmds) == 0 && len(errs) == 0 {
-		return h.record(ctx, d, "comment without commands")
+		if !mayHoldBareAlias(body) {
+			return h.record(ctx, d, "comment without commands")
+		}
+		// Bare aliases (/promote) are policy: read it to know.
+		p, err := h.Policies.Policy(ctx, prog)
+		if err != nil {
+			var re *bot.RuleError
+			if errors.As(err, &re) {
+				return h.record(ctx, d, "comment without /stagehand commands in a repository without a valid policy")
+			}
+			return err
+		}
+		if p.Config == nil || !p.Config.BareAliases {
+			return h.record(ctx, d, "comment without commands")
+		}
+		if cmds, errs = bot.ParseSlash(body, true); len(cmds) == 0 && len(errs) == 0 {
+			return h.record(ctx, d, "comment without commands")
+		}
+		pol = &p
 	}
 	if done, err := h.processed(ctx, d.guid); err != nil || done {
 		return err
 	}
+	prog, err := h.programFor(ctx, inst, r)
+	if err != nil {
+		return err
+	}
 	ctx = bot.WithLogAttrs(ctx, slog.String(bot.LogRepo, prog.FullName()))
-	inst, issue, user := prog.InstallationID, ev.GetIssue().GetNumber(), ev.GetSender().GetLogin()
-	if err := h.GitHub.React(ctx, inst, owner, repo, ev.GetComment().GetID(), "eyes"); err != nil {
+	issue, user, commentID := ev.GetIssue().GetNumber(), ev.GetSender().GetLogin(), ev.GetComment().GetID()
+	if err := h.GitHub.React(ctx, inst, prog.Owner, prog.Repo, commentID, "eyes"); err != nil {
 		h.Logger.WarnContext(ctx, "reacting to a comment", bot.LogError, err)
 	}
 	var answers []string
-	for _, e := range errs {
-		answers = append(answers, fmt.Sprintf("❓ `%s`: %s", e.Raw, e.Message))
-		h.refuse(ctx, user, "parse", e)
+	if age := h.Clock.Now().Sub(ev.GetComment().GetCreatedAt().Time); age > MaxCommentAge {
+		// A replayed or long-delayed delivery: the commands are not run.
+		h.refuse(ctx, user, "stale-comment", fmt.Errorf("comment %d written %s ago", commentID, age.Round(time.Second)))
+		answers = append(answers, fmt.Sprintf("🚫 This comment was written at %s, %s before Stagehand received it; Stagehand runs commands only from comments at most %s old (an older one is a delayed or replayed delivery). Nothing was done: comment again to run them.",
+			ev.GetComment().GetCreatedAt().UTC().Format(time.RFC3339), age.Round(time.Second), MaxCommentAge))
+	} else {
+		bare := pol != nil
+		for _, e := range errs {
+			answers = append(answers, fmt.Sprintf("❓ `%s`: %s", e.Raw, e.Message))
+			h.refuse(ctx, user, "parse", e)
+		}
+		for i, c := range cmds {
+			// The key makes each command of a comment take effect once:
+			// GitHub handling the delivery again, and a replay of the signed
+			// delivery under a new GUID, find it recorded.
+			cctx := bot.WithCommandKey(ctx, fmt.Sprintf("comment/%d/command-%d", commentID, i+1))
+			answers = append(answers, h.runCommand(cctx, prog, user, c, bare))
+		}
 	}
-	for i, c := range cmds {
-		// The key makes each command take effect once, although the comment
-		// is handled again when answering it fails or the process dies.
-		cctx := bot.WithCommandKey(ctx, fmt.Sprintf("%s/command-%d", d.guid, i+1))
-		answers = append(answers, h.runCommand(cctx, prog, user, c, bare))
-	}
-	if _, err := h.GitHub.CreateComment(ctx, inst, owner, repo, issue, strings.Join(answers, "\n\n")); err != nil {
+	if _, err := h.GitHub.CreateComment(ctx, inst, prog.Owner, prog.Repo, issue, strings.Join(answers, "\n\n")); err != nil {
 		return fmt.Errorf("answering the comment: %w", err)
 	}
 	_, err = h.mark(ctx, d, nil)
 	return err
+}
+
+// MaxCommentAge is how old a comment may be when its delivery arrives for
+// Stagehand to run its commands (SPEC §7, replays).
+const MaxCommentAge = 10 * time.Minute
+
+// mayHoldBareAlias reports whether a comment has a line that starts with
+// "/", so that reading the policy (for bare_aliases) is worth it.
+func mayHoldBareAlias(body string) bool {
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "/") {
+			return true
+		}
+	}
+	return false
+}
+
+// productionCommand reports whether a command is a production action
+// (SPEC §5), for which authorize asks whether the person is an approver.
+// cancel may be one (when what it cancels holds production): the engine
+// decides with what authorize found.
+func productionCommand(c bot.SlashCommand) bool {
+	switch c.Name {
+	case "approve", "reject", "schedule", "cancel":
+		return true
+	case "env":
+		return c.Environment == bot.Production && c.EnvAction != "list"
+	}
+	return false
 }
 
 // runCommand authorizes and runs one command and says what happened.
@@ -74,20 +130,21 @@ func (h *Webhooks) runCommand(ctx context.Context, prog bot.Program, user string
 	if c.Name == "help" {
 		return bot.SlashHelp(bare)
 	}
-	approval := c.Name == "approve" || c.Name == "reject"
-	if err := h.authorize(ctx, prog, user, approval); err != nil {
+	auth, err := h.authorize(ctx, prog, user, productionCommand(c))
+	if err != nil {
 		var rf *refusal
 		if errors.As(err, &rf) {
 			h.refuse(ctx, user, c.Name, err)
 			return "🚫 " + prefix + err.Error()
 		}
-		return "⚠️ " + prefix + "could not check your permission: " + err.Error()
+		h.refuse(ctx, user, c.Name, err)
+		return "⚠️ " + prefix + "refused: Stagehand could not check that you may do this (" + err.Error() + "); nothing was done, try again later"
 	}
-	msg, err := h.execute(ctx, prog, user, c)
+	msg, err := h.execute(auth.ctx, prog, user, c, auth.policy)
 	var re *bot.RuleError
 	switch {
 	case errors.Is(err, bot.ErrAlreadyDone):
-		return "✅ " + prefix + "done when this comment was first handled (Stagehand handled the comment again after an error or a restart, and did not repeat the command)"
+		return "✅ " + prefix + "done when this comment was first handled (Stagehand received the comment again, and did not repeat the command)"
 	case errors.As(err, &re):
 		h.refuse(ctx, user, c.Name, err)
 		return "🚫 " + prefix + re.Error()
@@ -98,7 +155,7 @@ func (h *Webhooks) runCommand(ctx context.Context, prog bot.Program, user string
 	return "✅ " + prefix + msg
 }
 
-func (h *Webhooks) execute(ctx context.Context, prog bot.Program, user string, c bot.SlashCommand) (string, error) {
+func (h *Webhooks) execute(ctx context.Context, prog bot.Program, user string, c bot.SlashCommand, pol bot.Policy) (string, error) {
 	e := h.Commands
 	var res bot.Result
 	var err error
@@ -120,7 +177,7 @@ func (h *Webhooks) execute(ctx context.Context, prog bot.Program, user string, c
 	case "cancel":
 		res, err = e.Cancel(ctx, prog.ID, c.Number, user)
 	case "status":
-		return h.status(ctx, prog)
+		return h.status(ctx, prog, pol)
 	case "env":
 		return h.env(ctx, prog, user, c)
 	default:
@@ -156,14 +213,17 @@ func (h *Webhooks) env(ctx context.Context, prog bot.Program, user string, c bot
 
 // status lists pipelines, active and queued executions, and what runs on
 // stage and production.
-func (h *Webhooks) status(ctx context.Context, prog bot.Program) (string, error) {
+func (h *Webhooks) status(ctx context.Context, prog bot.Program, pol bot.Policy) (string, error) {
 	var b strings.Builder
 	err := h.Store.View(ctx, func(tx bot.Tx) error {
-		pipes, err := tx.Pipelines(ctx, prog.ID)
-		if err != nil {
-			return err
+		var pipes []bot.Pipeline
+		if pol.Config != nil {
+			pipes = bot.PipelinesOf(prog.ID, pol.Config)
 		}
-		fmt.Fprintf(&b, "**%s**\n\n| pipeline | branch | trigger |\n| --- | --- | --- |\n", prog.FullName())
+		fmt.Fprintf(&b, "**%s** (policy: `.github/stagehand.yml` on %s)\n\n| pipeline | branch | trigger |\n| --- | --- | --- |\n", prog.FullName(), pol.Describe())
+		if len(pipes) == 0 {
+			b.WriteString("| none | — | — |\n")
+		}
 		for _, p := range pipes {
 			fmt.Fprintf(&b, "| %s | %s | %s |\n", p.Kind, or(p.Branch, "—"), or(string(p.Trigger), "promotion"))
 		}

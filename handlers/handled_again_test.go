@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-github/v62/github"
@@ -58,7 +59,7 @@ func TestCommentHandledAgainDoesNotRepeatCommands(t *testing.T) {
 	const body = "/stagehand promote\n/stagehand env set stage K=V"
 	id := e.gh.AddComment(owner, repo, 1, "alice", body)
 	c := p["comment"].(map[string]any)
-	c["body"], c["id"] = body, id
+	c["body"], c["id"], c["created_at"] = body, id, e.clock.Now().UTC().Format(time.RFC3339)
 	c["user"].(map[string]any)["login"] = "alice"
 	p["sender"].(map[string]any)["login"] = "alice"
 	e.setRepo(p)

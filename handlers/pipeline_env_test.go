@@ -234,14 +234,15 @@ func (e *pipelineEnv) open() {
 	git := &GitRepos{BaseURL: "file://" + e.repo.root + "/", Scratch: filepath.Join(e.dataDir, "tmp")}
 	jobs := &directJobs{}
 	e.store = store
+	policies := &Policies{Heads: git, Files: e.repo, Parse: parseConfig}
 	e.engine = &bot.Engine{
 		Store: store, Clock: e.clock, Jobs: jobs, Source: RepoSource{GitRepos: git, Files: e.repo},
-		ParseConfig: parseConfig, Logger: logger, PublicURL: "http://stagehand.test",
+		ParseConfig: parseConfig, Policy: policies, Logger: logger, PublicURL: "http://stagehand.test",
 	}
 	e.worker = &StepWorker{Engine: e.engine, Git: git, Artifacts: arts, DataDir: e.dataDir,
 		Path: os.Getenv("PATH"), Logger: logger, Heartbeat: 100 * time.Millisecond}
 	jobs.worker = e.worker
-	e.hooks = &Webhooks{Store: store, Engine: e.engine, Files: e.repo, ParseConfig: parseConfig, Clock: e.clock, Logger: logger}
+	e.hooks = &Webhooks{Store: store, Engine: e.engine, Files: e.repo, Policies: policies, ParseConfig: parseConfig, Clock: e.clock, Logger: logger}
 	t.Cleanup(e.close)
 }
 
@@ -273,6 +274,7 @@ func (e *pipelineEnv) push() string {
 		e.t.Fatal(err)
 	}
 	p["ref"], p["after"], p["created"] = "refs/heads/main", sha, false
+	p["repository"].(map[string]any)["default_branch"] = "main"
 	body, _ := json.Marshal(p)
 	pushCount++
 	d := delivery{guid: fmt.Sprintf("push-%d-%s", pushCount, sha), event: "push", payload: body}

@@ -18,14 +18,17 @@ import (
 // ConfigPath is where a repository keeps its Stagehand configuration.
 const ConfigPath = ".github/stagehand.yml"
 
-// push reads the configuration at the pushed commit, decides which
-// pipelines start (rule A) and records a queued execution for each, and why
-// the others did not start.
+// push decides which pipelines a push starts (rule A) against the policy
+// of the default branch (SPEC §3), records a queued execution for each with
+// the commands of the pushed commit, and records why the others did not
+// start.
 func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) error {
-	owner, repo := ev.GetRepo().GetOwner().GetLogin(), ev.GetRepo().GetName()
-	if owner == "" {
-		owner = ev.GetRepo().GetOwner().GetName()
+	r := ev.GetRepo()
+	repoRef := bot.Repository{ID: r.GetID(), Owner: r.GetOwner().GetLogin(), Name: r.GetName(), DefaultBranch: r.GetDefaultBranch()}
+	if repoRef.Owner == "" {
+		repoRef.Owner = r.GetOwner().GetName()
 	}
+	owner, repo := repoRef.Owner, repoRef.Name
 	inst := ev.GetInstallation().GetID()
 	ctx = bot.WithLogAttrs(ctx, slog.String(bot.LogRepo, owner+"/"+repo), slog.Int64(bot.LogInstallationID, inst))
 	if inst == 0 {
@@ -52,29 +55,63 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 		}
 		return err
 	}
+	prog := bot.Program{InstallationID: inst, GitHubID: repoRef.ID, Owner: owner, Repo: repo, DefaultBranch: repoRef.DefaultBranch}
 
-	cfg, raw, why, err := h.readConfig(ctx, inst, owner, repo, push.After)
+	// The commands come from the pushed commit; its file's problems are
+	// shown on the commit, to help its author.
+	own, ownRaw, ownProblems, err := h.readCommands(ctx, prog, push.After)
 	if err != nil {
 		return err
 	}
-	var decisions []bot.TriggerDecision // rule A; none when the file is missing or invalid
-	if cfg != nil {
-		decisions = bot.DecideTriggers(cfg, push)
+	// Policy comes from the default branch, whatever was pushed (SPEC §3);
+	// a push to the default branch brings its new policy itself.
+	var pol bot.Policy
+	var why string
+	if branch == prog.DefaultBranch {
+		pol = bot.Policy{Branch: branch, Commit: push.After, Raw: ownRaw, Config: own}
+		if own == nil && ownProblems == nil {
+			why = fmt.Sprintf("nothing started: %s has no %s at %s", prog.FullName(), ConfigPath, bot.ShortSHA(push.After))
+		}
+	} else if pol, why, err = h.sideBranchPolicy(ctx, prog); err != nil {
+		return err
+	}
+	var decisions []bot.TriggerDecision // rule A, against the default branch's pipeline set
+	switch {
+	case ownProblems != nil:
+		// An invalid file never starts anything (SPEC §3); when it is the
+		// default branch's, there is no valid policy either.
+		why = fmt.Sprintf("nothing started: %s at %s is invalid (%d problems); fix it and push again:\n%s",
+			ConfigPath, bot.ShortSHA(push.After), len(ownProblems), strings.Join(ownProblems, "\n"))
+	case why == "":
+		decisions = bot.DecideTriggers(pol.Config, push)
+		if own == nil && startsAny(decisions) {
+			why = fmt.Sprintf("nothing started: %s has no %s at %s to take the build and deploy commands from", prog.FullName(), ConfigPath, bot.ShortSHA(push.After))
+			decisions = nil
+		}
 	}
 	now := h.Clock.Now()
 	var started []bot.Execution
 	_, err = h.mark(ctx, d, func(tx bot.Tx) error {
-		prog, err := tx.EnsureProgram(ctx, inst, bot.Repository{ID: ev.GetRepo().GetID(), Owner: owner, Name: repo, DefaultBranch: ev.GetRepo().GetDefaultBranch()})
+		prog, err := tx.EnsureProgram(ctx, inst, repoRef)
+		if err != nil {
+			return err
+		}
+		// The pipeline set is the default branch's, read just now: a
+		// default branch without the file has none; an invalid policy
+		// changes nothing.
+		switch {
+		case pol.Config != nil:
+			err = tx.SetPipelines(ctx, prog.ID, bot.PipelinesOf(prog.ID, pol.Config))
+		case branch == prog.DefaultBranch && own == nil && ownProblems == nil:
+			err = tx.SetPipelines(ctx, prog.ID, nil)
+		}
 		if err != nil {
 			return err
 		}
 		record := bot.TriggerRecord{ProgramID: prog.ID, DeliveryID: d.guid, Commit: push.After, Branch: branch, CreatedAt: now}
-		if cfg == nil {
+		if why != "" {
 			record.Reason = why
 			return tx.AddTriggerRecord(ctx, record)
-		}
-		if err := tx.SetPipelines(ctx, prog.ID, pipelinesOf(prog.ID, cfg)); err != nil {
-			return err
 		}
 		started = started[:0] // the transaction may be retried
 		for _, dec := range decisions {
@@ -83,7 +120,7 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 			if dec.Start {
 				e, err := bot.QueuePushStart(ctx, tx, bot.PushStart{
 					Program: prog, Pipeline: dec.Pipeline, Commit: push.After, Branch: branch,
-					Pusher: ev.GetSender().GetLogin(), DeliveryID: d.guid, Config: raw, At: now,
+					Pusher: ev.GetSender().GetLogin(), DeliveryID: d.guid, Config: ownRaw, Policy: pol.Raw, At: now,
 				})
 				if err != nil {
 					return err
@@ -100,10 +137,10 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 	if err != nil {
 		return err
 	}
-	if cfg == nil {
+	if why != "" {
 		h.Logger.InfoContext(ctx, "push starts nothing", "reason", why)
 	}
-	h.explainPush(ctx, inst, owner, repo, push.After, decisions, why)
+	h.explainPush(ctx, prog, branch, push.After, pushExplanation{decisions: decisions, own: own, ownProblems: ownProblems})
 	for _, e := range started {
 		h.Logger.InfoContext(ctx, "execution queued", bot.LogPipeline, string(e.Pipeline), bot.LogExecution, e.Number, "commit", bot.ShortSHA(e.Commit))
 	}
@@ -117,58 +154,89 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 	return nil
 }
 
-// readConfig fetches and parses the configuration at a commit. A missing or
-// invalid file is not an error of the handler: it returns a nil config and
-// the reason nothing starts. Errors are for failures worth a retry.
-func (h *Webhooks) readConfig(ctx context.Context, inst int64, owner, repo, sha string) (*bot.Config, []byte, string, error) {
-	data, err := h.Files.FetchFile(ctx, inst, owner, repo, ConfigPath, sha)
+// repositoryOf is a payload's repository as Stagehand keys it.
+func repositoryOf(r *github.Repository) bot.Repository {
+	return bot.Repository{ID: r.GetID(), Owner: r.GetOwner().GetLogin(), Name: r.GetName(), DefaultBranch: r.GetDefaultBranch()}
+}
+
+// readCommands fetches and parses the configuration at the pushed commit,
+// where the commands come from. A missing file gives a nil config; an
+// invalid one its problems, one "file:line:col: message" line each. Errors
+// are for failures worth a retry.
+func (h *Webhooks) readCommands(ctx context.Context, prog bot.Program, sha string) (*bot.Config, []byte, []string, error) {
+	data, err := h.Files.FetchFile(ctx, prog.InstallationID, prog.Owner, prog.Repo, ConfigPath, sha)
 	if errors.Is(err, bot.ErrNotFound) {
-		return nil, nil, fmt.Sprintf("nothing started: %s has no %s at %s", owner+"/"+repo, ConfigPath, bot.ShortSHA(sha)), nil
+		return nil, nil, nil, nil
 	}
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("reading %s of %s/%s at %s: %w", ConfigPath, owner, repo, bot.ShortSHA(sha), err)
+		return nil, nil, nil, fmt.Errorf("reading %s of %s at %s: %w", ConfigPath, prog.FullName(), bot.ShortSHA(sha), err)
 	}
 	cfg, err := h.ParseConfig(data)
 	if err != nil {
-		lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
-		return nil, nil, fmt.Sprintf("nothing started: %s at %s is invalid (%d problems); fix it and push again:\n%s",
-			ConfigPath, bot.ShortSHA(sha), len(lines), strings.Join(lines, "\n")), nil
+		return nil, nil, strings.Split(strings.TrimSpace(err.Error()), "\n"), nil
 	}
-	return cfg, data, "", nil
+	return cfg, data, nil, nil
 }
 
-func pipelinesOf(programID int64, cfg *bot.Config) []bot.Pipeline {
-	var ps []bot.Pipeline
-	for _, kind := range bot.PipelineKinds {
-		if p, ok := cfg.Pipelines[kind]; ok {
-			ps = append(ps, bot.Pipeline{ProgramID: programID, Kind: kind, PipelineConfig: p})
+// sideBranchPolicy reads the policy a push to a branch other than the
+// default one is decided by: the default branch's. A policy that is missing
+// or invalid is not an error of the handler: why says that nothing starts,
+// and why. Errors are for failures worth a retry.
+func (h *Webhooks) sideBranchPolicy(ctx context.Context, prog bot.Program) (pol bot.Policy, why string, err error) {
+	pol, err = h.Policies.Policy(ctx, prog)
+	var re *bot.RuleError
+	switch {
+	case errors.As(err, &re):
+		return pol, "nothing started: " + re.Message, nil
+	case err != nil:
+		return pol, "", err
+	case pol.Config == nil:
+		return pol, fmt.Sprintf("nothing started: %s has no %s on its default branch (%s), which is where pipelines are declared", prog.FullName(), ConfigPath, pol.Describe()), nil
+	}
+	return pol, "", nil
+}
+
+func startsAny(ds []bot.TriggerDecision) bool {
+	for _, d := range ds {
+		if d.Start {
+			return true
 		}
 	}
-	return ps
+	return false
+}
+
+// pushExplanation is what explainPush shows on a pushed commit.
+type pushExplanation struct {
+	decisions   []bot.TriggerDecision
+	own         *bot.Config // the pushed commit's file, if valid
+	ownProblems []string    // its problems, if invalid
 }
 
 // explainPush shows on the pushed commit what the push did not start: a
 // failed stagehand/config check run with one annotation per error of an
-// invalid file, and a skipped check run for full-stack when stage-only had
-// priority (rule A). It is best effort: GitHub being down does not fail the
-// delivery, whose executions are already recorded.
-func (h *Webhooks) explainPush(ctx context.Context, inst int64, owner, repo, sha string, decisions []bot.TriggerDecision, why string) {
+// invalid file, a neutral one when a branch other than the default one
+// declares pipelines (policy is read from the default branch only), and a
+// skipped check run for full-stack when stage-only had priority (rule A).
+// It is best effort: GitHub being down does not fail the delivery, whose
+// executions are already recorded.
+func (h *Webhooks) explainPush(ctx context.Context, prog bot.Program, branch, sha string, x pushExplanation) {
 	if h.Checks == nil {
 		return
 	}
 	var views []ghapp.CheckRunView
 	switch {
-	case strings.Contains(why, "is invalid"):
-		views = append(views, ghapp.ConfigCheckRun(sha, configProblems(why)))
-	default:
-		for _, d := range decisions {
-			if !d.Start && strings.Contains(d.Reason, "has priority") {
-				views = append(views, ghapp.NotStartedView(d.Pipeline, sha, d.Reason, strings.TrimRight(h.PublicURL, "/")+"/programs/"+owner+"/"+repo))
-			}
+	case x.ownProblems != nil:
+		views = append(views, ghapp.ConfigCheckRun(sha, configProblems(x.ownProblems)))
+	case x.own != nil && len(x.own.Pipelines) > 0 && branch != prog.DefaultBranch:
+		views = append(views, ghapp.PolicyElsewhereCheckRun(sha, branch, prog.DefaultBranch))
+	}
+	for _, d := range x.decisions {
+		if !d.Start && strings.Contains(d.Reason, "has priority") {
+			views = append(views, ghapp.NotStartedView(d.Pipeline, sha, d.Reason, strings.TrimRight(h.PublicURL, "/")+"/programs/"+prog.FullName()))
 		}
 	}
 	for _, v := range views {
-		if _, err := h.Checks.CreateCheckRun(ctx, inst, owner, repo, createOptions(v)); err != nil {
+		if _, err := h.Checks.CreateCheckRun(ctx, prog.InstallationID, prog.Owner, prog.Repo, createOptions(v)); err != nil {
 			h.Logger.WarnContext(ctx, "creating the check run that explains the push", "check_run", v.Name, bot.LogError, err)
 		}
 	}
@@ -177,9 +245,9 @@ func (h *Webhooks) explainPush(ctx context.Context, inst int64, owner, repo, sha
 var diagLine = regexp.MustCompile(`^[^:]*:(\d+):(\d+): (warning: )?(.*)$`)
 
 // configProblems reads the "file:line:col: message" lines of a parse error.
-func configProblems(why string) []ghapp.ConfigProblem {
+func configProblems(lines []string) []ghapp.ConfigProblem {
 	var out []ghapp.ConfigProblem
-	for _, line := range strings.Split(why, "\n") {
+	for _, line := range lines {
 		m := diagLine.FindStringSubmatch(strings.TrimSpace(line))
 		if m == nil {
 			continue

@@ -49,6 +49,18 @@ type env struct {
 	gh    *fakegithub.Server
 	store *state.SQLite
 	h     *Webhooks
+	heads staticHeads
+}
+
+// staticHeads are branch heads a test sets (the default branch's head is
+// where the policy is read).
+type staticHeads map[string]string
+
+func (h staticHeads) HeadCommit(_ context.Context, _ bot.Program, branch string) (string, error) {
+	if sha, ok := h[branch]; ok {
+		return sha, nil
+	}
+	return "", fmt.Errorf("branch %s: %w", branch, bot.ErrNotFound)
 }
 
 func newEnv(t *testing.T) *env {
@@ -68,13 +80,16 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { store.Close() })
 	t.Cleanup(func() { gh.AssertNoErrors(t) })
-	return &env{gh: gh, store: store, h: &Webhooks{
+	parse := func(data []byte) (*bot.Config, error) {
+		c, diags := config.ParseRepoConfig(config.RepoConfigPath, data)
+		return c, diags.Err()
+	}
+	heads := staticHeads{}
+	return &env{gh: gh, store: store, heads: heads, h: &Webhooks{
 		Store: store, Files: app, Clock: fixedClock{time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)},
-		Logger: slog.New(slog.DiscardHandler),
-		ParseConfig: func(data []byte) (*bot.Config, error) {
-			c, diags := config.ParseRepoConfig(config.RepoConfigPath, data)
-			return c, diags.Err()
-		},
+		Logger:      slog.New(slog.DiscardHandler),
+		ParseConfig: parse,
+		Policies:    &Policies{Heads: heads, Files: app, Parse: parse},
 	}}
 }
 
@@ -238,7 +253,7 @@ func TestPushStartsNothing(t *testing.T) {
 			name:        "push to a branch no pipeline follows",
 			payload:     func(t *testing.T) []byte { return pushPayload(t, map[string]any{"ref": "refs/heads/feature"}) },
 			config:      bothOnMaster,
-			wantFetches: 1,
+			wantFetches: 2, // the pushed commit's file, and the default branch's (policy)
 			wantRecords: []string{
 				"full-stack: full-stack not started: it follows branch master, the push was to feature",
 				"stage-only: stage-only not started: it follows branch master, the push was to feature",
@@ -253,6 +268,7 @@ func TestPushStartsNothing(t *testing.T) {
 			if tt.config != "" {
 				e.gh.SetFile(owner, repo, sha, ConfigPath, []byte(tt.config))
 			}
+			e.heads["master"] = sha // the default branch's head, where policy is read
 			if err := e.h.handle(context.Background(), delivery{guid: "g", event: "push", payload: tt.payload(t)}); err != nil {
 				t.Fatal(err)
 			}

@@ -251,7 +251,7 @@ func (r *Reporter) load(ctx context.Context, id int64) (snapshot, error) {
 		return s, err
 	}
 	if r.ParseConfig != nil {
-		if cfg, err := r.ParseConfig(s.in.Execution.Config); err == nil {
+		if cfg, err := bot.ExecutionConfig(r.ParseConfig, s.in.Execution); err == nil {
 			s.cfg = cfg
 			if p, ok := cfg.Pipelines[s.in.Execution.Pipeline]; ok {
 				s.in.Scheduled = p.Scheduled
@@ -329,6 +329,33 @@ func (r *Reporter) report(ctx context.Context, id int64) error {
 		}
 		return tx.MarkReported(ctx, ex.ID, ex.Version)
 	})
+}
+
+// Buttons says what the execution's check run shows now: the GitHub id of
+// its current phase's check run (0 when there is none yet, or it was
+// closed) and the identifiers of the buttons the execution's state offers.
+// A click that is not on that check run, or not on one of those buttons,
+// is stale.
+func (r *Reporter) Buttons(ctx context.Context, executionID int64) (checkRunID int64, identifiers []string, err error) {
+	s, err := r.load(ctx, executionID)
+	if err != nil {
+		return 0, nil, err
+	}
+	phase := 0
+	for {
+		if _, ok := s.refs[phaseKey(phase+1)]; !ok {
+			break
+		}
+		phase++
+	}
+	s.in.Phase = phase
+	if last, ok := s.refs[phaseKey(phase)]; ok && last.Reported != reportedClosed {
+		checkRunID = last.GitHubID
+	}
+	for _, a := range ghapp.RenderCheckRun(s.in).Actions {
+		identifiers = append(identifiers, a.Identifier)
+	}
+	return checkRunID, identifiers, nil
 }
 
 // phaseKey names the check run of phase n.

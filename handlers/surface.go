@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -39,64 +40,89 @@ func (h *Webhooks) refuse(ctx context.Context, who, what string, err error) {
 // writeLevels are the repository permissions that may use Stagehand.
 var writeLevels = map[string]bool{"admin": true, "maintain": true, "write": true}
 
+// authorization is what authorize established about a person: the policy
+// read for the command, and a context that carries it and the person's
+// standing to the engine.
+type authorization struct {
+	ctx    context.Context
+	policy bot.Policy
+}
+
 // authorize checks, at the moment of the click or command, that user has
-// write permission on the repository, and for approvals that they are in
-// the configured approvers (SPEC §5). Self-approval is the engine's check.
-func (h *Webhooks) authorize(ctx context.Context, prog bot.Program, user string, approval bool) error {
+// write permission on the repository, reads the program's policy from its
+// default branch, and, for a production action (SPEC §5), whether user is
+// one of the production approvers. It fails closed: any error reading the
+// permission, the policy or a team refuses. The engine enforces production
+// actions and prevent_self_approval with what authorize found.
+func (h *Webhooks) authorize(ctx context.Context, prog bot.Program, user string, production bool) (authorization, error) {
 	perm, err := h.GitHub.Permission(ctx, prog.InstallationID, prog.Owner, prog.Repo, user)
 	if err != nil {
-		return fmt.Errorf("checking %s's permission on %s: %w", user, prog.FullName(), err)
+		return authorization{}, fmt.Errorf("checking %s's permission on %s: %w", user, prog.FullName(), err)
 	}
 	if !writeLevels[perm] {
-		return &refusal{fmt.Sprintf("@%s has %s permission on %s; Stagehand needs write or higher", user, perm, prog.FullName())}
+		return authorization{}, &refusal{fmt.Sprintf("@%s has %s permission on %s; Stagehand needs write or higher", user, perm, prog.FullName())}
 	}
-	if !approval {
-		return nil
+	pol, err := h.Policies.Policy(ctx, prog)
+	if err != nil {
+		var re *bot.RuleError
+		if errors.As(err, &re) {
+			return authorization{}, &refusal{re.Message}
+		}
+		return authorization{}, fmt.Errorf("reading the policy of %s: %w", prog.FullName(), err)
 	}
-	cfg := h.latestConfig(ctx, prog)
-	if cfg == nil || cfg.Production == nil {
-		return nil
+	a := bot.Authorization{Approvers: "anyone with write permission"}
+	var approvers bot.Approvers
+	if pol.Config != nil && pol.Config.Production != nil {
+		approvers = pol.Config.Production.Approvers
 	}
-	a := cfg.Production.Approvers
+	if len(approvers.Users) > 0 || len(approvers.Teams) > 0 {
+		a.Approvers = strings.Join(append(append([]string{}, approvers.Users...), approvers.Teams...), ", ")
+	}
+	if production {
+		if a.ProductionApprover, err = h.isApprover(ctx, prog, user, approvers); err != nil {
+			return authorization{}, err
+		}
+	}
+	ctx = bot.WithPolicy(bot.WithAuthorization(ctx, a), pol)
+	return authorization{ctx: ctx, policy: pol}, nil
+}
+
+// isApprover reports whether user is one of the production approvers;
+// without approvers configured, everyone with write permission is.
+func (h *Webhooks) isApprover(ctx context.Context, prog bot.Program, user string, a bot.Approvers) (bool, error) {
 	if len(a.Users) == 0 && len(a.Teams) == 0 {
-		return nil
+		return true, nil
 	}
 	for _, u := range a.Users {
 		if strings.EqualFold(u, user) {
-			return nil
+			return true, nil
 		}
 	}
 	for _, t := range a.Teams {
 		org, slug, _ := strings.Cut(t, "/")
 		ok, err := h.GitHub.IsTeamMember(ctx, prog.InstallationID, org, slug, user)
 		if err != nil {
-			return fmt.Errorf("checking whether %s is in team %s: %w", user, t, err)
+			return false, fmt.Errorf("checking whether %s is in team %s: %w", user, t, err)
 		}
 		if ok {
-			return nil
+			return true, nil
 		}
 	}
-	return &refusal{fmt.Sprintf("@%s is not one of the production approvers (%s)", user, strings.Join(append(append([]string{}, a.Users...), a.Teams...), ", "))}
+	return false, nil
 }
 
-// latestConfig is the configuration of the program's newest execution.
-func (h *Webhooks) latestConfig(ctx context.Context, prog bot.Program) *bot.Config {
-	var raw []byte
-	_ = h.Store.View(ctx, func(tx bot.Tx) error {
-		es, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: prog.ID, Limit: 1})
-		if err == nil && len(es) == 1 {
-			raw = es[0].Config
-		}
+// programFor returns the program of a payload's repository, creating it
+// when Stagehand has not seen the repository yet (a comment in a
+// repository whose pipelines are all manual), and keeping its name and
+// default branch current.
+func (h *Webhooks) programFor(ctx context.Context, inst int64, r bot.Repository) (bot.Program, error) {
+	var prog bot.Program
+	err := h.Store.Update(ctx, func(tx bot.Tx) error {
+		var err error
+		prog, err = tx.EnsureProgram(ctx, inst, r)
 		return err
 	})
-	if raw == nil {
-		return nil
-	}
-	cfg, err := h.ParseConfig(raw)
-	if err != nil {
-		return nil
-	}
-	return cfg
+	return prog, err
 }
 
 // checkRun handles clicks on check-run buttons and re-run requests.
@@ -130,19 +156,52 @@ func (h *Webhooks) checkRun(ctx context.Context, d delivery, ev *github.CheckRun
 	if err != nil {
 		return err
 	}
+	if r := repositoryOf(ev.GetRepo()); !sameRepository(prog, r) {
+		// The execution belongs to another repository than the check run:
+		// never act across repositories.
+		return h.record(ctx, d, "check run whose execution belongs to another repository ignored", slog.String("repository", r.Owner+"/"+r.Name))
+	} else if prog, err = h.programFor(ctx, prog.InstallationID, r); err != nil {
+		return err
+	}
 	user := ev.GetSender().GetLogin()
 	ctx = bot.WithLogAttrs(ctx, slog.String(bot.LogRepo, prog.FullName()), slog.Int(bot.LogExecution, ex.Number))
 	action := ev.GetAction()
 	if action == "requested_action" {
 		action = ev.GetRequestedAction().Identifier
 	}
-	approval := action == ghapp.ActionApprove || action == ghapp.ActionApproveRollback || action == ghapp.ActionReject
-	if err := h.authorize(ctx, prog, user, approval); err != nil {
+	production := action == ghapp.ActionApprove || action == ghapp.ActionApproveRollback || action == ghapp.ActionReject || action == ghapp.ActionDeployNow
+	auth, err := h.authorize(ctx, prog, user, production)
+	if err != nil {
 		return h.answerClick(ctx, d, ex, user, action, err)
 	}
-	// The key makes the click take effect once, although the delivery is
-	// handled again when recording it fails or the process dies.
-	ctx = bot.WithCommandKey(ctx, d.guid+"/click")
+	ctx = auth.ctx
+	// A button acts only while its check run shows it (SPEC §7, replays):
+	// a click on an older check run, or on a button the execution's state
+	// no longer offers, is answered as stale.
+	checkRunID := ev.GetCheckRun().GetID()
+	if action != "rerequested" {
+		current, offered, err := (&Reporter{Store: h.Store, ParseConfig: h.ParseConfig}).Buttons(ctx, ex.ID)
+		if err != nil {
+			return err
+		}
+		if current != checkRunID || !slices.Contains(offered, action) {
+			return h.answerClick(ctx, d, ex, user, action, &staleClick{action: action, execution: ex})
+		}
+	}
+	// The key makes the click act once per gate and person: the same
+	// person's second click, GitHub handling the delivery again and a
+	// replay of the signed delivery under a new GUID all find it recorded.
+	// The gate is the check run and the execution's history so far (a
+	// button offered again after the state moved is a new gate).
+	var events int
+	if err := h.Store.View(ctx, func(tx bot.Tx) error {
+		evs, err := tx.Events(ctx, ex.ID)
+		events = len(evs)
+		return err
+	}); err != nil {
+		return err
+	}
+	ctx = bot.WithCommandKey(ctx, fmt.Sprintf("click/%d/%d/%s/%s", checkRunID, events, action, strings.ToLower(user)))
 	var cmdErr error
 	switch action {
 	case "rerequested":
@@ -165,16 +224,41 @@ func (h *Webhooks) checkRun(ctx context.Context, d delivery, ev *github.CheckRun
 	return h.answerClick(ctx, d, ex, user, action, cmdErr)
 }
 
+// staleClick is a click on a button its check run no longer shows.
+type staleClick struct {
+	action    string
+	execution bot.Execution
+}
+
+func (s *staleClick) Error() string {
+	if s.action == ghapp.ActionPromote {
+		return fmt.Sprintf("this Promote Build button is stale: %s is no longer the latest successful stage-only execution, or its check run moved on", s.execution)
+	}
+	return fmt.Sprintf("this %s button is stale: %s's check run no longer offers it (the execution moved on, or this is an older check run); use the buttons of its current check run", s.action, s.execution)
+}
+
+// sameRepository reports whether a payload's repository is the program's.
+func sameRepository(prog bot.Program, r bot.Repository) bool {
+	if prog.GitHubID != 0 && r.ID != 0 {
+		return prog.GitHubID == r.ID
+	}
+	return strings.EqualFold(prog.FullName(), r.Owner+"/"+r.Name)
+}
+
 // answerClick records the delivery and, for a refused or stale click,
 // notes the reason on the execution, so its check run is re-rendered with
 // the buttons that apply now and says why.
 func (h *Webhooks) answerClick(ctx context.Context, d delivery, ex bot.Execution, user, action string, err error) error {
 	var re *bot.RuleError
 	var rf *refusal
+	var sc *staleClick
 	switch {
-	case err == nil, errors.Is(err, bot.ErrAlreadyDone):
-		err = nil
-	case errors.As(err, &re) || errors.As(err, &rf):
+	case err == nil:
+	case errors.Is(err, bot.ErrAlreadyDone):
+		// A second click of the same person on the same gate, or a
+		// replay: it acted once already.
+		h.Logger.InfoContext(ctx, "click already acted on; nothing to do", "sender", user, "action", action)
+	case errors.As(err, &re) || errors.As(err, &rf) || errors.As(err, &sc):
 		h.refuse(ctx, user, action, err)
 		if nerr := h.note(ctx, ex, user, EventRefused, fmt.Sprintf("%s by @%s refused: %v", action, user, err)); nerr != nil {
 			return nerr
@@ -245,14 +329,22 @@ func (h *Webhooks) checkSuite(ctx context.Context, d delivery, ev *github.CheckS
 	if err != nil {
 		return err
 	}
-	if err := h.authorize(ctx, prog, user, false); err != nil {
+	auth, err := h.authorize(ctx, prog, user, false)
+	if err != nil {
+		var rf *refusal
+		if !errors.As(err, &rf) {
+			return err // could not check: retried, never allowed
+		}
 		h.refuse(ctx, user, "rerequested", err)
 		_, merr := h.mark(ctx, d, nil)
 		return merr
 	}
+	ctx = auth.ctx
 	for _, kind := range bot.PipelineKinds {
 		if e, ok := latest[kind]; ok && !e.State.Active() {
-			kctx := bot.WithCommandKey(ctx, fmt.Sprintf("%s/rerun-%s", d.guid, kind))
+			// Once per suite, execution and person: a replay finds the
+			// key, a re-run of the re-run does not.
+			kctx := bot.WithCommandKey(ctx, fmt.Sprintf("suite/%d/rerun-%s-%d/%s", ev.GetCheckSuite().GetID(), kind, e.Number, strings.ToLower(user)))
 			if _, err := h.Commands.Rerun(kctx, prog.ID, e.Number, user); err != nil && !errors.Is(err, bot.ErrAlreadyDone) {
 				h.refuse(ctx, user, "rerequested", err)
 			}

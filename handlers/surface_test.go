@@ -75,6 +75,12 @@ func labels(cr fakegithub.CheckRun) []string {
 // click sends check_run.requested_action for a button, as GitHub would.
 func (e *surfaceEnv) click(cr fakegithub.CheckRun, identifier, user string) {
 	e.t.Helper()
+	e.deliver("check_run", e.clickPayload(cr, identifier, user))
+}
+
+// clickPayload is the check_run.requested_action GitHub sends for a click.
+func (e *surfaceEnv) clickPayload(cr fakegithub.CheckRun, identifier, user string) map[string]any {
+	e.t.Helper()
 	var p map[string]any
 	if err := json.Unmarshal(fakegithub.Payload("check_run/requested_action.json"), &p); err != nil {
 		e.t.Fatal(err)
@@ -85,13 +91,15 @@ func (e *surfaceEnv) click(cr fakegithub.CheckRun, identifier, user string) {
 	p["requested_action"] = map[string]any{"identifier": identifier}
 	p["sender"].(map[string]any)["login"] = user
 	e.setRepo(p)
-	e.deliver("check_run", p)
+	return p
 }
 
 func (e *surfaceEnv) setRepo(p map[string]any) {
 	r := p["repository"].(map[string]any)
 	r["name"], r["full_name"] = repo, owner+"/"+repo
 	r["owner"].(map[string]any)["login"] = owner
+	r["default_branch"] = "main"
+	r["id"] = 186853002 // the repository of push/branch-created.json, as GitHub names it in every event
 	p["installation"] = map[string]any{"id": inst, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ=="}
 }
 
@@ -105,7 +113,7 @@ func (e *surfaceEnv) comment(user, body string) fakegithub.Comment {
 	c := p["comment"].(map[string]any)
 	before := len(e.gh.Comments(owner, repo, 1))
 	e.lastComment = e.gh.AddComment(owner, repo, 1, user, body) // the person's comment, on GitHub
-	c["body"], c["id"] = body, e.lastComment
+	c["body"], c["id"], c["created_at"] = body, e.lastComment, e.clock.Now().UTC().Format(time.RFC3339)
 	c["user"].(map[string]any)["login"] = user
 	p["sender"].(map[string]any)["login"] = user
 	e.setRepo(p)

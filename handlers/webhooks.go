@@ -63,8 +63,12 @@ type Webhooks struct {
 	AppID     int64
 	PublicURL string
 	// Refusals counts refused clicks and commands (optional).
-	Refusals    func(action string)
-	Files       FileFetcher
+	Refusals func(action string)
+	Files    FileFetcher
+	// Policies reads programs' policies from their default branches
+	// (SPEC §3): pushes are decided, and commands and clicks authorized,
+	// against it.
+	Policies    *Policies
 	ParseConfig ConfigParser
 	Clock       bot.Clock
 	Logger      *slog.Logger

@@ -17,8 +17,8 @@ const (
 	pgNextExecutionNumber = `SELECT COALESCE(MAX(number), 0) + 1 FROM executions WHERE program_id = $1`
 	pgInsertExecution     = `INSERT INTO executions (program_id, number, pipeline, commit_sha, branch, state, message, cause,
     triggered_by, delivery_id, source_id, config, artifact_digest, scheduled_at, rollback_reason,
-    created_at, started_at, finished_at, version, reported_version, changed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, 1, 0, $19)
+    created_at, started_at, finished_at, version, reported_version, changed_at, policy)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, 1, 0, $19, $20)
 RETURNING id`
 	pgSelectExecution         = `SELECT ` + executionColumns + ` FROM executions WHERE id = $1`
 	pgSelectExecutionByNumber = `SELECT ` + executionColumns + ` FROM executions WHERE program_id = $1 AND number = $2`
@@ -36,9 +36,13 @@ func pgScanExecution(row rowScanner) (bot.Execution, error) {
 	err := row.Scan(&e.ID, &e.ProgramID, &e.Number, &e.Pipeline, &e.Commit, &e.Branch, &e.State, &e.Message, &e.Cause,
 		&e.TriggeredBy, &e.DeliveryID, pgIDDest{&e.SourceID},
 		&e.Config, &e.ArtifactDigest, pgTimeDest{&e.ScheduledAt}, &e.Rollback,
-		pgTimeDest{&e.CreatedAt}, pgTimeDest{&e.StartedAt}, pgTimeDest{&e.FinishedAt}, &e.Version, &e.ReportedVersion)
+		pgTimeDest{&e.CreatedAt}, pgTimeDest{&e.StartedAt}, pgTimeDest{&e.FinishedAt}, &e.Version, &e.ReportedVersion,
+		&e.Policy)
 	if len(e.Config) == 0 {
 		e.Config = nil
+	}
+	if len(e.Policy) == 0 {
+		e.Policy = nil
 	}
 	return e, err
 }
@@ -70,13 +74,16 @@ func (t *postgresTx) CreateExecution(ctx context.Context, e bot.Execution) (bot.
 	err := t.queryRow(ctx, pgInsertExecution, e.ProgramID, e.Number, string(e.Pipeline), e.Commit, e.Branch,
 		string(e.State), e.Message, string(e.Cause), e.TriggeredBy, e.DeliveryID, pgID(e.SourceID),
 		pgBytes(e.Config), e.ArtifactDigest, pgTime(e.ScheduledAt), e.Rollback,
-		e.CreatedAt, pgTime(e.StartedAt), pgTime(e.FinishedAt), t.now()).Scan(&e.ID)
+		e.CreatedAt, pgTime(e.StartedAt), pgTime(e.FinishedAt), t.now(), pgBytes(e.Policy)).Scan(&e.ID)
 	if err != nil {
 		return bot.Execution{}, fmt.Errorf("create execution %s of program %d: %w", e, e.ProgramID, err)
 	}
 	t.rememberExecution(e.ID, e.ProgramID)
 	if len(e.Config) == 0 {
 		e.Config = nil // as it reads back
+	}
+	if len(e.Policy) == 0 {
+		e.Policy = nil
 	}
 	e.Version, e.ReportedVersion = 1, 0
 	names := make([]string, len(steps))

@@ -14,12 +14,12 @@ import (
 const (
 	executionColumns = `id, program_id, number, pipeline, commit_sha, branch, state, message, cause,
     triggered_by, delivery_id, source_id, config, artifact_digest, scheduled_at, rollback_reason,
-    created_at, started_at, finished_at, version, reported_version`
+    created_at, started_at, finished_at, version, reported_version, policy`
 	nextExecutionNumber = `SELECT COALESCE(MAX(number), 0) + 1 FROM executions WHERE program_id = ?`
 	insertExecution     = `INSERT INTO executions (program_id, number, pipeline, commit_sha, branch, state, message, cause,
     triggered_by, delivery_id, source_id, config, artifact_digest, scheduled_at, rollback_reason,
-    created_at, started_at, finished_at, version, reported_version, changed_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?)
+    created_at, started_at, finished_at, version, reported_version, changed_at, policy)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, ?)
 RETURNING id`
 	selectExecution         = `SELECT ` + executionColumns + ` FROM executions WHERE id = ?`
 	selectExecutionByNumber = `SELECT ` + executionColumns + ` FROM executions WHERE program_id = ? AND number = ?`
@@ -37,7 +37,8 @@ func scanExecution(row rowScanner) (bot.Execution, error) {
 	err := row.Scan(&e.ID, &e.ProgramID, &e.Number, &e.Pipeline, &e.Commit, &e.Branch, &e.State, &e.Message, &e.Cause,
 		&e.TriggeredBy, &e.DeliveryID, idDest{&e.SourceID},
 		bytesDest{&e.Config}, &e.ArtifactDigest, timeDest{&e.ScheduledAt}, &e.Rollback,
-		timeDest{&e.CreatedAt}, timeDest{&e.StartedAt}, timeDest{&e.FinishedAt}, &e.Version, &e.ReportedVersion)
+		timeDest{&e.CreatedAt}, timeDest{&e.StartedAt}, timeDest{&e.FinishedAt}, &e.Version, &e.ReportedVersion,
+		bytesDest{&e.Policy})
 	return e, err
 }
 
@@ -64,12 +65,15 @@ func (t *sqliteTx) CreateExecution(ctx context.Context, e bot.Execution) (bot.Ex
 	err := t.tx.QueryRowContext(ctx, insertExecution, e.ProgramID, e.Number, e.Pipeline, e.Commit, e.Branch, e.State,
 		e.Message, e.Cause, e.TriggeredBy, e.DeliveryID, dbID(e.SourceID),
 		dbBytes(e.Config), e.ArtifactDigest, dbTime(e.ScheduledAt), e.Rollback,
-		dbTime(e.CreatedAt), dbTime(e.StartedAt), dbTime(e.FinishedAt), dbTime(t.now())).Scan(&e.ID)
+		dbTime(e.CreatedAt), dbTime(e.StartedAt), dbTime(e.FinishedAt), dbTime(t.now()), dbBytes(e.Policy)).Scan(&e.ID)
 	if err != nil {
 		return bot.Execution{}, fmt.Errorf("create execution %s of program %d: %w", e, e.ProgramID, err)
 	}
 	if len(e.Config) == 0 {
 		e.Config = nil // as it reads back
+	}
+	if len(e.Policy) == 0 {
+		e.Policy = nil
 	}
 	e.Version, e.ReportedVersion = 1, 0
 	for i, name := range steps {

@@ -808,3 +808,18 @@ func renderSentence(s string) string {
 	}
 	return s + "."
 }
+
+// PolicyElsewhereCheckRun tells the author of a push to a branch other than
+// the default one, whose .github/stagehand.yml declares pipelines, that
+// policy (pipelines, triggers, gates, approvers, variables) is read from
+// the default branch only: completed, neutral.
+func PolicyElsewhereCheckRun(sha, branch, defaultBranch string) CheckRunView {
+	v := CheckRunView{Name: "stagehand/config", HeadSHA: sha, Status: StatusCompleted, Conclusion: ConclusionNeutral}
+	v.Title = "policy is read from the default branch, " + defaultBranch
+	v.Summary = fmt.Sprintf("ℹ️ `%s` at `%s` on `%s` declares pipelines, but Stagehand reads its policy (pipelines, triggers, approval, schedules, approvers, variables) only from the default branch, `%s`. "+
+		"This commit's file supplies only the commands (build, artifacts, deploy, tests) when a pipeline of the default branch's file runs it. "+
+		"To change the policy, change `%s` on `%s` through its usual review.\n",
+		ConfigPath, bot.ShortSHA(sha), branch, defaultBranch, ConfigPath, defaultBranch)
+	renderLimits(&v)
+	return v
+}

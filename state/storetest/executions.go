@@ -30,7 +30,9 @@ func testExecutionRoundTrip(t *testing.T, s bot.Store) {
 		DeliveryID:  "delivery-1",
 		SourceID:    source.ID,
 		// Config holds bytes a text column would mangle.
-		Config:         []byte("version: 1\nbuild:\n  run: make\n\x00\xff"),
+		Config: []byte("version: 1\nbuild:\n  run: make\n\x00\xff"),
+		// Policy, the default branch's file, is kept apart from Config.
+		Policy:         []byte("version: 1\npipelines: {stage-only: {branch: main}}\n\x00"),
 		ArtifactDigest: "sha256:0123abcd",
 		ScheduledAt:    t0.Add(time.Hour).In(cet),
 		Rollback:       "production runs #7 from a newer commit",

@@ -1,0 +1,78 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/stagehand-dev/stagehand/bot"
+)
+
+// HeadReader resolves a branch to the commit it points to.
+type HeadReader interface {
+	HeadCommit(ctx context.Context, prog bot.Program, branch string) (string, error)
+}
+
+// Policies reads programs' policies (SPEC §3): .github/stagehand.yml at the
+// head of the default branch, resolved at every call (so a decision never
+// uses a policy the default branch has moved away from), parsed once per
+// commit. It implements bot.PolicyReader.
+type Policies struct {
+	Heads HeadReader
+	Files FileFetcher
+	Parse ConfigParser
+
+	mu    sync.Mutex
+	cache map[string]bot.Policy // by "owner/repo@commit"
+}
+
+// maxCachedPolicies bounds the cache; it is emptied when full.
+const maxCachedPolicies = 512
+
+// Policy reads prog's policy now.
+func (p *Policies) Policy(ctx context.Context, prog bot.Program) (bot.Policy, error) {
+	if prog.DefaultBranch == "" {
+		return bot.Policy{}, fmt.Errorf("the default branch of %s is not known yet (Stagehand learns it from the repository's next webhook); refusing rather than guessing its policy", prog.FullName())
+	}
+	head, err := p.Heads.HeadCommit(ctx, prog, prog.DefaultBranch)
+	if err != nil {
+		return bot.Policy{}, fmt.Errorf("reading the head of %s's default branch %s: %w", prog.FullName(), prog.DefaultBranch, err)
+	}
+	return p.At(ctx, prog, prog.DefaultBranch, head)
+}
+
+// At reads the policy at a known head of the default branch (a push to the
+// default branch names its new head). A file that does not parse is a
+// *bot.RuleError (bot.InvalidPolicyError); a missing file is a Policy with
+// a nil Config.
+func (p *Policies) At(ctx context.Context, prog bot.Program, branch, commit string) (bot.Policy, error) {
+	key := prog.FullName() + "@" + commit
+	p.mu.Lock()
+	cached, ok := p.cache[key]
+	p.mu.Unlock()
+	if ok {
+		return cached, nil
+	}
+	pol := bot.Policy{Branch: branch, Commit: commit}
+	data, err := p.Files.FetchFile(ctx, prog.InstallationID, prog.Owner, prog.Repo, ConfigPath, commit)
+	switch {
+	case errors.Is(err, bot.ErrNotFound):
+		// No file on the default branch: no pipelines.
+	case err != nil:
+		return bot.Policy{}, fmt.Errorf("reading %s of %s at %s: %w", ConfigPath, prog.FullName(), pol.Describe(), err)
+	default:
+		cfg, perr := p.Parse(data)
+		if perr != nil {
+			return pol, bot.InvalidPolicyError(pol, perr)
+		}
+		pol.Raw, pol.Config = data, cfg
+	}
+	p.mu.Lock()
+	if p.cache == nil || len(p.cache) >= maxCachedPolicies {
+		p.cache = map[string]bot.Policy{}
+	}
+	p.cache[key] = pol
+	p.mu.Unlock()
+	return pol, nil
+}
