@@ -6,12 +6,14 @@ import (
 	"os"
 
 	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/bot/ghapp"
 	"github.com/stagehand-dev/stagehand/bot/runner"
 )
 
-// TokenSource gives an installation token for git over HTTPS. It returns
-// "" for repositories that need none (file:// URLs).
-type TokenSource func(ctx context.Context, installationID int64) (string, error)
+// TokenSource gives an installation token for git over HTTPS on one
+// repository of the installation, which may read that repository's contents
+// and nothing else (ghapp.App.Token).
+type TokenSource func(ctx context.Context, installationID int64, repo ghapp.Repository) (string, error)
 
 // GitRepos reaches programs' repositories with git: checkouts for steps,
 // ancestry for the rollback guard, branch heads for manual starts.
@@ -24,7 +26,8 @@ type GitRepos struct {
 func (g *GitRepos) spec(ctx context.Context, prog bot.Program, dir string) (runner.CheckoutSpec, error) {
 	s := runner.CheckoutSpec{GitURL: g.BaseURL, Owner: prog.Owner, Repo: prog.Repo, Dir: dir}
 	if g.Token != nil {
-		tok, err := g.Token(ctx, prog.InstallationID)
+		// Narrowed by name: the program's repository id is not known here yet.
+		tok, err := g.Token(ctx, prog.InstallationID, ghapp.Repository{Name: prog.Repo})
 		if err != nil {
 			return s, fmt.Errorf("getting a token for %s: %w", prog.FullName(), err)
 		}

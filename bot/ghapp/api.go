@@ -27,28 +27,41 @@ func sleepOnRateLimit(ctx context.Context) context.Context {
 	return context.WithValue(ctx, github.SleepUntilPrimaryRateLimitResetWhenRateLimited, true)
 }
 
-// api returns the installation's client and the context to call it with.
-func (a *App) api(ctx context.Context, installationID int64) (*github.Client, context.Context, error) {
-	c, err := a.Installation(installationID)
+// api returns the installation's client and the context to call it with:
+// its requests carry a token for s.
+func (a *App) api(ctx context.Context, installationID int64, s scope) (*github.Client, context.Context, error) {
+	inst, err := a.installation(installationID)
 	if err != nil {
 		return nil, nil, err
 	}
-	return c, sleepOnRateLimit(ctx), nil
+	return inst.client, withScope(sleepOnRateLimit(ctx), s), nil
 }
 
+// onRepo is the scope of p's token on repository repo (a name).
+func onRepo(p purpose, repo string) scope { return scope{purpose: p, repo: Repository{Name: repo}} }
+
 // apiError words err, the failure of the action described by what, so an
-// operator can act on it; perm names the App permission the action needs.
-// The original error stays wrapped (errors.As finds *github.ErrorResponse,
-// *RateLimitedError, context errors); a 404 also matches bot.ErrNotFound.
-func apiError(installationID int64, what, perm string, err error) error {
+// operator can act on it; p is the purpose of the action's token, which
+// names the App permission the action needs. The original error stays
+// wrapped (errors.As finds *github.ErrorResponse, *RateLimitedError,
+// context errors); a 404, and GitHub's refusal of a token for a repository
+// the installation does not hold, also match bot.ErrNotFound.
+func apiError(installationID int64, what string, p purpose, err error) error {
 	var (
-		rl  *RateLimitedError
-		er  *github.ErrorResponse
-		tok *ghinstallation.HTTPError
+		rl      *RateLimitedError
+		er      *github.ErrorResponse
+		refused *tokenRefusedError
+		tok     *ghinstallation.HTTPError
 	)
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.As(err, &rl):
 		return fmt.Errorf("%s: %w", what, err)
+	case errors.As(err, &refused) && refused.repositoryRefused():
+		return fmt.Errorf("%s: %w: %w", what, &notFoundError{fmt.Sprintf(
+			"not found: installation %d cannot see it (GitHub would not give a token for the repository, 422)", installationID)}, err)
+	case errors.As(err, &refused) && refused.status == http.StatusUnprocessableEntity:
+		return fmt.Errorf("%s: installation %d has not granted the App the %s permission (GitHub would not give a token with it, 422): give the App that permission and have the installation accept it: %w",
+			what, installationID, p.needs(), err)
 	case errors.As(err, &tok):
 		hint := fmt.Sprintf("could not get a token for installation %d", installationID)
 		if tok.Response != nil {
@@ -66,7 +79,7 @@ func apiError(installationID int64, what, perm string, err error) error {
 			return fmt.Errorf("%s: GitHub refused the installation token (401): %w", what, err)
 		case code == http.StatusForbidden:
 			return fmt.Errorf("%s: the App is not allowed to (403 %s): give it the %s permission and have installation %d accept it: %w",
-				what, er.Message, perm, installationID, err)
+				what, er.Message, p.needs(), installationID, err)
 		case code == http.StatusNotFound:
 			return fmt.Errorf("%s: %w: %w", what, &notFoundError{fmt.Sprintf(
 				"not found (404): it does not exist or installation %d cannot see it", installationID)}, err)
@@ -104,13 +117,13 @@ func (a *App) CreateCheckRun(ctx context.Context, installationID int64, owner, r
 	if opts.Name == "" || opts.HeadSHA == "" {
 		return 0, fmt.Errorf("%s: a check run needs a name and a head sha", what)
 	}
-	c, ctx, err := a.api(ctx, installationID)
+	c, ctx, err := a.api(ctx, installationID, onRepo(purposeChecks, repo))
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}
 	cr, _, err := c.Checks.CreateCheckRun(ctx, owner, repo, opts)
 	if err != nil {
-		return 0, apiError(installationID, what, `"Checks: write"`, err)
+		return 0, apiError(installationID, what, purposeChecks, err)
 	}
 	return cr.GetID(), nil
 }
@@ -122,7 +135,7 @@ func (a *App) UpdateCheckRun(ctx context.Context, installationID int64, owner, r
 	if opts.Name == "" {
 		return fmt.Errorf("%s: the update needs the check run's name (an empty one would rename it)", what)
 	}
-	c, ctx, err := a.api(ctx, installationID)
+	c, ctx, err := a.api(ctx, installationID, onRepo(purposeChecks, repo))
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -132,7 +145,7 @@ func (a *App) UpdateCheckRun(ctx context.Context, installationID int64, owner, r
 		return a.updateCheckRunClearingActions(ctx, c, installationID, owner, repo, id, opts, what)
 	}
 	if _, _, err := c.Checks.UpdateCheckRun(ctx, owner, repo, id, opts); err != nil {
-		return apiError(installationID, what, `"Checks: write"`, err)
+		return apiError(installationID, what, purposeChecks, err)
 	}
 	return nil
 }
@@ -153,7 +166,7 @@ func (a *App) updateCheckRunClearingActions(ctx context.Context, c *github.Clien
 	}
 	req.Header.Set("Accept", "application/vnd.github+json")
 	if _, err := c.Do(ctx, req, nil); err != nil {
-		return apiError(installationID, what, `"Checks: write"`, err)
+		return apiError(installationID, what, purposeChecks, err)
 	}
 	return nil
 }
@@ -164,14 +177,14 @@ const truncatedComment = "\n\n… (cut: GitHub allows 65536 characters)"
 // the comment's id. A body over GitHub's 65536 characters is cut to fit.
 func (a *App) CreateComment(ctx context.Context, installationID int64, owner, repo string, issue int, body string) (int64, error) {
 	what := fmt.Sprintf("comment on %s/%s#%d", owner, repo, issue)
-	c, ctx, err := a.api(ctx, installationID)
+	c, ctx, err := a.api(ctx, installationID, onRepo(purposeComments, repo))
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}
 	body = truncate(body, maxCommentChars, truncatedComment)
 	cm, _, err := c.Issues.CreateComment(ctx, owner, repo, issue, &github.IssueComment{Body: &body})
 	if err != nil {
-		return 0, apiError(installationID, what, `"Issues: write" and "Pull requests: write"`, err)
+		return 0, apiError(installationID, what, purposeComments, err)
 	}
 	return cm.GetID(), nil
 }
@@ -180,13 +193,13 @@ func (a *App) CreateComment(ctx context.Context, installationID int64, owner, re
 // GitHub's 65536 characters).
 func (a *App) EditComment(ctx context.Context, installationID int64, owner, repo string, commentID int64, body string) error {
 	what := fmt.Sprintf("edit comment %d on %s/%s", commentID, owner, repo)
-	c, ctx, err := a.api(ctx, installationID)
+	c, ctx, err := a.api(ctx, installationID, onRepo(purposeComments, repo))
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	body = truncate(body, maxCommentChars, truncatedComment)
 	if _, _, err := c.Issues.EditComment(ctx, owner, repo, commentID, &github.IssueComment{Body: &body}); err != nil {
-		return apiError(installationID, what, `"Issues: write" and "Pull requests: write"`, err)
+		return apiError(installationID, what, purposeComments, err)
 	}
 	return nil
 }
@@ -202,12 +215,12 @@ func (a *App) React(ctx context.Context, installationID int64, owner, repo strin
 	if !slices.Contains(reactionContents, content) {
 		return fmt.Errorf("%s: GitHub knows only the reactions %s", what, strings.Join(reactionContents, ", "))
 	}
-	c, ctx, err := a.api(ctx, installationID)
+	c, ctx, err := a.api(ctx, installationID, onRepo(purposeComments, repo))
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	if _, _, err := c.Reactions.CreateIssueCommentReaction(ctx, owner, repo, commentID, content); err != nil {
-		return apiError(installationID, what, `"Issues: write" and "Pull requests: write"`, err)
+		return apiError(installationID, what, purposeComments, err)
 	}
 	return nil
 }
@@ -223,7 +236,7 @@ func (a *App) CreateDeployment(ctx context.Context, installationID int64, owner,
 	if ref == "" || environment == "" {
 		return 0, fmt.Errorf("%s: a deployment needs a ref and an environment", what)
 	}
-	c, ctx, err := a.api(ctx, installationID)
+	c, ctx, err := a.api(ctx, installationID, onRepo(purposeDeployments, repo))
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}
@@ -243,7 +256,7 @@ func (a *App) CreateDeployment(ctx context.Context, installationID int64, owner,
 	}
 	d, _, err := c.Repositories.CreateDeployment(ctx, owner, repo, req)
 	if err != nil {
-		return 0, apiError(installationID, what, `"Deployments: write"`, err)
+		return 0, apiError(installationID, what, purposeDeployments, err)
 	}
 	return d.GetID(), nil
 }
@@ -259,7 +272,7 @@ func (a *App) CreateDeploymentStatus(ctx context.Context, installationID int64, 
 	if !slices.Contains(deploymentStates, state) {
 		return fmt.Errorf("%s: GitHub knows only the states %s", what, strings.Join(deploymentStates, ", "))
 	}
-	c, ctx, err := a.api(ctx, installationID)
+	c, ctx, err := a.api(ctx, installationID, onRepo(purposeDeployments, repo))
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -274,7 +287,7 @@ func (a *App) CreateDeploymentStatus(ctx context.Context, installationID int64, 
 		req.Description = github.String(truncate(description, maxDeploymentStatusDescription, "…"))
 	}
 	if _, _, err := c.Repositories.CreateDeploymentStatus(ctx, owner, repo, id, req); err != nil {
-		return apiError(installationID, what, `"Deployments: write"`, err)
+		return apiError(installationID, what, purposeDeployments, err)
 	}
 	return nil
 }
@@ -284,11 +297,12 @@ var roles = map[string]int{"none": 0, "read": 1, "triage": 2, "write": 3, "maint
 
 // Permission returns user's role on owner/repo: admin, maintain, write,
 // triage, read or none ("none" when GitHub answers 404: no such user, or a
-// repository the installation cannot see). For a custom role it returns the
-// role's base permission (admin, write, read). Compare with HasPermission.
+// repository the installation cannot see, for which GitHub gives no token
+// either). For a custom role it returns the role's base permission (admin,
+// write, read). Compare with HasPermission.
 func (a *App) Permission(ctx context.Context, installationID int64, owner, repo, user string) (string, error) {
 	what := fmt.Sprintf("check %s's permission on %s/%s", user, owner, repo)
-	c, ctx, err := a.api(ctx, installationID)
+	c, ctx, err := a.api(ctx, installationID, onRepo(purposeCollaborators, repo))
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
@@ -305,10 +319,10 @@ func (a *App) Permission(ctx context.Context, installationID int64, owner, repo,
 	}
 	resp, err := c.Do(ctx, req, &out)
 	if err != nil {
-		if resp != nil && resp.StatusCode == http.StatusNotFound {
+		if unseen(resp, err) {
 			return "none", nil
 		}
-		return "", apiError(installationID, what, `"Metadata: read"`, err)
+		return "", apiError(installationID, what, purposeCollaborators, err)
 	}
 	if _, ok := roles[out.RoleName]; ok {
 		return out.RoleName, nil
@@ -333,7 +347,7 @@ func HasPermission(role, want string) bool {
 // organization permission "Members: read".
 func (a *App) IsTeamMember(ctx context.Context, installationID int64, org, team, user string) (bool, error) {
 	what := fmt.Sprintf("check whether %s is in team %s/%s", user, org, team)
-	c, ctx, err := a.api(ctx, installationID)
+	c, ctx, err := a.api(ctx, installationID, scope{purpose: purposeMembers})
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", what, err)
 	}
@@ -342,7 +356,7 @@ func (a *App) IsTeamMember(ctx context.Context, installationID int64, org, team,
 		if resp != nil && resp.StatusCode == http.StatusNotFound {
 			return false, nil
 		}
-		return false, apiError(installationID, what, `organization "Members: read"`, err)
+		return false, apiError(installationID, what, purposeMembers, err)
 	}
 	return m.GetState() == "active", nil
 }
@@ -353,7 +367,7 @@ func (a *App) IsTeamMember(ctx context.Context, installationID int64, org, team,
 // lost answer does not leave a duplicate.
 func (a *App) CheckRunIDs(ctx context.Context, installationID int64, owner, repo, sha, name, externalID string) ([]int64, error) {
 	what := fmt.Sprintf("list check runs %q of %s on %s/%s", name, sha, owner, repo)
-	c, ctx, err := a.api(ctx, installationID)
+	c, ctx, err := a.api(ctx, installationID, onRepo(purposeChecks, repo))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -362,7 +376,7 @@ func (a *App) CheckRunIDs(ctx context.Context, installationID int64, owner, repo
 	for {
 		res, resp, err := c.Checks.ListCheckRunsForRef(ctx, owner, repo, sha, opts)
 		if err != nil {
-			return nil, apiError(installationID, what, `"Checks: read"`, err)
+			return nil, apiError(installationID, what, purposeChecks, err)
 		}
 		for _, cr := range res.CheckRuns {
 			if cr.GetExternalID() == externalID {

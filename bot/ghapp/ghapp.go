@@ -1,7 +1,8 @@
 // Package ghapp is Stagehand's GitHub App adapter: it authenticates as the App
-// (JWT) and as its installations (installation tokens, cached and refreshed
-// before they expire), reads repository files, and writes what users see on
-// GitHub (check runs, comments, reactions, deployments; api.go). Installation
+// (JWT) and as its installations (installation tokens narrowed to one
+// purpose and one repository, cached and refreshed before they expire;
+// tokens.go), reads repository files, and writes what users see on GitHub
+// (check runs, comments, reactions, deployments; api.go). Installation
 // clients wait out rate limits, retry what is safe to retry and serialise
 // writes (transport.go).
 package ghapp
@@ -9,9 +10,7 @@ package ghapp
 import (
 	"context"
 	"crypto/rsa"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -57,8 +56,15 @@ type App struct {
 	calls   map[string]int // by call label
 
 	mu            sync.Mutex
-	installations map[int64]*github.Client
-	transports    map[int64]*ghinstallation.Transport
+	installations map[int64]*installation
+}
+
+// installation is one installation's API client and its tokens. The client
+// takes, for each request, the token of the scope in the request's context
+// (withScope).
+type installation struct {
+	client *github.Client
+	tokens *tokens
 }
 
 // New checks the options and builds the App's JWT-authenticated transport.
@@ -80,8 +86,7 @@ func New(opts Options) (*App, error) {
 		apiURL:        base.String(),
 		baseURL:       base,
 		base:          http.DefaultTransport,
-		installations: map[int64]*github.Client{},
-		transports:    map[int64]*ghinstallation.Transport{},
+		installations: map[int64]*installation{},
 		retry:         opts.Retry.withDefaults(),
 		calls:         map[string]int{},
 	}
@@ -136,62 +141,25 @@ func (a *App) newClient(rt http.RoundTripper) *github.Client {
 // /app endpoints and GET /repos/{owner}/{repo}/installation.
 func (a *App) AppClient() *github.Client { return a.app }
 
-// Installation returns the client of one installation, created on first use
-// and cached. Its transport fetches an installation token when needed and
-// refreshes it a minute before it expires, and handles rate limits, retries
-// and write serialisation (apiTransport). A write holds the installation's
-// write lock until its response body is read to the end or closed, which
-// go-github's Do always does; callers of BareDo must close the body.
-func (a *App) Installation(id int64) (*github.Client, error) {
+// installation returns installation id's client and tokens, created on
+// first use and cached. The client's transport gets each request the token
+// of the request's scope, and handles rate limits, retries and write
+// serialisation (apiTransport). A write holds the installation's write lock
+// until its response body is read to the end or closed, which go-github's
+// Do always does; callers of BareDo must close the body.
+func (a *App) installation(id int64) (*installation, error) {
 	if id <= 0 {
 		return nil, fmt.Errorf("github installation id: must be a positive number, got %d", id)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if c, ok := a.installations[id]; ok {
-		return c, nil
+	if inst, ok := a.installations[id]; ok {
+		return inst, nil
 	}
-	// One AppsTransport per installation: ghinstallation's Transport writes
-	// BaseURL and Client into its AppsTransport on every refresh, which would
-	// race between installations sharing one.
-	atr := ghinstallation.NewAppsTransportFromPrivateKey(a.base, a.appID, a.key)
-	atr.BaseURL = a.apiURL
-	tr := ghinstallation.NewFromAppsTransport(atr, id)
-	tr.BaseURL = a.apiURL
-	// ghinstallation would otherwise send the JSON body "null" (a typed nil
-	// pointer in an interface), which the endpoint's schema does not allow.
-	tr.InstallationTokenOptions = &github.InstallationTokenOptions{}
-	c := a.newClient(newAPITransport(id, tr, a.base, a.retry))
-	a.installations[id] = c
-	a.transports[id] = tr
-	return c, nil
-}
-
-// Token returns a valid installation token, for git over HTTPS (it goes in
-// an Authorization header, never in a URL or a log).
-func (a *App) Token(ctx context.Context, installationID int64) (string, error) {
-	if _, err := a.Installation(installationID); err != nil {
-		return "", err
-	}
-	a.mu.Lock()
-	tr := a.transports[installationID]
-	a.mu.Unlock()
-	tok, err := tr.Token(ctx)
-	if err != nil {
-		return "", fmt.Errorf("getting an installation token for installation %d: %w", installationID, err)
-	}
-	return tok, nil
-}
-
-// closeTokenErrorBody closes the response body ghinstallation leaves open
-// when the token endpoint answers non-2xx (it hands it back in *HTTPError).
-// Its status and headers stay readable.
-func closeTokenErrorBody(err error) {
-	var he *ghinstallation.HTTPError
-	if err != nil && errors.As(err, &he) && he.Response != nil && he.Response.Body != nil {
-		_, _ = io.Copy(io.Discard, io.LimitReader(he.Response.Body, 64<<10))
-		he.Response.Body.Close()
-	}
+	toks := newTokens(a, id)
+	inst := &installation{client: a.newClient(newAPITransport(id, toks, a.base, a.retry)), tokens: toks}
+	a.installations[id] = inst
+	return inst, nil
 }
 
 // FetchFile returns the content of path in owner/repo at ref (a commit sha
@@ -199,13 +167,13 @@ func closeTokenErrorBody(err error) {
 // the installation. A missing file (or a repository the installation cannot
 // see: GitHub answers 404 to both) gives an error wrapping bot.ErrNotFound.
 func (a *App) FetchFile(ctx context.Context, installationID int64, owner, repo, path, ref string) ([]byte, error) {
-	c, err := a.Installation(installationID)
+	c, ctx, err := a.api(ctx, installationID, onRepo(purposeContents, repo))
 	if err != nil {
 		return nil, err
 	}
-	file, dir, resp, err := c.Repositories.GetContents(sleepOnRateLimit(ctx), owner, repo, path, &github.RepositoryContentGetOptions{Ref: ref})
+	file, dir, resp, err := c.Repositories.GetContents(ctx, owner, repo, path, &github.RepositoryContentGetOptions{Ref: ref})
 	if err != nil {
-		if resp != nil && resp.StatusCode == http.StatusNotFound {
+		if unseen(resp, err) {
 			return nil, &notFoundError{fmt.Sprintf("%s/%s has no %s at %s", owner, repo, path, shortRef(ref))}
 		}
 		return nil, fmt.Errorf("read %s from %s/%s at %s: %w", path, owner, repo, shortRef(ref), err)

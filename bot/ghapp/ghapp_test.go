@@ -86,11 +86,6 @@ func TestTokenFetchedOnceAndReused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c1, _ := app.Installation(1)
-	c2, _ := app.Installation(1)
-	if c1 != c2 {
-		t.Error("Installation(1) built a second client")
-	}
 	if diff := cmp.Diff([]string{"/app/installations/1/access_tokens"}, tokenCalls(gh)); diff != "" {
 		t.Errorf("token requests (-want +got):\n%s", diff)
 	}
@@ -332,9 +327,15 @@ func TestContextCancelsHeldRequest(t *testing.T) {
 }
 
 func TestInstallationRejectsBadID(t *testing.T) {
-	app, _ := setup(t)
-	if _, err := app.Installation(0); err == nil {
-		t.Error("Installation(0) succeeded")
+	app, gh := setup(t)
+	if _, err := app.FetchFile(context.Background(), 0, "acme", "app", cfgPath, sha); err == nil || !strings.Contains(err.Error(), "installation id") {
+		t.Errorf("FetchFile with installation 0: %v, want an error about the installation id", err)
+	}
+	if _, err := app.Token(context.Background(), 0, ghapp.Repository{Name: "app"}); err == nil || !strings.Contains(err.Error(), "installation id") {
+		t.Errorf("Token with installation 0: %v, want an error about the installation id", err)
+	}
+	if n := len(gh.Calls()); n != 0 {
+		t.Errorf("sent %d requests, want none", n)
 	}
 }
 

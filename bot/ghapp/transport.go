@@ -157,13 +157,13 @@ func (c countingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 // a POST or PATCH is never sent twice unless GitHub answered the first.
 type apiTransport struct {
 	installation int64
-	tokens       *ghinstallation.Transport // gives the installation token (cached, refreshed)
-	next         http.RoundTripper         // the App's base transport
+	tokens       *tokens           // gives the token of a request's scope (cached, refreshed)
+	next         http.RoundTripper // the App's base transport
 	policy       RetryPolicy
 	writes       chan struct{} // capacity 1: the installation's write lock
 }
 
-func newAPITransport(installation int64, tokens *ghinstallation.Transport, next http.RoundTripper, policy RetryPolicy) *apiTransport {
+func newAPITransport(installation int64, tokens *tokens, next http.RoundTripper, policy RetryPolicy) *apiTransport {
 	return &apiTransport{installation: installation, tokens: tokens, next: next,
 		policy: policy.withDefaults(), writes: make(chan struct{}, 1)}
 }
@@ -188,6 +188,12 @@ func idempotent(method string) bool {
 
 func (t *apiTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
+	if _, ok := scopeOf(ctx); !ok {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, errNoScope
+	}
 	getBody, err := replayableBody(req)
 	if err != nil {
 		return nil, err
@@ -297,14 +303,15 @@ func (t *apiTransport) send(ctx context.Context, req *http.Request, getBody func
 	}
 }
 
-// try sends req once. sent is false when the request surely did not reach
-// GitHub: no installation token, a failed dial, or nothing written.
+// try sends req once, with the token of its context's scope. sent is false
+// when the request surely did not reach GitHub: no installation token, a
+// failed dial, or nothing written.
 func (t *apiTransport) try(ctx context.Context, req *http.Request, getBody func() (io.ReadCloser, error)) (resp *http.Response, sent bool, err error) {
 	// Get the token first, as ghinstallation.Transport.RoundTrip would: an
 	// error here means the request was not sent.
-	token, err := t.tokens.Token(ctx)
+	s, _ := scopeOf(ctx)
+	token, err := t.tokens.token(ctx, s)
 	if err != nil {
-		closeTokenErrorBody(err)
 		return nil, false, err
 	}
 	var gotConn, wrote atomic.Bool

@@ -52,7 +52,7 @@ func userID(login string) int64 {
 
 func (s *Server) getCollaboratorPermission(req *request) response {
 	owner, repo, username := req.params["owner"], req.params["repo"], req.params["username"]
-	if _, resp := s.installationAuth(req, owner, repo); resp != nil {
+	if _, resp := s.installationAuth(req, owner, repo, metadataRead); resp != nil {
 		return *resp
 	}
 	s.mu.Lock()
@@ -116,12 +116,15 @@ func matchOutsideSubset(method, escapedPath string) (*operation, map[string]stri
 
 // getTeamMembership answers {"url", "role": "member", "state": "active"} for
 // members added with AddTeamMember and GitHub's 404 otherwise. Only tokens of
-// the installation on org itself may look.
+// the installation on org itself, holding "members: read", may look.
 func (s *Server) getTeamMembership(req *request) response {
 	org, team, username := req.params["org"], req.params["team_slug"], req.params["username"]
 	tok, resp := s.tokenAuth(req.Request)
 	if resp != nil {
 		return *resp
+	}
+	if !tok.may([]access{membersRead}) {
+		return req.forbidden([]access{membersRead})
 	}
 	s.mu.Lock()
 	inst := s.installations[tok.installationID]

@@ -22,7 +22,49 @@ import (
 type token struct {
 	installationID int64
 	expires        time.Time
-	repos          map[string]bool // lower-case "owner/repo"; nil means every repository of the installation
+	repos          map[string]bool   // lower-case "owner/repo"; nil means every repository of the installation
+	permissions    map[string]string // what it may do, metadata: read included
+}
+
+// access is one permission an endpoint needs: its name and level, as in a
+// token request's "permissions" ("checks", "write").
+type access struct{ name, level string }
+
+func (a access) String() string { return a.name + "=" + a.level }
+
+// The permissions the served endpoints need.
+var (
+	contentsRead     = access{"contents", "read"}
+	checksRead       = access{"checks", "read"}
+	checksWrite      = access{"checks", "write"}
+	deploymentsWrite = access{"deployments", "write"}
+	issuesWrite      = access{"issues", "write"}
+	pullsWrite       = access{"pull_requests", "write"}
+	metadataRead     = access{"metadata", "read"}
+	membersRead      = access{"members", "read"}
+)
+
+// permissionLevels orders the levels of a permission.
+var permissionLevels = map[string]int{"read": 1, "write": 2, "admin": 3}
+
+// grants reports whether the permissions perms include a.
+func grants(perms map[string]string, a access) bool {
+	return permissionLevels[perms[a.name]] >= permissionLevels[a.level]
+}
+
+// may reports whether the token holds one of needs (any one will do, as
+// GitHub accepts an issue comment with either "issues" or "pull_requests"
+// write). Every token may read metadata.
+func (tok *token) may(needs []access) bool {
+	if len(needs) == 0 {
+		return true
+	}
+	for _, a := range needs {
+		if a == metadataRead || grants(tok.permissions, a) {
+			return true
+		}
+	}
+	return false
 }
 
 // SetAppKey registers the public key of a GitHub App. Requests to /app/...
@@ -138,23 +180,37 @@ func intClaim(v any) (int64, bool) {
 	return 0, false
 }
 
-// installationAuth checks that r carries a live installation token that may
-// read owner/repo. A token that does not cover the repository gets 404, as
-// GitHub hides repositories a token cannot see.
-func (s *Server) installationAuth(req *request, owner, repo string) (*token, *response) {
+// installationAuth checks that r carries a live installation token that
+// covers owner/repo and holds one of needs (none: metadata only). A token
+// that does not cover the repository gets 404, as GitHub hides (private)
+// repositories a token cannot see, even from a token of the same
+// installation narrowed to other repositories; a token that sees the
+// repository without the permission gets GitHub's 403 "Resource not
+// accessible by integration".
+func (s *Server) installationAuth(req *request, owner, repo string, needs ...access) (*token, *response) {
 	tok, resp := s.tokenAuth(req.Request)
 	if resp != nil {
 		return nil, resp
 	}
+	if !s.covers(tok, owner, repo) {
+		nf := req.notFound()
+		return nil, &nf
+	}
+	if !tok.may(needs) {
+		f := req.forbidden(needs)
+		return nil, &f
+	}
+	return tok, nil
+}
+
+// covers reports whether tok sees owner/repo: a repository of its
+// installation, among those it was narrowed to.
+func (s *Server) covers(tok *token, owner, repo string) bool {
 	key := repoKey(owner, repo)
 	s.mu.Lock()
 	rp := s.repos[key]
 	s.mu.Unlock()
-	if rp == nil || rp.installationID != tok.installationID || (tok.repos != nil && !tok.repos[key]) {
-		nf := req.notFound()
-		return nil, &nf
-	}
-	return tok, nil
+	return rp != nil && rp.installationID == tok.installationID && (tok.repos == nil || tok.repos[key])
 }
 
 // tokenAuth checks that r carries a live installation token ("token X" or "Bearer X").
@@ -164,20 +220,30 @@ func (s *Server) tokenAuth(r *http.Request) (*token, *response) {
 		resp := badCredentials("Requires authentication")
 		return nil, &resp
 	}
-	s.mu.Lock()
-	tok := s.tokens[value]
-	s.mu.Unlock()
-	if tok == nil || !s.now().Before(tok.expires) {
+	tok := s.liveToken(value)
+	if tok == nil {
 		resp := badCredentials(msgBadCredentials)
 		return nil, &resp
 	}
 	return tok, nil
 }
 
+// liveToken returns the installation token whose value is value, nil when
+// there is none or it expired.
+func (s *Server) liveToken(value string) *token {
+	s.mu.Lock()
+	tok := s.tokens[value]
+	s.mu.Unlock()
+	if tok == nil || !s.now().Before(tok.expires) {
+		return nil
+	}
+	return tok
+}
+
 // newToken issues an installation token. The format is GitHub's classic one
 // (ghs_ + 36 characters); clients must not depend on it, GitHub is moving to
 // longer tokens.
-func (s *Server) newToken(installationID int64, repos map[string]bool) (string, *token) {
+func (s *Server) newToken(installationID int64, repos map[string]bool, permissions map[string]string) (string, *token) {
 	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 	b := make([]byte, 36)
 	if _, err := rand.Read(b); err != nil {
@@ -187,7 +253,8 @@ func (s *Server) newToken(installationID int64, repos map[string]bool) (string, 
 		b[i] = alphabet[int(b[i])%len(alphabet)]
 	}
 	value := "ghs_" + string(b)
-	tok := &token{installationID: installationID, expires: s.now().Add(s.tokenTTL).Truncate(time.Second), repos: repos}
+	tok := &token{installationID: installationID, expires: s.now().Add(s.tokenTTL).Truncate(time.Second),
+		repos: repos, permissions: permissions}
 	s.mu.Lock()
 	s.tokens[value] = tok
 	s.mu.Unlock()

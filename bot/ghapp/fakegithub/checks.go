@@ -171,7 +171,7 @@ func checkRunRefusal(b *checkRunBody) string {
 
 func (s *Server) createCheckRun(req *request) response {
 	owner, repo := req.params["owner"], req.params["repo"]
-	if _, resp := s.installationAuth(req, owner, repo); resp != nil {
+	if _, resp := s.installationAuth(req, owner, repo, checksWrite); resp != nil {
 		return *resp
 	}
 	var b checkRunBody
@@ -197,7 +197,7 @@ func (s *Server) createCheckRun(req *request) response {
 
 func (s *Server) updateCheckRun(req *request) response {
 	owner, repo := req.params["owner"], req.params["repo"]
-	if _, resp := s.installationAuth(req, owner, repo); resp != nil {
+	if _, resp := s.installationAuth(req, owner, repo, checksWrite); resp != nil {
 		return *resp
 	}
 	id, _ := strconv.ParseInt(req.params["check_run_id"], 10, 64)
@@ -225,7 +225,7 @@ func (s *Server) updateCheckRun(req *request) response {
 // newest run of each name; all) and per_page/page parameters.
 func (s *Server) listCheckRunsForRef(req *request) response {
 	owner, repo, ref := req.params["owner"], req.params["repo"], req.params["ref"]
-	if _, resp := s.installationAuth(req, owner, repo); resp != nil {
+	if _, resp := s.installationAuth(req, owner, repo, checksRead); resp != nil {
 		return *resp
 	}
 	q := req.URL.Query()

@@ -75,7 +75,7 @@ func (s *Server) Deployments(owner, repo string) []Deployment {
 
 func (s *Server) createDeployment(req *request) response {
 	owner, repo := req.params["owner"], req.params["repo"]
-	if _, resp := s.installationAuth(req, owner, repo); resp != nil {
+	if _, resp := s.installationAuth(req, owner, repo, deploymentsWrite); resp != nil {
 		return *resp
 	}
 	var b struct {
@@ -143,7 +143,7 @@ func (s *Server) createDeployment(req *request) response {
 
 func (s *Server) createDeploymentStatus(req *request) response {
 	owner, repo := req.params["owner"], req.params["repo"]
-	if _, resp := s.installationAuth(req, owner, repo); resp != nil {
+	if _, resp := s.installationAuth(req, owner, repo, deploymentsWrite); resp != nil {
 		return *resp
 	}
 	id, _ := strconv.ParseInt(req.params["deployment_id"], 10, 64)

@@ -91,7 +91,7 @@ func (s *Server) Reactions(commentID int64) []string {
 
 func (s *Server) createComment(req *request) response {
 	owner, repo := req.params["owner"], req.params["repo"]
-	if _, resp := s.installationAuth(req, owner, repo); resp != nil {
+	if _, resp := s.installationAuth(req, owner, repo, issuesWrite, pullsWrite); resp != nil {
 		return *resp
 	}
 	issue, err := strconv.Atoi(req.params["issue_number"])
@@ -118,7 +118,7 @@ func (s *Server) createComment(req *request) response {
 
 func (s *Server) editComment(req *request) response {
 	owner, repo := req.params["owner"], req.params["repo"]
-	if _, resp := s.installationAuth(req, owner, repo); resp != nil {
+	if _, resp := s.installationAuth(req, owner, repo, issuesWrite, pullsWrite); resp != nil {
 		return *resp
 	}
 	id, _ := strconv.ParseInt(req.params["comment_id"], 10, 64)
@@ -137,7 +137,7 @@ func (s *Server) editComment(req *request) response {
 	if c.User != BotLogin {
 		// An App may edit only its own comments. GitHub answers this 403 on
 		// any endpoint without documenting it: not schema-checked, like 401.
-		resp := errorResponse(http.StatusForbidden, "Resource not accessible by integration", req.op.docURL)
+		resp := errorResponse(http.StatusForbidden, msgNotAccessible, req.op.docURL)
 		resp.unchecked = true
 		return resp
 	}
@@ -148,7 +148,7 @@ func (s *Server) editComment(req *request) response {
 
 func (s *Server) createCommentReaction(req *request) response {
 	owner, repo := req.params["owner"], req.params["repo"]
-	if _, resp := s.installationAuth(req, owner, repo); resp != nil {
+	if _, resp := s.installationAuth(req, owner, repo, issuesWrite, pullsWrite); resp != nil {
 		return *resp
 	}
 	id, _ := strconv.ParseInt(req.params["comment_id"], 10, 64)

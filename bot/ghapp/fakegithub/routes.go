@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,10 +43,17 @@ var routes = map[string]handler{
 }
 
 type installation struct {
-	id        int64
-	account   string
-	accountID int64
-	created   time.Time
+	id          int64
+	account     string
+	accountID   int64
+	created     time.Time
+	permissions map[string]string // what the installation granted the App
+}
+
+func (s *Server) newInstallation(id int64, account string) *installation {
+	s.nextID++
+	return &installation{id: id, account: account, accountID: s.nextID, created: s.now().UTC().Truncate(time.Second),
+		permissions: maps.Clone(appPermissions)}
 }
 
 type repository struct {
@@ -57,12 +66,26 @@ type repository struct {
 
 func repoKey(owner, repo string) string { return strings.ToLower(owner + "/" + repo) }
 
-// AddInstallation installs the App on account (a user or organisation login).
+// AddInstallation installs the App on account (a user or organisation
+// login), granting it every permission the App asks for (appPermissions).
 func (s *Server) AddInstallation(id int64, account string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.nextID++
-	s.installations[id] = &installation{id: id, account: account, accountID: s.nextID, created: s.now().UTC().Truncate(time.Second)}
+	s.installations[id] = s.newInstallation(id, account)
+}
+
+// SetInstallationPermissions replaces what installation id granted the App,
+// e.g. {"checks": "write", "metadata": "read"}: tokens asking for more are
+// refused with GitHub's 422, and tokens asking for nothing in particular get
+// exactly these. Tokens issued before keep theirs.
+func (s *Server) SetInstallationPermissions(id int64, permissions map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inst := s.installations[id]
+	if inst == nil {
+		panic(fmt.Sprintf("fakegithub: SetInstallationPermissions on installation %d before AddInstallation", id))
+	}
+	inst.permissions = maps.Clone(permissions)
 }
 
 // AddRepo adds owner/repo (default branch "main") to an installation, which
@@ -71,8 +94,7 @@ func (s *Server) AddRepo(installationID int64, owner, repo string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.installations[installationID] == nil {
-		s.nextID++
-		s.installations[installationID] = &installation{id: installationID, account: owner, accountID: s.nextID, created: s.now().UTC().Truncate(time.Second)}
+		s.installations[installationID] = s.newInstallation(installationID, owner)
 	}
 	key := repoKey(owner, repo)
 	if rp := s.repos[key]; rp != nil {
@@ -82,6 +104,17 @@ func (s *Server) AddRepo(installationID int64, owner, repo string) {
 	s.nextID++
 	s.repos[key] = &repository{id: s.nextID, owner: owner, name: repo, installationID: installationID,
 		defaultBranch: "main", files: map[string]map[string][]byte{}}
+}
+
+// RepoID returns the id GitHub gave owner/repo (webhook payloads carry it
+// as repository.id; token requests may name it in repository_ids). The
+// repository must have been added with AddRepo.
+func (s *Server) RepoID(owner, repo string) int64 {
+	rp := s.repo(repoKey(owner, repo))
+	if rp == nil {
+		panic(fmt.Sprintf("fakegithub: RepoID of %s/%s before AddRepo", owner, repo))
+	}
+	return rp.id
 }
 
 // SetFile makes the contents API serve content at path for ref (a commit sha
@@ -100,36 +133,108 @@ func (s *Server) SetFile(owner, repo, ref, filePath string, content []byte) {
 	rp.files[ref][strings.Trim(filePath, "/")] = append([]byte(nil), content...)
 }
 
+// TokenRequest is an installation-token request the stand-in answered, as
+// the bot sent it. Empty fields were not sent: no Permissions asks for all
+// the installation granted, no Repositories or RepositoryIDs for every
+// repository of the installation.
+type TokenRequest struct {
+	Installation  int64
+	Permissions   map[string]string
+	Repositories  []string
+	RepositoryIDs []int64
+	Status        int // 201 when a token was issued
+}
+
+// TokenRequests returns the installation-token requests answered so far
+// (those that passed the App's authentication), in order.
+func (s *Server) TokenRequests() []TokenRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]TokenRequest, len(s.tokenRequests))
+	for i, r := range s.tokenRequests {
+		r.Permissions = maps.Clone(r.Permissions)
+		r.Repositories = slices.Clone(r.Repositories)
+		r.RepositoryIDs = slices.Clone(r.RepositoryIDs)
+		out[i] = r
+	}
+	return out
+}
+
 func (s *Server) createAccessToken(req *request) response {
 	if _, resp := s.appAuth(req.Request); resp != nil {
 		return *resp
 	}
 	id, _ := strconv.ParseInt(req.params["installation_id"], 10, 64)
+	var body struct {
+		Repositories  []string          `json:"repositories"`
+		RepositoryIDs []int64           `json:"repository_ids"`
+		Permissions   map[string]string `json:"permissions"`
+	}
+	if len(req.body) > 0 {
+		_ = json.Unmarshal(req.body, &body) // already schema-checked
+	}
+	asked := TokenRequest{Installation: id, Permissions: body.Permissions,
+		Repositories: body.Repositories, RepositoryIDs: body.RepositoryIDs}
+	resp := s.issueToken(req, asked)
+	asked.Status = resp.status
 	s.mu.Lock()
-	inst := s.installations[id]
+	s.tokenRequests = append(s.tokenRequests, asked)
+	s.mu.Unlock()
+	return resp
+}
+
+// GitHub's 422 messages for token requests.
+const (
+	msgRepositoryNotAccessible = "There is at least one repository that does not exist or is not accessible to the parent installation."
+	msgPermissionsNotGranted   = "The permissions requested are not granted to this installation."
+)
+
+// issueToken makes the token asked for: narrowed to the repositories named
+// (by name, owned by the installation's account, or by id) and to the
+// permissions named, which must be among those the installation granted.
+// Like GitHub, it adds metadata: read to every token.
+func (s *Server) issueToken(req *request, asked TokenRequest) response {
+	s.mu.Lock()
+	inst := s.installations[asked.Installation]
+	var granted map[string]string
+	if inst != nil {
+		granted = maps.Clone(inst.permissions)
+	}
 	s.mu.Unlock()
 	if inst == nil {
 		return req.notFound()
 	}
-	var opts struct {
-		Repositories []string `json:"repositories"`
-	}
-	if len(req.body) > 0 {
-		_ = json.Unmarshal(req.body, &opts) // already schema-checked
-	}
 	var scope map[string]bool
-	if len(opts.Repositories) > 0 {
+	if len(asked.Repositories)+len(asked.RepositoryIDs) > 0 {
 		scope = map[string]bool{}
-		for _, name := range opts.Repositories {
-			key := repoKey(inst.account, name)
-			if rp := s.repo(key); rp == nil || rp.installationID != id {
-				return errorResponse(http.StatusUnprocessableEntity,
-					"There is at least one repository that does not exist or is not accessible to the parent installation.", req.op.docURL)
+		var found []*repository
+		for _, name := range asked.Repositories {
+			found = append(found, s.repo(repoKey(inst.account, name)))
+		}
+		for _, rid := range asked.RepositoryIDs {
+			found = append(found, s.repoByID(rid))
+		}
+		for _, rp := range found {
+			if rp == nil || rp.installationID != inst.id {
+				return errorResponse(http.StatusUnprocessableEntity, msgRepositoryNotAccessible, req.op.docURL)
 			}
-			scope[key] = true
+			scope[repoKey(rp.owner, rp.name)] = true
 		}
 	}
-	value, tok := s.newToken(id, scope)
+	perms := granted
+	if len(asked.Permissions) > 0 {
+		perms = map[string]string{}
+		for name, level := range asked.Permissions {
+			if !grants(granted, access{name, level}) {
+				return errorResponse(http.StatusUnprocessableEntity, msgPermissionsNotGranted, req.op.docURL)
+			}
+			perms[name] = level
+		}
+	}
+	if perms["metadata"] == "" {
+		perms["metadata"] = "read"
+	}
+	value, tok := s.newToken(inst.id, scope, perms)
 	selection := "all"
 	if scope != nil {
 		selection = "selected"
@@ -137,9 +242,20 @@ func (s *Server) createAccessToken(req *request) response {
 	return response{status: http.StatusCreated, body: map[string]any{
 		"token":                value,
 		"expires_at":           tok.expires.UTC().Format(time.RFC3339),
-		"permissions":          appPermissions,
+		"permissions":          perms,
 		"repository_selection": selection,
 	}}
+}
+
+func (s *Server) repoByID(id int64) *repository {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rp := range s.repos {
+		if rp.id == id {
+			return rp
+		}
+	}
+	return nil
 }
 
 func (s *Server) repo(key string) *repository {
@@ -148,10 +264,12 @@ func (s *Server) repo(key string) *repository {
 	return s.repos[key]
 }
 
-// appPermissions are the permissions Stagehand's App asks for.
+// appPermissions are the permissions Stagehand's App asks for (README,
+// "Install it as a GitHub App"), "members" being the organization one.
 var appPermissions = map[string]string{
 	"checks": "write", "contents": "read", "deployments": "write",
 	"issues": "write", "metadata": "read", "pull_requests": "write",
+	"members": "read",
 }
 
 func (s *Server) getRepoInstallation(req *request) response {
@@ -213,7 +331,7 @@ func (s *Server) simpleUser(login string, id int64, typ string) map[string]any {
 
 func (s *Server) getContents(req *request) response {
 	owner, name, filePath := req.params["owner"], req.params["repo"], strings.Trim(req.params["path"], "/")
-	if _, resp := s.installationAuth(req, owner, name); resp != nil {
+	if _, resp := s.installationAuth(req, owner, name, contentsRead); resp != nil {
 		return *resp
 	}
 	s.mu.Lock()

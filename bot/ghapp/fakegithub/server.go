@@ -8,6 +8,13 @@
 // The few endpoints it serves outside that subset (outsideSubsetRoutes, in
 // access.go) are marked as such and not schema-checked.
 //
+// Installation tokens may be narrowed as on GitHub (permissions,
+// repositories, repository_ids): the stand-in records every token request
+// (TokenRequests) and refuses a token used beyond what it was given, with
+// GitHub's 403 "Resource not accessible by integration" for a permission it
+// lacks and 404 for a repository it does not cover. ServeGit serves
+// repositories over git's HTTP protocol under the same rules.
+//
 // It keeps what the bot wrote in memory for tests to inspect (CheckRuns,
 // Comments, Reactions, Deployments), answers permission and team questions
 // from SetPermission and AddTeamMember, and injects faults: FailNext,
@@ -77,6 +84,9 @@ type Server struct {
 	installations map[int64]*installation
 	repos         map[string]*repository // by lower-case "owner/repo"
 	tokens        map[string]*token
+	tokenRequests []TokenRequest
+	gitServers    []*httptest.Server // ServeGit's
+	gitRequests   []GitRequest
 	appKeys       map[int64]any // app id -> *rsa.PublicKey
 	calls         []Call
 	errs          []error
@@ -158,11 +168,18 @@ func New(t testing.TB, opts ...Option) *Server {
 // URL returns the API base URL, with a trailing slash.
 func (s *Server) URL() string { return s.srv.URL + "/" }
 
-// Close releases every held request and shuts the server down.
+// Close releases every held request and shuts the server and its git
+// endpoints down.
 func (s *Server) Close() {
 	s.closed.Do(func() {
 		close(s.closing)
 		s.srv.Close()
+		s.mu.Lock()
+		gits := slices.Clone(s.gitServers)
+		s.mu.Unlock()
+		for _, g := range gits {
+			g.Close()
+		}
 	})
 }
 
@@ -454,9 +471,32 @@ func errorResponse(status int, message, docURL string) response {
 // repository, one the token cannot see) while documenting it only on some:
 // where the operation does not, it is not schema-checked, like 401.
 func (req *request) notFound() response {
-	resp := errorResponse(http.StatusNotFound, "Not Found", req.op.docURL)
+	return req.anywhere(errorResponse(http.StatusNotFound, "Not Found", req.op.docURL))
+}
+
+// forbidden is GitHub's 403 for a token without the permission an endpoint
+// needs. Like GitHub, it names the permissions that would do in
+// X-Accepted-GitHub-Permissions ("a=read; b=write": any one of them). GitHub
+// answers it on every endpoint; it is schema-checked where documented.
+func (req *request) forbidden(needs []access) response {
+	resp := req.anywhere(errorResponse(http.StatusForbidden, msgNotAccessible, req.op.docURL))
+	var accepted []string
+	for _, a := range needs {
+		accepted = append(accepted, a.String())
+	}
+	resp.header.Set("X-Accepted-GitHub-Permissions", strings.Join(accepted, "; "))
+	return resp
+}
+
+// msgNotAccessible is GitHub's message when an installation token may not
+// do what it asks.
+const msgNotAccessible = "Resource not accessible by integration"
+
+// anywhere marks resp, an answer GitHub may give on any endpoint, unchecked
+// when the operation does not document its status.
+func (req *request) anywhere(resp response) response {
 	responses, _ := req.op.raw["responses"].(map[string]any)
-	if _, documented := responses["404"]; !documented {
+	if _, documented := responses[strconv.Itoa(resp.status)]; !documented {
 		resp.unchecked = true
 	}
 	return resp

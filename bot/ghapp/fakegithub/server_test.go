@@ -63,6 +63,13 @@ func validJWT(t *testing.T) string {
 
 func do(t *testing.T, method, url, auth, body string) (int, []byte) {
 	t.Helper()
+	status, data, _ := doHeader(t, method, url, auth, body)
+	return status, data
+}
+
+// doHeader is do that also returns the answer's headers.
+func doHeader(t *testing.T, method, url, auth, body string) (int, []byte, http.Header) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +86,7 @@ func do(t *testing.T, method, url, auth, body string) (int, []byte) {
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, data
+	return resp.StatusCode, data, resp.Header
 }
 
 func installationToken(t *testing.T, s *fakegithub.Server, id int) string {
