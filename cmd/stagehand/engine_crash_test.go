@@ -164,6 +164,31 @@ func (h *harness) withStore(t *testing.T, fn func(ctx context.Context, store bot
 
 type noJobs struct{}
 
+// recordedPolicy is the policy the server recorded with the program's
+// newest execution: what the GitHub surface would read from the default
+// branch, which these tests do not change.
+type recordedPolicy struct {
+	store bot.Store
+	parse func([]byte) (*bot.Config, error)
+}
+
+func (r recordedPolicy) Policy(ctx context.Context, prog bot.Program) (bot.Policy, error) {
+	var pol bot.Policy
+	err := r.store.View(ctx, func(tx bot.Tx) error {
+		es, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: prog.ID, Limit: 1})
+		if err != nil || len(es) == 0 {
+			return err
+		}
+		pol.Raw = es[0].Policy
+		return nil
+	})
+	if err != nil || pol.Raw == nil {
+		return pol, err
+	}
+	pol.Config, err = r.parse(pol.Raw)
+	return pol, err
+}
+
 func (noJobs) PublishJob(context.Context, bot.Job) error { return nil }
 
 // command runs an engine command on the server's database, as the GitHub
@@ -171,11 +196,12 @@ func (noJobs) PublishJob(context.Context, bot.Job) error { return nil }
 func (h *harness) command(t *testing.T, fn func(ctx context.Context, e *bot.Engine, prog bot.Program) error) {
 	t.Helper()
 	h.withStore(t, func(ctx context.Context, store bot.Store, prog bot.Program) {
+		parse := func(b []byte) (*bot.Config, error) {
+			c, d := config.ParseRepoConfig(config.RepoConfigPath, b)
+			return c, d.Err()
+		}
 		e := &bot.Engine{Store: store, Clock: bot.SystemClock{}, Jobs: noJobs{}, Logger: slog.New(slog.DiscardHandler),
-			ParseConfig: func(b []byte) (*bot.Config, error) {
-				c, d := config.ParseRepoConfig(config.RepoConfigPath, b)
-				return c, d.Err()
-			}}
+			ParseConfig: parse, Policy: recordedPolicy{store: store, parse: parse}}
 		if err := fn(ctx, e, prog); err != nil {
 			t.Fatal(err)
 		}

@@ -42,7 +42,11 @@ const (
 	playgroundInst  = 1
 	playgroundOwner = "playground"
 	playgroundRepo  = "shop"
-	playgroundUser  = "you"
+	// playgroundRepoID is the sample repository's GitHub id in every
+	// event: fixed, so a restarted playground's events name the same
+	// repository (Stagehand keys programs by it).
+	playgroundRepoID = 1296269
+	playgroundUser   = "you"
 )
 
 // playgroundListen is where the playground listens unless --listen says

@@ -83,6 +83,9 @@ func (pg *playground) payload(name string) map[string]any {
 	r, _ := p["repository"].(map[string]any)
 	if r != nil {
 		r["name"], r["full_name"] = playgroundRepo, playgroundOwner+"/"+playgroundRepo
+		// GitHub names the repository alike in every event: its id and
+		// default branch (where policy is read) too.
+		r["id"], r["default_branch"] = playgroundRepoID, "main"
 		if o, ok := r["owner"].(map[string]any); ok {
 			o["login"], o["name"] = playgroundOwner, playgroundOwner
 		}

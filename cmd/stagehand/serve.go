@@ -141,9 +141,11 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	if strings.HasPrefix(cfg.GitHubGitURL, "file://") {
 		git.Token = nil // local repositories need no token
 	}
+	// Policy (SPEC §3) is read from each repository's default branch.
+	policies := &handlers.Policies{Heads: git, Files: app, Parse: parse}
 	engine := &bot.Engine{
 		Store: store, Clock: bot.SystemClock{}, Jobs: router.JobQueue{Publisher: broker.Publisher()},
-		Source: handlers.RepoSource{GitRepos: git, Files: app}, ParseConfig: parse, Logger: logger, PublicURL: cfg.PublicURL,
+		Source: handlers.RepoSource{GitRepos: git, Files: app}, ParseConfig: parse, Policy: policies, Logger: logger, PublicURL: cfg.PublicURL,
 	}
 	// With an external NATS, every replica reaches every artifact set: they
 	// are shared through a JetStream object store, the local store caching.
@@ -162,7 +164,7 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	worker := &handlers.StepWorker{Engine: engine, Git: git, Artifacts: stepArtifacts, DataDir: cfg.DataDir, Path: os.Getenv("PATH"), Logger: logger}
 	webhooks := &handlers.Webhooks{
 		Store: store, Engine: engine, Commands: engine, GitHub: app, Checks: app, AppID: cfg.GitHubAppID, PublicURL: cfg.PublicURL,
-		Files: app, Clock: bot.SystemClock{}, Logger: logger, ParseConfig: parse,
+		Files: app, Policies: policies, Clock: bot.SystemClock{}, Logger: logger, ParseConfig: parse,
 		Refusals: func(action string) { metrics.Refusals.WithLabelValues(action).Inc() },
 	}
 	metrics.CountGitHubCalls(app.Calls)
