@@ -26,8 +26,8 @@ type GitRepos struct {
 func (g *GitRepos) spec(ctx context.Context, prog bot.Program, dir string) (runner.CheckoutSpec, error) {
 	s := runner.CheckoutSpec{GitURL: g.BaseURL, Owner: prog.Owner, Repo: prog.Repo, Dir: dir}
 	if g.Token != nil {
-		// Narrowed by name: the program's repository id is not known here yet.
-		tok, err := g.Token(ctx, prog.InstallationID, ghapp.Repository{Name: prog.Repo})
+		// By id when the program has it (it survives a rename), else by name.
+		tok, err := g.Token(ctx, prog.InstallationID, ghapp.Repository{ID: prog.GitHubID, Name: prog.Repo})
 		if err != nil {
 			return s, fmt.Errorf("getting a token for %s: %w", prog.FullName(), err)
 		}

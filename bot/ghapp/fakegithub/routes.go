@@ -117,6 +117,25 @@ func (s *Server) RepoID(owner, repo string) int64 {
 	return rp.id
 }
 
+// SetRepoID gives owner/repo the id id, e.g. the repository.id of the
+// webhook payloads a test sends, so that token requests naming it in
+// repository_ids find it. The repository must have been added with AddRepo
+// and id must name no other repository.
+func (s *Server) SetRepoID(owner, repo string, id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rp := s.repos[repoKey(owner, repo)]
+	if rp == nil {
+		panic(fmt.Sprintf("fakegithub: SetRepoID on %s/%s before AddRepo", owner, repo))
+	}
+	for _, other := range s.repos {
+		if other != rp && other.id == id {
+			panic(fmt.Sprintf("fakegithub: SetRepoID(%s/%s, %d): %s/%s has that id", owner, repo, id, other.owner, other.name))
+		}
+	}
+	rp.id = id
+}
+
 // SetFile makes the contents API serve content at path for ref (a commit sha
 // or a branch name; "main" is what requests without ref get). The repository
 // must have been added with AddRepo.

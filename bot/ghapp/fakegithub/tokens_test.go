@@ -111,7 +111,8 @@ func TestNarrowedTokensAreEnforced(t *testing.T) {
 func TestTokenRequestsAreRecordedAndChecked(t *testing.T) {
 	s := newServer(t)
 	s.SetInstallationPermissions(1, map[string]string{"contents": "read", "checks": "write", "metadata": "read"})
-	libID := s.RepoID("other", "lib") // installation 2's
+	s.SetRepoID("acme", "app", 186853002) // as a webhook payload names it
+	libID := s.RepoID("other", "lib")     // installation 2's
 	tests := []struct {
 		body   string
 		status int
@@ -126,6 +127,8 @@ func TestTokenRequestsAreRecordedAndChecked(t *testing.T) {
 			fakegithub.TokenRequest{Permissions: map[string]string{"deployments": "write"}}},
 		{`{"permissions":{"contents":"write"}}`, 422, // more than granted
 			fakegithub.TokenRequest{Permissions: map[string]string{"contents": "write"}}},
+		{`{"repository_ids":[186853002]}`, 201,
+			fakegithub.TokenRequest{RepositoryIDs: []int64{186853002}}},
 		{`{"repositories":["nope"]}`, 422,
 			fakegithub.TokenRequest{Repositories: []string{"nope"}}},
 		{`{"repositories":["lib"]}`, 422, // other/lib: not the installation's account
