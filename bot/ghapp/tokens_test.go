@@ -38,7 +38,7 @@ func tokenBodies(t *testing.T, gh *fakegithub.Server) []map[string]any {
 
 // The checkout token asks for exactly contents: read on the one repository:
 // by id when the caller knows it, by name otherwise.
-func TestTokenAsksContentsReadOnOneRepository(t *testing.T) {
+func TestCheckoutTokenAsksContentsReadOnOneRepository(t *testing.T) {
 	tests := []struct {
 		name string
 		repo func(gh *fakegithub.Server) ghapp.Repository
@@ -80,7 +80,7 @@ func TestTokenAsksContentsReadOnOneRepository(t *testing.T) {
 
 // The checkout token reaches git, next to step scripts: it must not be able
 // to write anything or read another repository of the installation.
-func TestTokenCannotDoMore(t *testing.T) {
+func TestCheckoutTokenCannotDoMore(t *testing.T) {
 	app, gh := setup(t)
 	gh.AddRepo(1, "acme", "site")
 	gh.SetFile("acme", "site", "main", cfgPath, []byte("version: 1 # site\n"))
