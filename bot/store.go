@@ -113,6 +113,17 @@ type Tx interface {
 	// the same time (the GitHub reporter); now comes from the caller's
 	// clock, so the replicas' clocks must roughly agree.
 	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error)
+
+	// PutSession stores s, replacing the session of the same ID.
+	PutSession(ctx context.Context, s Session) error
+	// Session returns the session of that ID, expired or not.
+	Session(ctx context.Context, id string) (Session, error)
+	// DeleteSession removes a session; removing one that is not there is
+	// not an error (signing out twice changes nothing).
+	DeleteSession(ctx context.Context, id string) error
+	// DeleteExpiredSessions removes the sessions whose ExpiresAt is at or
+	// before now and says how many there were.
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
 }
 
 // ExecutionFilter selects executions. Zero fields match everything.

@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 		{"ConcurrentLockProgram", testConcurrentLockProgram},
 		{"Leases", testLeases},
 		{"ConcurrentLeases", testConcurrentLeases},
+		{"Sessions", testSessions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
