@@ -79,11 +79,9 @@ func (s *Server) getCollaboratorPermission(req *request) response {
 // requests or responses against GitHub's schemas: keep them few, small, and
 // written from GitHub's documentation. When the subset grows to include one,
 // move it to routes (TestOutsideSubsetRoutesAreNotInTheSpec fails until then).
-var outsideSubsetRoutes = map[string]handler{
-	// https://docs.github.com/rest/teams/members#get-team-membership-for-a-user
-	// Needs the App's "Members: read" organization permission.
-	"GET /orgs/{org}/teams/{team_slug}/memberships/{username}": (*Server).getTeamMembership,
-}
+// Today they are the web flow of the App's user authorization and the
+// revocation of its tokens (oauth.go).
+var outsideSubsetRoutes = oauthRoutes
 
 // outsideSubsetOps are outsideSubsetRoutes as operations, for matching.
 var outsideSubsetOps = func() []*operation {
@@ -116,7 +114,8 @@ func matchOutsideSubset(method, escapedPath string) (*operation, map[string]stri
 
 // getTeamMembership answers {"url", "role": "member", "state": "active"} for
 // members added with AddTeamMember and GitHub's 404 otherwise. Only tokens of
-// the installation on org itself, holding "members: read", may look.
+// the installation on org itself, holding "members: read" (the App's
+// "Members: read" organization permission), may look.
 func (s *Server) getTeamMembership(req *request) response {
 	org, team, username := req.params["org"], req.params["team_slug"], req.params["username"]
 	tok, resp := s.tokenAuth(req.Request)
@@ -131,7 +130,11 @@ func (s *Server) getTeamMembership(req *request) response {
 	member := s.teamMembers[teamKey(org, team, username)]
 	s.mu.Unlock()
 	if inst == nil || !strings.EqualFold(inst.account, org) || !member {
-		return errorResponse(http.StatusNotFound, "Not Found", "https://docs.github.com/rest/teams/members#get-team-membership-for-a-user")
+		// GitHub sends its usual error body, although its description
+		// documents this 404 without one.
+		resp := errorResponse(http.StatusNotFound, "Not Found", req.op.docURL)
+		resp.unchecked = true
+		return resp
 	}
 	return response{status: http.StatusOK, body: map[string]any{
 		"url":   fmt.Sprintf("%sorgs/%s/teams/%s/memberships/%s", s.URL(), url.PathEscape(org), url.PathEscape(team), url.PathEscape(username)),

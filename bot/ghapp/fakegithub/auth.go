@@ -215,12 +215,19 @@ func (s *Server) covers(tok *token, owner, repo string) bool {
 
 // tokenAuth checks that r carries a live installation token ("token X" or "Bearer X").
 func (s *Server) tokenAuth(r *http.Request) (*token, *response) {
+	return liveOr401(r, s.liveToken)
+}
+
+// liveOr401 finds the token r carries ("token X" or "Bearer X") with live,
+// which returns nil for a token GitHub would not take; a missing or refused
+// one gets GitHub's 401.
+func liveOr401[T any](r *http.Request, live func(value string) *T) (*T, *response) {
 	scheme, value := credentials(r)
 	if (scheme != "token" && scheme != "bearer") || value == "" {
 		resp := badCredentials("Requires authentication")
 		return nil, &resp
 	}
-	tok := s.liveToken(value)
+	tok := live(value)
 	if tok == nil {
 		resp := badCredentials(msgBadCredentials)
 		return nil, &resp
@@ -244,19 +251,24 @@ func (s *Server) liveToken(value string) *token {
 // (ghs_ + 36 characters); clients must not depend on it, GitHub is moving to
 // longer tokens.
 func (s *Server) newToken(installationID int64, repos map[string]bool, permissions map[string]string) (string, *token) {
-	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	b := make([]byte, 36)
-	if _, err := rand.Read(b); err != nil {
-		panic("fakegithub: " + err.Error())
-	}
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	value := "ghs_" + string(b)
+	value := "ghs_" + randomChars(36)
 	tok := &token{installationID: installationID, expires: s.now().Add(s.tokenTTL).Truncate(time.Second),
 		repos: repos, permissions: permissions}
 	s.mu.Lock()
 	s.tokens[value] = tok
 	s.mu.Unlock()
 	return value, tok
+}
+
+// randomChars is n random letters and digits, the body of GitHub's tokens.
+func randomChars(n int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("fakegithub: " + err.Error())
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
 }

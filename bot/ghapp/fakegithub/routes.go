@@ -40,6 +40,12 @@ var routes = map[string]handler{
 	"POST /repos/{owner}/{repo}/deployments":                            (*Server).createDeployment,
 	"POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses":   (*Server).createDeploymentStatus,
 	"GET /repos/{owner}/{repo}/collaborators/{username}/permission":     (*Server).getCollaboratorPermission,
+	"GET /orgs/{org}/teams/{team_slug}/memberships/{username}":          (*Server).getTeamMembership,
+
+	// With a user's token (users.go).
+	"GET /user": (*Server).getAuthenticatedUser,
+	"GET /user/installations/{installation_id}/repositories": (*Server).listUserInstallationRepos,
+	"GET /repos/{owner}/{repo}":                              (*Server).getRepo,
 }
 
 type installation struct {

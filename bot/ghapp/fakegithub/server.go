@@ -21,6 +21,13 @@
 // RateLimitNext, SlowNext and Hold. MaxConcurrentWrites tells whether the
 // bot ever had two writes of one installation in flight.
 //
+// It plays GitHub's side of the App's user authorization too (oauth.go,
+// users.go): the web flow's authorize page and token endpoint (codes with
+// PKCE, user access tokens that expire, refresh tokens good once), token
+// revocation, and what a person's token reads: GET /user, the repositories
+// of an installation they can see, a repository with their permissions.
+// SignInOnWeb says who its web pages see signed in.
+//
 // It also holds webhook payload examples (Payload) and signs them (Sign).
 package fakegithub
 
@@ -64,6 +71,11 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // ghinstallation refreshes a token one minute before it expires, so a TTL
 // under a minute makes it fetch a new token for every request.
 func WithTokenTTL(d time.Duration) Option { return func(s *Server) { s.tokenTTL = d } }
+
+// WithUserTokenTTL sets how long user access tokens of the App's user
+// authorization live (GitHub: eight hours, with a refresh token for six
+// months).
+func WithUserTokenTTL(d time.Duration) Option { return func(s *Server) { s.userTokenTTL = d } }
 
 // WithFirstID makes the ids the server hands out (check runs, comments,
 // deployments, repositories, ...) start after id instead of after 1000. A
@@ -109,6 +121,14 @@ type Server struct {
 	users           map[string]string // lower-case login -> login
 	permissions     map[string]string // repoKey + "\x00" + lower-case login -> role
 	teamMembers     map[string]bool   // teamKey
+
+	// The App's user authorization (oauth.go).
+	oauthApps     map[string]*oauthApp // by client id
+	webUser       string               // who the stand-in's web pages see signed in; "" nobody
+	codes         map[string]*authCode
+	userTokens    map[string]*userToken // access tokens (ghu_) and personal access tokens (ghp_)
+	refreshTokens map[string]*refreshToken
+	userTokenTTL  time.Duration
 }
 
 type hold struct {
@@ -148,6 +168,11 @@ func New(t testing.TB, opts ...Option) *Server {
 		users:         map[string]string{},
 		permissions:   map[string]string{},
 		teamMembers:   map[string]bool{},
+		oauthApps:     map[string]*oauthApp{},
+		codes:         map[string]*authCode{},
+		userTokens:    map[string]*userToken{},
+		refreshTokens: map[string]*refreshToken{},
+		userTokenTTL:  8 * time.Hour,
 	}
 	for _, o := range opts {
 		o(s)
@@ -330,6 +355,9 @@ type response struct {
 	status int
 	header http.Header
 	body   any
+	// raw, when set, is sent as it is instead of body as JSON (the OAuth
+	// web endpoints' forms and pages); set its Content-Type in header.
+	raw []byte
 	// unchecked skips response validation (injected faults, 401s GitHub
 	// sends on every endpoint without documenting them, 422 for bad bodies).
 	unchecked bool
@@ -367,7 +395,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := s.handle(r, &request{Request: r, op: op, params: params, body: body})
 	data := []byte{}
-	if resp.body != nil {
+	if resp.raw != nil {
+		data = resp.raw
+	} else if resp.body != nil {
 		data, err = json.Marshal(resp.body)
 		if err != nil {
 			panic("fakegithub: encode response: " + err.Error())

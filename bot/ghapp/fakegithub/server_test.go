@@ -263,7 +263,7 @@ func TestUnexpectedRequestsAreErrors(t *testing.T) {
 		status                   int
 		wantErr                  string
 	}{
-		{"unknown endpoint", "GET", "user", "", 404, "no operation"},
+		{"unknown endpoint", "GET", "gists", "", 404, "no operation"},
 		{"not implemented yet", "GET", "repos/acme/app/commits/abc/pulls", "", 404, "does not implement"},
 		{"bad body", "POST", "repos/acme/app/check-runs", `{"head_sha":"abc"}`, 422, "name"},
 		{"bad token body", "POST", "app/installations/1/access_tokens", `{"repositories":"app"}`, 422, "repositories"},
