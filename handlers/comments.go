@@ -1,11 +1,13 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -179,14 +181,14 @@ func (h *Webhooks) execute(ctx context.Context, prog bot.Program, user string, c
 	case "status":
 		return h.status(ctx, prog, pol)
 	case "env":
-		return h.env(ctx, prog, user, c)
+		return h.env(ctx, prog, user, c, pol)
 	default:
 		return "", &bot.RuleError{Message: "unknown command " + c.Name}
 	}
 	return res.Message, err
 }
 
-func (h *Webhooks) env(ctx context.Context, prog bot.Program, user string, c bot.SlashCommand) (string, error) {
+func (h *Webhooks) env(ctx context.Context, prog bot.Program, user string, c bot.SlashCommand, pol bot.Policy) (string, error) {
 	switch c.EnvAction {
 	case "set", "unset":
 		return h.Commands.SetVariable(ctx, prog.ID, c.Environment, c.Key, c.Value, user, c.EnvAction == "unset")
@@ -195,18 +197,30 @@ func (h *Webhooks) env(ctx context.Context, prog bot.Program, user string, c bot
 	if err != nil {
 		return "", err
 	}
-	if len(vars) == 0 {
+	var secrets []string
+	if pol.Config != nil {
+		if ec := pol.Config.Environment(c.Environment); ec != nil {
+			secrets = ec.Secrets
+		}
+	}
+	if len(vars) == 0 && len(secrets) == 0 {
 		return fmt.Sprintf("%s has no variables", c.Environment), nil
 	}
-	keys := make([]string, 0, len(vars))
-	for k := range vars {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var b strings.Builder
 	fmt.Fprintf(&b, "variables of %s:\n\n| name | value |\n| --- | --- |\n", c.Environment)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		fmt.Fprintf(&b, "| `%s` | `%s` |\n", k, vars[k])
+	}
+	if len(secrets) > 0 {
+		// Secrets: names and whether the server has a value, never values.
+		var status map[string]string
+		if h.Secrets != nil {
+			status = h.Secrets.Status(prog, c.Environment, secrets)
+		}
+		fmt.Fprintf(&b, "\nsecrets of %s (values are never shown):\n\n| name | value |\n| --- | --- |\n", c.Environment)
+		for _, name := range secrets {
+			fmt.Fprintf(&b, "| `%s` | %s |\n", name, cmp.Or(status[name], "missing"))
+		}
 	}
 	return b.String(), nil
 }

@@ -63,3 +63,29 @@ func TestSecretsDir(t *testing.T) {
 		t.Errorf("without a secrets directory: %v", err)
 	}
 }
+
+// TestEnvListShowsSecretNamesOnly: /stagehand env list shows declared
+// secrets as names with set or missing, never their values.
+func TestEnvListShowsSecretNamesOnly(t *testing.T) {
+	cfg := strings.Replace(sampleConfig(splitPipelines), "    variables: {LOG_LEVEL: info}\n", "    variables: {LOG_LEVEL: info}\n    secrets: [DEPLOY_TOKEN, NOT_THERE]\n", 1)
+	e := newSurfaceEnv(t, cfg)
+	dir := t.TempDir()
+	p := filepath.Join(dir, owner, repo, "production", "DEPLOY_TOKEN")
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("s3cr3t-deploy-value"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.hooks.Secrets = SecretsDir{Dir: dir}
+	e.push()
+	reply := e.comment("alice", "/stagehand env list production").Body
+	for _, want := range []string{"| `LOG_LEVEL` | `info` |", "| `DEPLOY_TOKEN` | set |", "| `NOT_THERE` | missing |"} {
+		if !strings.Contains(reply, want) {
+			t.Errorf("env list lacks %q:\n%s", want, reply)
+		}
+	}
+	if strings.Contains(reply, "s3cr3t") {
+		t.Errorf("env list shows a secret's value:\n%s", reply)
+	}
+}

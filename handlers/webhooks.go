@@ -38,6 +38,11 @@ type FileFetcher interface {
 	FetchFile(ctx context.Context, installationID int64, owner, repo, path, ref string) ([]byte, error)
 }
 
+// SecretStatus says, for each declared secret, "set" or "missing".
+type SecretStatus interface {
+	Status(prog bot.Program, env bot.EnvironmentName, names []string) map[string]string
+}
+
 // ConfigParser parses a .github/stagehand.yml. Its error lists every
 // problem as "file:line:col: message" lines.
 type ConfigParser func(data []byte) (*bot.Config, error)
@@ -68,7 +73,10 @@ type Webhooks struct {
 	// Policies reads programs' policies from their default branches
 	// (SPEC §3): pushes are decided, and commands and clicks authorized,
 	// against it.
-	Policies    *Policies
+	Policies *Policies
+	// Secrets says whether declared secrets have a value (env list);
+	// optional.
+	Secrets     SecretStatus
 	ParseConfig ConfigParser
 	Clock       bot.Clock
 	Logger      *slog.Logger
