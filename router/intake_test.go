@@ -41,6 +41,9 @@ func (p *recordingPublisher) Close() error { return nil }
 
 const testSecret = "It's a Secret to Everybody"
 
+// wrongSignature is well formed, and the signature of no body here.
+var wrongSignature = "sha256=" + strings.Repeat("0", 64)
+
 func newTestIntake(pub message.Publisher) *Intake {
 	return &Intake{
 		Secrets: [][]byte{[]byte("old secret"), []byte(testSecret)}, Publisher: pub,
@@ -57,6 +60,7 @@ func TestIntakeStatusCodes(t *testing.T) {
 		body        []byte
 		header      http.Header // replaces the defaults for the keys it names
 		drop        []string    // default headers to leave out
+		chunked     bool        // sent without a Content-Length
 		wantStatus  int
 		wantOutcome string
 		wantStored  bool
@@ -75,12 +79,18 @@ func TestIntakeStatusCodes(t *testing.T) {
 		{name: "form-encoded content type", body: push, header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, wantStatus: 415, wantOutcome: OutcomeBadMediaType},
 		{name: "json with charset", body: push, header: http.Header{"Content-Type": {"application/json; charset=utf-8"}}, wantStatus: 202, wantOutcome: OutcomeAccepted, wantStored: true},
 		{name: "unknown event is acknowledged and dropped", body: push, header: http.Header{"X-GitHub-Event": {"star"}}, wantStatus: 202, wantOutcome: OutcomeIgnored},
+		{name: "valid push without a Content-Length", body: push, chunked: true, wantStatus: 202, wantOutcome: OutcomeAccepted, wantStored: true},
+		{name: "wrong signature without a Content-Length", body: push, chunked: true, header: http.Header{"X-Hub-Signature-256": {wrongSignature}}, wantStatus: 401, wantOutcome: OutcomeUnauthorized},
+		{name: "empty body", body: []byte{}, wantStatus: 400, wantOutcome: OutcomeBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			pub := &recordingPublisher{}
 			in := newTestIntake(pub)
 			req := httptest.NewRequest("POST", "/webhooks", bytes.NewReader(tt.body))
+			if tt.chunked {
+				req.ContentLength = -1
+			}
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("X-GitHub-Event", "push")
 			req.Header.Set("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
@@ -122,6 +132,63 @@ func TestIntakeStatusCodes(t *testing.T) {
 			if n := testutil.ToFloat64(in.Metrics.Deliveries.WithLabelValues(labelFor(req), tt.wantOutcome)); n != 1 {
 				t.Errorf("deliveries metric for outcome %s = %v, want 1", tt.wantOutcome, n)
 			}
+			if free := budgetFree(in); free != DefaultBodyBudget {
+				t.Errorf("after the answer, %d bytes of the body budget are free, want all %d back", free, DefaultBodyBudget)
+			}
+		})
+	}
+}
+
+// budgetFree is how many bytes of the intake's body budget are free.
+func budgetFree(in *Intake) int64 {
+	b, _, _ := in.limits()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.free
+}
+
+// TestIntakeRefusesBeforeReading: what the headers already refuse costs no
+// read of the body (nor any of the body budget).
+func TestIntakeRefusesBeforeReading(t *testing.T) {
+	tests := []struct {
+		name          string
+		header        http.Header
+		contentLength int64
+		wantStatus    int
+	}{
+		{"no signature", http.Header{}, 1 << 20, 401},
+		{"SHA-1 signature only", http.Header{"X-Hub-Signature": {"sha1=7d38cdd689735b008b3c702edd92eea23791c5f6"}}, 1 << 20, 401},
+		{"malformed signature", http.Header{"X-Hub-Signature-256": {"sha256=00"}}, 1 << 20, 401},
+		{"Content-Length over 25 MB", http.Header{"X-Hub-Signature-256": {wrongSignature}}, MaxWebhookBytes + 1, 413},
+		{"form-encoded", http.Header{"X-Hub-Signature-256": {wrongSignature}, "Content-Type": {"application/x-www-form-urlencoded"}}, 1 << 20, 415},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := newTestIntake(&recordingPublisher{})
+			body := &countingReader{size: tt.contentLength}
+			req := httptest.NewRequest("POST", "/webhooks", body)
+			req.ContentLength = tt.contentLength
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-GitHub-Event", "push")
+			req.Header.Set("X-GitHub-Delivery", "refused")
+			for k, v := range tt.header {
+				req.Header[http.CanonicalHeaderKey(k)] = v
+			}
+			rec := httptest.NewRecorder()
+			in.ServeHTTP(rec, req)
+			got := struct {
+				Status    int
+				BytesRead int64
+				Close     string
+			}{rec.Code, body.n, rec.Header().Get("Connection")}
+			want := struct {
+				Status    int
+				BytesRead int64
+				Close     string
+			}{tt.wantStatus, 0, "close"}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("answer mismatch (-want +got):\n%s\nbody: %s", diff, rec.Body)
+			}
 		})
 	}
 }
@@ -133,19 +200,44 @@ func labelFor(r *http.Request) string {
 	return "other"
 }
 
-// TestSignatureGitHubVector checks the intake against the example in
-// GitHub's documentation on validating webhook deliveries.
+// TestSignatureGitHubVector checks the signature check against the example
+// in GitHub's documentation on validating webhook deliveries, the body
+// hashed in two parts as it arrives from the network.
 func TestSignatureGitHubVector(t *testing.T) {
-	in := newTestIntake(&recordingPublisher{})
 	const sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
-	if !in.validSignature(sig, []byte("Hello, World!")) {
-		t.Error("GitHub's documented signature was refused")
+	tests := []struct {
+		name   string
+		header string
+		parts  []string
+		want   bool
+	}{
+		{"GitHub's example", sig, []string{"Hello, ", "World!"}, true},
+		{"another body", sig, []string{"Hello, World?"}, false},
+		{"part of the body", sig, []string{"Hello, "}, false},
 	}
-	if in.validSignature(sig, []byte("Hello, World?")) {
-		t.Error("the signature of another body was accepted")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			check, err := newSignatureCheck(tt.header, [][]byte{[]byte("old secret"), []byte(testSecret)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range tt.parts {
+				_, _ = check.Write([]byte(p))
+			}
+			if got := check.valid(); got != tt.want {
+				t.Errorf("valid() = %v, want %v", got, tt.want)
+			}
+		})
 	}
-	if in.validSignature(strings.Replace(sig, "sha256=", "sha1=", 1), []byte("Hello, World!")) {
-		t.Error("a signature without the sha256= prefix was accepted")
+	for _, header := range []string{
+		strings.Replace(sig, "sha256=", "sha1=", 1), // not the sha256= prefix
+		"sha256=zz",                       // not hexadecimal
+		"sha256=757107ea0eb2509fc211221c", // too short for SHA-256
+		sig + "00",                        // too long
+	} {
+		if _, err := newSignatureCheck(header, [][]byte{[]byte(testSecret)}); err == nil {
+			t.Errorf("header %q was taken for a signature", header)
+		}
 	}
 }
 
@@ -184,7 +276,7 @@ func TestIntakeTooLarge(t *testing.T) {
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("X-GitHub-Event", "push")
 			req.Header.Set("X-GitHub-Delivery", "big")
-			req.Header.Set("X-Hub-Signature-256", "sha256=00")
+			req.Header.Set("X-Hub-Signature-256", wrongSignature)
 			rec := httptest.NewRecorder()
 			in.ServeHTTP(rec, req)
 			if rec.Code != http.StatusRequestEntityTooLarge {

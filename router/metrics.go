@@ -32,6 +32,8 @@ const (
 	OutcomeTooLarge     = "too_large"
 	OutcomeBadRequest   = "bad_request"
 	OutcomeBadMediaType = "unsupported_media_type"
+	OutcomeTimeout      = "timeout" // the body did not arrive in time (408)
+	OutcomeBusy         = "busy"    // no room in the body budget (503)
 	OutcomeError        = "error"
 )
 
@@ -42,7 +44,7 @@ func NewMetrics(poisonCount func(context.Context) (uint64, error)) *Metrics {
 		Registry: prometheus.NewRegistry(),
 		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stagehand_webhook_deliveries_total",
-			Help: "Webhook deliveries received, by event and outcome (accepted, ignored, unauthorized, too_large, bad_request, unsupported_media_type, error).",
+			Help: "Webhook deliveries received, by event and outcome (accepted, ignored, duplicate, unauthorized, too_large, bad_request, unsupported_media_type, timeout, busy, error).",
 		}, []string{"event", "outcome"}),
 		IntakeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "stagehand_webhook_intake_duration_seconds",

@@ -228,7 +228,19 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 			return err
 		}
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	// Timeouts for every route. A webhook's body gets its own, shorter
+	// deadline from the intake (router.DefaultBodyTimeout, 10 s: GitHub
+	// gives up after that); ReadTimeout bounds the other routes' requests,
+	// whose bodies are small forms. WriteTimeout runs from the end of the
+	// headers to the end of the answer, so it must fit the largest answer,
+	// a step log (at most 8 MiB: 70 KB/s is enough) and the intake's waits
+	// (10 s body, 2 s budget, the broker's store); IdleTimeout closes kept-
+	// alive connections nobody uses.
+	srv := &http.Server{
+		Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 	ln := x.listener
 	if ln == nil {
 		if ln, err = listenOn(cfg.Listen); err != nil {
