@@ -28,11 +28,14 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 # certificates (git over HTTPS), which distroless and scratch do not have.
 # debian:bookworm-slim is the smallest base that has them as maintained
 # packages. tini is PID 1 so that processes a step leaves behind are reaped.
+# bubblewrap is the step sandbox (docs/security.md, "Step isolation"); it
+# needs user namespaces, which the container runtime's default seccomp
+# profile may refuse: serve then says so at start.
 # Builds that need more tools (make, node, a cloud CLI) use an image made
 # FROM this one (see docs/operating.md).
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends bash ca-certificates git tini \
+ && apt-get install -y --no-install-recommends bash bubblewrap ca-certificates git tini \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 65532 stagehand \
  && useradd --uid 65532 --gid 65532 --home-dir /home/stagehand --create-home --shell /usr/sbin/nologin stagehand \

@@ -35,6 +35,7 @@ type Server struct {
 	NATSPrefix              string
 	NATSSyncInterval        time.Duration
 	Retention               time.Duration
+	StepSandbox             string // SandboxBwrap or SandboxNone
 	LogLevel                string
 	LogFormat               string
 
@@ -42,6 +43,12 @@ type Server struct {
 	PrivateKey    []byte // PEM
 	WebhookSecret []byte
 }
+
+// Values of --step-sandbox.
+const (
+	SandboxBwrap = "bwrap" // every step command in a bubblewrap sandbox
+	SandboxNone  = "none"  // as the server's user, beside its files
+)
 
 // EnvName returns the environment variable that sets a flag.
 func EnvName(flag string) string {
@@ -70,6 +77,7 @@ func RegisterServerFlags(fs *pflag.FlagSet) *Server {
 	fs.DurationVar(&s.NATSSyncInterval, "nats-sync-interval", 0, "embedded broker only: how often its store is flushed to disk; 0 syncs every delivery before the 202, so it survives a power loss too (env "+EnvName("nats-sync-interval")+")")
 	s.Retention = bot.DefaultRetention.Age
 	fs.Var((*days)(&s.Retention), "retention", "how long the step logs and no longer needed artifact sets of finished executions are kept, e.g. 30d or 36h; 0 keeps everything. What is deployed, running or among the 10 newest promotable builds is always kept, and so are the executions themselves with their log tails (env "+EnvName("retention")+")")
+	str(&s.StepSandbox, "step-sandbox", SandboxBwrap, "where step commands run: bwrap, a bubblewrap sandbox that sees the system's programs, its workspace and the network, and nothing of the server (install bubblewrap: apt-get install bubblewrap); or none, as the server's user beside its files, where any pushed build script can read the App's private key and the webhook secret")
 	str(&s.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	str(&s.LogFormat, "log-format", "text", "log format: text or json (json for production)")
 	return s
@@ -137,6 +145,9 @@ func (s *Server) Resolve(getenv func(string) string) error {
 	}
 	if s.DatabaseURL != "" && !strings.HasPrefix(s.DatabaseURL, "postgres://") && !strings.HasPrefix(s.DatabaseURL, "postgresql://") {
 		problems = append(problems, "--database-url must be a postgres:// URL (or empty for SQLite in the data dir)")
+	}
+	if s.StepSandbox != SandboxBwrap && s.StepSandbox != SandboxNone {
+		problems = append(problems, fmt.Sprintf("--step-sandbox %q: use %s (the default) or %s", s.StepSandbox, SandboxBwrap, SandboxNone))
 	}
 	if _, err := ParseLogLevel(s.LogLevel); err != nil {
 		problems = append(problems, err.Error())

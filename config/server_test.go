@@ -60,3 +60,45 @@ func TestRetentionFlagPrintsDays(t *testing.T) {
 		t.Errorf("--help does not show the retention flag with its default:\n%s", fs.FlagUsages())
 	}
 }
+
+func TestStepSandboxFlag(t *testing.T) {
+	tests := []struct {
+		args    []string
+		env     string
+		want    string
+		wantErr string // a problem Resolve names
+	}{
+		{want: "bwrap"},
+		{args: []string{"--step-sandbox", "none"}, want: "none"},
+		{env: "none", want: "none"},
+		{args: []string{"--step-sandbox", "bwrap"}, env: "none", want: "bwrap"}, // the flag wins
+		{args: []string{"--step-sandbox", "docker"}, want: "docker", wantErr: `--step-sandbox "docker": use bwrap (the default) or none`},
+		{env: "off", want: "off", wantErr: `--step-sandbox "off": use bwrap (the default) or none`},
+	}
+	for _, tt := range tests {
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		s := RegisterServerFlags(fs)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		getenv := func(k string) string {
+			if k == "STAGEHAND_STEP_SANDBOX" {
+				return tt.env
+			}
+			return ""
+		}
+		if err := ApplyEnv(fs, getenv); err != nil {
+			t.Fatal(err)
+		}
+		if s.StepSandbox != tt.want {
+			t.Errorf("%v env %q: step sandbox %q, want %q", tt.args, tt.env, s.StepSandbox, tt.want)
+		}
+		// The other problems (no App ID, key or secret) are named too.
+		err := s.Resolve(getenv)
+		if got := err != nil && strings.Contains(err.Error(), "--step-sandbox"); got != (tt.wantErr != "") {
+			t.Errorf("%v env %q: Resolve = %v, want a problem with --step-sandbox: %v", tt.args, tt.env, err, tt.wantErr != "")
+		} else if tt.wantErr != "" && !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%v env %q: Resolve = %v, want %q", tt.args, tt.env, err, tt.wantErr)
+		}
+	}
+}

@@ -68,7 +68,11 @@ type StepWorker struct {
 	Artifacts ArtifactStore
 	DataDir   string // workspaces/ and logs/ live here
 	Path      string // PATH for commands
-	Logger    *slog.Logger
+	// Sandbox confines every command to its workspace (runner.Sandbox);
+	// nil runs them as the server's user, beside its files
+	// (--step-sandbox none), with a warning on every step.
+	Sandbox *runner.Sandbox
+	Logger  *slog.Logger
 	// Heartbeat is how often a running step renews its lease and checks
 	// for cancellation (default 500ms).
 	Heartbeat   time.Duration
@@ -199,6 +203,9 @@ func (w *StepWorker) run(c bot.Claim) {
 		}
 	}()
 	w.Logger.InfoContext(ctx, "step started", "attempt", c.Step.Attempt)
+	if w.Sandbox == nil {
+		w.Logger.WarnContext(ctx, "the step runs without a sandbox (--step-sandbox none): its commands can read and change the server's files, its environment and other executions' workspaces")
+	}
 	o := w.execute(runCtx, c)
 	cancel()
 	<-beatDone
@@ -242,7 +249,12 @@ func logFile(dataDir string, executionID int64, step bot.StepName) string {
 // execute runs the step's work and says how it went.
 func (w *StepWorker) execute(ctx context.Context, c bot.Claim) bot.Outcome {
 	ex := c.Execution
-	ws := filepath.Join(w.DataDir, "workspaces", fmt.Sprintf("%d-%s-%d", ex.ID, c.Step.Name, c.Step.Attempt))
+	// Absolute: HOME and STAGEHAND_ARTIFACTS hold paths under it, which
+	// the script reads from its checkout, and the sandbox binds it.
+	ws, err := filepath.Abs(filepath.Join(w.DataDir, "workspaces", fmt.Sprintf("%d-%s-%d", ex.ID, c.Step.Name, c.Step.Attempt)))
+	if err != nil {
+		return failed("locating the workspace: %v", err)
+	}
 	defer os.RemoveAll(ws)
 	if err := os.MkdirAll(logDir(w.DataDir, ex.ID), 0o750); err != nil {
 		return failed("creating the log directory: %v", err)
@@ -309,6 +321,7 @@ func (w *StepWorker) command(ctx context.Context, c bot.Claim, ws, script string
 	}
 	res, err := runner.Run(ctx, runner.Command{
 		Script: script, Dir: filepath.Join(ws, "src"), Env: stepEnv(c, artifacts), Path: w.Path, Home: home, Timeout: timeout, Log: log,
+		Sandbox: w.Sandbox, Writable: []string{ws},
 	})
 	switch {
 	case err != nil:

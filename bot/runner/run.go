@@ -37,6 +37,11 @@ type Command struct {
 	Timeout    time.Duration // 0: no timeout besides ctx
 	KillGrace  time.Duration // SIGTERM to SIGKILL; 0: DefaultKillGrace
 	Log        io.Writer     // standard output and error, interleaved; nil discards
+	// Sandbox, when not nil, confines the script (see Sandbox): of the
+	// host's file system it may write only Writable (its workspace) and
+	// read only the system's programs.
+	Sandbox  *Sandbox
+	Writable []string
 }
 
 // Result is how a command ended. ExitCode is 128+n when bash was killed by
@@ -55,6 +60,10 @@ type Result struct {
 // once the group is gone and the output is drained. The error is non-nil
 // only when bash could not be started; a failing script has a non-zero
 // ExitCode.
+//
+// With c.Sandbox, SIGTERM goes to the script's session inside the
+// sandbox, and SIGKILL to the sandbox, whose end (or the script's) takes
+// every process in it along, those that left the session included.
 func Run(ctx context.Context, c Command) (Result, error) {
 	start := time.Now()
 	res := Result{ExitCode: -1}
@@ -96,12 +105,22 @@ func Run(ctx context.Context, c Command) (Result, error) {
 		Stderr:      pw,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
+	var sandbox *sandboxRun
+	if c.Sandbox != nil {
+		if sandbox, err = c.Sandbox.wrap(c, cmd); err != nil {
+			pw.Close()
+			return res, fmt.Errorf("runner: run: preparing the sandbox: %w", err)
+		}
+	}
 	err = cmd.Start()
 	pw.Close()
-	if err != nil {
-		return res, fmt.Errorf("runner: run: start bash: %w", err)
+	if sandbox != nil {
+		sandbox.started(err == nil)
 	}
-	pgid := cmd.Process.Pid
+	if err != nil {
+		return res, fmt.Errorf("runner: run: start %s: %w", cmd.Args[0], err)
+	}
+	g := group{pgid: cmd.Process.Pid, sandbox: sandbox}
 
 	drained := make(chan struct{})
 	go func() {
@@ -132,13 +151,16 @@ func Run(ctx context.Context, c Command) (Result, error) {
 		res.Cancelled, res.TimedOut = false, false
 	default:
 	}
-	stopGroup(pgid, grace, exited)
+	stopGroup(g, grace, exited)
 
 	select {
 	case <-drained:
 	case <-time.After(drainTimeout):
 		pr.Close() // unblocks the reader
 		<-drained
+	}
+	if sandbox != nil {
+		sandbox.finish()
 	}
 	res.ExitCode = exitCode(cmd.ProcessState)
 	res.Duration = time.Since(start)
@@ -160,15 +182,42 @@ func copyAll(w io.Writer, r io.Reader) {
 	}
 }
 
-// stopGroup ends process group pgid, whose leader's exit closes exited:
-// SIGTERM, up to grace for the group to be gone, then SIGKILL. It returns
-// once the leader has been reaped and the group is gone (or, for zombies a
-// non-reaping init leaves behind, shortly after SIGKILL).
-func stopGroup(pgid int, grace time.Duration, exited <-chan struct{}) {
+// group is what Run started: bash's process group, or bwrap's, whose
+// sandbox holds the script in a session of its own.
+type group struct {
+	pgid    int
+	sandbox *sandboxRun // nil: not sandboxed
+}
+
+// signal sends sig to the script and everything it started. In a
+// sandbox, SIGTERM goes to the script's session (the sandbox's init,
+// which leads it, ignores it), so the script may clean up; a SIGTERM to
+// bwrap would end the sandbox at once. Before bwrap has said which pid
+// its init has, bwrap itself is signalled.
+func (g group) signal(sig syscall.Signal) {
+	var initPid int
+	if g.sandbox != nil {
+		initPid = int(g.sandbox.initPid.Load())
+	}
+	if initPid > 0 {
+		syscall.Kill(-initPid, sig)
+		if sig != syscall.SIGKILL {
+			return
+		}
+	}
+	syscall.Kill(-g.pgid, sig)
+}
+
+// stopGroup ends g, whose leader's exit closes exited: SIGTERM, up to
+// grace for the group to be gone, then SIGKILL. It returns once the leader
+// has been reaped and the group is gone (or, for zombies a non-reaping
+// init leaves behind, shortly after SIGKILL). A sandbox's bwrap exits
+// only after the script has; the kernel then kills what is left in it.
+func stopGroup(g group, grace time.Duration, exited <-chan struct{}) {
 	gone := func() bool {
 		select {
 		case <-exited:
-			return !groupAlive(pgid)
+			return !groupAlive(g.pgid)
 		default:
 			return false
 		}
@@ -176,14 +225,14 @@ func stopGroup(pgid int, grace time.Duration, exited <-chan struct{}) {
 	if gone() {
 		return
 	}
-	syscall.Kill(-pgid, syscall.SIGTERM)
+	g.signal(syscall.SIGTERM)
 	deadline := time.Now().Add(grace)
 	for !gone() {
 		if time.Now().After(deadline) {
-			syscall.Kill(-pgid, syscall.SIGKILL)
+			g.signal(syscall.SIGKILL)
 			<-exited
 			deadline = time.Now().Add(time.Second)
-			for groupAlive(pgid) && time.Now().Before(deadline) {
+			for groupAlive(g.pgid) && time.Now().Before(deadline) {
 				time.Sleep(5 * time.Millisecond)
 			}
 			return

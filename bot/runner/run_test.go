@@ -137,20 +137,21 @@ func TestRunExitCode(t *testing.T) {
 		{"killed by a signal", "echo before; kill -KILL $$", runner.Result{ExitCode: 128 + 9}, "before\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out syncBuffer
-			c := command(t, tc.script)
-			c.Log = &out
-			got, err := runner.Run(testCtx(t), c)
-			if err != nil {
-				t.Fatalf("Run: %v", err)
-			}
-			if diff := cmp.Diff(tc.want, got, cmpopts.IgnoreFields(runner.Result{}, "Duration")); diff != "" {
-				t.Errorf("Result (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tc.log, out.String()); diff != "" {
-				t.Errorf("log (-want +got):\n%s", diff)
-			}
+			t.Run("direct", func(t *testing.T) { testExitCode(t, command(t, tc.script), tc.want, tc.log) })
+			t.Run("sandboxed", func(t *testing.T) { testExitCode(t, sandboxed(t, tc.script), tc.want, tc.log) })
 		})
+	}
+}
+
+// testExitCode runs c and compares its result and log.
+func testExitCode(t *testing.T, c runner.Command, want runner.Result, log string) {
+	t.Helper()
+	got, gotLog := runLog(t, c)
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(runner.Result{}, "Duration")); diff != "" {
+		t.Errorf("Result (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(log, gotLog); diff != "" {
+		t.Errorf("log (-want +got):\n%s", diff)
 	}
 }
 

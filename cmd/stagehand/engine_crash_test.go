@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -40,43 +39,20 @@ pipelines:
 `
 
 // crashSetup makes the sample repository at Codertocat/Hello-World and
-// points the harness's server at it.
+// points the harness's server at it. Its scripts write into the test's
+// record directory, outside their workspace, so its steps run without a
+// sandbox.
 func crashSetup(t *testing.T, h *harness) (record string, sha string) {
 	t.Helper()
-	root := t.TempDir()
-	dir := filepath.Join(root, "Codertocat", "Hello-World")
-	record = filepath.Join(root, "record")
+	record = filepath.Join(t.TempDir(), "record")
 	if err := os.MkdirAll(record, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	files := map[string]string{
+	sha = h.localRepo(t, map[string]string{
 		".github/stagehand.yml": crashConfig,
 		"run.sh":                strings.ReplaceAll(crashScript, "RECORD", record),
-	}
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	git := func(args ...string) string {
-		cmd := exec.Command("git", append([]string{"-c", "user.name=T", "-c", "user.email=t@example.com"}, args...)...)
-		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	git("init", "-q", "-b", "master")
-	git("add", "-A")
-	git("commit", "-q", "-m", "sample")
-	sha = git("rev-parse", "HEAD")
-	h.gh.SetFile("Codertocat", "Hello-World", sha, ".github/stagehand.yml", []byte(crashConfig))
-	h.gitURL = "file://" + root + "/"
+	})
+	h.sandbox = "none"
 	return record, sha
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -44,6 +45,20 @@ type harness struct {
 	dataDir string
 	addr    string
 	gitURL  string // --github-git-url; empty: the default
+	// sandbox is --step-sandbox; empty: testSandboxMode().
+	sandbox string
+	// secret signs deliveries; empty: testSecret, which args passes.
+	secret string
+}
+
+// testSandboxMode is the --step-sandbox of tests that do not choose: bwrap
+// where bubblewrap is installed or STAGEHAND_TEST_SANDBOX=1 demands it
+// (CI), none on a machine without it.
+func testSandboxMode() string {
+	if _, err := exec.LookPath("bwrap"); err != nil && os.Getenv("STAGEHAND_TEST_SANDBOX") != "1" {
+		return "none"
+	}
+	return "bwrap"
 }
 
 func newHarness(t *testing.T) *harness {
@@ -69,7 +84,11 @@ func (h *harness) args() []string {
 	if h.gitURL != "" {
 		args = append(args, "--github-git-url", h.gitURL)
 	}
-	return args
+	sandbox := h.sandbox
+	if sandbox == "" {
+		sandbox = testSandboxMode()
+	}
+	return append(args, "--step-sandbox", sandbox)
 }
 
 func (h *harness) url(path string) string { return "http://" + h.addr + path }
@@ -84,7 +103,11 @@ func (h *harness) send(t *testing.T, event, guid string, body []byte) int {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GitHub-Event", event)
 	req.Header.Set("X-GitHub-Delivery", guid)
-	req.Header.Set("X-Hub-Signature-256", fakegithub.Sign([]byte(testSecret), body))
+	secret := h.secret
+	if secret == "" {
+		secret = testSecret
+	}
+	req.Header.Set("X-Hub-Signature-256", fakegithub.Sign([]byte(secret), body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("POST /webhooks: %v", err)
@@ -168,6 +191,41 @@ func (h *harness) contentsCalls() int {
 		}
 	}
 	return n
+}
+
+// localRepo makes the repository Codertocat/Hello-World with one commit of
+// files under a new directory, points the harness's server at it
+// (--github-git-url file://...) and gives the stand-in its
+// .github/stagehand.yml at that commit.
+func (h *harness) localRepo(t *testing.T, files map[string]string) (sha string) {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "Codertocat", "Hello-World")
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git := func(args ...string) string {
+		cmd := exec.Command("git", append([]string{"-c", "user.name=T", "-c", "user.email=t@example.com"}, args...)...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q", "-b", "master")
+	git("add", "-A")
+	git("commit", "-q", "-m", "sample")
+	sha = git("rev-parse", "HEAD")
+	h.gh.SetFile("Codertocat", "Hello-World", sha, ".github/stagehand.yml", []byte(files[".github/stagehand.yml"]))
+	h.gitURL = "file://" + root + "/"
+	return sha
 }
 
 func freeAddr(t testing.TB) string {

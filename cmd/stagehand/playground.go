@@ -99,11 +99,13 @@ func runPlayground(ctx context.Context, args []string, getenv func(string) strin
 	cfg.WebhookSecret = pg.secret
 	cfg.GitHubAPIURL = pg.gh.URL()
 	cfg.GitHubGitURL = "file://" + filepath.Join(pg.dir, "git") + "/"
+	cfg.StepSandbox, pg.sandboxNote = playgroundSandbox(ctx) // bwrap, or none when it does not work here
 	return serveWith(ctx, cfg, logger, extras{
-		routes:    pg.routes,
-		dashboard: pg.executionButtons,
-		listening: func(addr string) { pg.started(addr, cfg.PublicURL, stdout) },
-		listener:  ln,
+		routes:       pg.routes,
+		dashboard:    pg.executionButtons,
+		listening:    func(addr string) { pg.started(addr, cfg.PublicURL, stdout) },
+		listener:     ln,
+		stepWritable: []string{pg.sites}, // the sample deploy publishes there
 	})
 }
 

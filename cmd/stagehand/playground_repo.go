@@ -28,6 +28,8 @@ type playground struct {
 	sites  string // sites/stage and sites/production
 	base   string // http://127.0.0.1:<port>, once listening
 	store  bot.Store
+	// sandboxNote says on the page that steps run without a sandbox.
+	sandboxNote string
 	// token is made anew at every start: the playground's forms carry it
 	// and its push hook reads it from hookTokenFile; a state-changing
 	// request without it is refused (see playground_guard.go).

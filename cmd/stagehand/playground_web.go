@@ -371,6 +371,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 <link rel="stylesheet" href="/static/style.css"></head>
 <body><main>
 <h1>Stagehand playground</h1>
+{{with .SandboxNote}}<p id="sandbox-note"><b>Note:</b> {{.}}</p>{{end}}
 <ol>
   <li><form method="post" action="/playground/push" style="display:inline"><input type="hidden" name="back" value="/playground"><input type="hidden" name="token" value="{{.Token}}"><button type="submit" id="push">Push a change</button></form>
       (or edit <code>{{.Work}}/message.txt</code>, commit and <code>git push</code>)</li>
@@ -445,7 +446,7 @@ func (pg *playground) page(w http.ResponseWriter, r *http.Request) {
 		stageOnly = executionPage(ex.Number)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = pageTemplate.Execute(w, map[string]any{"Work": pg.work, "Sites": sites, "StageOnly": stageOnly, "Token": pg.token})
+	_ = pageTemplate.Execute(w, map[string]any{"Work": pg.work, "Sites": sites, "StageOnly": stageOnly, "Token": pg.token, "SandboxNote": pg.sandboxNote})
 }
 
 // playgroundHook is the "playground-hook" command the sample repository's

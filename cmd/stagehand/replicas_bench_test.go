@@ -284,7 +284,8 @@ func scaleStart(tb testing.TB, rs *replicaSet, r *replica, bin string) {
 	args := []string{"serve", "--listen", r.addr, "--data-dir", r.dataDir,
 		"--github-app-id", fmt.Sprint(testAppID), "--github-private-key-file", rs.keyFile,
 		"--github-webhook-secret", testSecret, "--github-api-url", rs.gh.URL(),
-		"--github-git-url", rs.gitURL, "--public-url", "http://" + r.addr, "--log-level", "info"}
+		"--github-git-url", rs.gitURL, "--public-url", "http://" + r.addr, "--log-level", "info",
+		"--step-sandbox", "none"} // the sample scripts append to the test's deploys.log
 	if rs.dbURL != "" {
 		args = append(args, "--database-url", rs.dbURL, "--nats-url", rs.natsURL, "--nats-prefix", rs.prefix)
 	}

@@ -118,7 +118,10 @@ func (rs *replicaSet) args(r *replica) []string {
 		"--github-webhook-secret", testSecret, "--github-api-url", rs.gh.URL(),
 		"--github-git-url", rs.gitURL, "--database-url", rs.dbURL,
 		"--nats-url", rs.natsURL, "--nats-prefix", rs.prefix,
-		"--public-url", "http://" + r.addr, "--log-level", "info"}
+		"--public-url", "http://" + r.addr, "--log-level", "info",
+		// The sample scripts append to the test's deploys.log, outside
+		// their workspace.
+		"--step-sandbox", "none"}
 }
 
 func (rs *replicaSet) start(t *testing.T, r *replica) {

@@ -80,6 +80,9 @@ type extras struct {
 	// on cfg.Listen (the playground listens before it creates anything, so
 	// a busy port is told at once). The caller closes it.
 	listener net.Listener
+	// stepWritable are directories step commands may write besides their
+	// workspace (the playground's sites, where its sample deploys publish).
+	stepWritable []string
 }
 
 // listenOn listens on addr, with an error that says what to do.
@@ -111,6 +114,10 @@ func newLogger(cfg *config.Server, w io.Writer) (*slog.Logger, error) {
 func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x extras) (err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
+	}
+	sandbox, err := stepSandbox(ctx, cfg, x.stepWritable, logger)
+	if err != nil {
+		return err
 	}
 	store, err := openStore(ctx, cfg)
 	if err != nil {
@@ -161,7 +168,7 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 		}
 		stepArtifacts = shared
 	}
-	worker := &handlers.StepWorker{Engine: engine, Git: git, Artifacts: stepArtifacts, DataDir: cfg.DataDir, Path: os.Getenv("PATH"), Logger: logger}
+	worker := &handlers.StepWorker{Engine: engine, Git: git, Artifacts: stepArtifacts, DataDir: cfg.DataDir, Path: os.Getenv("PATH"), Sandbox: sandbox, Logger: logger}
 	webhooks := &handlers.Webhooks{
 		Store: store, Engine: engine, Commands: engine, GitHub: app, Checks: app, AppID: cfg.GitHubAppID, PublicURL: cfg.PublicURL,
 		Files: app, Policies: policies, Clock: bot.SystemClock{}, Logger: logger, ParseConfig: parse,
