@@ -31,6 +31,7 @@ type Server struct {
 	GitHubAPIURL            string
 	GitHubGitURL            string
 	DatabaseURL             string
+	SecretsDir              string // <dir>/<owner>/<repo>/<environment>/<NAME>; empty: no secret source
 	NATSURL                 string
 	NATSPrefix              string
 	NATSSyncInterval        time.Duration
@@ -72,6 +73,7 @@ func RegisterServerFlags(fs *pflag.FlagSet) *Server {
 	str(&s.GitHubAPIURL, "github-api-url", "https://api.github.com/", "GitHub REST API base (GitHub Enterprise: https://HOST/api/v3/)")
 	str(&s.GitHubGitURL, "github-git-url", "https://github.com/", "clone base: <git-url><owner>/<repo>.git; file:///... works for local repositories")
 	str(&s.DatabaseURL, "database-url", "", "state database; empty: SQLite in the data dir")
+	str(&s.SecretsDir, "secrets-dir", "", "where the values of the secrets environments declare are read: one file per value at <dir>/<owner>/<repo>/<environment>/<NAME> (a Kubernetes Secret, a Docker secret or a Vault agent presents them so); empty: no secret source, and a step whose environment declares a secret fails")
 	str(&s.NATSURL, "nats-url", "", "external NATS JetStream server (nats://...); empty: a broker embedded in the data dir")
 	str(&s.NATSPrefix, "nats-prefix", "stagehand", "prefix of the NATS subjects and streams (several Stagehand installations can share one NATS cluster)")
 	fs.DurationVar(&s.NATSSyncInterval, "nats-sync-interval", 0, "embedded broker only: how often its store is flushed to disk; 0 syncs every delivery before the 202, so it survives a power loss too (env "+EnvName("nats-sync-interval")+")")

@@ -102,3 +102,36 @@ func TestStepSandboxFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretsDirFlag: --secrets-dir and STAGEHAND_SECRETS_DIR name the
+// secret source; the flag wins.
+func TestSecretsDirFlag(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		env  string
+		want string
+	}{
+		{want: ""},
+		{args: []string{"--secrets-dir", "/run/secrets/stagehand"}, want: "/run/secrets/stagehand"},
+		{env: "/var/secrets", want: "/var/secrets"},
+		{args: []string{"--secrets-dir", "/a"}, env: "/b", want: "/a"},
+	} {
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		s := RegisterServerFlags(fs)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		getenv := func(k string) string {
+			if k == "STAGEHAND_SECRETS_DIR" {
+				return tt.env
+			}
+			return ""
+		}
+		if err := ApplyEnv(fs, getenv); err != nil {
+			t.Fatal(err)
+		}
+		if s.SecretsDir != tt.want {
+			t.Errorf("%v env %q: secrets dir %q, want %q", tt.args, tt.env, s.SecretsDir, tt.want)
+		}
+	}
+}

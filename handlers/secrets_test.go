@@ -1,7 +1,9 @@
 package handlers
 
 import (
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,5 +89,93 @@ func TestEnvListShowsSecretNamesOnly(t *testing.T) {
 	}
 	if strings.Contains(reply, "s3cr3t") {
 		t.Errorf("env list shows a secret's value:\n%s", reply)
+	}
+}
+
+const secretDeploy = `set -eu
+echo "token=$DEPLOY_TOKEN"
+printf '%s' "${DEPLOY_TOKEN:0:6}"; sleep 0.2; printf '%s\n' "${DEPLOY_TOKEN:6}"
+printf '%s' "$DEPLOY_TOKEN" | base64
+printf '%s' "$DEPLOY_TOKEN" > RECORD/got-secret
+printf '%s' "$STAGEHAND_ENVIRONMENT" >> RECORD/got-secret-env
+`
+
+// TestDeployGetsItsSecretMasked: a deploy gets its environment's declared
+// secret as a variable; the value never appears in the log file, the log
+// tail or the check run, although the script prints it whole, in two
+// writes and in base64. A build gets no secret.
+func TestDeployGetsItsSecretMasked(t *testing.T) {
+	const value = "sk_live_0123456789abcdef"
+	cfg := strings.Replace(sampleConfig("  stage-only: {branch: main, trigger: on-git-changes}\n"),
+		"    deploy: bash deploy.sh\n    variables: {LOG_LEVEL: debug}\n",
+		"    deploy: bash deploy-secret.sh\n    variables: {LOG_LEVEL: debug}\n    secrets: [DEPLOY_TOKEN]\n", 1)
+	e := newSurfaceEnv(t, cfg)
+	e.repo.commit("the secret deploy", map[string]string{"deploy-secret.sh": strings.ReplaceAll(secretDeploy, "RECORD", e.repo.record)})
+	dir := t.TempDir()
+	p := filepath.Join(dir, owner, repo, "stage", "DEPLOY_TOKEN")
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(value+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.worker.Secrets = SecretsDir{Dir: dir}
+	e.push()
+	e.waitReported(1, bot.ExecutionSucceeded)
+	if got := e.repo.readRecord("got-secret"); got != value {
+		t.Errorf("the deploy got DEPLOY_TOKEN=%q, want %q", got, value)
+	}
+	ex, steps := e.execution(1)
+	logData, err := os.ReadFile(logFile(e.dataDir, ex.ID, bot.StepDeployStage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(logData), "token=***") {
+		t.Errorf("the deploy log does not show the masked value:\n%s", logData)
+	}
+	where := map[string]string{"log file": string(logData)}
+	for _, s := range steps {
+		where["log tail of "+string(s.Name)] = s.LogTail + s.Message
+	}
+	for _, cr := range e.gh.CheckRuns(owner, repo) {
+		where[fmt.Sprintf("check run %d", cr.ID)] = cr.Output.Title + cr.Output.Summary + cr.Output.Text
+	}
+	for name, text := range where {
+		for _, leak := range []string{value, value[:6] + value[6:], base64.StdEncoding.EncodeToString([]byte(value))} {
+			if strings.Contains(text, leak) {
+				t.Errorf("%s shows the secret (%q):\n%s", name, leak, text)
+			}
+		}
+	}
+	// The whole value in one line of the log, although printed in two writes.
+	if !strings.Contains(string(logData), "\n***\n") {
+		t.Errorf("the value printed in two writes is not masked whole:\n%s", logData)
+	}
+}
+
+// TestMissingSecretFailsBeforeTheCommand: a declared secret without a value
+// fails the step before its command runs, naming the secret and the file
+// looked for.
+func TestMissingSecretFailsBeforeTheCommand(t *testing.T) {
+	cfg := strings.Replace(sampleConfig("  stage-only: {branch: main, trigger: on-git-changes}\n"),
+		"    variables: {LOG_LEVEL: debug}\n", "    variables: {LOG_LEVEL: debug}\n    secrets: [NOT_SET]\n", 1)
+	e := newSurfaceEnv(t, cfg)
+	dir := t.TempDir()
+	e.worker.Secrets = SecretsDir{Dir: dir}
+	e.push()
+	e.waitState(1, bot.ExecutionFailed)
+	_, steps := e.execution(1)
+	var deploy bot.Step
+	for _, s := range steps {
+		if s.Name == bot.StepDeployStage {
+			deploy = s
+		}
+	}
+	want := filepath.Join(dir, owner, repo, "stage", "NOT_SET")
+	if deploy.State != bot.StepFailed || !strings.Contains(deploy.Message, "NOT_SET") || !strings.Contains(deploy.Message, want) {
+		t.Errorf("deploy-stage is %s: %q; want failed, naming NOT_SET and %s", deploy.State, deploy.Message, want)
+	}
+	if got := e.repo.lines("deploys.log"); len(got) != 0 {
+		t.Errorf("the deploy ran: %q", got)
 	}
 }

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -72,6 +74,10 @@ type StepWorker struct {
 	// nil runs them as the server's user, beside its files
 	// (--step-sandbox none), with a warning on every step.
 	Sandbox *runner.Sandbox
+	// Secrets gives deploys and tests the secrets their environment
+	// declares (SPEC §7); nil: no secret source, a declared secret is
+	// missing.
+	Secrets SecretSource
 	Logger  *slog.Logger
 	// Heartbeat is how often a running step renews its lease and checks
 	// for cancellation (default 500ms).
@@ -264,25 +270,74 @@ func (w *StepWorker) execute(ctx context.Context, c bot.Claim) bot.Outcome {
 		return failed("creating the step log: %v", err)
 	}
 	defer log.Close()
+	// Deploys and tests get their environment's declared secrets, as
+	// variables; a missing one fails the step before anything runs. Every
+	// value is masked in what the step writes, so neither the log file,
+	// its tail, the check run nor the dashboard shows it.
+	secrets, err := w.secrets(c)
+	if err != nil {
+		fmt.Fprintf(log, "%v\n", err)
+		o := failed("%v", err)
+		o.LogTail = log.Tail()
+		return o
+	}
+	patterns := runner.SecretPatterns(slices.Collect(maps.Values(secrets)))
+	out := runner.NewMaskingWriter(log, patterns)
+	if len(secrets) > 0 {
+		vars := maps.Clone(c.Variables)
+		maps.Copy(vars, secrets)
+		c.Variables = vars
+	}
 	var o bot.Outcome
 	switch c.Step.Name {
 	case bot.StepBuild:
-		o = w.build(ctx, c, ws, log)
+		o = w.build(ctx, c, ws, out)
 	case bot.StepDeployStage, bot.StepDeployProduction:
-		o = w.deploy(ctx, c, ws, log)
+		o = w.deploy(ctx, c, ws, out)
 	case bot.StepStageTests:
-		o = w.tests(ctx, c, ws, log)
+		o = w.tests(ctx, c, ws, out)
 	case bot.StepArtifactPreparation:
-		o = w.prepare(ctx, c, log)
+		o = w.prepare(ctx, c, out)
 	case bot.StepApproval:
-		o = w.rollbackCheck(ctx, c, log)
+		o = w.rollbackCheck(ctx, c, out)
 	default:
 		o = failed("step %s has no worker", c.Step.Name)
+	}
+	if err := out.Flush(); err != nil {
+		w.Logger.WarnContext(ctx, "writing the end of the step log", bot.LogError, err)
 	}
 	if o.LogTail == "" {
 		o.LogTail = log.Tail()
 	}
+	o.Message, o.LogTail = runner.MaskString(o.Message, patterns), runner.MaskString(o.LogTail, patterns)
 	return o
+}
+
+// SecretSource reads the declared secrets of an environment (SecretsDir).
+type SecretSource interface {
+	Secrets(prog bot.Program, env bot.EnvironmentName, names []string) (map[string]string, error)
+}
+
+// secrets are the values of the secrets the step's environment declares:
+// none for build and the steps that run no command of the repository.
+func (w *StepWorker) secrets(c bot.Claim) (map[string]string, error) {
+	if c.Step.Name != bot.StepDeployStage && c.Step.Name != bot.StepDeployProduction && c.Step.Name != bot.StepStageTests {
+		return nil, nil
+	}
+	env := c.Environment()
+	ec := c.Config.Environment(env)
+	if ec == nil || len(ec.Secrets) == 0 {
+		return nil, nil
+	}
+	src := w.Secrets
+	if src == nil {
+		src = SecretsDir{}
+	}
+	values, err := src.Secrets(c.Program, env, ec.Secrets)
+	if err != nil {
+		return nil, fmt.Errorf("not run: a declared secret of %s is missing (the command did not start):\n%w", env, err)
+	}
+	return values, nil
 }
 
 func failed(format string, args ...any) bot.Outcome {

@@ -168,10 +168,11 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 		}
 		stepArtifacts = shared
 	}
-	worker := &handlers.StepWorker{Engine: engine, Git: git, Artifacts: stepArtifacts, DataDir: cfg.DataDir, Path: os.Getenv("PATH"), Sandbox: sandbox, Logger: logger}
+	secrets := handlers.SecretsDir{Dir: cfg.SecretsDir}
+	worker := &handlers.StepWorker{Engine: engine, Git: git, Artifacts: stepArtifacts, DataDir: cfg.DataDir, Path: os.Getenv("PATH"), Sandbox: sandbox, Secrets: secrets, Logger: logger}
 	webhooks := &handlers.Webhooks{
 		Store: store, Engine: engine, Commands: engine, GitHub: app, Checks: app, AppID: cfg.GitHubAppID, PublicURL: cfg.PublicURL,
-		Files: app, Policies: policies, Clock: bot.SystemClock{}, Logger: logger, ParseConfig: parse,
+		Files: app, Policies: policies, Secrets: secrets, Clock: bot.SystemClock{}, Logger: logger, ParseConfig: parse,
 		Refusals: func(action string) { metrics.Refusals.WithLabelValues(action).Inc() },
 	}
 	metrics.CountGitHubCalls(app.Calls)
