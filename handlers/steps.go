@@ -357,7 +357,11 @@ func stepEnv(c bot.Claim, artifacts string) map[string]string {
 	}
 	if e := c.Environment(); e != "" {
 		for k, v := range c.Variables {
-			m[k] = v
+			// Names are checked when set; one stored before the deny
+			// list existed (BASH_ENV, LD_PRELOAD, …) never reaches a step.
+			if bot.CheckVariableName(k) == nil {
+				m[k] = v
+			}
 		}
 		m["STAGEHAND_ENVIRONMENT"] = string(e)
 		if ec := c.Config.Environment(e); ec != nil {
