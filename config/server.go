@@ -40,10 +40,30 @@ type Server struct {
 	LogLevel                string
 	LogFormat               string
 
+	// The dashboard and its sign-in with GitHub.
+	Dashboard              string // DashboardGitHub, DashboardPublic or DashboardOff
+	GitHubClientID         string
+	GitHubClientSecretFile string
+	GitHubWebURL           string
+	SessionKeyFile         string // empty: <data-dir>/session-key, made when missing
+	MetricsListen          string // empty: /metrics on Listen
+
 	// Filled by Resolve.
 	PrivateKey    []byte // PEM
 	WebhookSecret []byte
+	ClientSecret  []byte // the App's client secret; nil when not configured
 }
+
+// Values of --dashboard.
+const (
+	DashboardGitHub = "github" // visitors sign in with GitHub and see what they can read
+	DashboardPublic = "public" // everyone who reaches the port sees everything
+	DashboardOff    = "off"    // no dashboard, no API
+)
+
+// SignInConfigured reports whether the App's client id and secret are set,
+// which sign-in with GitHub needs.
+func (s *Server) SignInConfigured() bool { return s.GitHubClientID != "" && len(s.ClientSecret) > 0 }
 
 // Values of --step-sandbox.
 const (
@@ -80,6 +100,12 @@ func RegisterServerFlags(fs *pflag.FlagSet) *Server {
 	s.Retention = bot.DefaultRetention.Age
 	fs.Var((*days)(&s.Retention), "retention", "how long the step logs and no longer needed artifact sets of finished executions are kept, e.g. 30d or 36h; 0 keeps everything. What is deployed, running or among the 10 newest promotable builds is always kept, and so are the executions themselves with their log tails (env "+EnvName("retention")+")")
 	str(&s.StepSandbox, "step-sandbox", SandboxBwrap, "where step commands run: bwrap, a bubblewrap sandbox that sees the system's programs, its workspace and the network, and nothing of the server (install bubblewrap: apt-get install bubblewrap); or none, as the server's user beside its files, where any pushed build script can read the App's private key and the webhook secret")
+	str(&s.Dashboard, "dashboard", DashboardGitHub, "the dashboard and its JSON API: github, visitors sign in with GitHub and see the programs whose repository they can read (needs --github-client-id and --github-client-secret-file; without them no dashboard is served); public, anyone who reaches the port sees every program; or off")
+	str(&s.GitHubClientID, "github-client-id", "", "the GitHub App's client ID, shown on its settings page (dashboard sign-in)")
+	str(&s.GitHubClientSecretFile, "github-client-secret-file", "", "file holding a client secret of the GitHub App (dashboard sign-in); "+EnvPrefix+"GITHUB_CLIENT_SECRET may hold the secret itself")
+	str(&s.GitHubWebURL, "github-web-url", "https://github.com/", "GitHub's web pages, where its OAuth endpoints login/oauth/authorize and login/oauth/access_token are (GitHub Enterprise: https://HOST/)")
+	str(&s.SessionKeyFile, "session-key-file", "", "file holding the key that seals the dashboard's cookies and stored tokens (at least 32 random bytes, the same on every replica); empty: session-key in the data dir, made when missing")
+	str(&s.MetricsListen, "metrics-listen", "", "separate HTTP address for GET /metrics (e.g. :9090), kept off the public port; empty: /metrics is on --listen")
 	str(&s.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	str(&s.LogFormat, "log-format", "text", "log format: text or json (json for production)")
 	return s
@@ -138,8 +164,10 @@ func (s *Server) Resolve(getenv func(string) string) error {
 	default:
 		problems = append(problems, "the webhook secret is missing: pass --github-webhook-secret or --github-webhook-secret-file, or set "+EnvName("github-webhook-secret")+" (the same secret as in the App's webhook settings); Stagehand never accepts unsigned deliveries")
 	}
+	problems = append(problems, s.resolveDashboard(getenv)...)
 	for _, u := range []struct{ flag, value string }{
 		{"public-url", s.PublicURL}, {"github-api-url", s.GitHubAPIURL}, {"github-git-url", s.GitHubGitURL},
+		{"github-web-url", s.GitHubWebURL},
 	} {
 		if p, err := url.Parse(u.value); err != nil || p.Scheme == "" {
 			problems = append(problems, fmt.Sprintf("--%s %q is not an absolute URL", u.flag, u.value))
@@ -164,6 +192,35 @@ func (s *Server) Resolve(getenv func(string) string) error {
 		return errors.New("stagehand serve cannot start:\n  - " + strings.Join(problems, "\n  - "))
 	}
 	return nil
+}
+
+// resolveDashboard reads the App's client secret and checks the dashboard's
+// flags; it returns the problems.
+func (s *Server) resolveDashboard(getenv func(string) string) []string {
+	var problems []string
+	switch {
+	case s.GitHubClientSecretFile != "":
+		b, err := os.ReadFile(s.GitHubClientSecretFile)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("the client secret file cannot be read: %v", err))
+		}
+		s.ClientSecret = []byte(strings.TrimSpace(string(b)))
+		if err == nil && len(s.ClientSecret) == 0 {
+			problems = append(problems, "the client secret file "+s.GitHubClientSecretFile+" is empty")
+		}
+	case getenv(EnvPrefix+"GITHUB_CLIENT_SECRET") != "":
+		s.ClientSecret = []byte(strings.TrimSpace(getenv(EnvPrefix + "GITHUB_CLIENT_SECRET")))
+	}
+	switch {
+	case s.GitHubClientID != "" && len(s.ClientSecret) == 0 && s.GitHubClientSecretFile == "":
+		problems = append(problems, "--github-client-id is set but the client secret is missing: pass --github-client-secret-file (generate a client secret on the App's settings page) or set "+EnvPrefix+"GITHUB_CLIENT_SECRET")
+	case s.GitHubClientID == "" && len(s.ClientSecret) > 0:
+		problems = append(problems, "a client secret is set but --github-client-id is missing: pass the App's client ID (its settings page) or set "+EnvName("github-client-id"))
+	}
+	if s.Dashboard != DashboardGitHub && s.Dashboard != DashboardPublic && s.Dashboard != DashboardOff {
+		problems = append(problems, fmt.Sprintf("--dashboard %q: use %s (sign in with GitHub, the default), %s or %s", s.Dashboard, DashboardGitHub, DashboardPublic, DashboardOff))
+	}
+	return problems
 }
 
 // ParseLogLevel turns debug, info, warn or error into a slog level.

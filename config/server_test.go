@@ -1,10 +1,13 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
 )
 
@@ -100,6 +103,79 @@ func TestStepSandboxFlag(t *testing.T) {
 		} else if tt.wantErr != "" && !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("%v env %q: Resolve = %v, want %q", tt.args, tt.env, err, tt.wantErr)
 		}
+	}
+}
+
+func TestDashboardFlags(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "client-secret")
+	if err := os.WriteFile(secretFile, []byte("s3cr3t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		want     Server // the dashboard's fields
+		signIn   bool
+		problems []string // named by Resolve; none when empty
+	}{
+		{name: "defaults", want: Server{Dashboard: "github", GitHubWebURL: "https://github.com/"}},
+		{name: "client id and secret file",
+			args: []string{"--github-client-id", "Iv23li", "--github-client-secret-file", secretFile},
+			want: Server{Dashboard: "github", GitHubClientID: "Iv23li", GitHubClientSecretFile: secretFile, GitHubWebURL: "https://github.com/", ClientSecret: []byte("s3cr3t")}, signIn: true},
+		{name: "from the environment",
+			env:  map[string]string{"STAGEHAND_GITHUB_CLIENT_ID": "Iv23li", "STAGEHAND_GITHUB_CLIENT_SECRET": "s3cr3t", "STAGEHAND_GITHUB_WEB_URL": "https://ghe.example.com/", "STAGEHAND_SESSION_KEY_FILE": "/run/key", "STAGEHAND_METRICS_LISTEN": ":9090", "STAGEHAND_DASHBOARD": "public"},
+			want: Server{Dashboard: "public", GitHubClientID: "Iv23li", GitHubWebURL: "https://ghe.example.com/", SessionKeyFile: "/run/key", MetricsListen: ":9090", ClientSecret: []byte("s3cr3t")}, signIn: true},
+		{name: "public", args: []string{"--dashboard", "public"}, want: Server{Dashboard: "public", GitHubWebURL: "https://github.com/"}},
+		{name: "off", args: []string{"--dashboard=off"}, want: Server{Dashboard: "off", GitHubWebURL: "https://github.com/"}},
+		{name: "unknown mode", args: []string{"--dashboard", "open"}, want: Server{Dashboard: "open", GitHubWebURL: "https://github.com/"},
+			problems: []string{`--dashboard "open": use github (sign in with GitHub, the default), public or off`}},
+		{name: "id without secret", args: []string{"--github-client-id", "Iv23li"}, want: Server{Dashboard: "github", GitHubClientID: "Iv23li", GitHubWebURL: "https://github.com/"},
+			problems: []string{"--github-client-id is set but the client secret is missing"}},
+		{name: "secret without id", env: map[string]string{"STAGEHAND_GITHUB_CLIENT_SECRET": "s3cr3t"}, want: Server{Dashboard: "github", GitHubWebURL: "https://github.com/", ClientSecret: []byte("s3cr3t")},
+			problems: []string{"a client secret is set but --github-client-id is missing"}},
+		{name: "empty secret file", args: []string{"--github-client-id", "Iv23li", "--github-client-secret-file", empty},
+			want:     Server{Dashboard: "github", GitHubClientID: "Iv23li", GitHubClientSecretFile: empty, GitHubWebURL: "https://github.com/", ClientSecret: []byte{}},
+			problems: []string{"the client secret file " + empty + " is empty"}},
+		{name: "web URL not absolute", args: []string{"--github-web-url", "github.com"}, want: Server{Dashboard: "github", GitHubWebURL: "github.com"},
+			problems: []string{`--github-web-url "github.com" is not an absolute URL`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+			s := RegisterServerFlags(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			getenv := func(k string) string { return tt.env[k] }
+			if err := ApplyEnv(fs, getenv); err != nil {
+				t.Fatal(err)
+			}
+			err := s.Resolve(getenv) // the App's own settings are missing: named too
+			got := Server{Dashboard: s.Dashboard, GitHubClientID: s.GitHubClientID, GitHubClientSecretFile: s.GitHubClientSecretFile,
+				GitHubWebURL: s.GitHubWebURL, SessionKeyFile: s.SessionKeyFile, MetricsListen: s.MetricsListen, ClientSecret: s.ClientSecret}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("dashboard settings (-want +got):\n%s", diff)
+			}
+			if s.SignInConfigured() != tt.signIn {
+				t.Errorf("SignInConfigured = %v, want %v", s.SignInConfigured(), tt.signIn)
+			}
+			for _, p := range tt.problems {
+				if err == nil || !strings.Contains(err.Error(), p) {
+					t.Errorf("Resolve = %v, want a problem %q", err, p)
+				}
+			}
+			for _, flag := range []string{"--dashboard", "client", "--github-web-url"} {
+				if len(tt.problems) == 0 && err != nil && strings.Contains(err.Error(), flag) {
+					t.Errorf("Resolve names a problem with %s: %v", flag, err)
+				}
+			}
+		})
 	}
 }
 

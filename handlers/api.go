@@ -96,6 +96,9 @@ type APIEnvironment struct {
 	QueuedNext     []APIExecution `json:"queued_next"`
 	Variables      []APIVariable  `json:"variables"`
 	VariablesError string         `json:"variables_error,omitempty"`
+	// VariablesHidden: only people who can write to the repository see
+	// its variables; variables is empty for the others.
+	VariablesHidden bool `json:"variables_hidden,omitempty"`
 }
 
 // APIProgramDetail is GET /api/v1/programs/{owner}/{repo}.
@@ -211,7 +214,7 @@ func sourceNumbers(ctx context.Context, tx bot.Tx, es ...[]bot.Execution) (map[i
 }
 
 // writeJSON sends v with status.
-func (d *Dashboard) writeJSON(w http.ResponseWriter, status int, v any) {
+func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"error": "encoding the answer failed"}`)
@@ -226,29 +229,25 @@ func (d *Dashboard) writeJSON(w http.ResponseWriter, status int, v any) {
 
 func (d *Dashboard) apiError(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := d.statusOf(r, err)
-	d.writeJSON(w, status, APIError{Error: msg})
+	writeJSON(w, status, APIError{Error: msg})
 }
 
 func (d *Dashboard) apiPrograms(w http.ResponseWriter, r *http.Request) {
-	var out APIPrograms
-	err := d.Store.View(r.Context(), func(tx bot.Tx) error {
-		progs, err := tx.Programs(r.Context())
-		out.Programs = make([]APIProgram, 0, len(progs))
-		for _, p := range progs {
-			out.Programs = append(out.Programs, apiProgram(p))
-		}
-		return err
-	})
+	progs, err := d.readablePrograms(r.Context())
 	if err != nil {
 		d.apiError(w, r, err)
 		return
 	}
-	d.writeJSON(w, http.StatusOK, out)
+	out := APIPrograms{Programs: make([]APIProgram, 0, len(progs))}
+	for _, p := range progs {
+		out.Programs = append(out.Programs, apiProgram(p))
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (d *Dashboard) apiProgram(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	v, err := d.loadProgram(ctx, r.PathValue("owner"), r.PathValue("repo"))
+	v, err := d.programOf(r)
 	if err != nil {
 		d.apiError(w, r, err)
 		return
@@ -283,11 +282,12 @@ func (d *Dashboard) apiProgram(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, ev := range v.Environments {
 		e := APIEnvironment{
-			Name:           string(ev.Name),
-			HeldBy:         apiExecutionList(p, ev.Holders, sources),
-			QueuedNext:     apiExecutionList(p, ev.Next, sources),
-			Variables:      []APIVariable{},
-			VariablesError: ev.VariablesError,
+			Name:            string(ev.Name),
+			HeldBy:          apiExecutionList(p, ev.Holders, sources),
+			QueuedNext:      apiExecutionList(p, ev.Next, sources),
+			Variables:       []APIVariable{},
+			VariablesError:  ev.VariablesError,
+			VariablesHidden: ev.VariablesHidden,
 		}
 		if dep := ev.Deployment; dep != nil {
 			e.Deployment = &APIDeployment{Commit: dep.Commit, Pipeline: string(dep.Pipeline), ExecutionNumber: dep.Number,
@@ -301,7 +301,7 @@ func (d *Dashboard) apiProgram(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Environments = append(out.Environments, e)
 	}
-	d.writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, out)
 }
 
 // Limits of GET …/executions.
@@ -355,12 +355,13 @@ func (d *Dashboard) apiExecutions(w http.ResponseWriter, r *http.Request) {
 		d.apiError(w, r, err)
 		return
 	}
+	p, _, err := d.program(ctx, r.PathValue("owner"), r.PathValue("repo"))
+	if err != nil {
+		d.apiError(w, r, err)
+		return
+	}
 	var out APIExecutions
 	err = d.Store.View(ctx, func(tx bot.Tx) error {
-		p, err := d.program(ctx, tx, r.PathValue("owner"), r.PathValue("repo"))
-		if err != nil {
-			return err
-		}
 		f.ProgramID = p.ID
 		es, err := tx.Executions(ctx, f)
 		if err != nil {
@@ -377,11 +378,11 @@ func (d *Dashboard) apiExecutions(w http.ResponseWriter, r *http.Request) {
 		d.apiError(w, r, err)
 		return
 	}
-	d.writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (d *Dashboard) apiExecution(w http.ResponseWriter, r *http.Request) {
-	v, err := d.loadExecution(r.Context(), r.PathValue("owner"), r.PathValue("repo"), r.PathValue("number"))
+	v, err := d.executionOf(r)
 	if err != nil {
 		d.apiError(w, r, err)
 		return
@@ -422,16 +423,16 @@ func (d *Dashboard) apiExecution(w http.ResponseWriter, r *http.Request) {
 		}
 		out.ArtifactSet = &APIArtifactSet{Digest: a.Digest, Size: a.Size(), Files: files}
 	}
-	d.writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, out)
 }
 
 // apiUnknown answers every other path under /api/v1/.
 func (d *Dashboard) apiUnknown(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		d.writeJSON(w, http.StatusMethodNotAllowed, APIError{Error: "the API is read-only: use GET"})
+		writeJSON(w, http.StatusMethodNotAllowed, APIError{Error: "the API is read-only: use GET"})
 		return
 	}
-	d.writeJSON(w, http.StatusNotFound, APIError{Error: "no API endpoint at " + r.URL.Path +
+	writeJSON(w, http.StatusNotFound, APIError{Error: "no API endpoint at " + r.URL.Path +
 		"; the endpoints are GET /api/v1/programs, /api/v1/programs/{owner}/{repo}, …/executions and …/executions/{number}"})
 }

@@ -29,6 +29,12 @@ type ArtifactReader interface {
 // Dashboard serves the read-only web dashboard (server-rendered HTML, no
 // JavaScript needed, no CDN) and the JSON API over the same data. Every
 // route is a GET: nothing here changes state.
+//
+// Unless Public, a request sees a program only when its viewer (put in the
+// request's context by SignIn.Require, through Guard) can read the
+// program's repository on GitHub, and the variables of its environments
+// only when they can write to it. A program they cannot read is answered
+// exactly as one that does not exist: 404, the same words.
 type Dashboard struct {
 	Store     bot.Store
 	Artifacts ArtifactReader // nil: artifact sets are not shown
@@ -43,6 +49,10 @@ type Dashboard struct {
 	// Extra renders extra HTML on the execution page (the playground adds
 	// its buttons here); nil in production.
 	Extra func(r *http.Request, prog bot.Program, ex bot.Execution, steps []bot.Step) template.HTML
+	// Public shows every program to every visitor (--dashboard public).
+	Public bool
+	// Guard wraps every route but the style sheet (SignIn.Require).
+	Guard func(http.Handler) http.Handler
 }
 
 // Route is one pattern of the dashboard for an http.ServeMux.
@@ -53,7 +63,12 @@ type Route struct {
 
 // Routes lists the dashboard's routes with their http.ServeMux patterns.
 func (d *Dashboard) Routes() []Route {
-	h := func(f http.HandlerFunc) http.Handler { return f }
+	h := func(f http.HandlerFunc) http.Handler {
+		if d.Guard != nil {
+			return d.Guard(f)
+		}
+		return f
+	}
 	return []Route{
 		{"GET /{$}", h(d.servePrograms)},
 		{"GET /programs/{owner}/{repo}", h(d.serveProgram)},
@@ -61,7 +76,7 @@ func (d *Dashboard) Routes() []Route {
 		{"GET /programs/{owner}/{repo}/executions/{number}", h(d.serveExecution)},
 		{"GET /programs/{owner}/{repo}/executions/{number}/logs/{step}", h(d.serveLog)},
 		{"GET /programs/", h(d.serveUnknownPage)},
-		{"GET /static/style.css", h(serveStyle)},
+		{"GET /static/style.css", http.HandlerFunc(serveStyle)},
 
 		{"GET /api/v1/programs", h(d.apiPrograms)},
 		{"GET /api/v1/programs/{owner}/{repo}", h(d.apiProgram)},
@@ -72,8 +87,10 @@ func (d *Dashboard) Routes() []Route {
 }
 
 // Register adds the dashboard's routes to mux.
-func (d *Dashboard) Register(mux *http.ServeMux) {
-	for _, r := range d.Routes() {
+func (d *Dashboard) Register(mux *http.ServeMux) { register(mux, d.Routes()) }
+
+func register(mux *http.ServeMux, routes []Route) {
+	for _, r := range routes {
 		mux.Handle(r.Pattern, r.Handler)
 	}
 }
@@ -169,6 +186,9 @@ type environmentView struct {
 	Variables []variableView
 	// VariablesError says why the variables could not be read.
 	VariablesError string
+	// VariablesHidden: the viewer may not write to the repository, so they
+	// do not see its variables.
+	VariablesHidden bool
 }
 
 // variableView is one variable; Source is "set" (with /stagehand env set)
@@ -250,35 +270,90 @@ func otherPipelineNote(ctx context.Context, tx bot.Tx, ex bot.Execution, r bot.T
 	return fmt.Sprintf("%s, started by the push of %s: %s", other, bot.ShortSHA(r.Commit), other.State), nil
 }
 
-// program finds owner/repo or says, in a not-found error, which exist.
-func (d *Dashboard) program(ctx context.Context, tx bot.Tx, owner, repo string) (bot.Program, error) {
-	p, err := tx.ProgramByName(ctx, owner, repo)
-	if errors.Is(err, bot.ErrNotFound) {
-		all, err := tx.Programs(ctx)
-		if err != nil {
-			return bot.Program{}, err
-		}
-		msg := fmt.Sprintf("Stagehand has no program %s/%s. A program appears when the GitHub App is installed on its repository", owner, repo)
-		if len(all) == 0 {
-			return bot.Program{}, notFound("%s; no repository has it yet.", msg)
-		}
-		names := make([]string, len(all))
-		for i, p := range all {
-			names[i] = p.FullName()
-		}
-		return bot.Program{}, notFound("%s; known programs: %s.", msg, strings.Join(names, ", "))
+// permission is what the request's viewer may see of p.
+func (d *Dashboard) permission(ctx context.Context, p bot.Program) (Permission, error) {
+	if d.Public {
+		return WriteAccess, nil
 	}
-	return p, err
+	v := viewerFrom(ctx)
+	if v == nil {
+		return NoAccess, nil // no viewer: nothing (a dashboard without Guard)
+	}
+	return v.permission(ctx, p)
+}
+
+// readablePrograms are the programs the request's viewer may read.
+func (d *Dashboard) readablePrograms(ctx context.Context) ([]bot.Program, error) {
+	var all []bot.Program
+	err := d.Store.View(ctx, func(tx bot.Tx) (err error) {
+		all, err = tx.Programs(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []bot.Program
+	for _, p := range all {
+		perm, err := d.permission(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		if perm >= ReadAccess {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// program finds owner/repo for the request's viewer, with what they may
+// see of it. One they may not read is not found, in the same words as one
+// that does not exist, which name the programs they can read.
+func (d *Dashboard) program(ctx context.Context, owner, repo string) (bot.Program, Permission, error) {
+	var p bot.Program
+	err := d.Store.View(ctx, func(tx bot.Tx) (err error) {
+		p, err = tx.ProgramByName(ctx, owner, repo)
+		return err
+	})
+	perm := NoAccess
+	if err == nil {
+		perm, err = d.permission(ctx, p)
+	}
+	if err != nil && !errors.Is(err, bot.ErrNotFound) {
+		return p, NoAccess, err
+	}
+	if perm >= ReadAccess {
+		return p, perm, nil
+	}
+	readable, err := d.readablePrograms(ctx)
+	if err != nil {
+		return bot.Program{}, NoAccess, err
+	}
+	names := make([]string, len(readable))
+	for i, p := range readable {
+		names[i] = p.FullName()
+	}
+	if d.Public {
+		msg := fmt.Sprintf("Stagehand has no program %s/%s. A program appears when the GitHub App is installed on its repository", owner, repo)
+		if len(names) == 0 {
+			return bot.Program{}, NoAccess, notFound("%s; no repository has it yet.", msg)
+		}
+		return bot.Program{}, NoAccess, notFound("%s; known programs: %s.", msg, strings.Join(names, ", "))
+	}
+	msg := fmt.Sprintf("Stagehand has no program %s/%s that you can read. You see the programs whose repository you can read on GitHub", owner, repo)
+	if len(names) == 0 {
+		return bot.Program{}, NoAccess, notFound("%s; you can read none yet.", msg)
+	}
+	return bot.Program{}, NoAccess, notFound("%s: %s.", msg, strings.Join(names, ", "))
 }
 
 func (d *Dashboard) loadPrograms(ctx context.Context) ([]programSummary, error) {
+	progs, err := d.readablePrograms(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []programSummary
-	err := d.Store.View(ctx, func(tx bot.Tx) error {
+	err = d.Store.View(ctx, func(tx bot.Tx) error {
 		out = nil
-		progs, err := tx.Programs(ctx)
-		if err != nil {
-			return err
-		}
 		for _, p := range progs {
 			s := programSummary{Program: p}
 			if s.Pipelines, err = tx.Pipelines(ctx, p.ID); err != nil {
@@ -326,16 +401,12 @@ const (
 	recentLimit     = 25
 )
 
-func (d *Dashboard) loadProgram(ctx context.Context, owner, repo string) (programView, error) {
+// loadProgram reads p's page; its variables only when perm is write.
+func (d *Dashboard) loadProgram(ctx context.Context, p bot.Program, perm Permission) (programView, error) {
 	var v programView
 	setVars := map[bot.EnvironmentName]map[string]string{}
 	err := d.Store.View(ctx, func(tx bot.Tx) error {
-		v = programView{}
-		p, err := d.program(ctx, tx, owner, repo)
-		if err != nil {
-			return err
-		}
-		v.Program = p
+		v = programView{Program: p}
 		pipes, err := tx.Pipelines(ctx, p.ID)
 		if err != nil {
 			return err
@@ -369,8 +440,11 @@ func (d *Dashboard) loadProgram(ctx context.Context, owner, repo string) (progra
 					ev.Holders = append(ev.Holders, a)
 				}
 			}
-			if setVars[env], err = tx.Variables(ctx, p.ID, env); err != nil {
-				return err
+			ev.VariablesHidden = perm < WriteAccess
+			if !ev.VariablesHidden {
+				if setVars[env], err = tx.Variables(ctx, p.ID, env); err != nil {
+					return err
+				}
 			}
 			v.Environments = append(v.Environments, ev)
 		}
@@ -382,6 +456,9 @@ func (d *Dashboard) loadProgram(ctx context.Context, owner, repo string) (progra
 	// Variables reads the store itself: outside the transaction above.
 	for i := range v.Environments {
 		ev := &v.Environments[i]
+		if ev.VariablesHidden {
+			continue
+		}
 		set := setVars[ev.Name]
 		all := set
 		if d.Variables != nil {
@@ -429,19 +506,14 @@ func (d *Dashboard) execution(ctx context.Context, tx bot.Tx, p bot.Program, num
 	return ex, err
 }
 
-func (d *Dashboard) loadExecution(ctx context.Context, owner, repo, number string) (executionView, error) {
+func (d *Dashboard) loadExecution(ctx context.Context, p bot.Program, number string) (executionView, error) {
 	var v executionView
 	n, err := parseNumber(number)
 	if err != nil {
 		return v, err
 	}
-	err = d.Store.View(ctx, func(tx bot.Tx) error {
-		v = executionView{}
-		p, err := d.program(ctx, tx, owner, repo)
-		if err != nil {
-			return err
-		}
-		v.Program = p
+	err = d.Store.View(ctx, func(tx bot.Tx) (err error) {
+		v = executionView{Program: p}
 		if v.Execution, err = d.execution(ctx, tx, p, n); err != nil {
 			return err
 		}
@@ -615,11 +687,29 @@ func (d *Dashboard) servePrograms(w http.ResponseWriter, r *http.Request) {
 		d.errorPage(w, r, err)
 		return
 	}
-	d.render(w, r, http.StatusOK, "programs", pageData{Title: "Programs", Body: progs})
+	d.render(w, r, http.StatusOK, "programs", pageData{Title: "Programs", Body: programsPage{Programs: progs, SignedIn: !d.Public}})
+}
+
+// programOf reads the program page of r's {owner}/{repo}.
+func (d *Dashboard) programOf(r *http.Request) (programView, error) {
+	p, perm, err := d.program(r.Context(), r.PathValue("owner"), r.PathValue("repo"))
+	if err != nil {
+		return programView{}, err
+	}
+	return d.loadProgram(r.Context(), p, perm)
+}
+
+// executionOf reads the execution page of r's {owner}/{repo}/…/{number}.
+func (d *Dashboard) executionOf(r *http.Request) (executionView, error) {
+	p, _, err := d.program(r.Context(), r.PathValue("owner"), r.PathValue("repo"))
+	if err != nil {
+		return executionView{}, err
+	}
+	return d.loadExecution(r.Context(), p, r.PathValue("number"))
 }
 
 func (d *Dashboard) serveProgram(w http.ResponseWriter, r *http.Request) {
-	v, err := d.loadProgram(r.Context(), r.PathValue("owner"), r.PathValue("repo"))
+	v, err := d.programOf(r)
 	if err != nil {
 		d.errorPage(w, r, err)
 		return
@@ -628,12 +718,18 @@ func (d *Dashboard) serveProgram(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Dashboard) serveEnvironments(w http.ResponseWriter, r *http.Request) {
-	v, err := d.loadProgram(r.Context(), r.PathValue("owner"), r.PathValue("repo"))
+	v, err := d.programOf(r)
 	if err != nil {
 		d.errorPage(w, r, err)
 		return
 	}
 	d.render(w, r, http.StatusOK, "environments", pageData{Title: "Environments of " + v.Program.FullName(), Program: &v.Program, Body: v})
+}
+
+// programsPage is the program list's data.
+type programsPage struct {
+	Programs []programSummary
+	SignedIn bool // the list holds what the viewer may read
 }
 
 // executionPage is the execution page's data.
@@ -643,7 +739,7 @@ type executionPage struct {
 }
 
 func (d *Dashboard) serveExecution(w http.ResponseWriter, r *http.Request) {
-	v, err := d.loadExecution(r.Context(), r.PathValue("owner"), r.PathValue("repo"), r.PathValue("number"))
+	v, err := d.executionOf(r)
 	if err != nil {
 		d.errorPage(w, r, err)
 		return
@@ -668,13 +764,13 @@ func (d *Dashboard) serveLog(w http.ResponseWriter, r *http.Request) {
 		d.errorPage(w, r, err)
 		return
 	}
-	var prog bot.Program
+	prog, _, err := d.program(ctx, r.PathValue("owner"), r.PathValue("repo"))
+	if err != nil {
+		d.errorPage(w, r, err)
+		return
+	}
 	var ex bot.Execution
-	err = d.Store.View(ctx, func(tx bot.Tx) error {
-		var err error
-		if prog, err = d.program(ctx, tx, r.PathValue("owner"), r.PathValue("repo")); err != nil {
-			return err
-		}
+	err = d.Store.View(ctx, func(tx bot.Tx) (err error) {
 		ex, err = d.execution(ctx, tx, prog, n)
 		return err
 	})

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"html/template"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -18,7 +19,7 @@ var dashboardFS embed.FS
 
 // dashboardPages are the page templates; each is parsed with the layout
 // and the shared partials.
-var dashboardPages = []string{"programs", "program", "environments", "execution", "error"}
+var dashboardPages = []string{"programs", "program", "environments", "execution", "error", "signin"}
 
 var (
 	dashboardTemplates = parseDashboardTemplates()
@@ -90,6 +91,9 @@ type pageData struct {
 	// Acts: the pages carry buttons that act (the playground's); the
 	// footer does not call the dashboard read-only then. Set by render.
 	Acts bool
+	// Viewer is who is signed in ("" for nobody, or a public dashboard),
+	// shown with a button to sign out. Set by renderPage.
+	Viewer string
 }
 
 // errorBody is the error page's Body.
@@ -99,13 +103,21 @@ type errorBody struct {
 	Message string
 }
 
-// render executes a page into a buffer first, so a template failure is a
-// clean 500 rather than half a page.
+// render executes a page of the dashboard.
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, page string, data pageData) {
-	var buf bytes.Buffer
 	data.Acts = d.Extra != nil
+	renderPage(w, r, d.logger(), status, page, data)
+}
+
+// renderPage executes a page into a buffer first, so a template failure is
+// a clean 500 rather than half a page.
+func renderPage(w http.ResponseWriter, r *http.Request, logger *slog.Logger, status int, page string, data pageData) {
+	var buf bytes.Buffer
+	if v := viewerFrom(r.Context()); v != nil && !v.bearer {
+		data.Viewer = v.login
+	}
 	if err := dashboardTemplates[page].ExecuteTemplate(&buf, "layout", data); err != nil {
-		d.logger().ErrorContext(r.Context(), "rendering a dashboard page", "page", page, bot.LogError, err)
+		logger.ErrorContext(r.Context(), "rendering a dashboard page", "page", page, bot.LogError, err)
 		http.Error(w, "Stagehand could not render this page; the error is in the server's log.", http.StatusInternalServerError)
 		return
 	}

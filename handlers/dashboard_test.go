@@ -273,7 +273,8 @@ func newDashFixture(t *testing.T) *dashFixture {
 	}
 
 	f.dash = &Dashboard{
-		Store: store, Artifacts: f.arts, DataDir: f.dataDir, Clock: fixedClock{at(45)},
+		Public: true, // the sign-in's tests are in signin_test.go
+		Store:  store, Artifacts: f.arts, DataDir: f.dataDir, Clock: fixedClock{at(45)},
 		Logger: slog.New(slog.DiscardHandler),
 		Variables: func(ctx context.Context, programID int64, env bot.EnvironmentName) (map[string]string, error) {
 			// As bot.Engine.Variables: the configuration's, overridden by
@@ -601,7 +602,7 @@ func TestDashboardNoPrograms(t *testing.T) {
 	}
 	defer store.Close()
 	mux := http.NewServeMux()
-	(&Dashboard{Store: store}).Register(mux)
+	(&Dashboard{Store: store, Public: true}).Register(mux)
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	mustContain(t, "empty programs page", text(rec.Body.String()), "No programs yet.")

@@ -13,13 +13,22 @@ type Checker interface {
 }
 
 // Routes lists the server's own HTTP routes; the dashboard and the JSON
-// API (handlers.Dashboard.Register) add theirs to the same mux.
+// API (handlers.Dashboard.Register) add theirs to the same mux. With nil
+// metrics, /metrics is served elsewhere (MetricsRoutes on the mux of
+// --metrics-listen).
 func Routes(mux *http.ServeMux, intake http.Handler, metrics *Metrics, ready map[string]Checker) {
 	mux.Handle("POST /webhooks", intake)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.Handle("GET /readyz", readyz(ready))
+	if metrics != nil {
+		MetricsRoutes(mux, metrics)
+	}
+}
+
+// MetricsRoutes adds GET /metrics (Prometheus) to mux.
+func MetricsRoutes(mux *http.ServeMux, metrics *Metrics) {
 	mux.Handle("GET /metrics", metrics.Handler())
 }
 

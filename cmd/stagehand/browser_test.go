@@ -31,7 +31,10 @@ import (
 func TestPlaygroundTourInBrowser(t *testing.T) {
 	chromium := needChromium(t)
 	base, _ := startPlayground(t)
-	tr := newTour(t, chromium, base)
+	// At the address the playground prints (localhost): its dashboard signs
+	// the visitor in there, through the stand-in's GitHub pages, the first
+	// time a dashboard page is opened.
+	tr := newTour(t, chromium, strings.Replace(base, "127.0.0.1", "localhost", 1))
 
 	// 1. The guide page: Push a change.
 	tr.open("open the playground guide", "/playground")
@@ -449,25 +452,36 @@ func (tr *tour) reloadUntil(step, path string, timeout time.Duration, cond func(
 	}
 }
 
-// apiCommit is the commit of execution n from the JSON API.
+// apiCommit is the commit of execution n from the JSON API, fetched by the
+// page (the API answers the signed-in visitor).
 func (tr *tour) apiCommit(step string, n int) string {
 	tr.t.Helper()
-	url := fmt.Sprintf("%s/api/v1/programs/playground/shop/executions/%d", tr.base, n)
-	resp, err := http.Get(url)
-	if err != nil {
-		tr.fail(step, "GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
+	path := fmt.Sprintf("/api/v1/programs/playground/shop/executions/%d", n)
+	body := tr.fetch(step, path)
 	var ex struct {
 		Commit string `json:"commit"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&ex); err != nil || resp.StatusCode != http.StatusOK {
-		tr.fail(step, "GET %s answered %s (decode: %v)", url, resp.Status, err)
-	}
-	if len(ex.Commit) != 40 {
-		tr.fail(step, "GET %s: commit %q is not a full SHA", url, ex.Commit)
+	if err := json.Unmarshal([]byte(body), &ex); err != nil || len(ex.Commit) != 40 {
+		tr.fail(step, "GET %s: commit %q is not a full SHA (%v): %s", path, ex.Commit, err, body)
 	}
 	return ex.Commit
+}
+
+// fetch GETs path from the current page, with its cookies, and returns the
+// answer's status and body as "<status> <body>" for a status other than
+// 200, the body alone otherwise.
+func (tr *tour) fetch(step, path string) string {
+	tr.t.Helper()
+	js := fmt.Sprintf(`fetch(%q, {credentials: "same-origin", redirect: "manual"}).then(r => r.text().then(t => r.status === 200 ? t : r.status + " " + t))`, path)
+	var body string
+	err := tr.within(10*time.Second, func(ctx context.Context) (err error) {
+		body, err = chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+		return err
+	})
+	if err != nil {
+		tr.fail(step, "fetching %s from the page: %v", path, err)
+	}
+	return body
 }
 
 // screenshot saves a full-page PNG of path. (FullScreenshot makes a PNG

@@ -47,6 +47,11 @@ const (
 	// repository (Stagehand keys programs by it).
 	playgroundRepoID = 1296269
 	playgroundUser   = "you"
+	// The dashboard signs its visitor in with the stand-in's OAuth pages,
+	// as playgroundUser; playgroundStranger is a GitHub user who may not
+	// read the sample repository (the tests sign in as them).
+	playgroundClientID = "Iv1.playground"
+	playgroundStranger = "stranger"
 )
 
 // playgroundListen is where the playground listens unless --listen says
@@ -99,6 +104,8 @@ func runPlayground(ctx context.Context, args []string, getenv func(string) strin
 	cfg.WebhookSecret = pg.secret
 	cfg.GitHubAPIURL = pg.gh.URL()
 	cfg.GitHubGitURL = "file://" + filepath.Join(pg.dir, "git") + "/"
+	cfg.Dashboard, cfg.GitHubWebURL = config.DashboardGitHub, pg.gh.URL()
+	cfg.GitHubClientID, cfg.ClientSecret = playgroundClientID, pg.clientSecret
 	cfg.StepSandbox, pg.sandboxNote = playgroundSandbox(ctx) // bwrap, or none when it does not work here
 	return serveWith(ctx, cfg, logger, extras{
 		routes:       pg.routes,
@@ -154,6 +161,10 @@ func newPlayground(dir, public string, logger *slog.Logger) (*playground, error)
 	if _, err := rand.Read(token); err != nil {
 		return nil, err
 	}
+	clientSecret := make([]byte, 20)
+	if _, err := rand.Read(clientSecret); err != nil {
+		return nil, err
+	}
 	u, err := url.Parse(public)
 	if err != nil {
 		return nil, fmt.Errorf("the playground's address %q: %w", public, err)
@@ -166,10 +177,14 @@ func newPlayground(dir, public string, logger *slog.Logger) (*playground, error)
 	gh.SetAppKey(playgroundAppID, &key.PublicKey)
 	gh.AddInstallation(playgroundInst, playgroundOwner)
 	gh.AddRepo(playgroundInst, playgroundOwner, playgroundRepo)
+	gh.SetRepoID(playgroundOwner, playgroundRepo, playgroundRepoID) // as its events name it
 	gh.SetPermission(playgroundOwner, playgroundRepo, playgroundUser, "admin")
+	gh.AddUser(playgroundStranger)
+	gh.SignInOnWeb(playgroundUser) // the visitor is signed in to this "GitHub"
+	gh.SetOAuthApp(playgroundClientID, hex.EncodeToString(clientSecret), strings.TrimRight(public, "/")+"/auth/callback")
 	pg := &playground{
 		dir: dir, gh: gh, keyPEM: keyPEM, secret: []byte(hex.EncodeToString(secret)), logger: logger,
-		token: hex.EncodeToString(token), publicHost: u.Hostname(),
+		token: hex.EncodeToString(token), publicHost: u.Hostname(), clientSecret: []byte(hex.EncodeToString(clientSecret)),
 		bare:  filepath.Join(dir, "git", playgroundOwner, playgroundRepo+".git"),
 		work:  filepath.Join(dir, "work", playgroundRepo),
 		sites: filepath.Join(dir, "sites"),

@@ -30,6 +30,10 @@ type playground struct {
 	store  bot.Store
 	// sandboxNote says on the page that steps run without a sandbox.
 	sandboxNote string
+	// clientSecret is the stand-in App's client secret, made at every
+	// start: the dashboard signs in through the stand-in's OAuth pages.
+	clientSecret []byte
+
 	// token is made anew at every start: the playground's forms carry it
 	// and its push hook reads it from hookTokenFile; a state-changing
 	// request without it is refused (see playground_guard.go).

@@ -218,18 +218,31 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	defer func() { stopReconcile(); <-reconcileDone; <-reporterDone; <-retainerDone }()
 
 	mux := http.NewServeMux()
+	metricsOnMux := metrics // nil: /metrics is on --metrics-listen
+	if cfg.MetricsListen != "" {
+		metricsOnMux = nil
+		stopMetrics, err := serveMetrics(cfg, metrics, logger)
+		if err != nil {
+			_ = msgRouter.Close()
+			return err
+		}
+		defer stopMetrics(context.Background())
+	}
 	router.Routes(mux, &router.Intake{
 		Secrets: [][]byte{cfg.WebhookSecret}, Publisher: broker.Publisher(),
 		Events: handlers.Events, Metrics: metrics, Logger: logger,
 		Deliveries: router.StoreDeliveryLog{Store: store},
-	}, metrics, map[string]router.Checker{"state": store, "broker": broker})
+	}, metricsOnMux, map[string]router.Checker{"state": store, "broker": broker})
 	dashboard := &handlers.Dashboard{Store: store, Artifacts: artifacts, DataDir: cfg.DataDir, Clock: bot.SystemClock{}, Logger: logger, Variables: engine.Variables}
 	if x.dashboard != nil {
 		dashboard.Extra = func(r *http.Request, _ bot.Program, ex bot.Execution, _ []bot.Step) template.HTML {
 			return x.dashboard(r, ex)
 		}
 	}
-	dashboard.Register(mux)
+	if err := serveDashboard(mux, cfg, store, dashboard, logger); err != nil {
+		_ = msgRouter.Close()
+		return err
+	}
 	if x.routes != nil {
 		if err := x.routes(parts{store: store, engine: engine, mux: mux}); err != nil {
 			_ = msgRouter.Close()

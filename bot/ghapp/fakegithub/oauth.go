@@ -130,6 +130,38 @@ func (s *Server) UserTokenLive(value string) bool {
 	return s.liveUserToken(value) != nil
 }
 
+// LiveUserTokens counts the user access tokens of the App that login holds
+// and GitHub would accept now.
+func (s *Server) LiveUserTokens(login string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, tok := range s.userTokens {
+		if tok.clientID != "" && strings.EqualFold(tok.login, login) && s.now().Before(tok.expires) {
+			n++
+		}
+	}
+	return n
+}
+
+// RevokeUserTokens revokes every user access token and refresh token login
+// holds, as when the person takes back the App's authorization in their
+// GitHub settings.
+func (s *Server) RevokeUserTokens(login string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for value, tok := range s.userTokens {
+		if tok.clientID != "" && strings.EqualFold(tok.login, login) {
+			delete(s.userTokens, value)
+		}
+	}
+	for value, rt := range s.refreshTokens {
+		if strings.EqualFold(rt.login, login) {
+			delete(s.refreshTokens, value)
+		}
+	}
+}
+
 func (s *Server) liveUserToken(value string) *userToken {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -363,6 +395,8 @@ var oauthRoutes = map[string]handler{
 	"POST /login/oauth/access_token": (*Server).accessToken,
 	// https://docs.github.com/rest/apps/oauth-applications#delete-an-app-token
 	"DELETE /applications/{client_id}/token": (*Server).revokeUserToken,
+	// A browser showing the authorize page asks for it.
+	"GET /favicon.ico": func(*Server, *request) response { return webPage(http.StatusNotFound, "Not Found", "No icon here.") },
 }
 
 // readRoles are the roles that may read a repository.

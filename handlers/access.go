@@ -1,0 +1,182 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/bot/ghapp"
+)
+
+// Permission is what a dashboard visitor may see of a program: its
+// repository's permission on GitHub, as far as the dashboard cares.
+type Permission int
+
+// The permissions, in order.
+const (
+	NoAccess    Permission = iota // sees nothing: the program does not exist for them
+	ReadAccess                    // sees the program, its executions and logs
+	WriteAccess                   // sees its variables too
+)
+
+// viewer is who a request comes from: a signed-in person or a script's
+// GitHub token.
+type viewer struct {
+	login     string
+	key       string // the access cache's name for this session or token
+	token     string // the GitHub token to ask with
+	bearer    bool   // a token from Authorization: Bearer
+	sessionID string // a signed-in person's session
+	signIn    *SignIn
+}
+
+type viewerKey struct{}
+
+// viewerFrom is the viewer SignIn.Require put in ctx, or nil.
+func viewerFrom(ctx context.Context) *viewer {
+	v, _ := ctx.Value(viewerKey{}).(*viewer)
+	return v
+}
+
+// errSignInAgain: GitHub no longer takes the person's token.
+var errSignInAgain = &pageError{status: 401,
+	msg: "GitHub no longer accepts your sign-in with Stagehand (it was revoked or has expired): sign in again at /auth/login."}
+
+// permission is what v may see of p. A session asks GitHub which
+// repositories of p's installation the person can read (one call for the
+// whole installation); a token asks for p's repository alone, so a
+// fine-grained token sees only what it was given. Answers are kept for the
+// access TTL.
+func (v *viewer) permission(ctx context.Context, p bot.Program) (Permission, error) {
+	s := v.signIn
+	now := s.clock.Now()
+	scope := "installation:" + strconv.FormatInt(p.InstallationID, 10)
+	if v.bearer {
+		scope = "repo:" + programKey(p)
+	}
+	key := accessKey{v.key, scope}
+	e, ok := s.cache.get(key, now)
+	if !ok {
+		repos, err := v.readable(ctx, p)
+		if errors.Is(err, ghapp.ErrTokenRefused) {
+			if v.sessionID != "" {
+				s.logger.InfoContext(ctx, "dashboard session ended: GitHub refuses its token", "login", v.login, bot.LogError, err)
+				s.endSession(ctx, v.sessionID)
+			}
+			return NoAccess, errSignInAgain
+		}
+		if err != nil {
+			s.logger.ErrorContext(ctx, "asking GitHub what a dashboard visitor may read", "login", v.login, bot.LogRepo, p.FullName(), bot.LogError, err)
+			return NoAccess, &pageError{status: 503, msg: fmt.Sprintf("Stagehand could not ask GitHub whether you can read %s; try again in a minute.", p.FullName())}
+		}
+		e = accessEntry{at: now, repos: map[string]Permission{}}
+		for _, r := range repos {
+			perm := ReadAccess
+			if r.Write {
+				perm = WriteAccess
+			}
+			e.repos["id:"+strconv.FormatInt(r.ID, 10)] = perm
+			e.repos["name:"+strings.ToLower(r.Owner+"/"+r.Name)] = perm
+		}
+		s.cache.put(key, e)
+	}
+	return e.repos[programKey(p)], nil
+}
+
+// programKey names p's repository in an access entry: by GitHub's id when
+// the program has it (a repository deleted and made again under the name
+// is another one), else by name.
+func programKey(p bot.Program) string {
+	if p.GitHubID != 0 {
+		return "id:" + strconv.FormatInt(p.GitHubID, 10)
+	}
+	return "name:" + strings.ToLower(p.FullName())
+}
+
+// readable asks GitHub which repositories v can read: those of p's
+// installation for a session, p's repository alone for a token.
+func (v *viewer) readable(ctx context.Context, p bot.Program) ([]ghapp.RepoAccess, error) {
+	gh := v.signIn.github
+	if !v.bearer {
+		if p.InstallationID == 0 {
+			return nil, nil
+		}
+		return gh.InstallationRepos(ctx, v.token, p.InstallationID)
+	}
+	r, ok, err := gh.Repo(ctx, v.token, p.Owner, p.Repo)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return []ghapp.RepoAccess{r}, nil
+}
+
+// The access cache: what GitHub said each session or token may read, for
+// a short time. It is bounded; when full, expired entries go, then all.
+type accessCache struct {
+	ttl time.Duration
+	max int
+
+	mu      sync.Mutex
+	entries map[accessKey]accessEntry
+}
+
+// maxAccessEntries bounds the cache (an entry is a few hundred bytes per
+// installation a person looked at).
+const maxAccessEntries = 10000
+
+type accessKey struct {
+	viewer string // "session:<id>" or "token:<sha256>"
+	scope  string // "installation:<id>", "repo:<id or name>", "user"
+}
+
+type accessEntry struct {
+	at    time.Time
+	login string                // scope "user": who the token belongs to
+	repos map[string]Permission // by programKey
+}
+
+func newAccessCache(ttl time.Duration, max int) *accessCache {
+	return &accessCache{ttl: ttl, max: max, entries: map[accessKey]accessEntry{}}
+}
+
+func (c *accessCache) get(k accessKey, now time.Time) (accessEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if !ok || now.Sub(e.at) >= c.ttl || now.Before(e.at) {
+		return accessEntry{}, false
+	}
+	return e, true
+}
+
+func (c *accessCache) put(k accessKey, e accessEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		for k, old := range c.entries {
+			if e.at.Sub(old.at) >= c.ttl {
+				delete(c.entries, k)
+			}
+		}
+		if len(c.entries) >= c.max {
+			clear(c.entries)
+		}
+	}
+	c.entries[k] = e
+}
+
+// forget drops what a session or token could read (signing out).
+func (c *accessCache) forget(viewer string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.entries {
+		if k.viewer == viewer {
+			delete(c.entries, k)
+		}
+	}
+}
