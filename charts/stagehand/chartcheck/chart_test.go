@@ -99,7 +99,7 @@ func TestRender(t *testing.T) {
 			args: func(t *testing.T) []string {
 				// A number in a values file arrives as a float64: 1234567 must
 				// not become 1.234567e+06.
-				return valuesFile(t, "github:\n  appId: 1234567\n  existingSecret: gh-app\ningress:\n  enabled: true\n  hosts:\n    - host: ci.example.org\n      paths: [{path: /}]\n")
+				return valuesFile(t, "github:\n  appId: 1234567\n  existingSecret: gh-app\ningress:\n  enabled: true\n  hosts:\n    - host: ci.example.org\n")
 			},
 			want: want{replicas: 1, dataClaim: "stagehand-data", chartPVC: true, githubSecret: "gh-app", publicURL: "http://ci.example.org", ingress: true, appID: "1234567"},
 		},
@@ -357,6 +357,28 @@ func TestNotes(t *testing.T) {
 			name: "no persistence",
 			args: func(t *testing.T) []string { return append(inlineGitHub(t), "--set", "persistence.enabled=false") },
 			want: []string{"on an emptyDir", "WARNING: persistence.enabled=false"},
+		},
+		{
+			name: "no sign-in",
+			args: inlineGitHub,
+			want: []string{"not served: set dashboard.clientId and dashboard.clientSecret", "GET /metrics on port 9090, which the ingress"},
+		},
+		{
+			name: "the dashboard behind the ingress",
+			args: func(t *testing.T) []string {
+				return append(inlineGitHub(t), "--set", "ingress.enabled=true", "--set", "ingress.hosts[0].host=ci.example.org",
+					"--set", "dashboard.enabled=true", "--set", "dashboard.clientId=Iv23li", "--set", "dashboard.clientSecret=x")
+			},
+			want: []string{"set the Callback URL to http://ci.example.org/auth/callback", `"Request user authorization (OAuth) during installation" off`,
+				"The ingress serves it at http://ci.example.org/."},
+			not: []string{"<no value>"},
+		},
+		{
+			name: "sign-in without exposing the dashboard",
+			args: func(t *testing.T) []string {
+				return append(inlineGitHub(t), "--set", "dashboard.clientId=Iv23li", "--set", "dashboard.clientSecret=x")
+			},
+			want: []string{"<public URL>/auth/callback (set publicUrl)", "The ingress exposes /webhooks only"},
 		},
 	}
 	for _, c := range cases {

@@ -430,8 +430,8 @@ func dockerfileUser(t *testing.T) int64 {
 
 func checkPorts(t *testing.T, c corev1.Container) corev1.ContainerPort {
 	t.Helper()
-	if len(c.Ports) != 1 || c.Ports[0].Name != "http" {
-		t.Fatalf("container ports %+v, want one named http", c.Ports)
+	if len(c.Ports) != 2 || c.Ports[0].Name != "http" || c.Ports[1].Name != "metrics" || c.Ports[0].ContainerPort == c.Ports[1].ContainerPort {
+		t.Fatalf("container ports %+v, want http and metrics (GET /metrics off the port the ingress reaches)", c.Ports)
 	}
 	p := c.Ports[0]
 	m := dockerExpose.FindStringSubmatch(dockerfile(t))
@@ -567,17 +567,17 @@ func checkSecretRef(t *testing.T, r release, env map[string]corev1.EnvVar, name,
 func checkKeyFile(t *testing.T, r release, file string, mounts map[string]corev1.VolumeMount, volumes map[string]corev1.Volume, secret string) {
 	t.Helper()
 	if file == "" {
-		t.Errorf("STAGEHAND_GITHUB_PRIVATE_KEY_FILE is not set")
+		t.Errorf("a key file's variable (STAGEHAND_..._FILE) is not set")
 		return
 	}
 	m, ok := mounts[path.Dir(file)]
 	if !ok || !m.ReadOnly {
-		t.Errorf("the private key file %s is not in a read-only volume mount", file)
+		t.Errorf("the key file %s is not in a read-only volume mount", file)
 		return
 	}
 	v := volumes[m.Name].Secret
 	if v == nil || v.SecretName != secret {
-		t.Errorf("the private key file %s is not from the Secret %s: %+v", file, secret, volumes[m.Name].VolumeSource)
+		t.Errorf("the key file %s is not from the Secret %s: %+v", file, secret, volumes[m.Name].VolumeSource)
 		return
 	}
 	if v.DefaultMode == nil || *v.DefaultMode&0o007 != 0 {
@@ -585,7 +585,7 @@ func checkKeyFile(t *testing.T, r release, file string, mounts map[string]corev1
 		if v.DefaultMode != nil {
 			mode = fmt.Sprintf("%#o", *v.DefaultMode)
 		}
-		t.Errorf("the private key file mode %s is readable by others", mode)
+		t.Errorf("the key file %s has mode %s, readable by others", file, mode)
 	}
 	i := slices.IndexFunc(v.Items, func(k corev1.KeyToPath) bool { return k.Path == path.Base(file) })
 	if i < 0 {

@@ -74,7 +74,33 @@ Modes. Each helper prints "true" or nothing, so that it can be used in if.
 
 {{/* The chart's Secret: whatever secret the user did not bring. */}}
 {{- define "stagehand.createSecret" -}}
-{{- if or (not .Values.github.existingSecret) (and .Values.database.url (not .Values.database.existingSecret)) }}true{{ end }}
+{{- if or (not .Values.github.existingSecret) (and .Values.database.url (not .Values.database.existingSecret)) (and .Values.dashboard.clientId (not .Values.dashboard.existingSecret)) }}true{{ end }}
+{{- end }}
+
+{{/* Dashboard sign-in is configured: the App's client ID (its secret is checked by validate). */}}
+{{- define "stagehand.signIn" -}}
+{{- if .Values.dashboard.clientId }}true{{ end }}
+{{- end }}
+
+{{- define "stagehand.dashboardSecretName" -}}
+{{- default (include "stagehand.fullname" .) .Values.dashboard.existingSecret }}
+{{- end }}
+
+{{- define "stagehand.dashboardDir" -}}/etc/stagehand/dashboard{{- end }}
+
+{{/*
+The session key of the chart's Secret: dashboard.sessionKey, else the one
+the release's Secret holds already (kept across upgrades), else a new one.
+*/}}
+{{- define "stagehand.sessionKey" -}}
+{{- if .Values.dashboard.sessionKey }}
+{{- .Values.dashboard.sessionKey }}
+{{- else }}
+{{- $old := lookup "v1" "Secret" .Release.Namespace (include "stagehand.fullname" .) }}
+{{- $kept := "" }}
+{{- if $old }}{{ $kept = index (default dict $old.data) .Values.dashboard.sessionKeyKey | default "" }}{{ end }}
+{{- if $kept }}{{ $kept | b64dec }}{{ else }}{{ randAlphaNum 64 }}{{ end }}
+{{- end }}
 {{- end }}
 
 {{- define "stagehand.githubSecretName" -}}
@@ -131,6 +157,12 @@ Checks that fail the render with a message that says what to set.
 {{- if not .Values.github.webhookSecret }}
 {{- fail "the webhook secret is missing: set github.webhookSecret (the secret in the GitHub App's webhook settings) or github.existingSecret; Stagehand never accepts unsigned deliveries" }}
 {{- end }}
+{{- end }}
+{{- if and .Values.dashboard.enabled (not (include "stagehand.signIn" .)) }}
+{{- fail "dashboard.enabled exposes the dashboard through the ingress, which needs sign-in with GitHub: set dashboard.clientId (the App's Client ID) and dashboard.clientSecret or dashboard.existingSecret (see docs/operating.md)" }}
+{{- end }}
+{{- if and (include "stagehand.signIn" .) (not .Values.dashboard.clientSecret) (not .Values.dashboard.existingSecret) }}
+{{- fail "dashboard.clientId is set but the client secret is missing: set dashboard.clientSecret (generate one on the App's settings page) or dashboard.existingSecret" }}
 {{- end }}
 {{- if and .Values.persistence.existingClaim (include "stagehand.scaleOut" .) }}
 {{- fail "persistence.existingClaim is for the embedded mode (one replica); with database and nats set the data dir is an emptyDir: use artifacts.existingClaim for artifact sets every replica shares" }}
