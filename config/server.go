@@ -37,6 +37,7 @@ type Server struct {
 	NATSSyncInterval        time.Duration
 	Retention               time.Duration
 	StepSandbox             string // SandboxBwrap or SandboxNone
+	StepRunner              string // RunnerLocal or RunnerRemote
 	LogLevel                string
 	LogFormat               string
 
@@ -64,6 +65,12 @@ const (
 // SignInConfigured reports whether the App's client id and secret are set,
 // which sign-in with GitHub needs.
 func (s *Server) SignInConfigured() bool { return s.GitHubClientID != "" && len(s.ClientSecret) > 0 }
+
+// Values of --step-runner.
+const (
+	RunnerLocal  = "local"  // steps run in this process (in the sandbox of --step-sandbox)
+	RunnerRemote = "remote" // steps run on workers of the worker role (stagehand worker), over NATS
+)
 
 // Values of --step-sandbox.
 const (
@@ -99,6 +106,7 @@ func RegisterServerFlags(fs *pflag.FlagSet) *Server {
 	fs.DurationVar(&s.NATSSyncInterval, "nats-sync-interval", 0, "embedded broker only: how often its store is flushed to disk; 0 syncs every delivery before the 202, so it survives a power loss too (env "+EnvName("nats-sync-interval")+")")
 	s.Retention = bot.DefaultRetention.Age
 	fs.Var((*days)(&s.Retention), "retention", "how long the step logs and no longer needed artifact sets of finished executions are kept, e.g. 30d or 36h; 0 keeps everything. What is deployed, running or among the 10 newest promotable builds is always kept, and so are the executions themselves with their log tails (env "+EnvName("retention")+")")
+	str(&s.StepRunner, "step-runner", RunnerLocal, "where build, deploy and test steps run: local, in this process; or remote, on workers started with `stagehand worker` that take them from --nats-url (needs an external NATS) and hold none of the App's key, the webhook secret or the database credentials")
 	str(&s.StepSandbox, "step-sandbox", SandboxBwrap, "where step commands run: bwrap, a bubblewrap sandbox that sees the system's programs, its workspace and the network, and nothing of the server (install bubblewrap: apt-get install bubblewrap); or none, as the server's user beside its files, where any pushed build script can read the App's private key and the webhook secret")
 	str(&s.Dashboard, "dashboard", DashboardGitHub, "the dashboard and its JSON API: github, visitors sign in with GitHub and see the programs whose repository they can read (needs --github-client-id and --github-client-secret-file; without them no dashboard is served); public, anyone who reaches the port sees every program; or off")
 	str(&s.GitHubClientID, "github-client-id", "", "the GitHub App's client ID, shown on its settings page (dashboard sign-in)")
@@ -175,6 +183,12 @@ func (s *Server) Resolve(getenv func(string) string) error {
 	}
 	if s.DatabaseURL != "" && !strings.HasPrefix(s.DatabaseURL, "postgres://") && !strings.HasPrefix(s.DatabaseURL, "postgresql://") {
 		problems = append(problems, "--database-url must be a postgres:// URL (or empty for SQLite in the data dir)")
+	}
+	switch {
+	case s.StepRunner != RunnerLocal && s.StepRunner != RunnerRemote:
+		problems = append(problems, fmt.Sprintf("--step-runner %q: use %s (the default) or %s", s.StepRunner, RunnerLocal, RunnerRemote))
+	case s.StepRunner == RunnerRemote && s.NATSURL == "":
+		problems = append(problems, "--step-runner remote needs an external NATS server that the workers reach: pass --nats-url (or set "+EnvName("nats-url")+")")
 	}
 	if s.StepSandbox != SandboxBwrap && s.StepSandbox != SandboxNone {
 		problems = append(problems, fmt.Sprintf("--step-sandbox %q: use %s (the default) or %s", s.StepSandbox, SandboxBwrap, SandboxNone))

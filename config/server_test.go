@@ -211,3 +211,35 @@ func TestSecretsDirFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestStepRunnerFlag: --step-runner takes local (the default) or remote,
+// and remote needs an external NATS the workers reach.
+func TestStepRunnerFlag(t *testing.T) {
+	tests := []struct {
+		args    []string
+		want    string
+		wantErr string // a problem Resolve names; "" none about --step-runner
+	}{
+		{want: "local"},
+		{args: []string{"--step-runner", "remote", "--nats-url", "nats://nats:4222"}, want: "remote"},
+		{args: []string{"--step-runner", "remote"}, want: "remote", wantErr: "--step-runner remote needs an external NATS server that the workers reach: pass --nats-url"},
+		{args: []string{"--step-runner", "kubernetes"}, want: "kubernetes", wantErr: `--step-runner "kubernetes": use local (the default) or remote`},
+	}
+	for _, tt := range tests {
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		s := RegisterServerFlags(fs)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		if s.StepRunner != tt.want {
+			t.Errorf("%v: step runner %q, want %q", tt.args, s.StepRunner, tt.want)
+		}
+		// The other problems (no App ID, key or secret) are named too.
+		err := s.Resolve(func(string) string { return "" })
+		if got := err != nil && strings.Contains(err.Error(), "--step-runner"); got != (tt.wantErr != "") {
+			t.Errorf("%v: Resolve = %v, want a problem with --step-runner: %v", tt.args, err, tt.wantErr != "")
+		} else if tt.wantErr != "" && !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%v: Resolve = %v, want %q", tt.args, err, tt.wantErr)
+		}
+	}
+}

@@ -83,6 +83,11 @@ type StepWorker struct {
 	// for cancellation (default 500ms).
 	Heartbeat   time.Duration
 	Concurrency int // default 8
+	// Remote, when set, runs the build, deploy and test steps on workers of
+	// the worker role (serve --step-runner remote) instead of in this
+	// process; Specs gives their checkout tokens.
+	Remote StepDispatcher
+	Specs  CheckoutSpecs
 
 	once    sync.Once
 	mu      sync.Mutex // orders Start's wg.Add before Shutdown's wait
@@ -209,7 +214,7 @@ func (w *StepWorker) run(c bot.Claim) {
 		}
 	}()
 	w.Logger.InfoContext(ctx, "step started", "attempt", c.Step.Attempt)
-	if w.Sandbox == nil {
+	if w.Sandbox == nil && w.Remote == nil {
 		w.Logger.WarnContext(ctx, "the step runs without a sandbox (--step-sandbox none): its commands can read and change the server's files, its environment and other executions' workspaces")
 	}
 	o := w.execute(runCtx, c)
@@ -382,6 +387,11 @@ func (w *StepWorker) command(ctx context.Context, c bot.Claim, ws, script string
 		Script: script, Dir: filepath.Join(ws, "src"), Env: stepEnv(c, artifacts), Path: w.Path, Home: home, Timeout: timeout, Log: log,
 		Sandbox: w.Sandbox, Writable: []string{ws},
 	})
+	return commandError(script, timeout, res, err)
+}
+
+// commandError says how a command failed, or is nil when it exited 0.
+func commandError(script string, timeout time.Duration, res runner.Result, err error) error {
 	switch {
 	case err != nil:
 		return fmt.Errorf("starting %q: %w", script, err)
@@ -405,6 +415,9 @@ func (w *StepWorker) checkout(ctx context.Context, c bot.Claim, ws string, log i
 }
 
 func (w *StepWorker) build(ctx context.Context, c bot.Claim, ws string, log io.Writer) bot.Outcome {
+	if w.Remote != nil {
+		return w.remote(ctx, c, log)
+	}
 	b := c.Config.Build
 	if b == nil {
 		return failed("the configuration has no build section")
@@ -421,11 +434,16 @@ func (w *StepWorker) build(ctx context.Context, c bot.Claim, ws string, log io.W
 		fmt.Fprintf(log, "collecting artifacts failed: %v\n", err)
 		return failed("%v", err)
 	}
+	logArtifactSet(log, set)
+	return bot.Outcome{Succeeded: true, ArtifactDigest: set.Digest, Message: fmt.Sprintf("built artifact set %s (%s)", short(set.Digest), files(len(set.Files)))}
+}
+
+// logArtifactSet lists a collected set in the step log.
+func logArtifactSet(log io.Writer, set bot.ArtifactSet) {
 	fmt.Fprintf(log, "artifact set %s: %s, %d bytes\n", set.Digest, files(len(set.Files)), set.Size())
 	for _, f := range set.Files {
 		fmt.Fprintf(log, "  %s  %8d  %s\n", f.SHA256[:12], f.Size, f.Path)
 	}
-	return bot.Outcome{Succeeded: true, ArtifactDigest: set.Digest, Message: fmt.Sprintf("built artifact set %s (%s)", short(set.Digest), files(len(set.Files)))}
 }
 
 // files is "1 file" or "n files".
@@ -461,6 +479,9 @@ func (w *StepWorker) prepareEnv(ctx context.Context, c bot.Claim, ws string, log
 }
 
 func (w *StepWorker) deploy(ctx context.Context, c bot.Claim, ws string, log io.Writer) bot.Outcome {
+	if w.Remote != nil {
+		return w.remote(ctx, c, log)
+	}
 	envName := c.Environment()
 	ec := c.Config.Environment(envName)
 	if ec == nil {
@@ -478,6 +499,9 @@ func (w *StepWorker) deploy(ctx context.Context, c bot.Claim, ws string, log io.
 }
 
 func (w *StepWorker) tests(ctx context.Context, c bot.Claim, ws string, log io.Writer) bot.Outcome {
+	if w.Remote != nil {
+		return w.remote(ctx, c, log)
+	}
 	ec := c.Config.Stage
 	if ec == nil || len(ec.Tests) == 0 {
 		return bot.Outcome{Succeeded: true, Message: "no stage tests configured"}

@@ -49,6 +49,8 @@ type harness struct {
 	sandbox string
 	// secret signs deliveries; empty: testSecret, which args passes.
 	secret string
+	// databaseURL is the server's --database-url; empty: SQLite in dataDir.
+	databaseURL string
 }
 
 // testSandboxMode is the --step-sandbox of tests that do not choose: bwrap
@@ -140,7 +142,13 @@ func (h *harness) waitReady(t *testing.T) {
 func (h *harness) executions(t *testing.T) []bot.Execution {
 	t.Helper()
 	ctx := context.Background()
-	store, err := state.OpenSQLite(ctx, filepath.Join(h.dataDir, "stagehand.db"))
+	var store bot.Store
+	var err error
+	if h.databaseURL != "" {
+		store, err = state.OpenPostgres(ctx, h.databaseURL)
+	} else {
+		store, err = state.OpenSQLite(ctx, filepath.Join(h.dataDir, "stagehand.db"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

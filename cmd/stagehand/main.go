@@ -1,5 +1,5 @@
 // Command stagehand is the Stagehand GitHub App: `stagehand serve` runs the
-// server, `stagehand validate` checks a .github/stagehand.yml, `stagehand
+// server, `stagehand worker` runs its steps in scale-out, `stagehand validate` checks a .github/stagehand.yml, `stagehand
 // version` prints the build.
 package main
 
@@ -41,6 +41,7 @@ for GitHub repositories, as a GitHub App.
 Usage:
   stagehand playground         the whole tour on this machine, no GitHub needed
   stagehand serve [flags]      run the GitHub App server (webhooks, pipelines, dashboard)
+  stagehand worker [flags]     run the steps of a server started with --step-runner remote
   stagehand validate [FILE]    check a configuration file (default .github/stagehand.yml)
   stagehand version            print the version
   stagehand help [COMMAND]     show help
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "serve":
 		return serve(ctx, rest, getenv, stdout, stderr)
+	case "worker":
+		return worker(ctx, rest, getenv, stdout, stderr)
 	case "playground":
 		return runPlayground(ctx, rest, getenv, stdout, stderr)
 	case "playground-hook":

@@ -23,15 +23,27 @@ func stepSandbox(ctx context.Context, cfg *config.Server, writable []string, log
 		logger.Warn("steps run without a sandbox (--step-sandbox none): every build, deploy and test script of a pushed commit runs as this server's user and can read its private key, webhook secret, database and data directory; install bubblewrap (apt-get install bubblewrap) and drop --step-sandbox none")
 		return nil, nil
 	}
-	bwrap, err := runner.LookBwrap()
-	if err != nil {
-		return nil, fmt.Errorf("steps run in a bubblewrap sandbox (--step-sandbox bwrap, the default), but %w.\nInstall it (apt-get install bubblewrap; dnf install bubblewrap; apk add bubblewrap), %s", err, optOut)
-	}
-	hide := []string{cfg.DataDir}
-	for _, f := range []string{cfg.GitHubPrivateKeyFile, cfg.GitHubWebhookSecretFile} {
+	return bwrapSandbox(ctx, hiddenFrom(cfg.DataDir, cfg.GitHubPrivateKeyFile, cfg.GitHubWebhookSecretFile), writable, optOut, logger)
+}
+
+// hiddenFrom is what a sandbox must not show: the data directory and the
+// directories of the secret files (those set).
+func hiddenFrom(dataDir string, files ...string) []string {
+	hide := []string{dataDir}
+	for _, f := range files {
 		if f != "" {
 			hide = append(hide, filepath.Dir(f))
 		}
+	}
+	return hide
+}
+
+// bwrapSandbox makes a bubblewrap sandbox that hides hide and checks that
+// it works here; its errors say what to install or allow, then optOut.
+func bwrapSandbox(ctx context.Context, hide, writable []string, optOut string, logger *slog.Logger) (*runner.Sandbox, error) {
+	bwrap, err := runner.LookBwrap()
+	if err != nil {
+		return nil, fmt.Errorf("steps run in a bubblewrap sandbox (--step-sandbox bwrap, the default), but %w.\nInstall it (apt-get install bubblewrap; dnf install bubblewrap; apk add bubblewrap), %s", err, optOut)
 	}
 	s := &runner.Sandbox{Bwrap: bwrap, Hide: hide, Writable: writable}
 	if err := s.Check(ctx); err != nil {

@@ -140,7 +140,20 @@ type escapeRun struct {
 // serverPid is the pid the script tries to kill: the server's own, or a
 // stand-in when the script runs unconfined.
 func runEscape(t *testing.T, sandbox string, serverPid func(decoy int) int) *escapeRun {
+	return runEscapeWith(t, sandbox, serverPid, escapeOptions{})
+}
+
+// escapeOptions change where runEscapeWith's steps run.
+type escapeOptions struct {
+	args        []string // more serve flags
+	databaseURL string   // --database-url; empty: SQLite
+	// ready is called once the server is ready, before the push.
+	ready func(t *testing.T, h *harness)
+}
+
+func runEscapeWith(t *testing.T, sandbox string, serverPid func(decoy int) int, o escapeOptions) *escapeRun {
 	h := newHarness(t)
+	h.databaseURL = o.databaseURL
 	e := &escapeRun{h: h, canaries: newCanaries(), outside: t.TempDir(), texts: map[string]string{}}
 	h.secret = e.canaries.webhookSecret
 	t.Setenv("STAGEHAND_GITHUB_WEBHOOK_SECRET", e.canaries.webhookSecret)
@@ -181,6 +194,10 @@ func runEscape(t *testing.T, sandbox string, serverPid func(decoy int) int) *esc
 	args := []string{"serve", "--listen", h.addr, "--data-dir", h.dataDir,
 		"--github-app-id", fmt.Sprint(testAppID), "--github-private-key-file", h.keyFile,
 		"--github-api-url", h.gh.URL(), "--github-git-url", h.gitURL, "--step-sandbox", sandbox}
+	args = append(args, o.args...)
+	if o.databaseURL != "" {
+		args = append(args, "--database-url", o.databaseURL)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.logs = &syncBuffer{}
 	done := make(chan error, 1)
@@ -195,6 +212,9 @@ func runEscape(t *testing.T, sandbox string, serverPid func(decoy int) int) *esc
 		}
 	}()
 	h.waitReady(t)
+	if o.ready != nil {
+		o.ready(t, h)
+	}
 	if code := h.send(t, "push", "escape-1", pushPayloadFor(t, sha)); code != 202 {
 		t.Fatalf("push answered %d", code)
 	}

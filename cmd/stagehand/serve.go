@@ -17,6 +17,7 @@ import (
 
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/bot/ghapp"
+	"github.com/stagehand-dev/stagehand/bot/runner"
 	"github.com/stagehand-dev/stagehand/config"
 	"github.com/stagehand-dev/stagehand/handlers"
 	"github.com/stagehand-dev/stagehand/router"
@@ -115,9 +116,13 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
-	sandbox, err := stepSandbox(ctx, cfg, x.stepWritable, logger)
-	if err != nil {
-		return err
+	// With --step-runner remote, this process runs no command of a
+	// repository: the workers do, each in its own sandbox.
+	var sandbox *runner.Sandbox
+	if cfg.StepRunner != config.RunnerRemote {
+		if sandbox, err = stepSandbox(ctx, cfg, x.stepWritable, logger); err != nil {
+			return err
+		}
 	}
 	store, err := openStore(ctx, cfg)
 	if err != nil {
@@ -170,6 +175,10 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	}
 	secrets := handlers.SecretsDir{Dir: cfg.SecretsDir}
 	worker := &handlers.StepWorker{Engine: engine, Git: git, Artifacts: stepArtifacts, DataDir: cfg.DataDir, Path: os.Getenv("PATH"), Sandbox: sandbox, Secrets: secrets, Logger: logger}
+	if cfg.StepRunner == config.RunnerRemote {
+		worker.Remote, worker.Specs = broker.StepDispatcher(), git
+		logger.Info("build, deploy and test steps run on workers of the worker role (--step-runner remote)", "work_subject", router.StepWorkSubjects(cfg.NATSPrefix).Run)
+	}
 	webhooks := &handlers.Webhooks{
 		Store: store, Engine: engine, Commands: engine, GitHub: app, Checks: app, AppID: cfg.GitHubAppID, PublicURL: cfg.PublicURL,
 		Files: app, Policies: policies, Secrets: secrets, Clock: bot.SystemClock{}, Logger: logger, ParseConfig: parse,
@@ -233,8 +242,7 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 		Events: handlers.Events, Metrics: metrics, Logger: logger,
 		Deliveries: router.StoreDeliveryLog{Store: store},
 	}, metricsOnMux, map[string]router.Checker{"state": store, "broker": broker})
-	dashboard := &handlers.Dashboard{Store: store, Artifacts: artifacts, DataDir: cfg.DataDir, Clock: bot.SystemClock{}, Logger: logger, Variables: engine.Variables,
-		Secrets: handlers.DeclaredSecrets{Policy: policies, Source: secrets}.Status}
+	dashboard := &handlers.Dashboard{Store: store, Artifacts: artifacts, DataDir: cfg.DataDir, Clock: bot.SystemClock{}, Logger: logger, Variables: engine.Variables}
 	if x.dashboard != nil {
 		dashboard.Extra = func(r *http.Request, _ bot.Program, ex bot.Execution, _ []bot.Step) template.HTML {
 			return x.dashboard(r, ex)
