@@ -86,6 +86,13 @@ type APIVariable struct {
 	Source string `json:"source"`
 }
 
+// APISecret is a declared secret: its name and "set" or "missing"; the API
+// never carries a secret's value.
+type APISecret struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+}
+
 // APIEnvironment is stage or production.
 type APIEnvironment struct {
 	Name       string         `json:"name"`
@@ -99,6 +106,10 @@ type APIEnvironment struct {
 	// VariablesHidden: only people who can write to the repository see
 	// its variables; variables is empty for the others.
 	VariablesHidden bool `json:"variables_hidden,omitempty"`
+	// Secrets are the declared secrets, by name (shown with the
+	// variables).
+	Secrets      []APISecret `json:"secrets,omitempty"`
+	SecretsError string      `json:"secrets_error,omitempty"`
 }
 
 // APIProgramDetail is GET /api/v1/programs/{owner}/{repo}.
@@ -288,6 +299,10 @@ func (d *Dashboard) apiProgram(w http.ResponseWriter, r *http.Request) {
 			Variables:       []APIVariable{},
 			VariablesError:  ev.VariablesError,
 			VariablesHidden: ev.VariablesHidden,
+			SecretsError:    ev.SecretsError,
+		}
+		for _, sv := range ev.Secrets {
+			e.Secrets = append(e.Secrets, APISecret(sv))
 		}
 		if dep := ev.Deployment; dep != nil {
 			e.Deployment = &APIDeployment{Commit: dep.Commit, Pipeline: string(dep.Pipeline), ExecutionNumber: dep.Number,

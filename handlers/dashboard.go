@@ -46,6 +46,10 @@ type Dashboard struct {
 	// /stagehand env set). Nil: only the variables set with /stagehand env
 	// set are shown.
 	Variables func(ctx context.Context, programID int64, env bot.EnvironmentName) (map[string]string, error)
+	// Secrets says which secrets an environment declares and whether the
+	// server has a value for each ("set" or "missing"); values are never
+	// shown. Nil: no secrets are shown.
+	Secrets func(ctx context.Context, prog bot.Program, env bot.EnvironmentName) (map[string]string, error)
 	// Extra renders extra HTML on the execution page (the playground adds
 	// its buttons here); nil in production.
 	Extra func(r *http.Request, prog bot.Program, ex bot.Execution, steps []bot.Step) template.HTML
@@ -187,8 +191,17 @@ type environmentView struct {
 	// VariablesError says why the variables could not be read.
 	VariablesError string
 	// VariablesHidden: the viewer may not write to the repository, so they
-	// do not see its variables.
+	// do not see its variables (nor the names of its secrets).
 	VariablesHidden bool
+	// Secrets are the declared secrets' names and "set" or "missing".
+	Secrets      []secretView
+	SecretsError string
+}
+
+// secretView is a declared secret: its name and whether the server has a
+// value, never the value.
+type secretView struct {
+	Name, Status string
 }
 
 // variableView is one variable; Source is "set" (with /stagehand env set)
@@ -476,6 +489,16 @@ func (d *Dashboard) loadProgram(ctx context.Context, p bot.Program, perm Permiss
 				src = "set"
 			}
 			ev.Variables = append(ev.Variables, variableView{Name: k, Value: all[k], Source: src})
+		}
+		if d.Secrets != nil {
+			status, err := d.Secrets(ctx, v.Program, ev.Name)
+			if err != nil {
+				d.logger().WarnContext(ctx, "reading declared secrets for the dashboard", bot.LogRepo, v.Program.FullName(), "environment", ev.Name, bot.LogError, err)
+				ev.SecretsError = "the declared secrets could not be read"
+			}
+			for _, k := range slices.Sorted(maps.Keys(status)) {
+				ev.Secrets = append(ev.Secrets, secretView{Name: k, Status: status[k]})
+			}
 		}
 	}
 	return v, nil

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -98,4 +99,25 @@ func (s SecretsDir) Status(prog bot.Program, env bot.EnvironmentName, names []st
 		}
 	}
 	return out
+}
+
+// DeclaredSecrets says which secrets an environment declares under the
+// program's policy (the default branch's file) and whether the secret
+// source has a value for each: for the dashboard and the API, which show
+// names, never values.
+type DeclaredSecrets struct {
+	Policy bot.PolicyReader
+	Source SecretStatus
+}
+
+// Status is the declared secrets of prog's env, "set" or "missing".
+func (d DeclaredSecrets) Status(ctx context.Context, prog bot.Program, env bot.EnvironmentName) (map[string]string, error) {
+	pol, err := d.Policy.Policy(ctx, prog)
+	if err != nil {
+		return nil, err
+	}
+	if pol.Config == nil || pol.Config.Environment(env) == nil || len(pol.Config.Environment(env).Secrets) == 0 {
+		return nil, nil
+	}
+	return d.Source.Status(prog, env, pol.Config.Environment(env).Secrets), nil
 }

@@ -2,8 +2,13 @@ package handlers
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,6 +155,51 @@ func TestDeployGetsItsSecretMasked(t *testing.T) {
 	// The whole value in one line of the log, although printed in two writes.
 	if !strings.Contains(string(logData), "\n***\n") {
 		t.Errorf("the value printed in two writes is not masked whole:\n%s", logData)
+	}
+
+	// The dashboard and the API: the execution, its log, the environments;
+	// the secret by name, never by value.
+	d := &Dashboard{Public: true, Store: e.store, DataDir: e.dataDir, Logger: slog.New(slog.DiscardHandler),
+		Secrets: DeclaredSecrets{Policy: e.hooks.Policies, Source: SecretsDir{Dir: dir}}.Status}
+	mux := http.NewServeMux()
+	d.Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	prog := "/programs/" + owner + "/" + repo
+	pages := map[string]string{}
+	for _, path := range []string{prog + "/executions/1", prog + "/executions/1/logs/deploy-stage", prog + "/environments",
+		"/api/v1" + prog, "/api/v1" + prog + "/executions/1", "/api/v1" + prog + "/executions"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d", path, resp.StatusCode)
+		}
+		pages[path] = string(body)
+		for _, leak := range []string{value, base64.StdEncoding.EncodeToString([]byte(value))} {
+			if strings.Contains(string(body), leak) {
+				t.Errorf("GET %s shows the secret:\n%s", path, body)
+			}
+		}
+	}
+	if !strings.Contains(pages[prog+"/executions/1/logs/deploy-stage"], "token=***") {
+		t.Errorf("the log download does not show the masked line:\n%s", pages[prog+"/executions/1/logs/deploy-stage"])
+	}
+	var api struct {
+		Environments []struct {
+			Name    string      `json:"name"`
+			Secrets []APISecret `json:"secrets"`
+		} `json:"environments"`
+	}
+	if err := json.Unmarshal([]byte(pages["/api/v1"+prog]), &api); err != nil || len(api.Environments) == 0 ||
+		!cmp.Equal(api.Environments[0].Secrets, []APISecret{{Name: "DEPLOY_TOKEN", Status: "set"}}) {
+		t.Errorf("the API does not list the declared secret by name:\n%s", pages["/api/v1"+prog])
+	}
+	if !strings.Contains(pages[prog+"/environments"], "DEPLOY_TOKEN") {
+		t.Errorf("the environments page does not list the declared secret:\n%s", pages[prog+"/environments"])
 	}
 }
 

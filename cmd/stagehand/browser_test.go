@@ -30,7 +30,7 @@ import (
 // writes docs/execution.png and docs/environments.png.
 func TestPlaygroundTourInBrowser(t *testing.T) {
 	chromium := needChromium(t)
-	base, _ := startPlayground(t)
+	base, dataDir := startPlayground(t)
 	// At the address the playground prints (localhost): its dashboard signs
 	// the visitor in there, through the stand-in's GitHub pages, the first
 	// time a dashboard page is opened.
@@ -73,6 +73,17 @@ func TestPlaygroundTourInBrowser(t *testing.T) {
 	tr.reloadUntil("wait for prod-only #2 to succeed", exec2, 120*time.Second, func() (bool, error) {
 		return tr.executionState("prod-only #2", "succeeded")
 	})
+
+	// The production deploy used the secret the playground set up: its
+	// page shows the masked line, never the value.
+	secret, err := os.ReadFile(filepath.Join(dataDir, "playground", "secrets", "playground", "shop", "production", "DEPLOY_TOKEN"))
+	if err != nil || len(secret) == 0 {
+		tr.fail("read the playground's sample secret", "%v", err)
+	}
+	page := tr.eval("read prod-only #2's page", `document.body.innerText`)
+	if !strings.Contains(page, "authorized with DEPLOY_TOKEN=***") || strings.Contains(page, string(secret)) {
+		tr.fail("check the production deploy's log on prod-only #2's page", "want the line %q and never the secret's value; the page says:\n%s", "authorized with DEPLOY_TOKEN=***", page)
+	}
 
 	// 5. Production serves the build stage-only made, at the pushed commit.
 	tr.open("open the stage site", "/playground/sites/stage/")

@@ -74,7 +74,9 @@ func (h *harness) startServe(t *testing.T, more ...string) *syncBuffer {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, append(h.args(), more...), func(string) string { return "" }, io.Discard, logs) }()
+	go func() {
+		done <- run(ctx, append(h.args(), more...), func(string) string { return "" }, io.Discard, logs)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -107,6 +107,9 @@ func runPlayground(ctx context.Context, args []string, getenv func(string) strin
 	cfg.Dashboard, cfg.GitHubWebURL = config.DashboardGitHub, pg.gh.URL()
 	cfg.GitHubClientID, cfg.ClientSecret = playgroundClientID, pg.clientSecret
 	cfg.StepSandbox, pg.sandboxNote = playgroundSandbox(ctx) // bwrap, or none when it does not work here
+	if cfg.SecretsDir, err = pg.secretsDir(); err != nil {
+		return err
+	}
 	return serveWith(ctx, cfg, logger, extras{
 		routes:       pg.routes,
 		dashboard:    pg.executionButtons,

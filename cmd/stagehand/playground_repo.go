@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -64,6 +66,7 @@ environments:
     deploy: bash deploy.sh
     url: %[1]s/playground/sites/production/
     variables: {GREETING: "Hello from production"}
+    secrets: [DEPLOY_TOKEN]   # its value comes from the server, never from GitHub (--secrets-dir)
 pipelines:
   stage-only: {branch: main, trigger: on-git-changes}
   prod-only: {approval: true, scheduled: false}
@@ -96,6 +99,10 @@ rm -rf "$site.old"
 if [ -d "$site" ]; then mv "$site" "$site.old"; fi
 mv "$site.new" "$site"
 echo "$GREETING: deployed ${STAGEHAND_COMMIT:0:7} to $STAGEHAND_ENVIRONMENT ($STAGEHAND_ENVIRONMENT_URL)"
+if [ -n "${DEPLOY_TOKEN:-}" ]; then
+  # A real deploy would hand it to its tool; Stagehand shows *** in the log.
+  echo "authorized with DEPLOY_TOKEN=$DEPLOY_TOKEN"
+fi
 `
 
 const sampleSmokeScript = `set -eu
@@ -103,6 +110,28 @@ grep -q 'id="build"' "$STAGEHAND_ARTIFACTS/dist/index.html"
 grep -q "${STAGEHAND_COMMIT:0:7}" SITES/stage/index.html
 echo "smoke test passed: stage serves ${STAGEHAND_COMMIT:0:7}"
 `
+
+// secretsDir is the playground's secret source: production's DEPLOY_TOKEN,
+// a random value made at the first start, as an operator would provide it
+// (<dir>/<owner>/<repo>/<environment>/<NAME>).
+func (pg *playground) secretsDir() (string, error) {
+	dir := filepath.Join(pg.dir, "secrets")
+	file := filepath.Join(dir, playgroundOwner, playgroundRepo, "production", "DEPLOY_TOKEN")
+	if _, err := os.Stat(file); err == nil {
+		return dir, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return "", fmt.Errorf("creating the playground's secrets directory: %w", err)
+	}
+	value := make([]byte, 16)
+	if _, err := rand.Read(value); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(file, []byte("pg_"+hex.EncodeToString(value)), 0o600); err != nil {
+		return "", fmt.Errorf("writing the playground's sample secret: %w", err)
+	}
+	return dir, nil
+}
 
 // git runs git in dir with a fixed identity.
 func git(dir string, args ...string) (string, error) {

@@ -242,7 +242,8 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 		Events: handlers.Events, Metrics: metrics, Logger: logger,
 		Deliveries: router.StoreDeliveryLog{Store: store},
 	}, metricsOnMux, map[string]router.Checker{"state": store, "broker": broker})
-	dashboard := &handlers.Dashboard{Store: store, Artifacts: artifacts, DataDir: cfg.DataDir, Clock: bot.SystemClock{}, Logger: logger, Variables: engine.Variables}
+	dashboard := &handlers.Dashboard{Store: store, Artifacts: artifacts, DataDir: cfg.DataDir, Clock: bot.SystemClock{}, Logger: logger, Variables: engine.Variables,
+		Secrets: handlers.DeclaredSecrets{Policy: policies, Source: secrets}.Status}
 	if x.dashboard != nil {
 		dashboard.Extra = func(r *http.Request, _ bot.Program, ex bot.Execution, _ []bot.Step) template.HTML {
 			return x.dashboard(r, ex)
