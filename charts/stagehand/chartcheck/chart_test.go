@@ -70,6 +70,8 @@ type want struct {
 	artifactsClaim string
 	antiAffinity   string // "", "preferred" or "required"
 	appID          string // STAGEHAND_GITHUB_APP_ID; "" for testAppID
+	workerNATS     string // the worker Deployment's STAGEHAND_NATS_URL Secret "name/key"; "" no worker
+	networkPolicy  bool   // a NetworkPolicy for each role
 }
 
 func TestRender(t *testing.T) {
@@ -91,7 +93,7 @@ func TestRender(t *testing.T) {
 				replicas: 3, scaleOut: true, pdbMin: "2", githubSecret: "stagehand-github",
 				databaseSecret: "stagehand-database/database-url", natsURL: "nats://nats.nats.svc.cluster.local:4222",
 				publicURL: "https://stagehand.example.com", ingress: true, artifactsClaim: "stagehand-artifacts",
-				antiAffinity: "preferred",
+				antiAffinity: "preferred", workerNATS: "stagehand-worker-nats/nats-url", networkPolicy: true,
 			},
 		},
 		{
@@ -121,6 +123,7 @@ func TestRender(t *testing.T) {
 				replicas: 1, scaleOut: true, githubSecret: "stagehand-github",
 				databaseSecret: "stagehand-database/database-url", natsURL: "nats://nats.nats.svc.cluster.local:4222",
 				publicURL: "https://stagehand.example.com", ingress: true, artifactsClaim: "stagehand-artifacts", antiAffinity: "preferred",
+				workerNATS: "stagehand-worker-nats/nats-url", networkPolicy: true,
 			},
 		},
 		{
@@ -133,6 +136,18 @@ func TestRender(t *testing.T) {
 			want: want{
 				replicas: 4, scaleOut: true, pdbMin: "50%", githubSecret: "gh",
 				databaseSecret: "db/database-url", natsSecret: "nats/url",
+			},
+		},
+		{
+			name: "scale-out with inline secrets, workers and NetworkPolicies",
+			args: func(t *testing.T) []string {
+				return append(inlineGitHub(t), "--set", "replicaCount=2", "--set", "database.url=postgres://stagehand:pw@db:5432/stagehand",
+					"--set", "nats.url=nats://nats:4222", "--set", "worker.enabled=true", "--set", "worker.nats.existingSecret=wn",
+					"--set", "networkPolicy.enabled=true")
+			},
+			want: want{
+				replicas: 2, scaleOut: true, pdbMaxUnavail: "1", githubSecret: "stagehand", chartSecret: true,
+				databaseSecret: "stagehand/database-url", natsURL: "nats://nats:4222", workerNATS: "wn/nats-url", networkPolicy: true,
 			},
 		},
 		{
@@ -202,6 +217,20 @@ func TestRefusals(t *testing.T) {
 				return []string{"-f", filepath.Join(chartDir, "values-scaleout.yaml"), "--set", "github.appId=1", "--set", "database.existingSecret=", "--set", "nats.url="}
 			},
 			msg: []string{"replicaCount=3 needs a shared database and an external NATS"},
+		},
+		{
+			name: "workers without the scale-out mode",
+			args: func(t *testing.T) []string {
+				return append(inlineGitHub(t), "--set", "worker.enabled=true", "--set", "worker.nats.existingSecret=wn")
+			},
+			msg: []string{"worker.enabled needs the scale-out mode"},
+		},
+		{
+			name: "workers without a NATS user of their own",
+			args: func(t *testing.T) []string {
+				return []string{"-f", filepath.Join(chartDir, "values-scaleout.yaml"), "--set", "github.appId=1", "--set", "worker.nats.existingSecret="}
+			},
+			msg: []string{"worker.enabled needs the worker's own NATS connection", "worker.nats.existingSecret"},
 		},
 		{
 			name: "no App ID",

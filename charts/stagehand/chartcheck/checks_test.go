@@ -54,6 +54,8 @@ type release struct {
 	pdbs            []*policyv1.PodDisruptionBudget
 	ingresses       []*networkingv1.Ingress
 	serviceAccounts map[string]*corev1.ServiceAccount
+	workers         []*appsv1.Deployment // app.kubernetes.io/component: worker
+	networkPolicies []*networkingv1.NetworkPolicy
 }
 
 func sortRelease(t *testing.T, objs []object) release {
@@ -63,6 +65,10 @@ func sortRelease(t *testing.T, objs []object) release {
 		checkMeta(t, o)
 		switch v := o.obj.(type) {
 		case *appsv1.Deployment:
+			if v.Labels["app.kubernetes.io/component"] == "worker" {
+				r.workers = append(r.workers, v)
+				continue
+			}
 			r.deployments = append(r.deployments, v)
 		case *corev1.Service:
 			r.services = append(r.services, v)
@@ -74,6 +80,8 @@ func sortRelease(t *testing.T, objs []object) release {
 			r.pdbs = append(r.pdbs, v)
 		case *networkingv1.Ingress:
 			r.ingresses = append(r.ingresses, v)
+		case *networkingv1.NetworkPolicy:
+			r.networkPolicies = append(r.networkPolicies, v)
 		case *corev1.ServiceAccount:
 			r.serviceAccounts[v.Name] = v
 		default:
@@ -313,6 +321,10 @@ func checkRelease(t *testing.T, objs []object, w want) {
 
 	// Anti-affinity.
 	checkAntiAffinity(t, ps.Affinity, w.antiAffinity, podLabels)
+
+	// The worker role and the NetworkPolicies.
+	checkWorker(t, r, d, env, w)
+	checkNetworkPolicies(t, r, d, w)
 
 	// Ingress.
 	if w.ingress != (len(r.ingresses) == 1) || len(r.ingresses) > 1 {

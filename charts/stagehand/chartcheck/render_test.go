@@ -44,6 +44,7 @@ var kinds = map[schema.GroupVersionKind]func() runtime.Object{
 	corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"): func() runtime.Object { return &corev1.PersistentVolumeClaim{} },
 	appsv1.SchemeGroupVersion.WithKind("Deployment"):            func() runtime.Object { return &appsv1.Deployment{} },
 	networkingv1.SchemeGroupVersion.WithKind("Ingress"):         func() runtime.Object { return &networkingv1.Ingress{} },
+	networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy"):   func() runtime.Object { return &networkingv1.NetworkPolicy{} },
 	policyv1.SchemeGroupVersion.WithKind("PodDisruptionBudget"): func() runtime.Object { return &policyv1.PodDisruptionBudget{} },
 }
 

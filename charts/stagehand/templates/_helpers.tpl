@@ -158,6 +158,12 @@ Checks that fail the render with a message that says what to set.
 {{- fail "the webhook secret is missing: set github.webhookSecret (the secret in the GitHub App's webhook settings) or github.existingSecret; Stagehand never accepts unsigned deliveries" }}
 {{- end }}
 {{- end }}
+{{- if and .Values.worker.enabled (not (include "stagehand.scaleOut" .)) }}
+{{- fail "worker.enabled needs the scale-out mode: the workers take their steps from an external NATS and the servers share PostgreSQL; set database and nats (see values-scaleout.yaml)" }}
+{{- end }}
+{{- if and .Values.worker.enabled (not (or .Values.worker.nats.url .Values.worker.nats.existingSecret)) }}
+{{- fail "worker.enabled needs the worker's own NATS connection: set worker.nats.existingSecret to a Secret holding a NATS URL with the worker role's user (nats://worker:PASSWORD@HOST:4222), whose permissions keep it to the worker's subjects (docs/operating.md); the servers' URL would give the workers the servers' NATS rights" }}
+{{- end }}
 {{- if and .Values.dashboard.enabled (not (include "stagehand.signIn" .)) }}
 {{- fail "dashboard.enabled exposes the dashboard through the ingress, which needs sign-in with GitHub: set dashboard.clientId (the App's Client ID) and dashboard.clientSecret or dashboard.existingSecret (see docs/operating.md)" }}
 {{- end }}
@@ -172,4 +178,25 @@ Checks that fail the render with a message that says what to set.
 {{/* An int, or a percentage as a quoted string ("50%"). */}}
 {{- define "stagehand.intOrPercent" -}}
 {{- if and (kindIs "string" .) (hasSuffix "%" .) }}{{ . | quote }}{{ else }}{{ int64 . }}{{ end }}
+{{- end }}
+
+{{/*
+The worker role (worker.enabled): its own name label, so that neither the
+server's Deployment nor its Service selects the worker's pods.
+*/}}
+{{- define "stagehand.workerSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-worker" (include "stagehand.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "stagehand.workerLabels" -}}
+helm.sh/chart: {{ include "stagehand.chart" . }}
+{{ include "stagehand.workerSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: worker
+{{- end }}
+
+{{- define "stagehand.workerName" -}}
+{{- printf "%s-worker" (include "stagehand.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
