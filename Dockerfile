@@ -50,6 +50,8 @@ ENV STAGEHAND_DATA_DIR=/var/lib/stagehand \
     HOME=/home/stagehand
 WORKDIR /var/lib/stagehand
 USER 65532:65532
-EXPOSE 8080
+# 8080: webhooks and the dashboard; 9090: /metrics when --metrics-listen :9090
+# (the chart sets it).
+EXPOSE 8080 9090
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/stagehand"]
 CMD ["serve"]
