@@ -207,9 +207,11 @@ func TestSandboxStops(t *testing.T) {
 	}{
 		{"cancel: SIGTERM reaches the script", `trap 'echo cleaning up; exit 7' TERM; echo started; sleep MARK & wait`, 0, true,
 			runner.Result{Cancelled: true, ExitCode: 7}, "started\ncleaning up\n"},
-		{"timeout", `echo started; sleep MARK`, 300 * time.Millisecond, false,
+		// Timeouts leave the sandbox time to start under load: the script
+		// must have printed before it is stopped.
+		{"timeout", `echo started; sleep MARK`, 3 * time.Second, false,
 			runner.Result{TimedOut: true, ExitCode: 128 + 15}, "started\n"},
-		{"SIGTERM ignored: SIGKILL after the grace", "trap '' TERM; echo started; setsid sleep MARK & sleep MARK", 300 * time.Millisecond, false,
+		{"SIGTERM ignored: SIGKILL after the grace", "trap '' TERM; echo started; setsid sleep MARK & sleep MARK", 3 * time.Second, false,
 			runner.Result{TimedOut: true, ExitCode: 128 + 9}, "started\n"},
 		{"left behind after the script's end", "setsid sleep MARK & sleep MARK & echo started", 0, false,
 			runner.Result{ExitCode: 0}, "started\n"},
