@@ -424,10 +424,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// The request stops counting as in flight before the client can see the
 	// answer, so a client that waits for it never overlaps with it.
 	done()
-	w.WriteHeader(resp.status)
-	_, _ = w.Write(data)
+	// Recorded before the answer is written: a client that has its answer
+	// finds the call in Calls (a test counting calls right after them).
 	call.Status = resp.status
 	s.record(call)
+	w.WriteHeader(resp.status)
+	_, _ = w.Write(data)
 }
 
 func (s *Server) record(c Call) {
