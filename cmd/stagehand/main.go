@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"github.com/stagehand-dev/stagehand/config"
 )
 
 func main() {
@@ -95,6 +97,22 @@ func parseFlags(fs *pflag.FlagSet, args []string, stderr io.Writer) (ok bool, er
 	}
 	fmt.Fprintf(stderr, "stagehand %s: %v\nRun \"stagehand %s --help\" to see its flags.\n", fs.Name(), err, fs.Name())
 	return false, exitError{2}
+}
+
+// parseServerFlags parses the flags of a command that takes flags only and
+// reads their STAGEHAND_* variables (a flag given wins). ok is false when
+// it printed help or a usage error (err then says how to exit).
+func parseServerFlags(fs *pflag.FlagSet, args []string, getenv func(string) string, stderr io.Writer) (ok bool, err error) {
+	if ok, err := parseFlags(fs, args, stderr); !ok {
+		return false, err
+	}
+	if err := noArguments(fs, stderr); err != nil {
+		return false, err
+	}
+	if err := config.ApplyEnv(fs, getenv); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // noArguments refuses arguments to a command that takes flags only.

@@ -66,13 +66,7 @@ func runPlayground(ctx context.Context, args []string, getenv func(string) strin
 	dataDir := fs.String("data-dir", "./stagehand-playground", "directory for the playground's repository, sites, database and broker (env "+config.EnvName("data-dir")+")")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error (env "+config.EnvName("log-level")+")")
 	fs.Usage = func() { fmt.Fprint(stderr, playgroundUsage+fs.FlagUsages()) }
-	if ok, err := parseFlags(fs, args, stderr); !ok {
-		return err
-	}
-	if err := noArguments(fs, stderr); err != nil {
-		return err
-	}
-	if err := config.ApplyEnv(fs, getenv); err != nil {
+	if ok, err := parseServerFlags(fs, args, getenv, stderr); !ok {
 		return err
 	}
 	dir, err := filepath.Abs(*dataDir)

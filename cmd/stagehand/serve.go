@@ -42,13 +42,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.SetOutput(stderr)
 	cfg := config.RegisterServerFlags(fs)
 	fs.Usage = func() { fmt.Fprint(stderr, serveUsage+fs.FlagUsages()) }
-	if ok, err := parseFlags(fs, args, stderr); !ok {
-		return err
-	}
-	if err := noArguments(fs, stderr); err != nil {
-		return err
-	}
-	if err := config.ApplyEnv(fs, getenv); err != nil {
+	if ok, err := parseServerFlags(fs, args, getenv, stderr); !ok {
 		return err
 	}
 	if err := cfg.Resolve(getenv); err != nil {

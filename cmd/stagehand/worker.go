@@ -60,13 +60,7 @@ func worker(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error"+env("log-level"))
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json"+env("log-format"))
 	fs.Usage = func() { fmt.Fprint(stderr, workerUsage+fs.FlagUsages()) }
-	if ok, err := parseFlags(fs, args, stderr); !ok {
-		return err
-	}
-	if err := noArguments(fs, stderr); err != nil {
-		return err
-	}
-	if err := config.ApplyEnv(fs, getenv); err != nil {
+	if ok, err := parseServerFlags(fs, args, getenv, stderr); !ok {
 		return err
 	}
 	if err := c.check(); err != nil {
