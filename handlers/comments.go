@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-github/v62/github"
@@ -82,12 +83,16 @@ func (h *Webhooks) issueComment(ctx context.Context, d delivery, ev *github.Issu
 			answers = append(answers, fmt.Sprintf("❓ `%s`: %s", e.Raw, e.Message))
 			h.refuse(ctx, user, "parse", e)
 		}
+		// The commands of one comment share the moment it was handled: one
+		// permission check and one reading of the policy, asked for when
+		// the first command that needs them comes.
+		authorize := sync.OnceValues(func() (*authorization, error) { return h.authorize(ctx, prog, user) })
 		for i, c := range cmds {
 			// The key makes each command of a comment take effect once:
 			// GitHub handling the delivery again, and a replay of the signed
 			// delivery under a new GUID, find it recorded.
 			cctx := bot.WithCommandKey(ctx, fmt.Sprintf("comment/%d/command-%d", commentID, i+1))
-			answers = append(answers, h.runCommand(cctx, prog, user, c, bare))
+			answers = append(answers, h.runCommand(cctx, prog, user, c, bare, authorize))
 		}
 	}
 	if _, err := h.GitHub.CreateComment(ctx, inst, prog.Owner, prog.Repo, issue, strings.Join(answers, "\n\n")); err != nil {
@@ -127,12 +132,16 @@ func productionCommand(c bot.SlashCommand) bool {
 }
 
 // runCommand authorizes and runs one command and says what happened.
-func (h *Webhooks) runCommand(ctx context.Context, prog bot.Program, user string, c bot.SlashCommand, bare bool) string {
+func (h *Webhooks) runCommand(ctx context.Context, prog bot.Program, user string, c bot.SlashCommand, bare bool, authorize func() (*authorization, error)) string {
 	prefix := fmt.Sprintf("`%s`: ", c.Raw)
 	if c.Name == "help" {
 		return bot.SlashHelp(bare)
 	}
-	auth, err := h.authorize(ctx, prog, user, productionCommand(c))
+	auth, err := authorize()
+	var actx context.Context
+	if err == nil {
+		actx, err = auth.action(ctx, productionCommand(c))
+	}
 	if err != nil {
 		var rf *refusal
 		if errors.As(err, &rf) {
@@ -142,7 +151,7 @@ func (h *Webhooks) runCommand(ctx context.Context, prog bot.Program, user string
 		h.refuse(ctx, user, c.Name, err)
 		return "⚠️ " + prefix + "refused: Stagehand could not check that you may do this (" + err.Error() + "); nothing was done, try again later"
 	}
-	msg, err := h.execute(auth.ctx, prog, user, c, auth.policy)
+	msg, err := h.execute(actx, prog, user, c, auth.policy)
 	var re *bot.RuleError
 	switch {
 	case errors.Is(err, bot.ErrAlreadyDone):

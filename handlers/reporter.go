@@ -331,31 +331,44 @@ func (r *Reporter) report(ctx context.Context, id int64) error {
 	})
 }
 
-// Buttons says what the execution's check run shows now: the GitHub id of
-// its current phase's check run (0 when there is none yet, or it was
-// closed) and the identifiers of the buttons the execution's state offers.
-// A click that is not on that check run, or not on one of those buttons,
-// is stale.
-func (r *Reporter) Buttons(ctx context.Context, executionID int64) (checkRunID int64, identifiers []string, err error) {
+// Shown is what an execution's check run shows now: the GitHub id of its
+// current phase's check run (0 when there is none yet, or it was closed),
+// the identifiers of the buttons the execution's state offers, and how
+// many events the execution has (its history so far: a button offered
+// again after it moved is a new gate).
+type Shown struct {
+	CheckRunID  int64
+	Identifiers []string
+	Events      int
+}
+
+// Buttons says what the execution's check run shows now. A click that is
+// not on that check run, or not on one of those buttons, is stale.
+func (r *Reporter) Buttons(ctx context.Context, executionID int64) (Shown, error) {
 	s, err := r.load(ctx, executionID)
 	if err != nil {
-		return 0, nil, err
+		return Shown{}, err
 	}
+	s.in.Phase = currentPhase(s.refs)
+	shown := Shown{Events: len(s.in.Events)}
+	if last, ok := s.refs[phaseKey(s.in.Phase)]; ok && last.Reported != reportedClosed {
+		shown.CheckRunID = last.GitHubID
+	}
+	for _, a := range ghapp.RenderCheckRun(s.in).Actions {
+		shown.Identifiers = append(shown.Identifiers, a.Identifier)
+	}
+	return shown, nil
+}
+
+// currentPhase is the newest phase that has a check run (0 when none has).
+func currentPhase(refs map[string]bot.GitHubRef) int {
 	phase := 0
 	for {
-		if _, ok := s.refs[phaseKey(phase+1)]; !ok {
-			break
+		if _, ok := refs[phaseKey(phase+1)]; !ok {
+			return phase
 		}
 		phase++
 	}
-	s.in.Phase = phase
-	if last, ok := s.refs[phaseKey(phase)]; ok && last.Reported != reportedClosed {
-		checkRunID = last.GitHubID
-	}
-	for _, a := range ghapp.RenderCheckRun(s.in).Actions {
-		identifiers = append(identifiers, a.Identifier)
-	}
-	return checkRunID, identifiers, nil
 }
 
 // phaseKey names the check run of phase n.
@@ -371,13 +384,7 @@ func phaseKey(n int) string { return fmt.Sprintf("check-run/%d", n) }
 // GitHub without its answer reaching us: the reporter then looks the check
 // run up instead of creating a second one.
 func (r *Reporter) reportCheckRun(ctx context.Context, s *snapshot) error {
-	phase := 0
-	for {
-		if _, ok := s.refs[phaseKey(phase+1)]; !ok {
-			break
-		}
-		phase++
-	}
+	phase := currentPhase(s.refs)
 	s.in.Phase = phase
 	view := ghapp.RenderCheckRun(s.in)
 	gate := gateOf(view, s.in.Steps)

@@ -40,51 +40,66 @@ func (h *Webhooks) refuse(ctx context.Context, who, what string, err error) {
 // writeLevels are the repository permissions that may use Stagehand.
 var writeLevels = map[string]bool{"admin": true, "maintain": true, "write": true}
 
-// authorization is what authorize established about a person: the policy
-// read for the command, and a context that carries it and the person's
-// standing to the engine.
+// authorization is what authorize established about a person at the
+// moment of a click or a comment: they have write permission, and the
+// policy read from the default branch. Whether they are a production
+// approver is asked of GitHub only when an action needs it, once.
 type authorization struct {
-	ctx    context.Context
-	policy bot.Policy
+	h         *Webhooks
+	prog      bot.Program
+	user      string
+	policy    bot.Policy
+	approvers bot.Approvers
+	approver  *bool // nil until asked
 }
 
-// authorize checks, at the moment of the click or command, that user has
-// write permission on the repository, reads the program's policy from its
-// default branch, and, for a production action (SPEC §5), whether user is
-// one of the production approvers. It fails closed: any error reading the
-// permission, the policy or a team refuses. The engine enforces production
-// actions and prevent_self_approval with what authorize found.
-func (h *Webhooks) authorize(ctx context.Context, prog bot.Program, user string, production bool) (authorization, error) {
+// authorize checks, at the moment of the click or comment, that user has
+// write permission on the repository and reads the program's policy from
+// its default branch. It fails closed: any error reading the permission or
+// the policy refuses.
+func (h *Webhooks) authorize(ctx context.Context, prog bot.Program, user string) (*authorization, error) {
 	perm, err := h.GitHub.Permission(ctx, prog.InstallationID, prog.Owner, prog.Repo, user)
 	if err != nil {
-		return authorization{}, fmt.Errorf("checking %s's permission on %s: %w", user, prog.FullName(), err)
+		return nil, fmt.Errorf("checking %s's permission on %s: %w", user, prog.FullName(), err)
 	}
 	if !writeLevels[perm] {
-		return authorization{}, &refusal{fmt.Sprintf("@%s has %s permission on %s; Stagehand needs write or higher", user, perm, prog.FullName())}
+		return nil, &refusal{fmt.Sprintf("@%s has %s permission on %s; Stagehand needs write or higher", user, perm, prog.FullName())}
 	}
 	pol, err := h.Policies.Policy(ctx, prog)
 	if err != nil {
 		var re *bot.RuleError
 		if errors.As(err, &re) {
-			return authorization{}, &refusal{re.Message}
+			return nil, &refusal{re.Message}
 		}
-		return authorization{}, fmt.Errorf("reading the policy of %s: %w", prog.FullName(), err)
+		return nil, fmt.Errorf("reading the policy of %s: %w", prog.FullName(), err)
 	}
-	a := bot.Authorization{Approvers: "anyone with write permission"}
-	var approvers bot.Approvers
+	a := &authorization{h: h, prog: prog, user: user, policy: pol}
 	if pol.Config != nil && pol.Config.Production != nil {
-		approvers = pol.Config.Production.Approvers
+		a.approvers = pol.Config.Production.Approvers
 	}
-	if len(approvers.Users) > 0 || len(approvers.Teams) > 0 {
-		a.Approvers = strings.Join(append(append([]string{}, approvers.Users...), approvers.Teams...), ", ")
+	return a, nil
+}
+
+// action returns ctx carrying the policy and, for a production action
+// (SPEC §5), whether the person is one of the production approvers: the
+// engine enforces production actions and prevent_self_approval with them.
+// An error checking a team refuses (fail closed).
+func (a *authorization) action(ctx context.Context, production bool) (context.Context, error) {
+	ba := bot.Authorization{Approvers: "anyone with write permission"}
+	if len(a.approvers.Users) > 0 || len(a.approvers.Teams) > 0 {
+		ba.Approvers = strings.Join(append(append([]string{}, a.approvers.Users...), a.approvers.Teams...), ", ")
 	}
 	if production {
-		if a.ProductionApprover, err = h.isApprover(ctx, prog, user, approvers); err != nil {
-			return authorization{}, err
+		if a.approver == nil {
+			ok, err := a.h.isApprover(ctx, a.prog, a.user, a.approvers)
+			if err != nil {
+				return ctx, err
+			}
+			a.approver = &ok
 		}
+		ba.ProductionApprover = *a.approver
 	}
-	ctx = bot.WithPolicy(bot.WithAuthorization(ctx, a), pol)
-	return authorization{ctx: ctx, policy: pol}, nil
+	return bot.WithPolicy(bot.WithAuthorization(ctx, ba), a.policy), nil
 }
 
 // isApprover reports whether user is one of the production approvers;
@@ -170,38 +185,30 @@ func (h *Webhooks) checkRun(ctx context.Context, d delivery, ev *github.CheckRun
 		action = ev.GetRequestedAction().Identifier
 	}
 	production := action == ghapp.ActionApprove || action == ghapp.ActionApproveRollback || action == ghapp.ActionReject || action == ghapp.ActionDeployNow
-	auth, err := h.authorize(ctx, prog, user, production)
+	auth, err := h.authorize(ctx, prog, user)
+	if err == nil {
+		ctx, err = auth.action(ctx, production)
+	}
 	if err != nil {
 		return h.answerClick(ctx, d, ex, user, action, err)
 	}
-	ctx = auth.ctx
 	// A button acts only while its check run shows it (SPEC §7, replays):
 	// a click on an older check run, or on a button the execution's state
 	// no longer offers, is answered as stale.
 	checkRunID := ev.GetCheckRun().GetID()
-	if action != "rerequested" {
-		current, offered, err := (&Reporter{Store: h.Store, ParseConfig: h.ParseConfig}).Buttons(ctx, ex.ID)
-		if err != nil {
-			return err
-		}
-		if current != checkRunID || !slices.Contains(offered, action) {
-			return h.answerClick(ctx, d, ex, user, action, &staleClick{action: action, execution: ex})
-		}
+	shown, err := (&Reporter{Store: h.Store, ParseConfig: h.ParseConfig}).Buttons(ctx, ex.ID)
+	if err != nil {
+		return err
+	}
+	if action != "rerequested" && (shown.CheckRunID != checkRunID || !slices.Contains(shown.Identifiers, action)) {
+		return h.answerClick(ctx, d, ex, user, action, &staleClick{action: action, execution: ex})
 	}
 	// The key makes the click act once per gate and person: the same
 	// person's second click, GitHub handling the delivery again and a
 	// replay of the signed delivery under a new GUID all find it recorded.
 	// The gate is the check run and the execution's history so far (a
 	// button offered again after the state moved is a new gate).
-	var events int
-	if err := h.Store.View(ctx, func(tx bot.Tx) error {
-		evs, err := tx.Events(ctx, ex.ID)
-		events = len(evs)
-		return err
-	}); err != nil {
-		return err
-	}
-	ctx = bot.WithCommandKey(ctx, fmt.Sprintf("click/%d/%d/%s/%s", checkRunID, events, action, strings.ToLower(user)))
+	ctx = bot.WithCommandKey(ctx, fmt.Sprintf("click/%d/%d/%s/%s", checkRunID, shown.Events, action, strings.ToLower(user)))
 	var cmdErr error
 	switch action {
 	case "rerequested":
@@ -329,7 +336,10 @@ func (h *Webhooks) checkSuite(ctx context.Context, d delivery, ev *github.CheckS
 	if err != nil {
 		return err
 	}
-	auth, err := h.authorize(ctx, prog, user, false)
+	auth, err := h.authorize(ctx, prog, user)
+	if err == nil {
+		ctx, err = auth.action(ctx, false)
+	}
 	if err != nil {
 		var rf *refusal
 		if !errors.As(err, &rf) {
@@ -339,7 +349,6 @@ func (h *Webhooks) checkSuite(ctx context.Context, d delivery, ev *github.CheckS
 		_, merr := h.mark(ctx, d, nil)
 		return merr
 	}
-	ctx = auth.ctx
 	for _, kind := range bot.PipelineKinds {
 		if e, ok := latest[kind]; ok && !e.State.Active() {
 			// Once per suite, execution and person: a replay finds the
