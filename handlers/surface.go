@@ -132,12 +132,34 @@ func (h *Webhooks) isApprover(ctx context.Context, prog bot.Program, user string
 // default branch current.
 func (h *Webhooks) programFor(ctx context.Context, inst int64, r bot.Repository) (bot.Program, error) {
 	var prog bot.Program
-	err := h.Store.Update(ctx, func(tx bot.Tx) error {
+	err := h.Store.View(ctx, func(tx bot.Tx) error {
+		var err error
+		if r.ID != 0 {
+			prog, err = tx.ProgramByGitHubID(ctx, r.ID)
+		} else {
+			prog, err = tx.ProgramByName(ctx, r.Owner, r.Name)
+		}
+		return err
+	})
+	switch {
+	case err == nil && upToDate(prog, inst, r):
+		return prog, nil // most clicks and comments: no write
+	case err != nil && !errors.Is(err, bot.ErrNotFound):
+		return prog, err
+	}
+	err = h.Store.Update(ctx, func(tx bot.Tx) error {
 		var err error
 		prog, err = tx.EnsureProgram(ctx, inst, r)
 		return err
 	})
 	return prog, err
+}
+
+// upToDate reports whether a stored program already says what the payload
+// says of its repository, so that EnsureProgram would change nothing.
+func upToDate(prog bot.Program, inst int64, r bot.Repository) bool {
+	return !prog.Removed && prog.InstallationID == inst && prog.GitHubID == r.ID &&
+		prog.Owner == r.Owner && prog.Repo == r.Name && (r.DefaultBranch == "" || prog.DefaultBranch == r.DefaultBranch)
 }
 
 // checkRun handles clicks on check-run buttons and re-run requests.
