@@ -300,24 +300,8 @@ func replRepos(t *testing.T, gh *fakegithub.Server, root string) []*replProgram 
 			".github/stagehand.yml": cfg,
 			"run.sh":                strings.NewReplacer("RECORD", p.record, "SLEEP", sleep).Replace(replScript),
 		}
-		for name, content := range files {
-			f := filepath.Join(dir, name)
-			if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		git := func(args ...string) string {
-			cmd := exec.Command("git", append([]string{"-c", "user.name=T", "-c", "user.email=t@example.com"}, args...)...)
-			cmd.Dir = dir
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("git %v: %v\n%s", args, err, out)
-			}
-			return strings.TrimSpace(string(out))
-		}
+		writeFiles(t, dir, files)
+		git := gitIn(t, dir)
 		git("init", "-q", "-b", "main")
 		gh.AddRepo(replInst, replOwner, p.repo)
 		for c := 0; c < replCommits; c++ {
