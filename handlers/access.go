@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
 )
 
 // Permission is what a dashboard visitor may see of a program: its
@@ -63,7 +63,7 @@ func (v *viewer) permission(ctx context.Context, p bot.Program) (Permission, err
 	e, ok := s.cache.get(key, now)
 	if !ok {
 		repos, err := v.readable(ctx, p)
-		if errors.Is(err, ghapp.ErrTokenRefused) {
+		if errors.Is(err, githubapp.ErrTokenRefused) {
 			if v.sessionID != "" {
 				s.logger.InfoContext(ctx, "dashboard session ended: GitHub refuses its token", "login", v.login, bot.LogError, err)
 				s.endSession(ctx, v.sessionID)
@@ -100,7 +100,7 @@ func programKey(p bot.Program) string {
 
 // readable asks GitHub which repositories v can read: those of p's
 // installation for a session, p's repository alone for a token.
-func (v *viewer) readable(ctx context.Context, p bot.Program) ([]ghapp.RepoAccess, error) {
+func (v *viewer) readable(ctx context.Context, p bot.Program) ([]githubapp.RepoAccess, error) {
 	gh := v.signIn.github
 	if !v.bearer {
 		if p.InstallationID == 0 {
@@ -112,7 +112,7 @@ func (v *viewer) readable(ctx context.Context, p bot.Program) ([]ghapp.RepoAcces
 	if err != nil || !ok {
 		return nil, err
 	}
-	return []ghapp.RepoAccess{r}, nil
+	return []githubapp.RepoAccess{r}, nil
 }
 
 // The access cache: what GitHub said each session or token may read, for

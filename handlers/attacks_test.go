@@ -11,8 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 )
 
 // The attacks of SPEC §7 by a person with write permission (mallory), each
@@ -37,7 +37,7 @@ func (e *surfaceEnv) pushBranch(branch string, files map[string]string) string {
 	sha := r.commit("change on "+branch, files)
 	r.git("checkout", "-q", "main")
 	var p map[string]any
-	if err := json.Unmarshal(fakegithub.Payload("push/branch-created.json"), &p); err != nil {
+	if err := json.Unmarshal(githubtest.Payload("push/branch-created.json"), &p); err != nil {
 		e.t.Fatal(err)
 	}
 	p["ref"], p["after"], p["created"] = "refs/heads/"+branch, sha, true
@@ -52,7 +52,7 @@ func (e *surfaceEnv) pushBranch(branch string, files map[string]string) string {
 func (e *surfaceEnv) deliverComment(user, body string, edit func(p map[string]any)) []string {
 	e.t.Helper()
 	var p map[string]any
-	if err := json.Unmarshal(fakegithub.Payload("issue_comment/created.with-installation.json"), &p); err != nil {
+	if err := json.Unmarshal(githubtest.Payload("issue_comment/created.with-installation.json"), &p); err != nil {
 		e.t.Fatal(err)
 	}
 	before := len(e.gh.Comments(owner, repo, 1))
@@ -150,7 +150,7 @@ func TestAttackSideBranchPolicy(t *testing.T) {
 	if diff := cmp.Diff(before, e.snapshotState()); diff != "" {
 		t.Errorf("the side branch's push changed state (-before +after):\n%s", diff)
 	}
-	var cfgRun *fakegithub.CheckRun
+	var cfgRun *githubtest.CheckRun
 	for _, cr := range e.gh.CheckRuns(owner, repo) {
 		if cr.Name == "stagehand/config" && cr.HeadSHA == sha {
 			cfgRun = &cr
@@ -185,7 +185,7 @@ func TestAttackSideBranchDropsApprovers(t *testing.T) {
 		t.Errorf("mallory's approval was answered %q", replies)
 	}
 	prod := e.checkRuns(bot.ProdOnly, "")
-	e.click(prod[len(prod)-1], ghapp.ActionApprove, "mallory")
+	e.click(prod[len(prod)-1], githubapp.ActionApprove, "mallory")
 	e.settle()
 	if diff := cmp.Diff(before, e.snapshotState()); diff != "" {
 		t.Errorf("a non-approver's approval changed state (-before +after):\n%s", diff)
@@ -240,7 +240,7 @@ func TestAttackProductionActionsByWriter(t *testing.T) {
 	if !strings.Contains(strings.Join(labels(last), ","), "Deploy Now") {
 		t.Fatalf("the schedule check run shows %v, want Deploy Now", labels(last))
 	}
-	e.click(last, ghapp.ActionDeployNow, "mallory")
+	e.click(last, githubapp.ActionDeployNow, "mallory")
 	e.settle()
 	if diff := cmp.Diff(before, e.snapshotState()); diff != "" {
 		t.Errorf("production actions by a writer changed state (-before +after):\n%s", diff)
@@ -250,7 +250,7 @@ func TestAttackProductionActionsByWriter(t *testing.T) {
 		t.Errorf("env set stage by a writer was answered %q", replies)
 	}
 	// The approver may.
-	e.click(e.gh.CheckRun(last.ID), ghapp.ActionDeployNow, "bob")
+	e.click(e.gh.CheckRun(last.ID), githubapp.ActionDeployNow, "bob")
 	e.waitState(2, bot.ExecutionSucceeded)
 }
 
@@ -311,9 +311,9 @@ func TestAttackReplayedClick(t *testing.T) {
 	e.push()
 	e.waitReported(1, bot.ExecutionSucceeded)
 	cr := e.checkRuns(bot.StageOnly, "")[0]
-	e.click(cr, ghapp.ActionPromote, "alice")
+	e.click(cr, githubapp.ActionPromote, "alice")
 	e.report()
-	e.click(e.gh.CheckRun(cr.ID), ghapp.ActionConfirm, "alice")
+	e.click(e.gh.CheckRun(cr.ID), githubapp.ActionConfirm, "alice")
 	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
 	e.comment("bob", "/stagehand reject 2")
 	e.waitState(2, bot.ExecutionCancelled)
@@ -321,7 +321,7 @@ func TestAttackReplayedClick(t *testing.T) {
 	before := e.snapshotState()
 	// The same Confirm click, replayed: the check run shows Promote Build
 	// now, not Confirm.
-	e.click(e.gh.CheckRun(cr.ID), ghapp.ActionConfirm, "alice")
+	e.click(e.gh.CheckRun(cr.ID), githubapp.ActionConfirm, "alice")
 	e.settle()
 	if diff := cmp.Diff(before, e.snapshotState()); diff != "" {
 		t.Errorf("a replayed Confirm changed state (-before +after):\n%s", diff)
@@ -332,18 +332,18 @@ func TestAttackReplayedClick(t *testing.T) {
 
 	// Approve on an approval gate: a replay of bob's click after it passed
 	// is stale (the gate's check run no longer offers it).
-	e.click(e.gh.CheckRun(cr.ID), ghapp.ActionPromote, "alice")
+	e.click(e.gh.CheckRun(cr.ID), githubapp.ActionPromote, "alice")
 	e.report()
-	e.click(e.gh.CheckRun(cr.ID), ghapp.ActionConfirm, "alice")
+	e.click(e.gh.CheckRun(cr.ID), githubapp.ActionConfirm, "alice")
 	e.waitStep(3, bot.StepApproval, bot.StepWaiting)
 	e.report()
 	prod := e.checkRuns(bot.ProdOnly, "")
 	gate := prod[len(prod)-1]
-	e.click(gate, ghapp.ActionApprove, "bob")
+	e.click(gate, githubapp.ActionApprove, "bob")
 	e.waitStep(3, bot.StepSchedule, bot.StepWaiting)
 	e.report()
 	before = e.snapshotState()
-	e.click(gate, ghapp.ActionApprove, "bob")
+	e.click(gate, githubapp.ActionApprove, "bob")
 	e.settle()
 	if diff := cmp.Diff(before, e.snapshotState()); diff != "" {
 		t.Errorf("a replayed Approve changed state (-before +after):\n%s", diff)
@@ -364,7 +364,7 @@ func TestAttackWhoMayNot(t *testing.T) {
 		if len(replies) != 1 || !strings.Contains(replies[0], "Stagehand needs write or higher") {
 			t.Errorf("%s's promote was answered %q", user, replies)
 		}
-		e.click(cr, ghapp.ActionPromote, user)
+		e.click(cr, githubapp.ActionPromote, user)
 	}
 	replies := e.deliverComment("dependabot[bot]", "/stagehand promote", func(p map[string]any) {
 		p["sender"].(map[string]any)["type"] = "Bot"

@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
 )
 
 // brokenFiles is a contents API that fails for the configuration file.
@@ -88,7 +88,7 @@ func TestFailClosed(t *testing.T) {
 			// A click is refused with a note on its check run, or its
 			// delivery fails and is retried later (checked again then):
 			// never allowed.
-			body, _ := json.Marshal(e.clickPayload(gate[len(gate)-1], ghapp.ActionApprove, "bob"))
+			body, _ := json.Marshal(e.clickPayload(gate[len(gate)-1], githubapp.ActionApprove, "bob"))
 			_ = e.hooks.handle(context.Background(), delivery{guid: "click-" + tt.name, event: "check_run", payload: body})
 			if diff := cmp.Diff(before, e.snapshotState()); diff != "" {
 				t.Errorf("state changed (-before +after):\n%s", diff)

@@ -6,14 +6,14 @@ import (
 	"os"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
 	"github.com/stagehand-dev/stagehand/bot/runner"
 )
 
 // TokenSource gives an installation token for git over HTTPS on one
 // repository of the installation, which may read that repository's contents
-// and nothing else (ghapp.App.Token).
-type TokenSource func(ctx context.Context, installationID int64, repo ghapp.Repository) (string, error)
+// and nothing else (githubapp.App.Token).
+type TokenSource func(ctx context.Context, installationID int64, repo githubapp.Repository) (string, error)
 
 // GitRepos reaches programs' repositories with git: checkouts for steps,
 // ancestry for the rollback guard, branch heads for manual starts.
@@ -27,7 +27,7 @@ func (g *GitRepos) spec(ctx context.Context, prog bot.Program, dir string) (runn
 	s := runner.CheckoutSpec{GitURL: g.BaseURL, Owner: prog.Owner, Repo: prog.Repo, Dir: dir}
 	if g.Token != nil {
 		// By id when the program has it (it survives a rename), else by name.
-		tok, err := g.Token(ctx, prog.InstallationID, ghapp.Repository{ID: prog.GitHubID, Name: prog.Repo})
+		tok, err := g.Token(ctx, prog.InstallationID, githubapp.Repository{ID: prog.GitHubID, Name: prog.Repo})
 		if err != nil {
 			return s, fmt.Errorf("getting a token for %s: %w", prog.FullName(), err)
 		}

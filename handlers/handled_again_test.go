@@ -16,8 +16,8 @@ import (
 	"github.com/google/go-github/v62/github"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 )
 
 // A delivery is handled again when its handler fails after doing part of
@@ -53,7 +53,7 @@ func TestCommentHandledAgainDoesNotRepeatCommands(t *testing.T) {
 	e.waitState(1, bot.ExecutionSucceeded)
 
 	var p map[string]any
-	if err := json.Unmarshal(fakegithub.Payload("issue_comment/created.with-installation.json"), &p); err != nil {
+	if err := json.Unmarshal(githubtest.Payload("issue_comment/created.with-installation.json"), &p); err != nil {
 		t.Fatal(err)
 	}
 	const body = "/stagehand promote\n/stagehand env set stage K=V"
@@ -65,7 +65,7 @@ func TestCommentHandledAgainDoesNotRepeatCommands(t *testing.T) {
 	e.setRepo(p)
 	const guid = "comment-handled-twice"
 
-	attempts := ghapp.DefaultRetryPolicy.MaxAttempts
+	attempts := githubapp.DefaultRetryPolicy.MaxAttempts
 	if fastRetry.MaxAttempts != 0 {
 		attempts = fastRetry.MaxAttempts
 	}
@@ -148,7 +148,7 @@ func TestClickHandledAgainStartsOnce(t *testing.T) {
 	cr := e.checkRuns(bot.StageOnly, "")[0]
 
 	var p map[string]any
-	if err := json.Unmarshal(fakegithub.Payload("check_run/requested_action.json"), &p); err != nil {
+	if err := json.Unmarshal(githubtest.Payload("check_run/requested_action.json"), &p); err != nil {
 		t.Fatal(err)
 	}
 	run := p["check_run"].(map[string]any)
@@ -176,7 +176,7 @@ func TestClickHandledAgainStartsOnce(t *testing.T) {
 }
 
 // goneChecks is GitHub on which some check runs were deleted: updating one
-// of them answers 404 (which the ghapp client reports as bot.ErrNotFound).
+// of them answers 404 (which the githubapp client reports as bot.ErrNotFound).
 type goneChecks struct {
 	ChecksAPI
 	gone map[int64]bool
@@ -203,8 +203,8 @@ func TestReporterRecreatesACheckRunGoneFromGitHub(t *testing.T) {
 	}
 	e.reporter.GitHub = &goneChecks{ChecksAPI: e.reporter.GitHub, gone: map[int64]bool{first[0].ID: true}}
 
-	e.click(first[0], ghapp.ActionPromote, "alice") // the check run must show Confirm / Dismiss now
-	e.report()                                      // fails without the fix: "updating check run …: not found"
+	e.click(first[0], githubapp.ActionPromote, "alice") // the check run must show Confirm / Dismiss now
+	e.report()                                          // fails without the fix: "updating check run …: not found"
 
 	runs := e.checkRuns(bot.StageOnly, "")
 	if len(runs) != 2 {

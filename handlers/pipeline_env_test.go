@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 	"github.com/stagehand-dev/stagehand/config"
 	"github.com/stagehand-dev/stagehand/state"
 )
@@ -270,7 +270,7 @@ func (e *pipelineEnv) push() string {
 	e.t.Helper()
 	sha := e.repo.git("rev-parse", "HEAD")
 	var p map[string]any
-	if err := json.Unmarshal(fakegithub.Payload("push/branch-created.json"), &p); err != nil {
+	if err := json.Unmarshal(githubtest.Payload("push/branch-created.json"), &p); err != nil {
 		e.t.Fatal(err)
 	}
 	p["ref"], p["after"], p["created"] = "refs/heads/main", sha, false

@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-github/v62/github"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
 )
 
 // ConfigPath is where a repository keeps its Stagehand configuration.
@@ -223,16 +223,16 @@ func (h *Webhooks) explainPush(ctx context.Context, prog bot.Program, branch, sh
 	if h.Checks == nil {
 		return
 	}
-	var views []ghapp.CheckRunView
+	var views []githubapp.CheckRunView
 	switch {
 	case x.ownProblems != nil:
-		views = append(views, ghapp.ConfigCheckRun(sha, configProblems(x.ownProblems)))
+		views = append(views, githubapp.ConfigCheckRun(sha, configProblems(x.ownProblems)))
 	case x.own != nil && len(x.own.Pipelines) > 0 && branch != prog.DefaultBranch:
-		views = append(views, ghapp.PolicyElsewhereCheckRun(sha, branch, prog.DefaultBranch))
+		views = append(views, githubapp.PolicyElsewhereCheckRun(sha, branch, prog.DefaultBranch))
 	}
 	for _, d := range x.decisions {
 		if !d.Start && strings.Contains(d.Reason, "has priority") {
-			views = append(views, ghapp.NotStartedView(d.Pipeline, sha, d.Reason, strings.TrimRight(h.PublicURL, "/")+"/programs/"+prog.FullName()))
+			views = append(views, githubapp.NotStartedView(d.Pipeline, sha, d.Reason, strings.TrimRight(h.PublicURL, "/")+"/programs/"+prog.FullName()))
 		}
 	}
 	for _, v := range views {
@@ -245,8 +245,8 @@ func (h *Webhooks) explainPush(ctx context.Context, prog bot.Program, branch, sh
 var diagLine = regexp.MustCompile(`^[^:]*:(\d+):(\d+): (warning: )?(.*)$`)
 
 // configProblems reads the "file:line:col: message" lines of a parse error.
-func configProblems(lines []string) []ghapp.ConfigProblem {
-	var out []ghapp.ConfigProblem
+func configProblems(lines []string) []githubapp.ConfigProblem {
+	var out []githubapp.ConfigProblem
 	for _, line := range lines {
 		m := diagLine.FindStringSubmatch(strings.TrimSpace(line))
 		if m == nil {
@@ -254,7 +254,7 @@ func configProblems(lines []string) []ghapp.ConfigProblem {
 		}
 		l, _ := strconv.Atoi(m[1])
 		c, _ := strconv.Atoi(m[2])
-		out = append(out, ghapp.ConfigProblem{Line: l, Col: c, Message: m[4], Warning: m[3] != ""})
+		out = append(out, githubapp.ConfigProblem{Line: l, Col: c, Message: m[4], Warning: m[3] != ""})
 	}
 	return out
 }

@@ -14,8 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 	"github.com/stagehand-dev/stagehand/config"
 	"github.com/stagehand-dev/stagehand/state"
 )
@@ -39,14 +39,14 @@ pipelines:
 `
 
 // fastRetry keeps the client's retries of GitHub faults short in tests.
-var fastRetry = ghapp.RetryPolicy{BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
+var fastRetry = githubapp.RetryPolicy{BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
 
 type fixedClock struct{ t time.Time }
 
 func (c fixedClock) Now() time.Time { return c.t }
 
 type env struct {
-	gh    *fakegithub.Server
+	gh    *githubtest.Server
 	store *state.SQLite
 	h     *Webhooks
 	heads staticHeads
@@ -65,12 +65,12 @@ func (h staticHeads) HeadCommit(_ context.Context, _ bot.Program, branch string)
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	gh := fakegithub.New(t)
-	pemBytes, key := fakegithub.GenerateAppKey(t)
+	gh := githubtest.New(t)
+	pemBytes, key := githubtest.GenerateAppKey(t)
 	gh.SetAppKey(testAppID, &key.PublicKey)
 	gh.AddInstallation(inst, owner)
 	gh.AddRepo(inst, owner, repo)
-	app, err := ghapp.New(ghapp.Options{AppID: testAppID, PrivateKeyPEM: pemBytes, APIURL: gh.URL(), Retry: fastRetry})
+	app, err := githubapp.New(githubapp.Options{AppID: testAppID, PrivateKeyPEM: pemBytes, APIURL: gh.URL(), Retry: fastRetry})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func newEnv(t *testing.T) *env {
 func pushPayload(t *testing.T, edit map[string]any) []byte {
 	t.Helper()
 	var p map[string]any
-	if err := json.Unmarshal(fakegithub.Payload("push/branch-created.json"), &p); err != nil {
+	if err := json.Unmarshal(githubtest.Payload("push/branch-created.json"), &p); err != nil {
 		t.Fatal(err)
 	}
 	for k, v := range edit {
@@ -166,7 +166,7 @@ func TestPushQueuesStageOnlyAndExplainsTheRest(t *testing.T) {
 	e := newEnv(t)
 	const sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 	e.gh.SetFile(owner, repo, sha, ConfigPath, []byte(bothOnMaster))
-	d := delivery{guid: "g-1", event: "push", payload: fakegithub.Payload("push/branch-created.json")}
+	d := delivery{guid: "g-1", event: "push", payload: githubtest.Payload("push/branch-created.json")}
 	if err := e.h.handle(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestPushStartsNothing(t *testing.T) {
 	}{
 		{
 			name:    "tag push",
-			payload: func(t *testing.T) []byte { return fakegithub.Payload("push/tag-created.ghes-3.5.json") },
+			payload: func(t *testing.T) []byte { return githubtest.Payload("push/tag-created.ghes-3.5.json") },
 			config:  bothOnMaster,
 		},
 		{
@@ -239,13 +239,13 @@ func TestPushStartsNothing(t *testing.T) {
 		},
 		{
 			name:        "no configuration file",
-			payload:     func(t *testing.T) []byte { return fakegithub.Payload("push/branch-created.json") },
+			payload:     func(t *testing.T) []byte { return githubtest.Payload("push/branch-created.json") },
 			wantRecords: []string{": nothing started: Codertocat/Hello-World has no .github/stagehand.yml at 6113728"},
 			wantFetches: 1,
 		},
 		{
 			name:        "invalid configuration file",
-			payload:     func(t *testing.T) []byte { return fakegithub.Payload("push/branch-created.json") },
+			payload:     func(t *testing.T) []byte { return githubtest.Payload("push/branch-created.json") },
 			config:      "version: 1\npipelines:\n  prod-only: {trigger: on-git-changes}\n",
 			wantFetches: 1,
 		},
@@ -305,8 +305,8 @@ func TestPushFetchFailureIsRetried(t *testing.T) {
 	e := newEnv(t)
 	const sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 	e.gh.SetFile(owner, repo, sha, ConfigPath, []byte(bothOnMaster))
-	e.gh.FailNext("/repos/"+owner+"/"+repo+"/contents/", ghapp.DefaultRetryPolicy.MaxAttempts, 502, nil) // more than the client retries
-	d := delivery{guid: "g-retry", event: "push", payload: fakegithub.Payload("push/branch-created.json")}
+	e.gh.FailNext("/repos/"+owner+"/"+repo+"/contents/", githubapp.DefaultRetryPolicy.MaxAttempts, 502, nil) // more than the client retries
+	d := delivery{guid: "g-retry", event: "push", payload: githubtest.Payload("push/branch-created.json")}
 	err := e.h.handle(context.Background(), d)
 	if err == nil {
 		t.Fatal("a failed GitHub call must be an error, so the router retries the delivery")
@@ -341,17 +341,17 @@ func TestInstallationEvents(t *testing.T) {
 	// The real "removed" example removes a repository never seen here; point
 	// it at one that was added (its id and name), as a later removal would.
 	var removed map[string]any
-	if err := json.Unmarshal(fakegithub.Payload("installation_repositories/removed.json"), &removed); err != nil {
+	if err := json.Unmarshal(githubtest.Payload("installation_repositories/removed.json"), &removed); err != nil {
 		t.Fatal(err)
 	}
 	gone := removed["repositories_removed"].([]any)[0].(map[string]any)
 	gone["id"], gone["full_name"] = 186853007, "Codertocat/Space" // as in installation_repositories/added.json
 	removedBody, _ := json.Marshal(removed)
 	deliveries := []delivery{
-		{guid: "i1", event: "installation", payload: fakegithub.Payload("installation/created.json")},
-		{guid: "i2", event: "installation_repositories", payload: fakegithub.Payload("installation_repositories/added.json")},
+		{guid: "i1", event: "installation", payload: githubtest.Payload("installation/created.json")},
+		{guid: "i2", event: "installation_repositories", payload: githubtest.Payload("installation_repositories/added.json")},
 		{guid: "i3", event: "installation_repositories", payload: removedBody},
-		{guid: "i4", event: "installation", payload: fakegithub.Payload("installation/suspend.json")},
+		{guid: "i4", event: "installation", payload: githubtest.Payload("installation/suspend.json")},
 	}
 	for _, d := range deliveries {
 		if err := e.h.handle(ctx, d); err != nil {
@@ -391,7 +391,7 @@ func TestOtherEventsAreRecordedOnce(t *testing.T) {
 	ctx := context.Background()
 	for _, name := range []string{"ping/app-hook.json", "issue_comment/created.with-installation.json", "check_run/requested_action.json", "check_suite/rerequested.json"} {
 		event := strings.Split(name, "/")[0]
-		d := delivery{guid: "guid-" + name, event: event, payload: fakegithub.Payload(name)}
+		d := delivery{guid: "guid-" + name, event: event, payload: githubtest.Payload(name)}
 		for range 2 {
 			if err := e.h.handle(ctx, d); err != nil {
 				t.Fatalf("%s: %v", name, err)

@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-github/v62/github"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
 )
 
 // ChecksAPI is what the reporter asks of GitHub.
@@ -186,7 +186,7 @@ func (r *Reporter) ReportOnce(ctx context.Context) error {
 
 // snapshot is what the reporter reads about one execution.
 type snapshot struct {
-	in   ghapp.RenderInput
+	in   githubapp.RenderInput
 	refs map[string]bot.GitHubRef
 	// previous is the succeeded stage-only execution that was the latest
 	// one before this one: its Promote Build button must go.
@@ -314,7 +314,7 @@ func (r *Reporter) report(ctx context.Context, id int64) error {
 	}
 	ex := s.in.Execution
 	ctx = bot.WithLogAttrs(ctx, slog.String(bot.LogRepo, s.in.Program.FullName()), slog.Int(bot.LogExecution, ex.Number))
-	ctx = ghapp.WithCallLabel(ctx, fmt.Sprintf("execution/%d", ex.ID))
+	ctx = githubapp.WithCallLabel(ctx, fmt.Sprintf("execution/%d", ex.ID))
 	if err := r.reportCheckRun(ctx, &s); err != nil {
 		return err
 	}
@@ -354,7 +354,7 @@ func (r *Reporter) Buttons(ctx context.Context, executionID int64) (Shown, error
 	if last, ok := s.refs[phaseKey(s.in.Phase)]; ok && last.Reported != reportedClosed {
 		shown.CheckRunID = last.GitHubID
 	}
-	for _, a := range ghapp.RenderCheckRun(s.in).Actions {
+	for _, a := range githubapp.RenderCheckRun(s.in).Actions {
 		shown.Identifiers = append(shown.Identifiers, a.Identifier)
 	}
 	return shown, nil
@@ -386,7 +386,7 @@ func phaseKey(n int) string { return fmt.Sprintf("check-run/%d", n) }
 func (r *Reporter) reportCheckRun(ctx context.Context, s *snapshot) error {
 	phase := currentPhase(s.refs)
 	s.in.Phase = phase
-	view := ghapp.RenderCheckRun(s.in)
+	view := githubapp.RenderCheckRun(s.in)
 	gate := gateOf(view, s.in.Steps)
 	last, haveLast := s.refs[phaseKey(phase)]
 	p := s.in.Program
@@ -407,7 +407,7 @@ func (r *Reporter) reportCheckRun(ctx context.Context, s *snapshot) error {
 			}
 			phase++
 			s.in.Phase = phase
-			view = ghapp.RenderCheckRun(s.in)
+			view = githubapp.RenderCheckRun(s.in)
 			gate = gateOf(view, s.in.Steps)
 			haveLast = false
 		case prevHash == hashView(view):
@@ -434,7 +434,7 @@ func (r *Reporter) reportCheckRun(ctx context.Context, s *snapshot) error {
 
 // createCheckRun creates the check run of phase, recording the intent
 // first (see reportCheckRun) and then its GitHub id and what it shows.
-func (r *Reporter) createCheckRun(ctx context.Context, s *snapshot, phase int, view ghapp.CheckRunView, reported string) error {
+func (r *Reporter) createCheckRun(ctx context.Context, s *snapshot, phase int, view githubapp.CheckRunView, reported string) error {
 	p := s.in.Program
 	intent := bot.GitHubRef{ExecutionID: s.in.Execution.ID, Key: phaseKey(phase), Reported: "creating"}
 	if err := r.putRef(ctx, intent); err != nil {
@@ -451,7 +451,7 @@ func (r *Reporter) createCheckRun(ctx context.Context, s *snapshot, phase int, v
 
 // adopt resolves a create whose answer was lost: a check run of this
 // execution on GitHub that no ref knows is the one created then.
-func (r *Reporter) adopt(ctx context.Context, s *snapshot, view ghapp.CheckRunView, intent bot.GitHubRef) (bot.GitHubRef, error) {
+func (r *Reporter) adopt(ctx context.Context, s *snapshot, view githubapp.CheckRunView, intent bot.GitHubRef) (bot.GitHubRef, error) {
 	p := s.in.Program
 	ids, err := r.GitHub.CheckRunIDs(ctx, p.InstallationID, p.Owner, p.Repo, view.HeadSHA, view.Name, view.ExternalID)
 	if err != nil {
@@ -477,7 +477,7 @@ func (r *Reporter) closeGate(ctx context.Context, s *snapshot, ref bot.GitHubRef
 	p := s.in.Program
 	title := gate + " passed"
 	opts := github.UpdateCheckRunOptions{
-		Name: name, Status: github.String(ghapp.StatusCompleted), Conclusion: github.String(ghapp.ConclusionSuccess),
+		Name: name, Status: github.String(githubapp.StatusCompleted), Conclusion: github.String(githubapp.ConclusionSuccess),
 		CompletedAt: &github.Timestamp{Time: r.Clock.Now()},
 		Output: &github.CheckRunOutput{Title: github.String(title),
 			Summary: github.String(fmt.Sprintf("%s: %s. %s goes on in the next `%s` check run.", s.in.Execution, title, s.in.Execution, name))},
@@ -501,8 +501,8 @@ func (r *Reporter) putRef(ctx context.Context, ref bot.GitHubRef) error {
 
 // gateOf names the gate a view stops at ("" when it is not a gate): the
 // check run of a gate is complete, and passing it starts a new one.
-func gateOf(v ghapp.CheckRunView, steps []bot.Step) string {
-	if v.Status != ghapp.StatusCompleted || v.Conclusion != ghapp.ConclusionActionRequired {
+func gateOf(v githubapp.CheckRunView, steps []bot.Step) string {
+	if v.Status != githubapp.StatusCompleted || v.Conclusion != githubapp.ConclusionActionRequired {
 		return ""
 	}
 	for _, s := range steps {
@@ -513,25 +513,25 @@ func gateOf(v ghapp.CheckRunView, steps []bot.Step) string {
 	return "gate"
 }
 
-func hashView(v ghapp.CheckRunView) string {
+func hashView(v githubapp.CheckRunView) string {
 	b, _ := json.Marshal(v)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }
 
-func createOptions(v ghapp.CheckRunView) github.CreateCheckRunOptions {
+func createOptions(v githubapp.CheckRunView) github.CreateCheckRunOptions {
 	o := github.CreateCheckRunOptions{
 		Name: v.Name, HeadSHA: v.HeadSHA, DetailsURL: github.String(v.DetailsURL), ExternalID: github.String(v.ExternalID),
 		Status: github.String(v.Status), Output: output(v), Actions: v.Actions,
 	}
-	if v.Status == ghapp.StatusCompleted {
+	if v.Status == githubapp.StatusCompleted {
 		o.Conclusion = github.String(v.Conclusion)
 		o.CompletedAt = &github.Timestamp{Time: time.Now()}
 	}
 	return o
 }
 
-func updateOptions(v ghapp.CheckRunView) github.UpdateCheckRunOptions {
+func updateOptions(v githubapp.CheckRunView) github.UpdateCheckRunOptions {
 	o := github.UpdateCheckRunOptions{
 		Name: v.Name, DetailsURL: github.String(v.DetailsURL), ExternalID: github.String(v.ExternalID),
 		Status: github.String(v.Status), Output: output(v), Actions: v.Actions,
@@ -539,14 +539,14 @@ func updateOptions(v ghapp.CheckRunView) github.UpdateCheckRunOptions {
 	if o.Actions == nil {
 		o.Actions = []*github.CheckRunAction{} // removes buttons shown before
 	}
-	if v.Status == ghapp.StatusCompleted {
+	if v.Status == githubapp.StatusCompleted {
 		o.Conclusion = github.String(v.Conclusion)
 		o.CompletedAt = &github.Timestamp{Time: time.Now()}
 	}
 	return o
 }
 
-func output(v ghapp.CheckRunView) *github.CheckRunOutput {
+func output(v githubapp.CheckRunView) *github.CheckRunOutput {
 	o := &github.CheckRunOutput{Title: github.String(v.Title), Summary: github.String(v.Summary), Annotations: v.Annotations}
 	if v.Text != "" {
 		o.Text = github.String(v.Text)

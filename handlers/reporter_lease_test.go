@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 )
 
 // leaseReporter is a reporter of e as another replica would run it: its
@@ -85,7 +85,7 @@ func leaseNoDuplicates(e *surfaceEnv) {
 
 // leaseDeployments is "environment@sha7:state>state ..." of the GitHub
 // Deployments, oldest first, with the statuses Stagehand sent.
-func leaseDeployments(gh *fakegithub.Server) string {
+func leaseDeployments(gh *githubtest.Server) string {
 	var envs []string
 	for _, d := range gh.Deployments(owner, repo) {
 		var states []string
@@ -130,17 +130,17 @@ func TestReporterLease(t *testing.T) {
 		runs := e.checkRuns(bot.StageOnly, sha)
 		return len(runs) > 0 && strings.Join(labels(runs[0]), ",") == "Promote Build"
 	})
-	e.click(e.checkRuns(bot.StageOnly, sha)[0], ghapp.ActionPromote, "alice")
+	e.click(e.checkRuns(bot.StageOnly, sha)[0], githubapp.ActionPromote, "alice")
 	leaseSettle(e, "Confirm and Dismiss", func() bool {
 		return strings.Join(labels(e.checkRuns(bot.StageOnly, sha)[0]), ",") == "Confirm,Dismiss"
 	})
-	e.click(e.checkRuns(bot.StageOnly, sha)[0], ghapp.ActionConfirm, "alice")
+	e.click(e.checkRuns(bot.StageOnly, sha)[0], githubapp.ActionConfirm, "alice")
 	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
 	leaseSettle(e, "the prod-only approval", func() bool {
 		runs := e.checkRuns(bot.ProdOnly, sha)
 		return len(runs) > 0 && strings.Contains(strings.Join(labels(runs[0]), ","), "Approve")
 	})
-	e.click(e.checkRuns(bot.ProdOnly, sha)[0], ghapp.ActionApprove, "bob")
+	e.click(e.checkRuns(bot.ProdOnly, sha)[0], githubapp.ActionApprove, "bob")
 	e.waitState(2, bot.ExecutionSucceeded)
 	leaseSettle(e, "the production deployment", func() bool {
 		runs := e.checkRuns(bot.ProdOnly, sha)

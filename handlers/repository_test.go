@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 )
 
 // The repository of push/branch-created.json.
@@ -19,7 +19,7 @@ const pushRepoID = 186853002
 func editedPayload(t *testing.T, name string, edit func(p map[string]any)) []byte {
 	t.Helper()
 	var p map[string]any
-	if err := json.Unmarshal(fakegithub.Payload(name), &p); err != nil {
+	if err := json.Unmarshal(githubtest.Payload(name), &p); err != nil {
 		t.Fatal(err)
 	}
 	edit(p)
@@ -243,7 +243,7 @@ func TestRepositoryEvents(t *testing.T) {
 		{
 			name:    "transferred",
 			seed:    []bot.Repository{{ID: id, Owner: "octocat", Name: "Hello-World", DefaultBranch: "master"}},
-			payload: func(t *testing.T) []byte { return fakegithub.Payload("repository/transferred.with-installation.json") },
+			payload: func(t *testing.T) []byte { return githubtest.Payload("repository/transferred.with-installation.json") },
 			want:    []bot.Program{{ID: 1, InstallationID: 1, GitHubID: id, Owner: "Octocoders", Repo: "Hello-World", DefaultBranch: "master"}},
 		},
 		{
@@ -277,7 +277,7 @@ func TestRepositoryEvents(t *testing.T) {
 		},
 		{
 			name:    "a repository that is not a program",
-			payload: func(t *testing.T) []byte { return fakegithub.Payload("repository/renamed.json") },
+			payload: func(t *testing.T) []byte { return githubtest.Payload("repository/renamed.json") },
 		},
 	}
 	for _, tt := range tests {

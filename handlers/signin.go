@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
 )
 
 // Sign-in with GitHub (SPEC §7, a dashboard visitor): the App's own user
@@ -26,22 +26,22 @@ import (
 // the session under the secret's SHA-256, with the person's GitHub tokens
 // sealed under another derived key. Tokens never reach the browser.
 
-// GitHubSignIn is GitHub's web flow (ghapp.UserAuth).
+// GitHubSignIn is GitHub's web flow (githubapp.UserAuth).
 type GitHubSignIn interface {
 	AuthCodeURL(state, verifier string) string
-	Exchange(ctx context.Context, code, verifier string) (ghapp.UserToken, error)
-	Refresh(ctx context.Context, refreshToken string) (ghapp.UserToken, error)
+	Exchange(ctx context.Context, code, verifier string) (githubapp.UserToken, error)
+	Refresh(ctx context.Context, refreshToken string) (githubapp.UserToken, error)
 }
 
 // GitHubUser is what Stagehand asks GitHub with a person's token
-// (ghapp.UserAuth).
+// (githubapp.UserAuth).
 type GitHubUser interface {
-	User(ctx context.Context, token string) (ghapp.User, error)
-	InstallationRepos(ctx context.Context, token string, installationID int64) ([]ghapp.RepoAccess, error)
-	Repo(ctx context.Context, token, owner, repo string) (ghapp.RepoAccess, bool, error)
+	User(ctx context.Context, token string) (githubapp.User, error)
+	InstallationRepos(ctx context.Context, token string, installationID int64) ([]githubapp.RepoAccess, error)
+	Repo(ctx context.Context, token, owner, repo string) (githubapp.RepoAccess, bool, error)
 }
 
-// TokenRevoker makes GitHub forget a user access token (ghapp.UserAuth).
+// TokenRevoker makes GitHub forget a user access token (githubapp.UserAuth).
 type TokenRevoker interface {
 	Revoke(ctx context.Context, accessToken string) error
 }
@@ -198,7 +198,7 @@ func (s *SignIn) setCookie(w http.ResponseWriter, name, value string, life time.
 // serveLogin starts a sign-in: a fresh state and PKCE verifier in the
 // login cookie, then GitHub's authorize page.
 func (s *SignIn) serveLogin(w http.ResponseWriter, r *http.Request) {
-	st := loginState{State: randomString(32), Verifier: ghapp.NewVerifier(),
+	st := loginState{State: randomString(32), Verifier: githubapp.NewVerifier(),
 		Next: safeNext(r.URL.Query().Get("next")), Expires: s.clock.Now().Add(loginLifetime)}
 	b, _ := json.Marshal(st)
 	s.setCookie(w, s.loginCookie, s.cookies.sealString(b, s.loginCookie), loginLifetime)
@@ -242,7 +242,7 @@ func (s *SignIn) serveCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok, err := s.flow.Exchange(ctx, q.Get("code"), st.Verifier)
-	if errors.Is(err, ghapp.ErrTokenRefused) {
+	if errors.Is(err, githubapp.ErrTokenRefused) {
 		s.logger.WarnContext(ctx, "sign-in refused: GitHub refused the code", bot.LogError, err)
 		s.signInFailed(w, r, http.StatusBadRequest, "GitHub refused the sign-in code: it was used already or has expired. Sign in again.")
 		return
@@ -293,7 +293,7 @@ type sessionTokens struct {
 	RefreshExpiry time.Time `json:"refresh_expiry,omitzero"`
 }
 
-func tokensOf(t ghapp.UserToken, now time.Time) sessionTokens {
+func tokensOf(t githubapp.UserToken, now time.Time) sessionTokens {
 	st := sessionTokens{Access: t.AccessToken, Refresh: t.RefreshToken}
 	if t.ExpiresIn > 0 {
 		st.AccessExpiry = now.Add(t.ExpiresIn)
@@ -438,7 +438,7 @@ func (s *SignIn) bearerViewer(ctx context.Context, token string) (*viewer, error
 		return v, nil
 	}
 	u, err := s.github.User(ctx, token)
-	if errors.Is(err, ghapp.ErrTokenRefused) {
+	if errors.Is(err, githubapp.ErrTokenRefused) {
 		return nil, nil
 	}
 	if err != nil {
@@ -468,7 +468,7 @@ func (s *SignIn) sessionViewer(ctx context.Context, id string) (*viewer, error) 
 	}
 	if !toks.AccessExpiry.IsZero() && !now.Before(toks.AccessExpiry.Add(-refreshMargin)) {
 		toks, err = s.refresh(ctx, sess)
-		if errors.Is(err, ghapp.ErrTokenRefused) {
+		if errors.Is(err, githubapp.ErrTokenRefused) {
 			s.logger.InfoContext(ctx, "dashboard session ended: GitHub no longer renews its token", "login", sess.Login, bot.LogError, err)
 			s.endSession(ctx, id)
 			return nil, nil
@@ -510,10 +510,10 @@ func (s *SignIn) refresh(ctx context.Context, sess bot.Session) (sessionTokens, 
 		return toks, nil // renewed meanwhile
 	}
 	if toks.Refresh == "" || (!toks.RefreshExpiry.IsZero() && !now.Before(toks.RefreshExpiry)) {
-		return sessionTokens{}, fmt.Errorf("the GitHub token expired and there is no refresh token left: %w", ghapp.ErrTokenRefused)
+		return sessionTokens{}, fmt.Errorf("the GitHub token expired and there is no refresh token left: %w", githubapp.ErrTokenRefused)
 	}
 	fresh, err := s.flow.Refresh(ctx, toks.Refresh)
-	if errors.Is(err, ghapp.ErrTokenRefused) {
+	if errors.Is(err, githubapp.ErrTokenRefused) {
 		// Another replica may have used the refresh token just now.
 		if again, lerr := s.loadSession(ctx, sess.ID); lerr == nil && string(again.Tokens) != string(current.Tokens) {
 			return s.openTokens(again)

@@ -16,8 +16,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 )
 
 const (
@@ -38,7 +38,7 @@ var testSessionKey = []byte("0123456789abcdef0123456789abcdef")
 type signInFixture struct {
 	*dashFixture
 	t      *testing.T
-	gh     *fakegithub.Server
+	gh     *githubtest.Server
 	clock  *testClock
 	signIn *SignIn
 	srv    *httptest.Server
@@ -47,7 +47,7 @@ type signInFixture struct {
 func newSignInFixture(t *testing.T) *signInFixture {
 	t.Helper()
 	f := &signInFixture{dashFixture: newDashFixture(t), t: t, clock: &testClock{}}
-	gh := fakegithub.New(t, fakegithub.WithClock(f.clock.Now))
+	gh := githubtest.New(t, githubtest.WithClock(f.clock.Now))
 	gh.AddInstallation(7, "acme")
 	gh.AddRepo(7, "acme", "app")
 	gh.AddRepo(7, "acme", "other")
@@ -62,7 +62,7 @@ func newSignInFixture(t *testing.T) *signInFixture {
 	t.Cleanup(f.srv.Close)
 	callback := f.srv.URL + "/auth/callback"
 	gh.SetOAuthApp(testClientID, testClientSecret, callback)
-	ua, err := ghapp.NewUserAuth(ghapp.UserAuthOptions{ClientID: testClientID, ClientSecret: testClientSecret,
+	ua, err := githubapp.NewUserAuth(githubapp.UserAuthOptions{ClientID: testClientID, ClientSecret: testClientSecret,
 		WebURL: gh.URL(), APIURL: gh.URL(), RedirectURL: callback})
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func (b *browser) apiPrograms() []string {
 }
 
 // calls counts the stand-in's calls that match.
-func (f *signInFixture) calls(match func(fakegithub.Call) bool) int {
+func (f *signInFixture) calls(match func(githubtest.Call) bool) int {
 	n := 0
 	for _, c := range f.gh.Calls() {
 		if match(c) {
@@ -174,14 +174,14 @@ func (f *signInFixture) calls(match func(fakegithub.Call) bool) int {
 // listingCalls counts the stand-in's listings of an installation's
 // repositories for a user.
 func (f *signInFixture) listingCalls() int {
-	return f.calls(func(c fakegithub.Call) bool {
+	return f.calls(func(c githubtest.Call) bool {
 		return c.Operation == "GET /user/installations/{installation_id}/repositories"
 	})
 }
 
 // tokenCalls counts the calls of GitHub's access_token endpoint.
 func (f *signInFixture) tokenCalls() int {
-	return f.calls(func(c fakegithub.Call) bool { return c.Path == "/login/oauth/access_token" })
+	return f.calls(func(c githubtest.Call) bool { return c.Path == "/login/oauth/access_token" })
 }
 
 func TestSignInShowsOnlyReadablePrograms(t *testing.T) {
@@ -563,7 +563,7 @@ func TestTokenRefreshAndRevocation(t *testing.T) {
 	if status, _, _ := b.get("/programs/acme/app"); status != http.StatusOK {
 		t.Errorf("after eight hours: %d, want 200 with a renewed token", status)
 	}
-	refreshes := f.calls(func(c fakegithub.Call) bool {
+	refreshes := f.calls(func(c githubtest.Call) bool {
 		return c.Path == "/login/oauth/access_token" && strings.Contains(string(c.Body), "grant_type=refresh_token")
 	})
 	if refreshes != 1 || f.gh.LiveUserTokens("alice") != 1 {

@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
 	"github.com/stagehand-dev/stagehand/bot/runner"
 )
 
@@ -94,8 +94,8 @@ func TestRemoteStepWork(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := &fakeDispatcher{log: "from the worker\n", result: tt.result, err: tt.err}
-			var tokens []ghapp.Repository
-			git := &GitRepos{BaseURL: "https://github.example/", Token: func(_ context.Context, inst int64, repo ghapp.Repository) (string, error) {
+			var tokens []githubapp.Repository
+			git := &GitRepos{BaseURL: "https://github.example/", Token: func(_ context.Context, inst int64, repo githubapp.Repository) (string, error) {
 				tokens = append(tokens, repo)
 				return fmt.Sprintf("token-for-%d", repo.ID), nil
 			}}
@@ -107,7 +107,7 @@ func TestRemoteStepWork(t *testing.T) {
 			if diff := cmp.Diff([]StepWork{tt.wantWork}, d.got); diff != "" {
 				t.Errorf("work sent (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff([]ghapp.Repository{{ID: 99, Name: "app"}}, tokens); diff != "" {
+			if diff := cmp.Diff([]githubapp.Repository{{ID: 99, Name: "app"}}, tokens); diff != "" {
 				t.Errorf("tokens asked for (-want +got):\n%s", diff)
 			}
 		})

@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-github/v62/github"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
 )
 
 // InteractAPI is what the handlers of clicks and comments ask of GitHub.
@@ -206,7 +206,7 @@ func (h *Webhooks) checkRun(ctx context.Context, d delivery, ev *github.CheckRun
 	if action == "requested_action" {
 		action = ev.GetRequestedAction().Identifier
 	}
-	production := action == ghapp.ActionApprove || action == ghapp.ActionApproveRollback || action == ghapp.ActionReject || action == ghapp.ActionDeployNow
+	production := action == githubapp.ActionApprove || action == githubapp.ActionApproveRollback || action == githubapp.ActionReject || action == githubapp.ActionDeployNow
 	auth, err := h.authorize(ctx, prog, user)
 	if err == nil {
 		ctx, err = auth.action(ctx, production)
@@ -235,17 +235,17 @@ func (h *Webhooks) checkRun(ctx context.Context, d delivery, ev *github.CheckRun
 	switch action {
 	case "rerequested":
 		_, cmdErr = h.Commands.Rerun(ctx, prog.ID, ex.Number, user)
-	case ghapp.ActionPromote:
+	case githubapp.ActionPromote:
 		cmdErr = h.promoteRequested(ctx, prog, ex, user)
-	case ghapp.ActionConfirm, ghapp.ActionCreatePromote:
-		_, cmdErr = h.Commands.Promote(ctx, prog.ID, ex.Number, user, action == ghapp.ActionCreatePromote)
-	case ghapp.ActionDismiss:
+	case githubapp.ActionConfirm, githubapp.ActionCreatePromote:
+		_, cmdErr = h.Commands.Promote(ctx, prog.ID, ex.Number, user, action == githubapp.ActionCreatePromote)
+	case githubapp.ActionDismiss:
 		cmdErr = h.note(ctx, ex, user, EventPromoteDismissed, "")
-	case ghapp.ActionApprove, ghapp.ActionApproveRollback:
-		_, cmdErr = h.Commands.Approve(ctx, prog.ID, ex.Number, user, action == ghapp.ActionApproveRollback)
-	case ghapp.ActionReject:
+	case githubapp.ActionApprove, githubapp.ActionApproveRollback:
+		_, cmdErr = h.Commands.Approve(ctx, prog.ID, ex.Number, user, action == githubapp.ActionApproveRollback)
+	case githubapp.ActionReject:
 		_, cmdErr = h.Commands.Reject(ctx, prog.ID, ex.Number, user, "rejected on GitHub")
-	case ghapp.ActionDeployNow:
+	case githubapp.ActionDeployNow:
 		_, cmdErr = h.Commands.Schedule(ctx, prog.ID, ex.Number, user, h.Clock.Now())
 	default:
 		return h.record(ctx, d, "check run action not used by Stagehand", slog.String("action", action))
@@ -260,7 +260,7 @@ type staleClick struct {
 }
 
 func (s *staleClick) Error() string {
-	if s.action == ghapp.ActionPromote {
+	if s.action == githubapp.ActionPromote {
 		return fmt.Sprintf("this Promote Build button is stale: %s is no longer the latest successful stage-only execution, or its check run moved on", s.execution)
 	}
 	return fmt.Sprintf("this %s button is stale: %s's check run no longer offers it (the execution moved on, or this is an older check run); use the buttons of its current check run", s.action, s.execution)

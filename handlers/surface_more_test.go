@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 )
 
 // checkRunsPath is the prefix of the check-run endpoints of the sample
@@ -44,7 +44,7 @@ func (e *surfaceEnv) morePending() bool {
 
 // moreDeployments is "environment@sha7:state>state ..." of the GitHub
 // Deployments, oldest first, with the statuses Stagehand sent.
-func moreDeployments(gh *fakegithub.Server) string {
+func moreDeployments(gh *githubtest.Server) string {
 	var envs []string
 	for _, d := range gh.Deployments(owner, repo) {
 		var states []string
@@ -59,7 +59,7 @@ func moreDeployments(gh *fakegithub.Server) string {
 }
 
 // moreCheckRunCounts counts the check runs by "name@sha7".
-func moreCheckRunCounts(gh *fakegithub.Server) map[string]int {
+func moreCheckRunCounts(gh *githubtest.Server) map[string]int {
 	out := map[string]int{}
 	for _, cr := range gh.CheckRuns(owner, repo) {
 		out[cr.Name+"@"+bot.ShortSHA(cr.HeadSHA)]++
@@ -84,7 +84,7 @@ func moreErrorsString(errs []error) string {
 func TestReporterSurvivesGitHubFaults(t *testing.T) {
 	e := newSurfaceEnv(t, sampleConfig(splitPipelines))
 	ctx := context.Background()
-	attempts := ghapp.DefaultRetryPolicy.MaxAttempts // fastRetry leaves MaxAttempts to the default
+	attempts := githubapp.DefaultRetryPolicy.MaxAttempts // fastRetry leaves MaxAttempts to the default
 	if fastRetry.MaxAttempts != 0 {
 		attempts = fastRetry.MaxAttempts
 	}
@@ -268,11 +268,11 @@ func TestReporterAdoptsCheckRunWhoseCreateAnswerWasLost(t *testing.T) {
 	ctx := context.Background()
 	// A reporter on its own App whose transport loses one answer.
 	const lossyAppID = testAppID + 1
-	pemBytes, key := fakegithub.GenerateAppKey(t)
+	pemBytes, key := githubtest.GenerateAppKey(t)
 	e.gh.SetAppKey(lossyAppID, &key.PublicKey)
 	lossy := &moreLoseAnswer{}
 	lossy.left.Store(1)
-	app, err := ghapp.New(ghapp.Options{AppID: lossyAppID, PrivateKeyPEM: pemBytes, APIURL: e.gh.URL(), Retry: fastRetry,
+	app, err := githubapp.New(githubapp.Options{AppID: lossyAppID, PrivateKeyPEM: pemBytes, APIURL: e.gh.URL(), Retry: fastRetry,
 		HTTPClient: &http.Client{Transport: lossy}})
 	if err != nil {
 		t.Fatal(err)
@@ -338,7 +338,7 @@ func TestApproveRollbackAndDeployNowButtons(t *testing.T) {
 	if len(fs) != 1 || fs[0].Conclusion != "action_required" || strings.Join(labels(fs[0]), ",") != "Promote to Prod,Reject" {
 		t.Fatalf("full-stack check runs at approval: %+v", fs)
 	}
-	e.click(fs[0], ghapp.ActionApprove, "bob")
+	e.click(fs[0], githubapp.ActionApprove, "bob")
 	e.waitReported(2, bot.ExecutionSucceeded)
 	if got := e.repo.readRecord("production/app.txt"); !strings.Contains(got, "commit="+newer) {
 		t.Fatalf("after full-stack #2 production runs %q, want commit %s", got, newer)
@@ -365,7 +365,7 @@ func TestApproveRollbackAndDeployNowButtons(t *testing.T) {
 		t.Fatalf("prod-only at approval: %s/%s buttons %v, want Approve Rollback,Reject", gate.Status, gate.Conclusion, labels(gate))
 	}
 	for _, a := range gate.Actions {
-		if a.Label == "Approve Rollback" && a.Identifier != ghapp.ActionApproveRollback {
+		if a.Label == "Approve Rollback" && a.Identifier != githubapp.ActionApproveRollback {
 			t.Errorf("Approve Rollback sends %q", a.Identifier)
 		}
 	}
@@ -378,7 +378,7 @@ func TestApproveRollbackAndDeployNowButtons(t *testing.T) {
 
 	// A plain approve (a stale Approve button, or a crafted payload) is
 	// refused and the check run says why.
-	e.click(gate, ghapp.ActionApprove, "bob")
+	e.click(gate, githubapp.ActionApprove, "bob")
 	e.report()
 	if ex, _ := e.execution(3); ex.State != bot.ExecutionWaiting {
 		t.Fatalf("a plain approve of a rollback moved #3 to %s", ex.State)
@@ -395,7 +395,7 @@ func TestApproveRollbackAndDeployNowButtons(t *testing.T) {
 	}
 
 	// Approve Rollback passes; the schedule gate shows Deploy Now.
-	e.click(gate, ghapp.ActionApproveRollback, "bob")
+	e.click(gate, githubapp.ActionApproveRollback, "bob")
 	e.waitStep(3, bot.StepSchedule, bot.StepWaiting)
 	e.report()
 	pr = e.checkRuns(bot.ProdOnly, old)
@@ -416,7 +416,7 @@ func TestApproveRollbackAndDeployNowButtons(t *testing.T) {
 		t.Fatal("production deployed before Deploy Now")
 	}
 
-	e.click(sched, ghapp.ActionDeployNow, "alice")
+	e.click(sched, githubapp.ActionDeployNow, "alice")
 	e.waitReported(3, bot.ExecutionSucceeded)
 	pr = e.checkRuns(bot.ProdOnly, old)
 	if last := pr[len(pr)-1]; len(pr) != 3 || last.Status != "completed" || last.Conclusion != "success" || len(last.Actions) != 0 {
@@ -511,7 +511,7 @@ type moreCalls struct {
 	byKind                     map[string]int
 }
 
-func moreClassify(calls []fakegithub.Call) moreCalls {
+func moreClassify(calls []githubtest.Call) moreCalls {
 	c := moreCalls{byKind: map[string]int{}}
 	for _, call := range calls {
 		c.total++
@@ -669,7 +669,7 @@ func TestGitHubAPICallsPerExecution(t *testing.T) {
 // moreRedundantUpdates counts the check-run updates that sent nothing new:
 // the same body as the request before (completed_at, which is the time of
 // sending, aside).
-func moreRedundantUpdates(t *testing.T, gh *fakegithub.Server) int {
+func moreRedundantUpdates(t *testing.T, gh *githubtest.Server) int {
 	t.Helper()
 	norm := func(raw json.RawMessage) string {
 		var m map[string]any

@@ -10,15 +10,15 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 )
 
 // surfaceEnv is a pipelineEnv whose GitHub is the stand-in: check runs,
 // deployments, comments and permissions go through the real client.
 type surfaceEnv struct {
 	*pipelineEnv
-	gh          *fakegithub.Server
+	gh          *githubtest.Server
 	reporter    *Reporter
 	n           int
 	lastComment int64
@@ -26,15 +26,15 @@ type surfaceEnv struct {
 
 func newSurfaceEnv(t *testing.T, cfg string) *surfaceEnv {
 	t.Helper()
-	gh := fakegithub.New(t)
-	pemBytes, key := fakegithub.GenerateAppKey(t)
+	gh := githubtest.New(t)
+	pemBytes, key := githubtest.GenerateAppKey(t)
 	gh.SetAppKey(testAppID, &key.PublicKey)
 	gh.AddInstallation(inst, owner)
 	gh.AddRepo(inst, owner, repo)
 	for user, perm := range map[string]string{"alice": "write", "bob": "admin", "rita": "read", "mallory": "write"} {
 		gh.SetPermission(owner, repo, user, perm)
 	}
-	app, err := ghapp.New(ghapp.Options{AppID: testAppID, PrivateKeyPEM: pemBytes, APIURL: gh.URL(), Retry: fastRetry})
+	app, err := githubapp.New(githubapp.Options{AppID: testAppID, PrivateKeyPEM: pemBytes, APIURL: gh.URL(), Retry: fastRetry})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,8 +54,8 @@ func (e *surfaceEnv) report() {
 }
 
 // checkRuns returns the check runs of a pipeline, oldest first.
-func (e *surfaceEnv) checkRuns(kind bot.PipelineKind, sha string) []fakegithub.CheckRun {
-	var out []fakegithub.CheckRun
+func (e *surfaceEnv) checkRuns(kind bot.PipelineKind, sha string) []githubtest.CheckRun {
+	var out []githubtest.CheckRun
 	for _, cr := range e.gh.CheckRuns(owner, repo) {
 		if cr.Name == "stagehand/"+string(kind) && (sha == "" || cr.HeadSHA == sha) {
 			out = append(out, cr)
@@ -64,7 +64,7 @@ func (e *surfaceEnv) checkRuns(kind bot.PipelineKind, sha string) []fakegithub.C
 	return out
 }
 
-func labels(cr fakegithub.CheckRun) []string {
+func labels(cr githubtest.CheckRun) []string {
 	var out []string
 	for _, a := range cr.Actions {
 		out = append(out, a.Label)
@@ -73,16 +73,16 @@ func labels(cr fakegithub.CheckRun) []string {
 }
 
 // click sends check_run.requested_action for a button, as GitHub would.
-func (e *surfaceEnv) click(cr fakegithub.CheckRun, identifier, user string) {
+func (e *surfaceEnv) click(cr githubtest.CheckRun, identifier, user string) {
 	e.t.Helper()
 	e.deliver("check_run", e.clickPayload(cr, identifier, user))
 }
 
 // clickPayload is the check_run.requested_action GitHub sends for a click.
-func (e *surfaceEnv) clickPayload(cr fakegithub.CheckRun, identifier, user string) map[string]any {
+func (e *surfaceEnv) clickPayload(cr githubtest.CheckRun, identifier, user string) map[string]any {
 	e.t.Helper()
 	var p map[string]any
-	if err := json.Unmarshal(fakegithub.Payload("check_run/requested_action.json"), &p); err != nil {
+	if err := json.Unmarshal(githubtest.Payload("check_run/requested_action.json"), &p); err != nil {
 		e.t.Fatal(err)
 	}
 	run := p["check_run"].(map[string]any)
@@ -104,10 +104,10 @@ func (e *surfaceEnv) setRepo(p map[string]any) {
 }
 
 // comment sends issue_comment.created with body by user.
-func (e *surfaceEnv) comment(user, body string) fakegithub.Comment {
+func (e *surfaceEnv) comment(user, body string) githubtest.Comment {
 	e.t.Helper()
 	var p map[string]any
-	if err := json.Unmarshal(fakegithub.Payload("issue_comment/created.with-installation.json"), &p); err != nil {
+	if err := json.Unmarshal(githubtest.Payload("issue_comment/created.with-installation.json"), &p); err != nil {
 		e.t.Fatal(err)
 	}
 	c := p["comment"].(map[string]any)
@@ -163,20 +163,20 @@ func TestButtonLifeCycle(t *testing.T) {
 		t.Errorf("external id %q, details %q", cr.ExternalID, cr.DetailsURL)
 	}
 
-	e.click(cr, ghapp.ActionPromote, "alice")
+	e.click(cr, githubapp.ActionPromote, "alice")
 	e.report()
 	cr = e.gh.CheckRun(cr.ID)
 	if got := strings.Join(labels(cr), ","); got != "Confirm,Dismiss" {
 		t.Fatalf("after Promote Build the buttons are %q, want Confirm,Dismiss", got)
 	}
-	e.click(cr, ghapp.ActionConfirm, "alice")
+	e.click(cr, githubapp.ActionConfirm, "alice")
 	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
 	e.report()
 	prodRuns := e.checkRuns(bot.ProdOnly, sha)
 	if len(prodRuns) != 1 || prodRuns[0].Conclusion != "action_required" || !strings.Contains(strings.Join(labels(prodRuns[0]), ","), "Approve") {
 		t.Fatalf("prod-only check runs at approval: %+v", prodRuns)
 	}
-	e.click(prodRuns[0], ghapp.ActionApprove, "bob")
+	e.click(prodRuns[0], githubapp.ActionApprove, "bob")
 	e.waitReported(2, bot.ExecutionSucceeded)
 	prodRuns = e.checkRuns(bot.ProdOnly, sha)
 	if got := labels(prodRuns[0]); len(got) != 0 || prodRuns[0].Output.Title != "approval passed" {
@@ -224,7 +224,7 @@ func TestRefusals(t *testing.T) {
 	e.waitReported(1, bot.ExecutionSucceeded)
 	cr := e.checkRuns(bot.StageOnly, "")[0]
 
-	e.click(cr, ghapp.ActionPromote, "rita")
+	e.click(cr, githubapp.ActionPromote, "rita")
 	e.report()
 	if got := strings.Join(labels(e.gh.CheckRun(cr.ID)), ","); got != "Promote Build" {
 		t.Errorf("a read-only click changed the buttons to %q", got)
@@ -270,7 +270,7 @@ func TestRefusals(t *testing.T) {
 	e.repo.commit("newer", nil)
 	e.push()
 	e.waitReported(3, bot.ExecutionSucceeded)
-	e.click(cr, ghapp.ActionPromote, "alice")
+	e.click(cr, githubapp.ActionPromote, "alice")
 	e.report()
 	if got := labels(e.gh.CheckRun(cr.ID)); len(got) != 0 {
 		t.Errorf("a stale Promote Build click brought back buttons %v", got)
@@ -282,10 +282,10 @@ func TestRefusals(t *testing.T) {
 	// Bot comments and edits are ignored: no reply.
 	before := len(e.gh.Comments(owner, repo, 1))
 	var p map[string]any
-	_ = json.Unmarshal(fakegithub.Payload("issue_comment/edited.json"), &p)
+	_ = json.Unmarshal(githubtest.Payload("issue_comment/edited.json"), &p)
 	e.setRepo(p)
 	e.deliver("issue_comment", p)
-	_ = json.Unmarshal(fakegithub.Payload("issue_comment/created.with-installation.json"), &p)
+	_ = json.Unmarshal(githubtest.Payload("issue_comment/created.with-installation.json"), &p)
 	e.setRepo(p)
 	p["comment"].(map[string]any)["body"] = "/stagehand status"
 	p["sender"].(map[string]any)["type"] = "Bot"
@@ -296,7 +296,7 @@ func TestRefusals(t *testing.T) {
 	// Another app's check run is ignored.
 	other := cr
 	var q map[string]any
-	_ = json.Unmarshal(fakegithub.Payload("check_run/requested_action.json"), &q)
+	_ = json.Unmarshal(githubtest.Payload("check_run/requested_action.json"), &q)
 	q["check_run"].(map[string]any)["external_id"] = strconv.FormatInt(other.ID, 10)
 	e.setRepo(q)
 	e.deliver("check_run", q)
@@ -309,16 +309,16 @@ func TestCreateAndPromoteAndDeployNow(t *testing.T) {
 	e.push()
 	e.waitReported(1, bot.ExecutionSucceeded)
 	cr := e.checkRuns(bot.StageOnly, "")[0]
-	e.click(cr, ghapp.ActionPromote, "alice")
+	e.click(cr, githubapp.ActionPromote, "alice")
 	e.report()
 	if got := strings.Join(labels(e.gh.CheckRun(cr.ID)), ","); got != "Create & Promote,Dismiss" {
 		t.Fatalf("buttons = %q", got)
 	}
-	e.click(e.gh.CheckRun(cr.ID), ghapp.ActionCreatePromote, "alice")
+	e.click(e.gh.CheckRun(cr.ID), githubapp.ActionCreatePromote, "alice")
 	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
 	e.report()
 	pr := e.checkRuns(bot.ProdOnly, "")
-	e.click(pr[len(pr)-1], ghapp.ActionReject, "bob")
+	e.click(pr[len(pr)-1], githubapp.ActionReject, "bob")
 	e.waitReported(2, bot.ExecutionCancelled)
 	pr = e.checkRuns(bot.ProdOnly, "")
 	if last := pr[len(pr)-1]; last.Conclusion != "cancelled" {
@@ -326,7 +326,7 @@ func TestCreateAndPromoteAndDeployNow(t *testing.T) {
 	}
 	// Re-run from check_run.rerequested.
 	var p map[string]any
-	_ = json.Unmarshal(fakegithub.Payload("check_run/rerequested.openapi-example.json"), &p)
+	_ = json.Unmarshal(githubtest.Payload("check_run/rerequested.openapi-example.json"), &p)
 	run := p["check_run"].(map[string]any)
 	run["external_id"], run["head_sha"] = cr.ExternalID, cr.HeadSHA
 	run["app"].(map[string]any)["id"] = testAppID
@@ -352,7 +352,7 @@ func TestPushExplainsWhatDidNotStart(t *testing.T) {
 	}
 	bad := e.repo.commit("break the config", map[string]string{".github/stagehand.yml": "version: 1\npipelines:\n  prod-only: {trigger: on-git-changes}\n"})
 	e.push()
-	var cfgRun *fakegithub.CheckRun
+	var cfgRun *githubtest.CheckRun
 	for _, cr := range e.gh.CheckRuns(owner, repo) {
 		if cr.Name == "stagehand/config" && cr.HeadSHA == bad {
 			cfgRun = &cr
@@ -398,7 +398,7 @@ func TestApproversAndSuiteRerun(t *testing.T) {
 	e.waitState(2, bot.ExecutionSucceeded)
 
 	var p map[string]any
-	if err := json.Unmarshal(fakegithub.Payload("check_suite/rerequested.json"), &p); err != nil {
+	if err := json.Unmarshal(githubtest.Payload("check_suite/rerequested.json"), &p); err != nil {
 		t.Fatal(err)
 	}
 	suite := p["check_suite"].(map[string]any)

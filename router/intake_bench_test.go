@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 	"github.com/stagehand-dev/stagehand/handlers"
 )
 
@@ -43,7 +43,7 @@ func BenchmarkIntake(b *testing.B) {
 		body []byte
 	}{
 		// A real push delivery, 8,471 bytes.
-		{"9KB", fakegithub.Payload("push/branch-updated.go-playground.json")},
+		{"9KB", githubtest.Payload("push/branch-updated.go-playground.json")},
 		// The real branch-created push with its commits repeated: a push of
 		// a few dozen commits.
 		{"25KB", pushWithCommits(b, 25_000)},
@@ -61,7 +61,7 @@ func BenchmarkIntake(b *testing.B) {
 func pushWithCommits(tb testing.TB, size int) []byte {
 	tb.Helper()
 	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(fakegithub.Payload("push/branch-created.json"), &doc); err != nil {
+	if err := json.Unmarshal(githubtest.Payload("push/branch-created.json"), &doc); err != nil {
 		tb.Fatal(err)
 	}
 	var one []json.RawMessage
@@ -100,7 +100,7 @@ func benchIntake(b *testing.B, body []byte, syncEvery time.Duration) {
 		Secrets: [][]byte{[]byte(intakeBenchSecret)}, Publisher: broker.Publisher(),
 		Events: handlers.Events, Metrics: NewMetrics(broker.PoisonCount), Logger: slog.New(slog.DiscardHandler),
 	}
-	sig := fakegithub.Sign([]byte(intakeBenchSecret), body)
+	sig := githubtest.Sign([]byte(intakeBenchSecret), body)
 	prefix := randomHex(b, 8) // GUIDs unique across runs and within the duplicate window
 	var seq atomic.Int64
 

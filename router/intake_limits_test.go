@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 )
 
 // TestByteBudget: a reservation that fits is taken at once, one that does
@@ -112,7 +112,7 @@ func TestIntakeBodyBudget(t *testing.T) {
 	in.BodyTimeout = time.Second
 	srv := httptest.NewServer(in)
 	defer srv.Close()
-	small := fakegithub.Payload("push/branch-updated.go-playground.json")
+	small := githubtest.Payload("push/branch-updated.go-playground.json")
 	large := pushWithCommits(t, 128<<10)
 
 	stalled := stallUpload(t, srv.Listener.Addr().String(), 192<<10, 16<<10)

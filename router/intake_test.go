@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 	"github.com/stagehand-dev/stagehand/handlers"
 )
 
@@ -52,8 +52,8 @@ func newTestIntake(pub message.Publisher) *Intake {
 }
 
 func TestIntakeStatusCodes(t *testing.T) {
-	push := fakegithub.Payload("push/branch-updated.go-playground.json")
-	signed := fakegithub.Sign([]byte(testSecret), push)
+	push := githubtest.Payload("push/branch-updated.go-playground.json")
+	signed := githubtest.Sign([]byte(testSecret), push)
 	sha1Only := http.Header{"X-Hub-Signature": {"sha1=7d38cdd689735b008b3c702edd92eea23791c5f6"}}
 	tests := []struct {
 		name        string
@@ -67,9 +67,9 @@ func TestIntakeStatusCodes(t *testing.T) {
 	}{
 		{name: "valid push", body: push, wantStatus: 202, wantOutcome: OutcomeAccepted, wantStored: true},
 		{name: "signed with the previous secret", body: push,
-			header: http.Header{"X-Hub-Signature-256": {fakegithub.Sign([]byte("old secret"), push)}}, wantStatus: 202, wantOutcome: OutcomeAccepted, wantStored: true},
+			header: http.Header{"X-Hub-Signature-256": {githubtest.Sign([]byte("old secret"), push)}}, wantStatus: 202, wantOutcome: OutcomeAccepted, wantStored: true},
 		{name: "missing signature", body: push, drop: []string{"X-Hub-Signature-256"}, wantStatus: 401, wantOutcome: OutcomeUnauthorized},
-		{name: "wrong signature", body: push, header: http.Header{"X-Hub-Signature-256": {fakegithub.Sign([]byte("not the secret"), push)}}, wantStatus: 401, wantOutcome: OutcomeUnauthorized},
+		{name: "wrong signature", body: push, header: http.Header{"X-Hub-Signature-256": {githubtest.Sign([]byte("not the secret"), push)}}, wantStatus: 401, wantOutcome: OutcomeUnauthorized},
 		{name: "signature not hex", body: push, header: http.Header{"X-Hub-Signature-256": {"sha256=zz"}}, wantStatus: 401, wantOutcome: OutcomeUnauthorized},
 		{name: "SHA-1 signature only", body: push, drop: []string{"X-Hub-Signature-256"}, header: sha1Only, wantStatus: 401, wantOutcome: OutcomeUnauthorized},
 		{name: "signature of another body", body: append([]byte(" "), push...), header: http.Header{"X-Hub-Signature-256": {signed}}, wantStatus: 401, wantOutcome: OutcomeUnauthorized},
@@ -94,7 +94,7 @@ func TestIntakeStatusCodes(t *testing.T) {
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("X-GitHub-Event", "push")
 			req.Header.Set("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
-			req.Header.Set("X-Hub-Signature-256", fakegithub.Sign([]byte(testSecret), tt.body))
+			req.Header.Set("X-Hub-Signature-256", githubtest.Sign([]byte(testSecret), tt.body))
 			for _, k := range tt.drop {
 				req.Header.Del(k)
 			}
@@ -296,13 +296,13 @@ func TestIntakeTooLarge(t *testing.T) {
 }
 
 func TestIntakeStoreFailureIsNot2xx(t *testing.T) {
-	push := fakegithub.Payload("push/branch-created.json")
+	push := githubtest.Payload("push/branch-created.json")
 	in := newTestIntake(&recordingPublisher{err: errors.New("jetstream: no responders")})
 	req := httptest.NewRequest("POST", "/webhooks", bytes.NewReader(push))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GitHub-Event", "push")
 	req.Header.Set("X-GitHub-Delivery", "d1")
-	req.Header.Set("X-Hub-Signature-256", fakegithub.Sign([]byte(testSecret), push))
+	req.Header.Set("X-Hub-Signature-256", githubtest.Sign([]byte(testSecret), push))
 	rec := httptest.NewRecorder()
 	in.ServeHTTP(rec, req)
 	if rec.Code != http.StatusServiceUnavailable {

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 	"github.com/stagehand-dev/stagehand/handlers"
 )
 
@@ -81,7 +81,7 @@ func (r *routerRig) deliver(t *testing.T, guid string, body []byte) intakeAnswer
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GitHub-Event", "push")
 	req.Header.Set("X-GitHub-Delivery", guid)
-	req.Header.Set("X-Hub-Signature-256", fakegithub.Sign([]byte(routerTestSecret), body))
+	req.Header.Set("X-Hub-Signature-256", githubtest.Sign([]byte(routerTestSecret), body))
 	rec := httptest.NewRecorder()
 	r.intake.ServeHTTP(rec, req)
 	a := intakeAnswer{Code: rec.Code}

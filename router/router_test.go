@@ -22,7 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 	"github.com/stagehand-dev/stagehand/handlers"
 )
 
@@ -209,7 +209,7 @@ func (a *attemptLog) calls() []string {
 }
 
 // pushBody is a real push delivery.
-var pushBody = fakegithub.Payload("push/branch-created.json")
+var pushBody = githubtest.Payload("push/branch-created.json")
 
 const (
 	guidA = "0b9f6f40-cc78-11e3-81ab-4c9367dc0001"

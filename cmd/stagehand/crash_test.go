@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 )
 
 var (
@@ -94,7 +94,7 @@ func TestCrashAfterAcceptIsProcessedExactlyOnce(t *testing.T) {
 	h.waitReady(t)
 
 	const guid = "crash-0000-4000-8000-000000000001"
-	if code := h.send(t, "push", guid, fakegithub.Payload("push/branch-created.json")); code != 202 {
+	if code := h.send(t, "push", guid, githubtest.Payload("push/branch-created.json")); code != 202 {
 		t.Fatalf("push answered %d, want 202", code)
 	}
 	// The handler is now blocked reading the configuration from GitHub.
@@ -141,7 +141,7 @@ func TestGracefulShutdownHandsBackInFlight(t *testing.T) {
 	p := h.start(t, "first")
 	h.waitReady(t)
 	const guid = "term-0000-4000-8000-000000000001"
-	if code := h.send(t, "push", guid, fakegithub.Payload("push/branch-created.json")); code != 202 {
+	if code := h.send(t, "push", guid, githubtest.Payload("push/branch-created.json")); code != 202 {
 		t.Fatalf("push answered %d, want 202", code)
 	}
 	h.waitHeld(t)

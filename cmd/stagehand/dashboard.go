@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
 	"github.com/stagehand-dev/stagehand/config"
 	"github.com/stagehand-dev/stagehand/handlers"
 	"github.com/stagehand-dev/stagehand/router"
@@ -46,7 +46,7 @@ func serveDashboard(mux *http.ServeMux, cfg *config.Server, store bot.Store, d *
 			return err
 		}
 		public := strings.TrimRight(cfg.PublicURL, "/")
-		ua, err := ghapp.NewUserAuth(ghapp.UserAuthOptions{ClientID: cfg.GitHubClientID, ClientSecret: string(cfg.ClientSecret),
+		ua, err := githubapp.NewUserAuth(githubapp.UserAuthOptions{ClientID: cfg.GitHubClientID, ClientSecret: string(cfg.ClientSecret),
 			WebURL: cfg.GitHubWebURL, APIURL: cfg.GitHubAPIURL, RedirectURL: public + "/auth/callback"})
 		if err != nil {
 			return err

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 	"github.com/stagehand-dev/stagehand/config"
 	"github.com/stagehand-dev/stagehand/state"
 )
@@ -59,7 +59,7 @@ func crashSetup(t *testing.T, h *harness) (record string, sha string) {
 // pushPayloadFor is the real branch-created payload pointing at sha.
 func pushPayloadFor(t *testing.T, sha string) []byte {
 	t.Helper()
-	return []byte(strings.ReplaceAll(string(fakegithub.Payload("push/branch-created.json")), pushSHA, sha))
+	return []byte(strings.ReplaceAll(string(githubtest.Payload("push/branch-created.json")), pushSHA, sha))
 }
 
 func hold(t *testing.T, record, step string) func() {

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 	"github.com/stagehand-dev/stagehand/state"
 )
 
@@ -40,7 +40,7 @@ pipelines:
 // harness is a GitHub stand-in, a key file and a data directory for one
 // server under test.
 type harness struct {
-	gh      *fakegithub.Server
+	gh      *githubtest.Server
 	keyFile string
 	dataDir string
 	addr    string
@@ -65,8 +65,8 @@ func testSandboxMode() string {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	gh := fakegithub.New(t)
-	pemBytes, key := fakegithub.GenerateAppKey(t)
+	gh := githubtest.New(t)
+	pemBytes, key := githubtest.GenerateAppKey(t)
 	gh.SetAppKey(testAppID, &key.PublicKey)
 	gh.AddInstallation(1, "Codertocat")
 	gh.AddRepo(1, "Codertocat", "Hello-World")
@@ -109,7 +109,7 @@ func (h *harness) send(t *testing.T, event, guid string, body []byte) int {
 	if secret == "" {
 		secret = testSecret
 	}
-	req.Header.Set("X-Hub-Signature-256", fakegithub.Sign([]byte(secret), body))
+	req.Header.Set("X-Hub-Signature-256", githubtest.Sign([]byte(secret), body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("POST /webhooks: %v", err)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 	"github.com/stagehand-dev/stagehand/router"
 )
 
@@ -42,7 +42,7 @@ func TestServeStalledUploadsKeepMemoryBounded(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, h.args(), func(string) string { return "" }, io.Discard, io.Discard) }()
 	h.waitReady(t)
-	push := fakegithub.Payload("push/branch-created.json")
+	push := githubtest.Payload("push/branch-created.json")
 	// A first delivery, so that what the server makes at its first one is
 	// in the baseline.
 	if code := h.send(t, "push", "c1f5e0a0-0000-4000-8000-00000000d051", push); code != 202 {

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 )
 
 // loadClients is how many HTTP clients post deliveries at once, each on
@@ -52,8 +52,8 @@ func BenchmarkServeLoad(b *testing.B) {
 	})
 	waitServing(b, h, done)
 
-	body := fakegithub.Payload("push/branch-created.json")
-	sig := fakegithub.Sign([]byte(testSecret), body)
+	body := githubtest.Payload("push/branch-created.json")
+	sig := githubtest.Sign([]byte(testSecret), body)
 	client := &http.Client{Transport: &http.Transport{
 		MaxIdleConns: loadClients, MaxIdleConnsPerHost: loadClients, IdleConnTimeout: time.Minute,
 	}}
@@ -139,8 +139,8 @@ func BenchmarkServeLoad(b *testing.B) {
 // file, so every push starts nothing.
 func newLoadHarness(tb testing.TB) *harness {
 	tb.Helper()
-	gh := fakegithub.New(tb)
-	pemBytes, key := fakegithub.GenerateAppKey(tb)
+	gh := githubtest.New(tb)
+	pemBytes, key := githubtest.GenerateAppKey(tb)
 	gh.SetAppKey(testAppID, &key.PublicKey)
 	gh.AddInstallation(1, "Codertocat")
 	gh.AddRepo(1, "Codertocat", "Hello-World")

@@ -19,7 +19,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 	"github.com/stagehand-dev/stagehand/config"
 )
 
@@ -170,7 +170,7 @@ func newPlayground(dir, public string, logger *slog.Logger) (*playground, error)
 	// the check run and comment ids it handed out: ids that start from the
 	// time cannot name anything of an earlier run (that run would have had
 	// to hand out 1000 ids a millisecond).
-	gh := fakegithub.New(nil, fakegithub.WithFirstID(time.Now().UnixMilli()*1000))
+	gh := githubtest.New(nil, githubtest.WithFirstID(time.Now().UnixMilli()*1000))
 	gh.SetAppKey(playgroundAppID, &key.PublicKey)
 	gh.AddInstallation(playgroundInst, playgroundOwner)
 	gh.AddRepo(playgroundInst, playgroundOwner, playgroundRepo)

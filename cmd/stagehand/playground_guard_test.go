@@ -21,7 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
 )
 
 // webhookRecorder stands in for the bot's /webhooks: it records every
@@ -159,7 +159,7 @@ func TestPlaygroundRefusesRequestsFromOtherSites(t *testing.T) {
 		form url.Values
 	}{
 		{"/playground/push", url.Values{"back": {"/playground"}}},
-		{"/playground/click", url.Values{"check_run": {strconv.FormatInt(f.runID, 10)}, "action": {ghapp.ActionPromote}}},
+		{"/playground/click", url.Values{"check_run": {strconv.FormatInt(f.runID, 10)}, "action": {githubapp.ActionPromote}}},
 		{"/playground/comment", url.Values{"body": {"/stagehand set BASH_ENV=/tmp/evil.sh"}}},
 		{"/playground/hook", nil},
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 )
 
 // playground is the tour's world: a GitHub stand-in, a bare repository
@@ -21,7 +21,7 @@ import (
 // scripts publish stage and production to.
 type playground struct {
 	dir    string
-	gh     *fakegithub.Server
+	gh     *githubtest.Server
 	keyPEM []byte
 	secret []byte
 	logger *slog.Logger

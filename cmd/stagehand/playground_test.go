@@ -21,7 +21,7 @@ import (
 	"github.com/google/go-github/v62/github"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
 	"github.com/stagehand-dev/stagehand/state"
 )
 
@@ -79,7 +79,7 @@ func TestPlaygroundWorkCopyCommitsAndPushes(t *testing.T) {
 type fakeBot struct {
 	t      *testing.T
 	pg     *playground
-	app    *ghapp.App
+	app    *githubapp.App
 	delay  time.Duration
 	runID  int64 // the check run of execution 1
 	execID int64 // stage-only execution 1
@@ -100,14 +100,14 @@ func (b *fakeBot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case event == "issue_comment":
 			_, err = b.app.CreateComment(ctx, playgroundInst, playgroundOwner, playgroundRepo, 1, "Stagehand: status of playground/shop")
-		case p.RequestedAction.Identifier == ghapp.ActionConfirm:
+		case p.RequestedAction.Identifier == githubapp.ActionConfirm:
 			err = b.pg.store.Update(ctx, func(tx bot.Tx) error {
 				_, err := tx.CreateExecution(ctx, bot.Execution{ProgramID: 1, Pipeline: bot.ProdOnly, State: bot.ExecutionQueued, SourceID: b.execID})
 				return err
 			})
 		default:
 			err = b.app.UpdateCheckRun(ctx, playgroundInst, playgroundOwner, playgroundRepo, b.runID, github.UpdateCheckRunOptions{
-				Name: "stage-only", Actions: []*github.CheckRunAction{{Label: "Confirm", Description: "Start prod-only", Identifier: ghapp.ActionConfirm}},
+				Name: "stage-only", Actions: []*github.CheckRunAction{{Label: "Confirm", Description: "Start prod-only", Identifier: githubapp.ActionConfirm}},
 			})
 		}
 		if err != nil {
@@ -122,7 +122,7 @@ func (b *fakeBot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type playgroundFixture struct {
 	pg    *playground
 	store bot.Store
-	app   *ghapp.App
+	app   *githubapp.App
 	ex    bot.Execution
 	runID int64
 }
@@ -149,7 +149,7 @@ func newPlaygroundFixture(t *testing.T) *playgroundFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := ghapp.New(ghapp.Options{AppID: playgroundAppID, PrivateKeyPEM: pg.keyPEM, APIURL: pg.gh.URL()})
+	app, err := githubapp.New(githubapp.Options{AppID: playgroundAppID, PrivateKeyPEM: pg.keyPEM, APIURL: pg.gh.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func newPlaygroundFixture(t *testing.T) *playgroundFixture {
 		Name: "stage-only", HeadSHA: ex.Commit, ExternalID: github.String(strconv.FormatInt(ex.ID, 10)),
 		Status: github.String("completed"), Conclusion: github.String("action_required"),
 		Output:  &github.CheckRunOutput{Title: github.String("Succeeded"), Summary: github.String("ok")},
-		Actions: []*github.CheckRunAction{{Label: "Promote Build", Description: "Deploy these artifacts", Identifier: ghapp.ActionPromote}},
+		Actions: []*github.CheckRunAction{{Label: "Promote Build", Description: "Deploy these artifacts", Identifier: githubapp.ActionPromote}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -208,13 +208,13 @@ func TestPlaygroundActionsLandWhereTheyShow(t *testing.T) {
 		wantShown    func() bool // the effect is visible when the page is drawn
 	}{
 		{"Promote Build lands back once the Confirm button shows", "/playground/click",
-			url.Values{"check_run": {strconv.FormatInt(runID, 10)}, "action": {ghapp.ActionPromote}, "back": {page1}},
+			url.Values{"check_run": {strconv.FormatInt(runID, 10)}, "action": {githubapp.ActionPromote}, "back": {page1}},
 			page1, func() bool {
 				_, actions := pg.buttons(ex.ID)
-				return len(actions) == 1 && actions[0].Identifier == ghapp.ActionConfirm
+				return len(actions) == 1 && actions[0].Identifier == githubapp.ActionConfirm
 			}},
 		{"Confirm lands on the new prod-only execution", "/playground/click",
-			url.Values{"check_run": {strconv.FormatInt(runID, 10)}, "action": {ghapp.ActionConfirm}, "back": {page1}},
+			url.Values{"check_run": {strconv.FormatInt(runID, 10)}, "action": {githubapp.ActionConfirm}, "back": {page1}},
 			executionPage(2), nil},
 		{"a comment lands on the conversation with the answer", "/playground/comment",
 			url.Values{"body": {"/stagehand status"}, "back": {page1}},
@@ -330,7 +330,7 @@ func TestPlaygroundRestartHandsOutNewIDs(t *testing.T) {
 	var ids []int64
 	for range 2 {
 		pg := newTestPlayground(t, dir)
-		app, err := ghapp.New(ghapp.Options{AppID: playgroundAppID, PrivateKeyPEM: pg.keyPEM, APIURL: pg.gh.URL()})
+		app, err := githubapp.New(githubapp.Options{AppID: playgroundAppID, PrivateKeyPEM: pg.keyPEM, APIURL: pg.gh.URL()})
 		if err != nil {
 			t.Fatal(err)
 		}

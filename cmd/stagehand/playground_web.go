@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 	"github.com/stagehand-dev/stagehand/handlers"
 )
 
@@ -60,7 +60,7 @@ func (pg *playground) send(ctx context.Context, event string, payload map[string
 	req.Header.Set("User-Agent", "GitHub-Hookshot/playground")
 	req.Header.Set("X-GitHub-Event", event)
 	req.Header.Set("X-GitHub-Delivery", hex.EncodeToString(guid))
-	req.Header.Set("X-Hub-Signature-256", fakegithub.Sign(pg.secret, body))
+	req.Header.Set("X-Hub-Signature-256", githubtest.Sign(pg.secret, body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
@@ -77,7 +77,7 @@ func (pg *playground) send(ctx context.Context, event string, payload map[string
 // playground's repository, installation and user.
 func (pg *playground) payload(name string) map[string]any {
 	var p map[string]any
-	if err := json.Unmarshal(fakegithub.Payload(name), &p); err != nil {
+	if err := json.Unmarshal(githubtest.Payload(name), &p); err != nil {
 		panic(err)
 	}
 	r, _ := p["repository"].(map[string]any)
@@ -263,7 +263,7 @@ func (pg *playground) click(w http.ResponseWriter, r *http.Request) {
 	}
 	executionID, _ := strconv.ParseInt(cr.ExternalID, 10, 64)
 	action := r.FormValue("action")
-	startsProdOnly := action == ghapp.ActionConfirm || action == ghapp.ActionCreatePromote
+	startsProdOnly := action == githubapp.ActionConfirm || action == githubapp.ActionCreatePromote
 	promotes := func(e bot.Execution) bool { return e.SourceID == executionID }
 	prodBefore, _ := pg.newest(r.Context(), bot.ProdOnly, promotes)
 	shownBefore := pg.checkRunShown(executionID)
@@ -325,8 +325,8 @@ func (pg *playground) comment(w http.ResponseWriter, r *http.Request) {
 
 // buttons are the actions of an execution's newest check run, as GitHub
 // would show them.
-func (pg *playground) buttons(executionID int64) (fakegithub.CheckRun, []fakegithub.CheckRunAction) {
-	var last fakegithub.CheckRun
+func (pg *playground) buttons(executionID int64) (githubtest.CheckRun, []githubtest.CheckRunAction) {
+	var last githubtest.CheckRun
 	for _, cr := range pg.gh.CheckRuns(playgroundOwner, playgroundRepo) {
 		if cr.ExternalID == strconv.FormatInt(executionID, 10) && cr.ID > last.ID {
 			last = cr
@@ -408,7 +408,7 @@ var conversationTemplate = template.Must(template.New("conversation").Parse(`<!d
 // answered.
 func (pg *playground) conversation(w http.ResponseWriter, r *http.Request) {
 	type comment struct {
-		fakegithub.Comment
+		githubtest.Comment
 		Answer bool // the bot's answer to your last comment
 	}
 	all := pg.gh.Comments(playgroundOwner, playgroundRepo, 1)

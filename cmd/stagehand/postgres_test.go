@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 	"github.com/stagehand-dev/stagehand/state"
 )
 
@@ -60,7 +60,7 @@ func TestServeOnPostgres(t *testing.T) {
 		done <- run(ctx, append(h.args(), "--database-url", url), func(string) string { return "" }, io.Discard, io.Discard)
 	}()
 	h.waitReady(t)
-	if code := h.send(t, "push", "pg-1", fakegithub.Payload("push/branch-created.json")); code != 202 {
+	if code := h.send(t, "push", "pg-1", githubtest.Payload("push/branch-created.json")); code != 202 {
 		t.Fatalf("push answered %d", code)
 	}
 	store, err := state.OpenPostgres(context.Background(), url)

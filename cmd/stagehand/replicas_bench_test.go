@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 )
 
 // scaleClients is how many HTTP clients post deliveries at once.
@@ -38,7 +38,7 @@ const scaleCheckRun = "stagehand/stage-only"
 // just before the delivery's request is sent until the GitHub stand-in
 // receives the POST /repos/{owner}/{repo}/check-runs that creates the
 // stagehand/stage-only check run of the pushed commit. The arrival time is
-// fakegithub's Call.Time (time.Now in this process, the same clock as the
+// githubtest's Call.Time (time.Now in this process, the same clock as the
 // send time), so the figure is exact to the request's arrival, with no
 // polling error; the stand-in's CheckRun.StartedAt is whole seconds (and
 // set from the request body), so it is not used.
@@ -69,8 +69,8 @@ func benchScaleOut(b *testing.B, replicas int, external bool) {
 		b.Cleanup(func() { replCleanNATS(b, natsURL, prefix) })
 	}
 
-	gh := fakegithub.New(b)
-	pemBytes, key := fakegithub.GenerateAppKey(b)
+	gh := githubtest.New(b)
+	pemBytes, key := githubtest.GenerateAppKey(b)
 	gh.SetAppKey(testAppID, &key.PublicKey)
 	gh.AddInstallation(replInst, replOwner)
 	dir := b.TempDir()
@@ -215,7 +215,7 @@ func benchScaleOut(b *testing.B, replicas int, external bool) {
 // scaleRepos makes the 30 sample repositories of replRepos, each with
 // commits new commits on main (trivial scripts, no sleeps, no full-stack
 // pipeline), registered with their configuration in the stand-in.
-func scaleRepos(tb testing.TB, gh *fakegithub.Server, root string, commits int) []*replProgram {
+func scaleRepos(tb testing.TB, gh *githubtest.Server, root string, commits int) []*replProgram {
 	tb.Helper()
 	cfg := replConfig(false)
 	var progs []*replProgram

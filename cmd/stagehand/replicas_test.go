@@ -29,8 +29,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 	"github.com/stagehand-dev/stagehand/config"
 	"github.com/stagehand-dev/stagehand/state"
 )
@@ -102,7 +102,7 @@ type replica struct {
 // replicaSet is a GitHub stand-in and several servers sharing one
 // PostgreSQL database and one NATS.
 type replicaSet struct {
-	gh       *fakegithub.Server
+	gh       *githubtest.Server
 	keyFile  string
 	gitURL   string
 	dbURL    string
@@ -191,7 +191,7 @@ func (r *replica) post(client *http.Client, event, guid string, body []byte) (in
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GitHub-Event", event)
 	req.Header.Set("X-GitHub-Delivery", guid)
-	req.Header.Set("X-Hub-Signature-256", fakegithub.Sign([]byte(testSecret), body))
+	req.Header.Set("X-Hub-Signature-256", githubtest.Sign([]byte(testSecret), body))
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
@@ -281,7 +281,7 @@ func replSkip(t *testing.T) {
 
 // replRepos makes the sample repositories under root/acme and registers
 // them, with every commit's configuration, in the stand-in.
-func replRepos(t *testing.T, gh *fakegithub.Server, root string) []*replProgram {
+func replRepos(t *testing.T, gh *githubtest.Server, root string) []*replProgram {
 	t.Helper()
 	var progs []*replProgram
 	for i := 0; i < replPrograms; i++ {
@@ -335,7 +335,7 @@ func replSetRepo(p map[string]any, repo string, id int) {
 func replPayload(t testing.TB, name string) map[string]any {
 	t.Helper()
 	var p map[string]any
-	if err := json.Unmarshal(fakegithub.Payload(name), &p); err != nil {
+	if err := json.Unmarshal(githubtest.Payload(name), &p); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -360,7 +360,7 @@ func replPush(t testing.TB, prog *replProgram, idx int) []byte {
 	return b
 }
 
-func replComment(t *testing.T, gh *fakegithub.Server, prog *replProgram, idx int, user, body string) []byte {
+func replComment(t *testing.T, gh *githubtest.Server, prog *replProgram, idx int, user, body string) []byte {
 	t.Helper()
 	p := replPayload(t, "issue_comment/created.with-installation.json")
 	id := gh.AddComment(replOwner, prog.repo, 1, user, body)
@@ -373,7 +373,7 @@ func replComment(t *testing.T, gh *fakegithub.Server, prog *replProgram, idx int
 	return b
 }
 
-func replClick(t *testing.T, prog *replProgram, idx int, cr fakegithub.CheckRun, identifier, user string) []byte {
+func replClick(t *testing.T, prog *replProgram, idx int, cr githubtest.CheckRun, identifier, user string) []byte {
 	t.Helper()
 	p := replPayload(t, "check_run/requested_action.json")
 	run := p["check_run"].(map[string]any)
@@ -475,8 +475,8 @@ func TestMultipleReplicas(t *testing.T) {
 	rng := mrand.New(mrand.NewPCG(uint64(seed), 0x5eed))
 	t.Logf("NATS prefix %s, seed %d (STAGEHAND_TEST_SEED replays the same choices)", prefix, seed)
 
-	gh := fakegithub.New(t)
-	pemBytes, key := fakegithub.GenerateAppKey(t)
+	gh := githubtest.New(t)
+	pemBytes, key := githubtest.GenerateAppKey(t)
 	gh.SetAppKey(testAppID, &key.PublicKey)
 	gh.AddInstallation(replInst, replOwner)
 	dir := t.TempDir()
@@ -638,7 +638,7 @@ func TestMultipleReplicas(t *testing.T) {
 			// A button of the program's check runs: mostly the newest
 			// ones showing buttons, sometimes a stale one.
 			runs := gh.CheckRuns(replOwner, prog.repo)
-			var withButtons []fakegithub.CheckRun
+			var withButtons []githubtest.CheckRun
 			for _, cr := range runs {
 				if len(cr.Actions) > 0 && cr.ExternalID != "" {
 					withButtons = append(withButtons, cr)
@@ -649,7 +649,7 @@ func TestMultipleReplicas(t *testing.T) {
 				cr := withButtons[len(withButtons)-1-rng.IntN(min(2, len(withButtons)))]
 				var ids []string
 				for _, a := range cr.Actions {
-					if a.Identifier == ghapp.ActionReject || a.Identifier == ghapp.ActionDismiss {
+					if a.Identifier == githubapp.ActionReject || a.Identifier == githubapp.ActionDismiss {
 						if rng.IntN(8) != 0 {
 							continue
 						}
@@ -662,7 +662,7 @@ func TestMultipleReplicas(t *testing.T) {
 				event, body = "check_run", replClick(t, prog, pl.prog, cr, ids[rng.IntN(len(ids))], "bob")
 			case len(runs) > 0:
 				cr := runs[rng.IntN(len(runs))]
-				ids := []string{ghapp.ActionPromote, ghapp.ActionConfirm, ghapp.ActionApprove}
+				ids := []string{githubapp.ActionPromote, githubapp.ActionConfirm, githubapp.ActionApprove}
 				event, body = "check_run", replClick(t, prog, pl.prog, cr, ids[rng.IntN(len(ids))], "alice")
 				kind = "stale-click"
 			default:
@@ -969,7 +969,7 @@ func TestMultipleReplicas(t *testing.T) {
 		bot.ExecutionCancelled: "cancelled", bot.ExecutionSkipped: "skipped",
 	}
 	checkRuns := 0
-	runsOf := map[string][]fakegithub.CheckRun{}
+	runsOf := map[string][]githubtest.CheckRun{}
 	for _, ex := range exs {
 		prog := progByID[ex.ProgramID]
 		runs, ok := runsOf[prog.Repo]
@@ -978,7 +978,7 @@ func TestMultipleReplicas(t *testing.T) {
 			runsOf[prog.Repo] = runs
 			checkRuns += len(runs)
 		}
-		var newest *fakegithub.CheckRun
+		var newest *githubtest.CheckRun
 		for i := range runs {
 			if runs[i].Name == "stagehand/"+string(ex.Pipeline) && runs[i].ExternalID == strconv.FormatInt(ex.ID, 10) {
 				newest = &runs[i]

@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
 	"github.com/stagehand-dev/stagehand/bot/runner"
 	"github.com/stagehand-dev/stagehand/config"
 	"github.com/stagehand-dev/stagehand/handlers"
@@ -130,7 +130,7 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	}
 	defer closeLogged(logger, "broker", broker.Close)
 
-	app, err := ghapp.New(ghapp.Options{AppID: cfg.GitHubAppID, PrivateKeyPEM: cfg.PrivateKey, APIURL: cfg.GitHubAPIURL})
+	app, err := githubapp.New(githubapp.Options{AppID: cfg.GitHubAppID, PrivateKeyPEM: cfg.PrivateKey, APIURL: cfg.GitHubAPIURL})
 	if err != nil {
 		return err
 	}

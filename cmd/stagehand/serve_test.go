@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/ghapp/fakegithub"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 )
 
 // TestServe runs the whole server in-process on a real port: a signed push
@@ -24,7 +24,7 @@ func TestServe(t *testing.T) {
 	go func() { done <- run(ctx, h.args(), func(string) string { return "" }, io.Discard, logs) }()
 	h.waitReady(t)
 
-	push := fakegithub.Payload("push/branch-created.json")
+	push := githubtest.Payload("push/branch-created.json")
 	const guid = "c1f5e0a0-0000-4000-8000-000000000001"
 	if code := h.send(t, "push", guid, push); code != 202 {
 		t.Fatalf("push answered %d, want 202", code)
@@ -110,7 +110,7 @@ func TestServeReadsEnvironment(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, io.Discard, logs) }()
 	h.waitReady(t)
-	if code := h.send(t, "push", "env-1", fakegithub.Payload("push/branch-created.json")); code != 202 {
+	if code := h.send(t, "push", "env-1", githubtest.Payload("push/branch-created.json")); code != 202 {
 		t.Fatalf("push answered %d", code)
 	}
 	waitFor(t, 20*time.Second, "the push to queue an execution", func() bool { return len(h.executions(t)) == 1 })

@@ -1,0 +1,825 @@
+package githubapp
+
+import (
+	"cmp"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/go-github/v62/github"
+
+	"github.com/stagehand-dev/stagehand/bot"
+)
+
+// CheckRunView is everything Stagehand sends for one check run.
+type CheckRunView struct {
+	Name       string // "stagehand/<pipeline>"
+	HeadSHA    string
+	ExternalID string // the execution id, decimal
+	DetailsURL string
+	Status     string // queued | in_progress | completed
+	// Conclusion is set when Status is completed: success | failure |
+	// cancelled | skipped | action_required | neutral.
+	Conclusion           string
+	Title, Summary, Text string
+	// Actions are set only with Status completed: GitHub shows action
+	// buttons only on completed check runs.
+	Actions []*github.CheckRunAction
+	// Annotations point at lines of .github/stagehand.yml (ConfigCheckRun
+	// only); at most 50, GitHub's limit per request.
+	Annotations []*github.CheckRunAnnotation
+}
+
+// RenderInput is what the reporter knows about an execution.
+type RenderInput struct {
+	Program   bot.Program
+	Execution bot.Execution
+	Steps     []bot.Step
+	Events    []bot.Event
+	Source    *bot.Execution // prod-only: the stage-only execution it promotes
+	// Phase is 0 for the first check run of the execution; a gate completes
+	// phase N with action_required and phase N+1 continues.
+	Phase int
+	// LatestSuccessfulStageOnly: this succeeded stage-only execution is the
+	// latest successful one of its program, so it offers Promote Build
+	// (rule D).
+	LatestSuccessfulStageOnly bool
+	// HasProdOnly: the program has a prod-only pipeline (Confirm), or not
+	// yet (Create & Promote).
+	HasProdOnly bool
+	// PromoteRequested: someone clicked Promote Build; the check run asks
+	// for confirmation (Confirm or Create & Promote, and Dismiss).
+	PromoteRequested bool
+	// Scheduled: the pipeline is scheduled (scheduled: true). The Deploy
+	// Now button itself appears whenever the schedule step waits.
+	Scheduled  bool
+	DetailsURL string
+	Now        time.Time // for the durations of running and waiting steps
+}
+
+// Identifiers of the check-run buttons (at most 20 characters each). The
+// handler of check_run.requested_action maps them back.
+const (
+	ActionPromote         = "promote"
+	ActionConfirm         = "confirm"
+	ActionCreatePromote   = "create-promote"
+	ActionDismiss         = "dismiss"
+	ActionApprove         = "approve"
+	ActionApproveRollback = "approve-rollback"
+	ActionReject          = "reject"
+	ActionDeployNow       = "deploy-now"
+)
+
+// Check-run statuses and conclusions Stagehand sends.
+const (
+	StatusQueued     = "queued"
+	StatusInProgress = "in_progress"
+	StatusCompleted  = "completed"
+
+	ConclusionSuccess        = "success"
+	ConclusionFailure        = "failure"
+	ConclusionCancelled      = "cancelled"
+	ConclusionSkipped        = "skipped"
+	ConclusionActionRequired = "action_required"
+	ConclusionNeutral        = "neutral"
+)
+
+// ConfigPath is where a program's configuration lives.
+const ConfigPath = ".github/stagehand.yml"
+
+// GitHub's limits for check runs, enforced by renderLimits only.
+const (
+	renderMaxActions     = 3
+	renderMaxLabel       = 20    // characters
+	renderMaxDescription = 40    // characters
+	renderMaxIdentifier  = 20    // characters
+	renderMaxTitle       = 255   // bytes (GitHub documents no limit; stay safe)
+	renderMaxOutput      = 65535 // bytes, for summary and for text
+	renderMaxAnnotations = 50    // per request
+	renderMaxEvents      = 20    // shown in the activity list
+	renderShortTitle     = 100   // runes of a message quoted in a title
+)
+
+var (
+	renderButtonPromote         = github.CheckRunAction{Label: "Promote Build", Description: "Deploy these artifacts to production", Identifier: ActionPromote}
+	renderButtonConfirm         = github.CheckRunAction{Label: "Confirm", Description: "Start prod-only with these artifacts", Identifier: ActionConfirm}
+	renderButtonCreatePromote   = github.CheckRunAction{Label: "Create & Promote", Description: "Create default prod-only and promote", Identifier: ActionCreatePromote}
+	renderButtonDismiss         = github.CheckRunAction{Label: "Dismiss", Description: "Do not promote now", Identifier: ActionDismiss}
+	renderButtonPromoteToProd   = github.CheckRunAction{Label: "Promote to Prod", Description: "Approve the production deploy", Identifier: ActionApprove}
+	renderButtonApprove         = github.CheckRunAction{Label: "Approve", Description: "Approve the production deploy", Identifier: ActionApprove}
+	renderButtonApproveRollback = github.CheckRunAction{Label: "Approve Rollback", Description: "Deploy although production rolls back", Identifier: ActionApproveRollback}
+	renderButtonReject          = github.CheckRunAction{Label: "Reject", Description: "End this execution as cancelled", Identifier: ActionReject}
+	renderButtonDeployNow       = github.CheckRunAction{Label: "Deploy Now", Description: "Deploy to production now, not later", Identifier: ActionDeployNow}
+)
+
+// renderPhase is what a check run shows of an execution.
+type renderPhase int
+
+const (
+	renderOther renderPhase = iota
+	renderQueued
+	renderRunning
+	renderApproval
+	renderSchedule
+	renderSucceeded
+	renderFailed
+	renderCancelled
+	renderSkipped
+)
+
+// renderClassify decides what the execution shows. The waiting step, not
+// the execution's state alone, tells a gate apart, so a check run is right
+// even when it is rendered between the two updates.
+func renderClassify(ex bot.Execution, cur *bot.Step) renderPhase {
+	switch ex.State {
+	case bot.ExecutionQueued:
+		return renderQueued
+	case bot.ExecutionRunning, bot.ExecutionWaiting:
+		if cur != nil && cur.State == bot.StepWaiting {
+			switch cur.Name {
+			case bot.StepApproval:
+				return renderApproval
+			case bot.StepSchedule:
+				return renderSchedule
+			}
+		}
+		return renderRunning
+	case bot.ExecutionSucceeded:
+		return renderSucceeded
+	case bot.ExecutionFailed:
+		return renderFailed
+	case bot.ExecutionCancelled:
+		return renderCancelled
+	case bot.ExecutionSkipped:
+		return renderSkipped
+	}
+	return renderOther
+}
+
+// Gate reports whether the execution currently sits at a gate: its
+// approval or schedule step waits, or it is a succeeded stage-only
+// execution offering Promote Build (or its confirmation). The current
+// phase's check run is then completed with action_required (success for
+// the stage-only execution) and carries the buttons; when the execution
+// goes on past an approval or schedule gate, phase N+1 continues it.
+func Gate(in RenderInput) bool {
+	steps := renderOrder(in.Execution.Pipeline, in.Steps)
+	switch renderClassify(in.Execution, renderCurrent(steps)) {
+	case renderApproval, renderSchedule:
+		return true
+	case renderSucceeded:
+		return in.Execution.Pipeline == bot.StageOnly && in.LatestSuccessfulStageOnly
+	}
+	return false
+}
+
+// RenderCheckRun turns an execution into the check run GitHub shows. The
+// result always fits GitHub's limits.
+func RenderCheckRun(in RenderInput) CheckRunView {
+	ex := in.Execution
+	steps := renderOrder(ex.Pipeline, in.Steps)
+	cur := renderCurrent(steps)
+	phase := renderClassify(ex, cur)
+	v := CheckRunView{
+		Name:       "stagehand/" + string(ex.Pipeline),
+		HeadSHA:    ex.Commit,
+		ExternalID: strconv.FormatInt(ex.ID, 10),
+		DetailsURL: in.DetailsURL,
+		Status:     StatusCompleted,
+	}
+	var intro []string // the state paragraph(s) of the summary
+	var logStep *bot.Step
+	n := ex.Number
+	switch phase {
+	case renderQueued:
+		v.Status = StatusQueued
+		v.Title = renderPrefixed("queued", ex.Message)
+		intro = append(intro, "⏳ "+renderSentence(renderPrefixed("Queued", strings.TrimPrefix(renderInline(ex.Message), "queued")))+" It starts by itself as soon as it may run.")
+	case renderRunning:
+		v.Status = StatusInProgress
+		v.Title = cmp.Or(ex.Message, "running")
+		if cur != nil && cur.State == bot.StepRunning {
+			v.Title = string(cur.Name) + " running"
+			logStep = cur
+			p := "🔄 **" + string(cur.Name) + "** is running."
+			if strings.Contains(cur.Message, "again") || strings.Contains(cur.Message, "handed back") {
+				p += " " + renderSentence(renderInline(cur.Message))
+			}
+			intro = append(intro, p)
+		} else {
+			intro = append(intro, "🔄 "+renderSentence(renderInline(cmp.Or(ex.Message, "running"))))
+		}
+	case renderApproval:
+		v.Conclusion = ConclusionActionRequired
+		approve := renderButtonApprove
+		if ex.Pipeline == bot.FullStack {
+			approve = renderButtonPromoteToProd
+		}
+		if ex.Rollback != "" {
+			v.Title = "waiting for Approve Rollback: this deploy would roll production back"
+			intro = append(intro, fmt.Sprintf("**Approve Rollback** deploys commit `%s` to production anyway (or comment `/stagehand approve %d --rollback`); **Reject** ends this execution as cancelled (`/stagehand reject %d [reason]`).", bot.ShortSHA(ex.Commit), n, n))
+			approve = renderButtonApproveRollback
+		} else {
+			v.Title = "waiting for approval to deploy " + bot.ShortSHA(ex.Commit) + " to production"
+			intro = append(intro, fmt.Sprintf("⏸️ Waiting for approval. **%s** deploys commit `%s` to production (or comment `/stagehand approve %d`); **Reject** ends this execution as cancelled (`/stagehand reject %d [reason]`).", approve.Label, bot.ShortSHA(ex.Commit), n, n))
+		}
+		if in.Scheduled {
+			intro = append(intro, fmt.Sprintf("The pipeline is scheduled: after approval the deploy waits for its time (`/stagehand schedule <RFC 3339 time> %d`, or **Deploy Now**).", n))
+		}
+		v.Actions = []*github.CheckRunAction{&approve, &renderButtonReject}
+		logStep = cur
+	case renderSchedule:
+		v.Conclusion = ConclusionActionRequired
+		if ex.ScheduledAt.IsZero() {
+			v.Title = "waiting for a deploy time: schedule it or Deploy Now"
+			intro = append(intro, fmt.Sprintf("⏰ The production deploy waits for a time: comment `/stagehand schedule <RFC 3339 time> %d`, or click **Deploy Now**.", n))
+		} else {
+			at := renderTime(ex.ScheduledAt)
+			v.Title = "scheduled: deploys to production at " + at
+			p := fmt.Sprintf("⏰ The production deploy is scheduled for **%s**", at)
+			if !in.Now.IsZero() && ex.ScheduledAt.After(in.Now) {
+				p += " (in " + renderDuration(ex.ScheduledAt.Sub(in.Now)) + ")"
+			}
+			intro = append(intro, p+fmt.Sprintf(". **Deploy Now** deploys at once; `/stagehand schedule <RFC 3339 time> %d` changes the time.", n))
+		}
+		v.Actions = []*github.CheckRunAction{&renderButtonDeployNow}
+	case renderSucceeded:
+		v.Conclusion = ConclusionSuccess
+		switch {
+		case ex.Pipeline != bot.StageOnly:
+			v.Title = "deployed to production"
+			intro = append(intro, fmt.Sprintf("✅ Succeeded: commit `%s` runs on production.", bot.ShortSHA(ex.Commit)))
+		case !in.LatestSuccessfulStageOnly:
+			v.Title = "succeeded on stage"
+			intro = append(intro, "✅ Succeeded on stage. Promote Build is offered only on the latest successful stage-only execution, and a newer one has succeeded since.")
+		case !in.PromoteRequested:
+			v.Title = "succeeded on stage: ready to promote"
+			intro = append(intro, fmt.Sprintf("✅ Succeeded on stage. **Promote Build** deploys exactly these artifacts to production through the prod-only pipeline, without rebuilding (or comment `/stagehand promote %d`).", n))
+			v.Actions = []*github.CheckRunAction{&renderButtonPromote}
+		case in.HasProdOnly:
+			v.Title = "promote to production? Confirm or Dismiss"
+			intro = append(intro, "❔ Promotion requested. **Confirm** starts a prod-only execution that deploys exactly these artifacts to production; **Dismiss** promotes nothing.")
+			v.Actions = []*github.CheckRunAction{&renderButtonConfirm, &renderButtonDismiss}
+		default:
+			v.Title = "no prod-only pipeline yet: Create & Promote or Dismiss"
+			intro = append(intro, "❔ Promotion requested, but this program has no prod-only pipeline yet. **Create & Promote** creates one with the default settings (approval on, no schedule) and starts it with these artifacts; **Dismiss** creates and promotes nothing. To choose other settings, add `prod-only` to `"+ConfigPath+"` first.")
+			v.Actions = []*github.CheckRunAction{&renderButtonCreatePromote, &renderButtonDismiss}
+		}
+	case renderFailed:
+		v.Conclusion = ConclusionFailure
+		failed := renderFind(steps, bot.StepFailed)
+		if failed != nil {
+			logStep = failed
+			v.Title = renderPrefixed(string(failed.Name)+" failed", renderShort(failed.Message))
+			intro = append(intro, "❌ **"+string(failed.Name)+" failed**"+renderQuoted(failed.Message))
+		} else {
+			v.Title = renderPrefixed("failed", renderShort(ex.Message))
+			intro = append(intro, "❌ **Failed**"+renderQuoted(ex.Message))
+		}
+	case renderCancelled:
+		v.Conclusion = ConclusionCancelled
+		v.Title = renderPrefixed("cancelled", renderShort(ex.Message))
+		p := "⏹️ **Cancelled**" + renderQuoted(ex.Message)
+		if renderDeployedStage(steps) {
+			p += "\n\nWhat was deployed to stage stays."
+		}
+		intro = append(intro, p)
+		logStep = renderFind(steps, bot.StepCancelled)
+	case renderSkipped:
+		v.Conclusion = ConclusionSkipped
+		v.Title = renderPrefixed("skipped", renderShort(ex.Message))
+		p := "⏭️ **Skipped**" + renderQuoted(ex.Message)
+		if strings.HasPrefix(ex.Message, "superseded") {
+			p += "\n\nA newer push took this queued execution's place before it could start: one queued execution per pipeline, the newest commit wins."
+		}
+		intro = append(intro, p)
+	default:
+		v.Conclusion = ConclusionNeutral
+		v.Title = cmp.Or(renderShort(ex.Message), string(ex.State))
+		intro = append(intro, renderSentence(renderInline(cmp.Or(ex.Message, string(ex.State)))))
+	}
+
+	v.Summary = renderSummary(in, steps, phase, intro)
+	if logStep != nil && strings.TrimSpace(logStep.LogTail) != "" {
+		v.Text = renderLog(logStep)
+	}
+	renderLimits(&v)
+	return v
+}
+
+func renderSummary(in RenderInput, steps []bot.Step, phase renderPhase, intro []string) string {
+	ex := in.Execution
+	var b strings.Builder
+	if ex.Rollback != "" {
+		w := renderInline(ex.Rollback)
+		if strings.HasPrefix(w, "would ") {
+			w = "This deploy " + w
+		} else {
+			w = "This deploy would roll production back: " + w
+		}
+		if phase == renderApproval {
+			fmt.Fprintf(&b, "> ⚠️ **%s**\n>\n> Production runs a commit that this one does not descend from. Deploying it needs an explicit **Approve Rollback**.\n\n", renderSentence(w))
+		} else {
+			fmt.Fprintf(&b, "⚠️ %s\n\n", renderSentence(w))
+		}
+	}
+	head := "**" + ex.String() + "**"
+	if in.DetailsURL != "" {
+		head = "**[" + ex.String() + "](" + in.DetailsURL + ")**"
+	}
+	if in.Program.Owner != "" {
+		head += " of " + in.Program.FullName()
+	}
+	if ex.Commit != "" {
+		head += " at `" + bot.ShortSHA(ex.Commit) + "`"
+	}
+	if ex.Branch != "" {
+		head += " (" + renderInline(ex.Branch) + ")"
+	}
+	b.WriteString(head + "\n\n")
+	if in.Phase > 0 {
+		fmt.Fprintf(&b, "_Check run %d of this execution: it continues after the gate that completed the previous one._\n\n", in.Phase+1)
+	}
+	if ex.Pipeline == bot.ProdOnly {
+		digest := ex.ArtifactDigest
+		src := "its source stage-only execution"
+		if in.Source != nil {
+			digest = cmp.Or(in.Source.ArtifactDigest, digest)
+			src = in.Source.String()
+			if in.Source.Commit != "" {
+				src += " (`" + bot.ShortSHA(in.Source.Commit) + "`)"
+			}
+		}
+		if digest != "" {
+			fmt.Fprintf(&b, "Deploys the artifact set `%s` of %s.\n\n", renderDigest(digest), src)
+		} else {
+			fmt.Fprintf(&b, "Deploys the artifact set of %s.\n\n", src)
+		}
+	} else if ex.ArtifactDigest != "" {
+		fmt.Fprintf(&b, "Artifact set `%s`.\n\n", renderDigest(ex.ArtifactDigest))
+	}
+	for _, p := range intro {
+		b.WriteString(p + "\n\n")
+	}
+
+	b.WriteString("| step | state | duration |\n| --- | --- | --- |\n")
+	for _, s := range steps {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", s.Name, renderState(s.State), renderStepDuration(s, in.Now))
+	}
+
+	if acts := renderActivity(in); len(acts) > 0 {
+		b.WriteString("\n**Activity**\n\n")
+		for _, a := range acts {
+			b.WriteString("- " + a + "\n")
+		}
+	}
+	return strings.TrimRight(b.String(), "\n") + "\n"
+}
+
+// renderActivity lists who did what to the execution, oldest first.
+func renderActivity(in RenderInput) []string {
+	ex := in.Execution
+	evs := slices.Clone(in.Events)
+	slices.SortStableFunc(evs, func(a, b bot.Event) int { return a.At.Compare(b.At) })
+	var out []string
+	if len(evs) == 0 {
+		if ex.TriggeredBy != "" {
+			line := "**" + renderInline(ex.TriggeredBy) + "** started it"
+			if ex.Cause != "" {
+				line += " (" + string(ex.Cause) + ")"
+			}
+			if !ex.CreatedAt.IsZero() {
+				line = "`" + renderTime(ex.CreatedAt) + "` " + line
+			}
+			out = append(out, line)
+		}
+		return out
+	}
+	if len(evs) > renderMaxEvents {
+		out = append(out, fmt.Sprintf("… %d earlier events are on the dashboard", len(evs)-renderMaxEvents))
+		evs = evs[len(evs)-renderMaxEvents:]
+	}
+	for _, ev := range evs {
+		var did string
+		switch ev.Kind {
+		case "triggered":
+			did = "triggered it"
+		case "promoted":
+			did = "promoted it"
+		case "approved":
+			did = "approved it"
+		case "approved-rollback":
+			did = "approved the rollback"
+		case "rejected":
+			did = "rejected it"
+		case "scheduled":
+			did = "scheduled the production deploy"
+		case "cancelled":
+			did = "cancelled it"
+		default:
+			did = renderInline(ev.Kind)
+		}
+		line := "`" + renderTime(ev.At) + "` **" + renderInline(cmp.Or(ev.Actor, "someone")) + "** " + did
+		if d := renderInline(renderShortN(ev.Detail, 200)); d != "" {
+			line += " (" + d + ")"
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// renderLog is the check run's text: the tail of a step's log in a fenced
+// block, cut at a line boundary to fit GitHub's limit, keeping the end.
+func renderLog(s *bot.Step) string {
+	log := renderANSI.ReplaceAllString(strings.ToValidUTF8(s.LogTail, "\uFFFD"), "")
+	log = strings.TrimRight(log, "\r\n")
+	fence := strings.Repeat("`", max(3, renderLongestRun(log, '`')+1))
+	head := fmt.Sprintf("Last lines of the log of **%s**:", s.Name)
+	build := func(head, log string) string {
+		return head + "\n\n" + fence + "text\n" + log + "\n" + fence
+	}
+	if out := build(head, log); len(out) <= renderMaxOutput {
+		return out
+	}
+	head = fmt.Sprintf("Last lines of the log of **%s** (truncated: the full log is on the dashboard):", s.Name)
+	room := renderMaxOutput - len(build(head, ""))
+	cut := log[len(log)-room:]
+	if i := strings.IndexByte(cut, '\n'); i >= 0 && i < len(cut)-1 {
+		cut = cut[i+1:]
+	} else {
+		for len(cut) > 0 && !utf8.RuneStart(cut[0]) {
+			cut = cut[1:]
+		}
+	}
+	return build(head, cut)
+}
+
+var renderANSI = regexp.MustCompile(`\x1b\[[0-9;?]*[ -/]*[@-~]`)
+
+func renderLongestRun(s string, c byte) int {
+	best, run := 0, 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			run++
+			best = max(best, run)
+		} else {
+			run = 0
+		}
+	}
+	return best
+}
+
+// renderLimits enforces GitHub's check-run limits, in this one place.
+func renderLimits(v *CheckRunView) {
+	const more = "\n\n… (truncated)"
+	v.Title = strings.TrimSpace(v.Title)
+	if len(v.Title) > renderMaxTitle {
+		v.Title = renderCutBytes(v.Title, renderMaxTitle-len("…")) + "…"
+	}
+	if len(v.Summary) > renderMaxOutput {
+		v.Summary = renderCutBytes(v.Summary, renderMaxOutput-len(more)) + more
+	}
+	if len(v.Text) > renderMaxOutput {
+		// Logs matter at their end: keep the tail.
+		const note = "(truncated) …\n"
+		tail := v.Text[len(v.Text)-(renderMaxOutput-len(note)):]
+		for len(tail) > 0 && !utf8.RuneStart(tail[0]) {
+			tail = tail[1:]
+		}
+		v.Text = note + tail
+	}
+	if v.Status != StatusCompleted {
+		v.Actions = nil
+	}
+	if len(v.Actions) > renderMaxActions {
+		v.Actions = v.Actions[:renderMaxActions]
+	}
+	for i, a := range v.Actions {
+		v.Actions[i] = &github.CheckRunAction{
+			Label:       renderCutRunes(a.Label, renderMaxLabel),
+			Description: renderCutRunes(a.Description, renderMaxDescription),
+			Identifier:  renderCutRunes(a.Identifier, renderMaxIdentifier),
+		}
+	}
+	if len(v.Annotations) > renderMaxAnnotations {
+		v.Annotations = v.Annotations[:renderMaxAnnotations]
+	}
+}
+
+// renderCutBytes cuts s to at most n bytes at a rune boundary.
+func renderCutBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func renderCutRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n])
+}
+
+// ConfigProblem is one error or warning of a .github/stagehand.yml, at
+// its line and column (1-based; 0 when unknown).
+type ConfigProblem struct {
+	Line, Col int
+	Message   string
+	Warning   bool
+}
+
+// ConfigCheckRun renders the stagehand/config check run of a commit: one
+// annotation per problem (at most 50, errors first; the summary says how
+// many more there are). Conclusion: failure with any error (nothing
+// starts), neutral with warnings only, success without problems.
+func ConfigCheckRun(sha string, diags []ConfigProblem) CheckRunView {
+	v := CheckRunView{Name: "stagehand/config", HeadSHA: sha, Status: StatusCompleted, Conclusion: ConclusionSuccess}
+	var errs, warns int
+	for _, d := range diags {
+		if d.Warning {
+			warns++
+		} else {
+			errs++
+		}
+	}
+	sorted := slices.Clone(diags)
+	slices.SortStableFunc(sorted, func(a, b ConfigProblem) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
+	})
+	var b strings.Builder
+	switch {
+	case errs > 0:
+		v.Conclusion = ConclusionFailure
+		v.Title = fmt.Sprintf("%s is invalid: %s", ConfigPath, renderCount(errs, warns))
+		fmt.Fprintf(&b, "❌ `%s` at `%s` is invalid, so no pipeline starts for this commit. `stagehand validate %s` prints the same errors.\n\n", ConfigPath, bot.ShortSHA(sha), ConfigPath)
+	case warns > 0:
+		v.Conclusion = ConclusionNeutral
+		v.Title = fmt.Sprintf("%s is valid, with %s", ConfigPath, renderCount(0, warns))
+		fmt.Fprintf(&b, "⚠️ `%s` at `%s` is valid, with warnings.\n\n", ConfigPath, bot.ShortSHA(sha))
+	default:
+		v.Title = ConfigPath + " is valid"
+		fmt.Fprintf(&b, "✅ `%s` at `%s` is valid.\n\n", ConfigPath, bot.ShortSHA(sha))
+	}
+	for _, d := range sorted {
+		kind := "error"
+		if d.Warning {
+			kind = "warning"
+		}
+		fmt.Fprintf(&b, "- `%s:%d:%d` %s: %s\n", ConfigPath, d.Line, d.Col, kind, renderInline(d.Message))
+	}
+	// Errors first, then warnings, each in file order.
+	annotated := slices.Clone(sorted)
+	slices.SortStableFunc(annotated, func(a, b ConfigProblem) int {
+		if a.Warning == b.Warning {
+			return 0
+		}
+		if a.Warning {
+			return 1
+		}
+		return -1
+	})
+	if extra := len(annotated) - renderMaxAnnotations; extra > 0 {
+		fmt.Fprintf(&b, "\n%d more %s not annotated on the file: GitHub takes at most %d annotations.\n", extra, renderPlural(extra, "problem is", "problems are"), renderMaxAnnotations)
+		annotated = annotated[:renderMaxAnnotations]
+	}
+	for _, d := range annotated {
+		line := max(d.Line, 1)
+		a := &github.CheckRunAnnotation{
+			Path:            github.String(ConfigPath),
+			StartLine:       github.Int(line),
+			EndLine:         github.Int(line),
+			AnnotationLevel: github.String("failure"),
+			Title:           github.String("invalid configuration"),
+			Message:         github.String(d.Message),
+		}
+		if d.Warning {
+			a.AnnotationLevel, a.Title = github.String("warning"), github.String("configuration warning")
+		}
+		if d.Col > 0 {
+			a.StartColumn, a.EndColumn = github.Int(d.Col), github.Int(d.Col)
+		}
+		v.Annotations = append(v.Annotations, a)
+	}
+	v.Summary = b.String()
+	renderLimits(&v)
+	return v
+}
+
+func renderCount(errs, warns int) string {
+	var parts []string
+	if errs > 0 {
+		parts = append(parts, fmt.Sprintf("%d %s", errs, renderPlural(errs, "error", "errors")))
+	}
+	if warns > 0 {
+		parts = append(parts, fmt.Sprintf("%d %s", warns, renderPlural(warns, "warning", "warnings")))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func renderPlural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// NotStartedView renders the check run of a pipeline that a push did not
+// start (rule A): completed, skipped, with the reason (for example
+// "full-stack not started: stage-only has priority on main") as its title.
+// An invalid configuration gets ConfigCheckRun instead.
+func NotStartedView(pipeline bot.PipelineKind, sha, reason, detailsURL string) CheckRunView {
+	reason = cmp.Or(strings.TrimSpace(reason), string(pipeline)+" not started")
+	v := CheckRunView{
+		Name:       "stagehand/" + string(pipeline),
+		HeadSHA:    sha,
+		DetailsURL: detailsURL,
+		Status:     StatusCompleted,
+		Conclusion: ConclusionSkipped,
+		Title:      renderShort(reason),
+		Summary:    fmt.Sprintf("⏭️ No %s execution started for `%s`%s\n", pipeline, bot.ShortSHA(sha), renderQuoted(reason)),
+	}
+	renderLimits(&v)
+	return v
+}
+
+// renderOrder sorts steps in their pipeline's order; a step the
+// execution does not have yet is shown pending.
+func renderOrder(kind bot.PipelineKind, steps []bot.Step) []bot.Step {
+	order := bot.StepsOf(kind)
+	idx := func(n bot.StepName) int {
+		if i := slices.Index(order, n); i >= 0 {
+			return i
+		}
+		return len(order)
+	}
+	out := slices.Clone(steps)
+	for _, n := range order {
+		if !slices.ContainsFunc(out, func(s bot.Step) bool { return s.Name == n }) {
+			out = append(out, bot.Step{Name: n, State: bot.StepPending})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b bot.Step) int { return cmp.Compare(idx(a.Name), idx(b.Name)) })
+	return out
+}
+
+// renderCurrent is the first step that has not passed, or nil.
+func renderCurrent(steps []bot.Step) *bot.Step {
+	for i := range steps {
+		if steps[i].State != bot.StepSucceeded && steps[i].State != bot.StepSkipped {
+			return &steps[i]
+		}
+	}
+	return nil
+}
+
+func renderFind(steps []bot.Step, st bot.StepState) *bot.Step {
+	for i := range steps {
+		if steps[i].State == st {
+			return &steps[i]
+		}
+	}
+	return nil
+}
+
+func renderDeployedStage(steps []bot.Step) bool {
+	for _, s := range steps {
+		if s.Name == bot.StepDeployStage && s.State == bot.StepSucceeded {
+			return true
+		}
+	}
+	return false
+}
+
+func renderState(st bot.StepState) string {
+	switch st {
+	case bot.StepSucceeded:
+		return "✅ succeeded"
+	case bot.StepRunning:
+		return "🔄 running"
+	case bot.StepWaiting:
+		return "⏸️ waiting"
+	case bot.StepFailed:
+		return "❌ failed"
+	case bot.StepCancelled:
+		return "⏹️ cancelled"
+	case bot.StepSkipped:
+		return "⏭️ skipped"
+	case bot.StepPending, "":
+		return "pending"
+	}
+	return renderInline(string(st))
+}
+
+// renderStepDuration is how long a step ran; running and waiting steps
+// count up to now; steps that never started show "—".
+func renderStepDuration(s bot.Step, now time.Time) string {
+	if s.StartedAt.IsZero() {
+		return "—"
+	}
+	end := s.FinishedAt
+	if end.IsZero() {
+		if (s.State != bot.StepRunning && s.State != bot.StepWaiting) || now.IsZero() {
+			return "—"
+		}
+		end = now
+	}
+	return renderDuration(end.Sub(s.StartedAt))
+}
+
+// renderDuration: "0s", "45s", "1m 05s", "2h 03m".
+func renderDuration(d time.Duration) string {
+	if d < 0 {
+		return "—"
+	}
+	d = d.Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm %02ds", int(d/time.Minute), int(d%time.Minute/time.Second))
+	}
+	return fmt.Sprintf("%dh %02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
+}
+
+func renderTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
+func renderDigest(d string) string {
+	d = strings.TrimPrefix(d, "sha256:")
+	if len(d) > 12 {
+		return d[:12]
+	}
+	return d
+}
+
+// renderInline makes a message fit on one Markdown line.
+func renderInline(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// renderShort is a message's first line, at most renderShortTitle runes.
+func renderShort(s string) string { return renderShortN(s, renderShortTitle) }
+
+func renderShortN(s string, n int) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	s = strings.TrimSpace(s)
+	if utf8.RuneCountInString(s) > n {
+		return strings.TrimSpace(string([]rune(s)[:n-1])) + "…"
+	}
+	return s
+}
+
+// renderPrefixed is "prefix: msg", or msg alone when it already starts
+// with prefix, or prefix alone without msg.
+func renderPrefixed(prefix, msg string) string {
+	msg = strings.TrimLeft(strings.TrimSpace(msg), ": ")
+	switch {
+	case msg == "":
+		return prefix
+	case strings.HasPrefix(msg, prefix):
+		return msg
+	}
+	return prefix + ": " + msg
+}
+
+// renderQuoted is ":" and the message as a block quote (it may span
+// lines), or "." without one.
+func renderQuoted(msg string) string {
+	msg = strings.TrimSpace(msg)
+	if msg == "" {
+		return "."
+	}
+	lines := strings.Split(strings.ReplaceAll(msg, "\r\n", "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight("> "+l, " ")
+	}
+	return ":\n\n" + strings.Join(lines, "\n")
+}
+
+func renderSentence(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.HasSuffix(s, ".") || strings.HasSuffix(s, "!") || strings.HasSuffix(s, "?") {
+		return s
+	}
+	return s + "."
+}
+
+// PolicyElsewhereCheckRun tells the author of a push to a branch other than
+// the default one, whose .github/stagehand.yml declares pipelines, that
+// policy (pipelines, triggers, gates, approvers, variables) is read from
+// the default branch only: completed, neutral.
+func PolicyElsewhereCheckRun(sha, branch, defaultBranch string) CheckRunView {
+	v := CheckRunView{Name: "stagehand/config", HeadSHA: sha, Status: StatusCompleted, Conclusion: ConclusionNeutral}
+	v.Title = "policy is read from the default branch, " + defaultBranch
+	v.Summary = fmt.Sprintf("ℹ️ `%s` at `%s` on `%s` declares pipelines, but Stagehand reads its policy (pipelines, triggers, approval, schedules, approvers, variables) only from the default branch, `%s`. "+
+		"This commit's file supplies only the commands (build, artifacts, deploy, tests) when a pipeline of the default branch's file runs it. "+
+		"To change the policy, change `%s` on `%s` through its usual review.\n",
+		ConfigPath, bot.ShortSHA(sha), branch, defaultBranch, ConfigPath, defaultBranch)
+	renderLimits(&v)
+	return v
+}
