@@ -48,30 +48,6 @@ const (
 	slashMaxNumber = 1_000_000_000
 )
 
-// slashNames lists the commands in the order help shows them.
-var slashNames = []string{"help", "run", "promote", "approve", "reject", "schedule", "cancel", "status", "env"}
-
-// slashUsage is the right form of each command, quoted in errors. It has
-// no <placeholders>, which Markdown would take for HTML.
-var slashUsage = map[string]string{
-	"help":     "/stagehand help",
-	"run":      "/stagehand run stage-only|full-stack or /stagehand run prod-only [--from N]",
-	"promote":  "/stagehand promote [N]",
-	"approve":  "/stagehand approve [N] [--rollback]",
-	"reject":   "/stagehand reject [N] [reason]",
-	"schedule": "/stagehand schedule now|TIME [N], TIME in RFC 3339 such as 2026-12-01T10:00:00Z",
-	"cancel":   "/stagehand cancel [N]",
-	"status":   "/stagehand status",
-	"env":      "/stagehand env list|set|unset stage|production [KEY[=VALUE]]",
-}
-
-// slashEnvUsage is the right form of each env action.
-var slashEnvUsage = map[string]string{
-	"list":  "/stagehand env list stage|production",
-	"set":   "/stagehand env set stage|production KEY=VALUE",
-	"unset": "/stagehand env unset stage|production KEY",
-}
-
 const slashLimitMessage = "a comment may hold at most 10 commands: this line and the ones after it were not read; send them in another comment"
 
 // ParseSlash finds the command lines of a comment: one command per line,
@@ -88,8 +64,14 @@ const slashLimitMessage = "a comment may hold at most 10 commands: this line and
 // one gives a single SlashError saying so and the rest are ignored.
 //
 // It returns the commands it fully parsed and the errors, each in line
-// order; it never returns a half-parsed command.
+// order; it never returns a half-parsed command. It reads the commands of
+// SlashCommands; Commands.Parse reads those of another registry.
 func ParseSlash(body string, bareAliases bool) ([]SlashCommand, []SlashError) {
+	return SlashCommands.Parse(body, bareAliases)
+}
+
+// Parse is ParseSlash for the commands of r.
+func (r Commands) Parse(body string, bareAliases bool) ([]SlashCommand, []SlashError) {
 	if len(body) > slashMaxBody {
 		cut := slashMaxBody
 		if body[cut] != '\n' {
@@ -122,7 +104,7 @@ func ParseSlash(body string, bareAliases bool) ([]SlashCommand, []SlashError) {
 			fence, fenceN = raw[0], n
 			continue
 		}
-		name, args, ok := slashCommandWord(raw, bareAliases)
+		name, args, ok := r.commandWord(raw, bareAliases)
 		if !ok {
 			continue
 		}
@@ -131,7 +113,7 @@ func ParseSlash(body string, bareAliases bool) ([]SlashCommand, []SlashError) {
 			errs = append(errs, SlashError{Line: i + 1, Raw: raw, Message: slashLimitMessage})
 			break
 		}
-		cmd, msg := slashParse(name, raw, args)
+		cmd, msg := r.parse(name, raw, args)
 		if msg != "" {
 			errs = append(errs, SlashError{Line: i + 1, Raw: raw, Message: msg})
 			continue
@@ -200,19 +182,10 @@ func slashLower(s string) string {
 	}, s)
 }
 
-func slashKnown(name string) bool {
-	for _, n := range slashNames {
-		if n == name {
-			return true
-		}
-	}
-	return false
-}
-
 // slashCommandWord tells whether raw is a command line and returns its
 // command word (lowercased; "help" for "/stagehand" alone, possibly unknown
 // after "/stagehand") and its arguments.
-func slashCommandWord(raw string, bareAliases bool) (string, []slashToken, bool) {
+func (r Commands) commandWord(raw string, bareAliases bool) (string, []slashToken, bool) {
 	if !strings.HasPrefix(raw, "/") {
 		return "", nil, false
 	}
@@ -224,49 +197,46 @@ func slashCommandWord(raw string, bareAliases bool) (string, []slashToken, bool)
 		}
 		return slashLower(toks[1].text), toks[2:], true
 	}
-	if name := first[1:]; bareAliases && slashKnown(name) {
+	if name := first[1:]; bareAliases && r.find(name) != nil {
 		return name, toks[1:], true
 	}
 	return "", nil, false
 }
 
-// slashParse parses the arguments of one command; it returns the error
-// message when they are not right.
-func slashParse(name, raw string, args []slashToken) (SlashCommand, string) {
-	if !slashKnown(name) {
-		if s := slashSuggest(name); s != "" {
+// parse parses the arguments of one command; it returns the error message
+// when they are not right.
+func (r Commands) parse(name, raw string, args []slashToken) (SlashCommand, string) {
+	c := r.find(name)
+	if c == nil {
+		if s := r.suggest(name); s != "" {
 			return SlashCommand{}, fmt.Sprintf("%s is not a command; did you mean /stagehand %s? /stagehand help lists the commands", slashQuote(name), s)
 		}
-		return SlashCommand{}, fmt.Sprintf("%s is not a command; use help, run, promote, approve, reject, schedule, cancel, status or env (/stagehand help explains them)", slashQuote(name))
+		return SlashCommand{}, fmt.Sprintf("%s is not a command; use %s (/stagehand help explains them)", slashQuote(name), wordList(r.names(), " or "))
 	}
 	cmd := SlashCommand{Name: name}
-	var problem string
-	switch name {
-	case "help", "status":
-		if len(args) > 0 {
-			problem = slashExtra(args[0], "takes no arguments")
-		}
-	case "run":
-		problem = slashRun(&cmd, args)
-	case "promote", "cancel":
-		cmd.Number, problem = slashOptionalNumber(args)
-	case "approve":
-		problem = slashApprove(&cmd, args)
-	case "reject":
-		problem = slashReject(&cmd, raw, args)
-	case "schedule":
-		problem = slashSchedule(&cmd, args)
-	case "env":
-		problem = slashEnv(&cmd, raw, args)
+	problem := ""
+	if c.Parse != nil {
+		problem = c.Parse(&cmd, raw, args)
+	} else if len(args) > 0 {
+		problem = slashExtra(args[0], "takes no arguments")
 	}
 	if problem != "" {
-		usage := slashUsage[name]
-		if u, ok := slashEnvUsage[cmd.EnvAction]; ok {
+		usage := c.Usage
+		if u, ok := c.ActionUsage[cmd.EnvAction]; ok {
 			name, usage = name+" "+cmd.EnvAction, u
 		}
 		return SlashCommand{}, fmt.Sprintf("/stagehand %s: %s; use %s", name, problem, usage)
 	}
 	return cmd, ""
+}
+
+// wordList is words joined by ", ", last before the last one: "a, b or c"
+// with last " or ".
+func wordList(words []string, last string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + last + words[len(words)-1]
 }
 
 // slashOption tells whether a word is written as an option. Dashes that
@@ -336,197 +306,6 @@ func slashOptionalNumber(args []slashToken) (int, string) {
 	return n, problem
 }
 
-func slashRun(cmd *SlashCommand, args []slashToken) string {
-	fromSeen := false
-	for i := 0; i < len(args); i++ {
-		t := args[i]
-		if !slashOption(t.text) {
-			if cmd.Pipeline != "" {
-				return slashExtra(t, "takes one pipeline")
-			}
-			kind := PipelineKind(slashLower(t.text))
-			if kind != StageOnly && kind != FullStack && kind != ProdOnly {
-				return fmt.Sprintf("%s is not a pipeline", slashQuote(t.text))
-			}
-			cmd.Pipeline = kind
-			continue
-		}
-		flag, value, hasValue := strings.Cut(t.text, "=")
-		if slashLower(flag) != "--from" {
-			return slashNotOption(t.text)
-		}
-		if fromSeen {
-			return "--from is given twice"
-		}
-		fromSeen = true
-		if !hasValue {
-			if i+1 == len(args) {
-				return "--from needs an execution number"
-			}
-			i++
-			value = args[i].text
-		}
-		if value == "" {
-			return "--from needs an execution number"
-		}
-		n, _, problem := slashNumber(value)
-		if problem != "" {
-			return "--from: " + problem
-		}
-		cmd.From = n
-	}
-	if cmd.Pipeline == "" {
-		return "the pipeline is missing"
-	}
-	if fromSeen && cmd.Pipeline != ProdOnly {
-		return fmt.Sprintf("--from applies to prod-only only, not to %s", cmd.Pipeline)
-	}
-	return ""
-}
-
-func slashApprove(cmd *SlashCommand, args []slashToken) string {
-	numberSeen := false
-	for _, t := range args {
-		if slashOption(t.text) {
-			if slashLower(t.text) != "--rollback" {
-				return slashNotOption(t.text)
-			}
-			if cmd.Rollback {
-				return "--rollback is given twice"
-			}
-			cmd.Rollback = true
-			continue
-		}
-		if numberSeen {
-			return slashExtra(t, "takes one execution number at most")
-		}
-		numberSeen = true
-		var problem string
-		if cmd.Number, problem = slashPositionalNumber(t); problem != "" {
-			return problem
-		}
-	}
-	return ""
-}
-
-// slashReject parses "[N] [reason]": the reason is the rest of the line as
-// written. A reason may not start with an option, which is more likely a
-// mistaken flag than words.
-func slashReject(cmd *SlashCommand, raw string, args []slashToken) string {
-	if len(args) == 0 {
-		return ""
-	}
-	rest := args
-	if n, looks, problem := slashNumber(args[0].text); looks {
-		if problem != "" {
-			return problem
-		}
-		cmd.Number, rest = n, args[1:]
-	}
-	if len(rest) == 0 {
-		return ""
-	}
-	if slashOption(rest[0].text) {
-		return slashNotOption(rest[0].text)
-	}
-	cmd.Reason = raw[rest[0].start:]
-	return ""
-}
-
-func slashSchedule(cmd *SlashCommand, args []slashToken) string {
-	if len(args) == 0 {
-		return "the time is missing"
-	}
-	t := args[0]
-	switch {
-	case slashOption(t.text):
-		return slashNotOption(t.text)
-	case slashLower(t.text) == "now":
-		cmd.Now = true
-	default:
-		at, err := time.Parse(time.RFC3339, t.text)
-		if err != nil {
-			return fmt.Sprintf("%s is not a time", slashQuote(t.text))
-		}
-		if at.IsZero() {
-			return fmt.Sprintf("%s is not a usable time", slashQuote(t.text))
-		}
-		cmd.At = at.UTC()
-	}
-	var problem string
-	cmd.Number, problem = slashOptionalNumber(args[1:])
-	return problem
-}
-
-func slashEnv(cmd *SlashCommand, raw string, args []slashToken) string {
-	if len(args) == 0 {
-		return "list, set or unset is missing"
-	}
-	if slashOption(args[0].text) {
-		return slashNotOption(args[0].text)
-	}
-	switch action := slashLower(args[0].text); action {
-	case "list", "set", "unset":
-		cmd.EnvAction = action
-	default:
-		return fmt.Sprintf("%s is not list, set or unset", slashQuote(args[0].text))
-	}
-	if len(args) == 1 {
-		return "the environment is missing"
-	}
-	if slashOption(args[1].text) {
-		return slashNotOption(args[1].text)
-	}
-	switch env := EnvironmentName(slashLower(args[1].text)); env {
-	case Stage, Production:
-		cmd.Environment = env
-	default:
-		return fmt.Sprintf("%s is not an environment", slashQuote(args[1].text))
-	}
-	switch cmd.EnvAction {
-	case "list":
-		if len(args) > 2 {
-			return slashExtra(args[2], "takes only the environment")
-		}
-	case "set":
-		if len(args) == 2 {
-			return "KEY=VALUE is missing"
-		}
-		t := args[2]
-		if slashOption(t.text) {
-			return slashNotOption(t.text)
-		}
-		key, _, ok := strings.Cut(t.text, "=")
-		if !ok {
-			return fmt.Sprintf("%s is not KEY=VALUE", slashQuote(t.text))
-		}
-		if !slashValidKey(key) {
-			return slashBadKey(key)
-		}
-		cmd.Key = key
-		cmd.Value = raw[t.start+len(key)+1:]
-		if v := cmd.Value; len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && strings.Count(v, `"`) == 2 {
-			cmd.Value = cmd.Value[1 : len(cmd.Value)-1]
-		}
-	case "unset":
-		if len(args) == 2 {
-			return "KEY is missing"
-		}
-		t := args[2]
-		if slashOption(t.text) {
-			return slashNotOption(t.text)
-		}
-		if !slashValidKey(t.text) {
-			return slashBadKey(t.text)
-		}
-		cmd.Key = t.text
-		if len(args) > 3 {
-			return slashExtra(args[3], "takes only the environment and KEY")
-		}
-	}
-	return ""
-}
-
 // slashValidKey reports whether key matches [A-Za-z_][A-Za-z0-9_]*.
 func slashValidKey(key string) bool {
 	for i := 0; i < len(key); i++ {
@@ -551,16 +330,20 @@ func slashQuote(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
-// slashSuggest returns the command closest to word when it is at most two
+// suggest returns the command closest to word when it is at most two
 // edits away, or "".
-func slashSuggest(word string) string {
+func (r Commands) suggest(word string) string {
 	best, bestD := "", 3
-	if len(word) > len("schedule")+2 {
+	longest := 0
+	for _, c := range r {
+		longest = max(longest, len(c.Name))
+	}
+	if len(word) > longest+2 {
 		return ""
 	}
-	for _, n := range slashNames {
-		if d := slashDistance(word, n); d < bestD {
-			best, bestD = n, d
+	for _, c := range r {
+		if d := slashDistance(word, c.Name); d < bestD {
+			best, bestD = c.Name, d
 		}
 	}
 	return best
@@ -585,38 +368,4 @@ func slashDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
-}
-
-// SlashHelp is the help text (Markdown): every command, its form, and who
-// may use it. With bareAliases it also shows the short forms.
-func SlashHelp(bareAliases bool) string {
-	var b strings.Builder
-	b.WriteString("**Stagehand commands**: write one per line in a new comment on an issue or pull request.\n\n")
-	b.WriteString("| command | what it does |\n| --- | --- |\n")
-	rows := [][2]string{
-		{"/stagehand help", "lists these commands and who may use them"},
-		{"/stagehand run <pipeline> [--from N]", "starts `stage-only` or `full-stack` at the head of its branch, or `prod-only` from the latest successful stage-only execution (`--from N`: from execution N)"},
-		{"/stagehand promote [N]", "promotes a successful stage-only execution to production, like the Promote Build button (default: the latest successful one)"},
-		{"/stagehand approve [N] [--rollback]", "approves an execution waiting for approval; `--rollback` is needed when its deploy would roll production back"},
-		{"/stagehand reject [N] [reason]", "rejects an execution waiting for approval; it ends cancelled"},
-		{"/stagehand schedule <time> [N]", "sets when a scheduled production deploy runs: an RFC 3339 time such as `2026-12-01T10:00:00Z`, or `now`"},
-		{"/stagehand cancel [N]", "cancels a queued, running or waiting execution"},
-		{"/stagehand status", "shows the pipelines, the active and queued executions, and what runs on stage and production"},
-		{"/stagehand env list <environment>", "lists the variables of `stage` or `production`"},
-		{"/stagehand env set <environment> KEY=VALUE", "sets a variable for the next deployment (refused while an execution holds the environment)"},
-		{"/stagehand env unset <environment> KEY", "removes a variable (refused while an execution holds the environment)"},
-	}
-	for _, r := range rows {
-		fmt.Fprintf(&b, "| `%s` | %s |\n", r[0], r[1])
-	}
-	b.WriteString("\nN is an execution number, `4` or `#4`; without it, promote takes the latest successful stage-only execution and the other commands the only execution they can apply to.")
-	if bareAliases {
-		b.WriteString(" Short forms work too: `/run`, `/promote`, `/approve`, `/reject`, `/schedule`, `/cancel`, `/status`, `/env` and `/help` are the same as `/stagehand run` and so on.")
-	}
-	b.WriteString(" Commands in code blocks or quotes are not read, nor more than 10 in one comment.\n\n")
-	b.WriteString("**Who may use them**: everyone with write permission (or higher) on the repository may use every command; it is checked again each time. ")
-	b.WriteString("Production actions — `approve` (also with `--rollback`), `reject`, `schedule` (and the Deploy Now button), `cancel` of an execution that holds production, and `env set`/`env unset production` — ")
-	b.WriteString("also need membership in production's `approvers` when they are configured; `approve` and `reject` respect `prevent_self_approval`: then whoever started or promoted an execution may not approve it. ")
-	b.WriteString("Who the approvers are, and every other rule, is read from `.github/stagehand.yml` on the default branch.\n")
-	return b.String()
 }

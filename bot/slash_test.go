@@ -301,14 +301,14 @@ func TestParseSlashCoversEveryCommand(t *testing.T) {
 			valid[cmd.Name] = true
 		}
 		for _, e := range c.errs {
-			for _, n := range slashNames {
+			for _, n := range SlashCommands.names() {
 				if strings.HasPrefix(e.Message, "/stagehand "+n+":") || strings.HasPrefix(e.Message, "/stagehand "+n+" ") {
 					invalid[n] = true
 				}
 			}
 		}
 	}
-	for _, n := range slashNames {
+	for _, n := range SlashCommands.names() {
 		if !valid[n] || !invalid[n] {
 			t.Errorf("the table has no valid (%v) or no invalid (%v) %s command", valid[n], invalid[n], n)
 		}
@@ -362,7 +362,7 @@ func TestSlashErrorError(t *testing.T) {
 func TestSlashHelp(t *testing.T) {
 	for _, bare := range []bool{false, true} {
 		help := SlashHelp(bare)
-		for _, n := range slashNames {
+		for _, n := range SlashCommands.names() {
 			if !strings.Contains(help, "`/stagehand "+n) {
 				t.Errorf("SlashHelp(%v) does not show /stagehand %s", bare, n)
 			}

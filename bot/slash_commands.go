@@ -1,0 +1,354 @@
+package bot
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Command is one slash command: everything Stagehand knows of it, in one
+// entry of a registry (Commands). The parser reads it from a comment with
+// what the entry says; /stagehand help and the README's table are written
+// from the entries; the webhook handler asks the entry whether a command is
+// a production action. Adding a command is adding an entry here (and its
+// row to the README's table, which a test compares with ReadmeTable).
+type Command struct {
+	// Name is the command word, /stagehand <Name> (or /<Name> with
+	// bare_aliases).
+	Name string
+	// Usage is the right form, quoted in parse errors. It has no
+	// <placeholders>, which Markdown would take for HTML.
+	Usage string
+	// ActionUsage is the right form of each action of a command with
+	// actions (env list|set|unset), by SlashCommand.EnvAction.
+	ActionUsage map[string]string
+	// Help is the command's rows in /stagehand help: its form (with
+	// <placeholders>, in code) and what it does.
+	Help []HelpRow
+	// Synopsis and Effect are its row in the README's table (SPEC §4's
+	// names and words). Commands with the same Effect share a row.
+	Synopsis, Effect string
+	// Production says when the command is a production action (SPEC §5):
+	// then the webhook handler asks whether the person is a production
+	// approver, and the engine refuses if not. nil: never.
+	Production func(SlashCommand) bool
+	// ProductionHelp says it in the words of /stagehand help ("" when
+	// Production is nil).
+	ProductionHelp string
+	// Parse reads the arguments into cmd, or says what is wrong with them
+	// (the parser adds the right form). nil: the command takes none.
+	Parse func(cmd *SlashCommand, raw string, args []slashToken) string
+}
+
+// HelpRow is one row of /stagehand help.
+type HelpRow struct{ Form, Text string }
+
+// Commands is a registry of slash commands, in the order help shows them.
+type Commands []Command
+
+func (r Commands) find(name string) *Command {
+	for i := range r {
+		if r[i].Name == name {
+			return &r[i]
+		}
+	}
+	return nil
+}
+
+func (r Commands) names() []string {
+	names := make([]string, len(r))
+	for i, c := range r {
+		names[i] = c.Name
+	}
+	return names
+}
+
+// Production reports whether c is a production action (SPEC §5). cancel
+// is one when what it cancels holds production: the engine decides that
+// with what the handler established.
+func (r Commands) Production(c SlashCommand) bool {
+	if e := r.find(c.Name); e != nil && e.Production != nil {
+		return e.Production(c)
+	}
+	return false
+}
+
+func always(SlashCommand) bool { return true }
+
+// SlashCommands are Stagehand's slash commands (SPEC §4).
+var SlashCommands = Commands{
+	{
+		Name:     "help",
+		Usage:    "/stagehand help",
+		Help:     []HelpRow{{"/stagehand help", "lists these commands and who may use them"}},
+		Synopsis: "help", Effect: "the commands and who may use them",
+	},
+	{
+		Name:     "run",
+		Usage:    "/stagehand run stage-only|full-stack or /stagehand run prod-only [--from N]",
+		Help:     []HelpRow{{"/stagehand run <pipeline> [--from N]", "starts `stage-only` or `full-stack` at the head of its branch, or `prod-only` from the latest successful stage-only execution (`--from N`: from execution N)"}},
+		Synopsis: "run <pipeline> [--from N]", Effect: "start a pipeline by hand",
+		Parse: slashRun,
+	},
+	{
+		Name:     "promote",
+		Usage:    "/stagehand promote [N]",
+		Help:     []HelpRow{{"/stagehand promote [N]", "promotes a successful stage-only execution to production, like the Promote Build button (default: the latest successful one)"}},
+		Synopsis: "promote [N]", Effect: "Promote Build on stage-only execution N (default: the latest successful)",
+		Parse: slashNumberOnly,
+	},
+	{
+		Name:     "approve",
+		Usage:    "/stagehand approve [N] [--rollback]",
+		Help:     []HelpRow{{"/stagehand approve [N] [--rollback]", "approves an execution waiting for approval; `--rollback` is needed when its deploy would roll production back"}},
+		Synopsis: "approve [N] [--rollback]", Effect: "answer a waiting approval",
+		Production: always, ProductionHelp: "`approve` (also with `--rollback`)",
+		Parse: slashApprove,
+	},
+	{
+		Name:     "reject",
+		Usage:    "/stagehand reject [N] [reason]",
+		Help:     []HelpRow{{"/stagehand reject [N] [reason]", "rejects an execution waiting for approval; it ends cancelled"}},
+		Synopsis: "reject [N] [reason]", Effect: "answer a waiting approval",
+		Production: always, ProductionHelp: "`reject`",
+		Parse: slashReject,
+	},
+	{
+		Name:     "schedule",
+		Usage:    "/stagehand schedule now|TIME [N], TIME in RFC 3339 such as 2026-12-01T10:00:00Z",
+		Help:     []HelpRow{{"/stagehand schedule <time> [N]", "sets when a scheduled production deploy runs: an RFC 3339 time such as `2026-12-01T10:00:00Z`, or `now`"}},
+		Synopsis: "schedule <RFC 3339 time or now> [N]", Effect: "when a scheduled production deploy runs",
+		Production: always, ProductionHelp: "`schedule` (and the Deploy Now button)",
+		Parse: slashSchedule,
+	},
+	{
+		Name:     "cancel",
+		Usage:    "/stagehand cancel [N]",
+		Help:     []HelpRow{{"/stagehand cancel [N]", "cancels a queued, running or waiting execution"}},
+		Synopsis: "cancel [N]", Effect: "cancel a queued, running or waiting execution",
+		Production: always, ProductionHelp: "`cancel` of an execution that holds production",
+		Parse: slashNumberOnly,
+	},
+	{
+		Name:     "status",
+		Usage:    "/stagehand status",
+		Help:     []HelpRow{{"/stagehand status", "shows the pipelines, the active and queued executions, and what runs on stage and production"}},
+		Synopsis: "status", Effect: "pipelines, active and queued executions, what runs where",
+	},
+	{
+		Name:  "env",
+		Usage: "/stagehand env list|set|unset stage|production [KEY[=VALUE]]",
+		ActionUsage: map[string]string{
+			"list":  "/stagehand env list stage|production",
+			"set":   "/stagehand env set stage|production KEY=VALUE",
+			"unset": "/stagehand env unset stage|production KEY",
+		},
+		Help: []HelpRow{
+			{"/stagehand env list <environment>", "lists the variables of `stage` or `production`"},
+			{"/stagehand env set <environment> KEY=VALUE", "sets a variable for the next deployment (refused while an execution holds the environment)"},
+			{"/stagehand env unset <environment> KEY", "removes a variable (refused while an execution holds the environment)"},
+		},
+		Synopsis: "env list|set|unset <environment> [KEY[=VALUE]]", Effect: "environment variables (refused while held)",
+		Production:     func(c SlashCommand) bool { return c.Environment == Production && c.EnvAction != "list" },
+		ProductionHelp: "`env set`/`env unset production`",
+		Parse:          slashEnv,
+	},
+}
+
+// slashNumberOnly parses "[N]".
+func slashNumberOnly(cmd *SlashCommand, _ string, args []slashToken) string {
+	var problem string
+	cmd.Number, problem = slashOptionalNumber(args)
+	return problem
+}
+
+func slashRun(cmd *SlashCommand, _ string, args []slashToken) string {
+	fromSeen := false
+	for i := 0; i < len(args); i++ {
+		t := args[i]
+		if !slashOption(t.text) {
+			if cmd.Pipeline != "" {
+				return slashExtra(t, "takes one pipeline")
+			}
+			kind := PipelineKind(slashLower(t.text))
+			if kind != StageOnly && kind != FullStack && kind != ProdOnly {
+				return fmt.Sprintf("%s is not a pipeline", slashQuote(t.text))
+			}
+			cmd.Pipeline = kind
+			continue
+		}
+		flag, value, hasValue := strings.Cut(t.text, "=")
+		if slashLower(flag) != "--from" {
+			return slashNotOption(t.text)
+		}
+		if fromSeen {
+			return "--from is given twice"
+		}
+		fromSeen = true
+		if !hasValue {
+			if i+1 == len(args) {
+				return "--from needs an execution number"
+			}
+			i++
+			value = args[i].text
+		}
+		if value == "" {
+			return "--from needs an execution number"
+		}
+		n, _, problem := slashNumber(value)
+		if problem != "" {
+			return "--from: " + problem
+		}
+		cmd.From = n
+	}
+	if cmd.Pipeline == "" {
+		return "the pipeline is missing"
+	}
+	if fromSeen && cmd.Pipeline != ProdOnly {
+		return fmt.Sprintf("--from applies to prod-only only, not to %s", cmd.Pipeline)
+	}
+	return ""
+}
+
+func slashApprove(cmd *SlashCommand, _ string, args []slashToken) string {
+	numberSeen := false
+	for _, t := range args {
+		if slashOption(t.text) {
+			if slashLower(t.text) != "--rollback" {
+				return slashNotOption(t.text)
+			}
+			if cmd.Rollback {
+				return "--rollback is given twice"
+			}
+			cmd.Rollback = true
+			continue
+		}
+		if numberSeen {
+			return slashExtra(t, "takes one execution number at most")
+		}
+		numberSeen = true
+		var problem string
+		if cmd.Number, problem = slashPositionalNumber(t); problem != "" {
+			return problem
+		}
+	}
+	return ""
+}
+
+// slashReject parses "[N] [reason]": the reason is the rest of the line as
+// written. A reason may not start with an option, which is more likely a
+// mistaken flag than words.
+func slashReject(cmd *SlashCommand, raw string, args []slashToken) string {
+	if len(args) == 0 {
+		return ""
+	}
+	rest := args
+	if n, looks, problem := slashNumber(args[0].text); looks {
+		if problem != "" {
+			return problem
+		}
+		cmd.Number, rest = n, args[1:]
+	}
+	if len(rest) == 0 {
+		return ""
+	}
+	if slashOption(rest[0].text) {
+		return slashNotOption(rest[0].text)
+	}
+	cmd.Reason = raw[rest[0].start:]
+	return ""
+}
+
+func slashSchedule(cmd *SlashCommand, _ string, args []slashToken) string {
+	if len(args) == 0 {
+		return "the time is missing"
+	}
+	t := args[0]
+	switch {
+	case slashOption(t.text):
+		return slashNotOption(t.text)
+	case slashLower(t.text) == "now":
+		cmd.Now = true
+	default:
+		at, err := time.Parse(time.RFC3339, t.text)
+		if err != nil {
+			return fmt.Sprintf("%s is not a time", slashQuote(t.text))
+		}
+		if at.IsZero() {
+			return fmt.Sprintf("%s is not a usable time", slashQuote(t.text))
+		}
+		cmd.At = at.UTC()
+	}
+	var problem string
+	cmd.Number, problem = slashOptionalNumber(args[1:])
+	return problem
+}
+
+func slashEnv(cmd *SlashCommand, raw string, args []slashToken) string {
+	if len(args) == 0 {
+		return "list, set or unset is missing"
+	}
+	if slashOption(args[0].text) {
+		return slashNotOption(args[0].text)
+	}
+	switch action := slashLower(args[0].text); action {
+	case "list", "set", "unset":
+		cmd.EnvAction = action
+	default:
+		return fmt.Sprintf("%s is not list, set or unset", slashQuote(args[0].text))
+	}
+	if len(args) == 1 {
+		return "the environment is missing"
+	}
+	if slashOption(args[1].text) {
+		return slashNotOption(args[1].text)
+	}
+	switch env := EnvironmentName(slashLower(args[1].text)); env {
+	case Stage, Production:
+		cmd.Environment = env
+	default:
+		return fmt.Sprintf("%s is not an environment", slashQuote(args[1].text))
+	}
+	switch cmd.EnvAction {
+	case "list":
+		if len(args) > 2 {
+			return slashExtra(args[2], "takes only the environment")
+		}
+	case "set":
+		if len(args) == 2 {
+			return "KEY=VALUE is missing"
+		}
+		t := args[2]
+		if slashOption(t.text) {
+			return slashNotOption(t.text)
+		}
+		key, _, ok := strings.Cut(t.text, "=")
+		if !ok {
+			return fmt.Sprintf("%s is not KEY=VALUE", slashQuote(t.text))
+		}
+		if !slashValidKey(key) {
+			return slashBadKey(key)
+		}
+		cmd.Key = key
+		cmd.Value = raw[t.start+len(key)+1:]
+		if v := cmd.Value; len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && strings.Count(v, `"`) == 2 {
+			cmd.Value = cmd.Value[1 : len(cmd.Value)-1]
+		}
+	case "unset":
+		if len(args) == 2 {
+			return "KEY is missing"
+		}
+		t := args[2]
+		if slashOption(t.text) {
+			return slashNotOption(t.text)
+		}
+		if !slashValidKey(t.text) {
+			return slashBadKey(t.text)
+		}
+		cmd.Key = t.text
+		if len(args) > 3 {
+			return slashExtra(args[3], "takes only the environment and KEY")
+		}
+	}
+	return ""
+}
