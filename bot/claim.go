@@ -27,19 +27,7 @@ type Claim struct {
 
 // Environment is the environment a step deploys to or tests, or "".
 func (c Claim) Environment() EnvironmentName {
-	switch c.Step.Name {
-	case StepDeployStage, StepStageTests:
-		return Stage
-	case StepDeployProduction:
-		return Production
-	}
-	return ""
-}
-
-// isDeploy reports whether a step changes an environment: such a step is
-// never run twice (rule I).
-func isDeploy(name StepName) bool {
-	return name == StepDeployStage || name == StepDeployProduction
+	return KindOf(c.Step.Name).Environment
 }
 
 // ErrStale means a job has nothing to do any more: the step is done,
@@ -72,9 +60,9 @@ func (e *Engine) ClaimStep(ctx context.Context, j Job) (Claim, error) {
 		if s.Attempt > 0 && now.Before(s.LeaseUntil) {
 			return ErrStale
 		}
-		if s.Attempt > 0 && isDeploy(s.Name) {
+		if s.Attempt > 0 && KindOf(s.Name).Deploy { // never run twice (rule I)
 			s.State, s.FinishedAt = StepFailed, now
-			s.Message = fmt.Sprintf("the outcome of this deploy is unknown: Stagehand stopped (crash or restart) while it ran, at attempt %d. It was not run again, so that no deployment runs twice; check %s and start a new execution", s.Attempt, environmentOf(s.Name))
+			s.Message = fmt.Sprintf("the outcome of this deploy is unknown: Stagehand stopped (crash or restart) while it ran, at attempt %d. It was not run again, so that no deployment runs twice; check %s and start a new execution", s.Attempt, KindOf(s.Name).Environment)
 			if err := tx.UpdateStep(ctx, s); err != nil {
 				return err
 			}
@@ -105,13 +93,6 @@ func (e *Engine) ClaimStep(ctx context.Context, j Job) (Claim, error) {
 		return Claim{}, ErrStale
 	}
 	return c, nil
-}
-
-func environmentOf(s StepName) EnvironmentName {
-	if s == StepDeployProduction {
-		return Production
-	}
-	return Stage
 }
 
 func findStep(ctx context.Context, tx Tx, executionID int64, name StepName) (Step, error) {
@@ -216,7 +197,7 @@ func (e *Engine) FinishStep(ctx context.Context, c Claim, o Outcome) error {
 		}
 		s.LogTail = o.LogTail
 		switch {
-		case o.Retry && !isDeploy(s.Name):
+		case o.Retry && !KindOf(s.Name).Deploy:
 			// Attempt 0 makes the step claimable at once; the lease time
 			// only makes this dispatch's job ID new.
 			s.Attempt, s.LeaseUntil, s.Message = 0, now, "handed back: the worker was shut down; it runs again"
@@ -227,7 +208,7 @@ func (e *Engine) FinishStep(ctx context.Context, c Claim, o Outcome) error {
 			return nil
 		case !o.Succeeded:
 			s.State, s.Message, s.FinishedAt = StepFailed, o.Message, now
-		case s.Name == StepApproval:
+		case KindOf(s.Name).Gate == GateApproval:
 			if err := e.openApproval(ctx, tx, &ex, &s, o.Rollback, now); err != nil {
 				return err
 			}
@@ -263,11 +244,12 @@ func (e *Engine) recordSuccess(ctx context.Context, tx Tx, ex *Execution, s Step
 			return err
 		}
 	}
-	if !isDeploy(s.Name) {
+	kind := KindOf(s.Name)
+	if !kind.Deploy {
 		return nil
 	}
 	return tx.SetDeployment(ctx, Deployment{
-		ProgramID: ex.ProgramID, Environment: environmentOf(s.Name), ExecutionID: ex.ID, Pipeline: ex.Pipeline,
+		ProgramID: ex.ProgramID, Environment: kind.Environment, ExecutionID: ex.ID, Pipeline: ex.Pipeline,
 		Number: ex.Number, Commit: ex.Commit, ArtifactDigest: ex.ArtifactDigest, Since: now,
 	})
 }

@@ -202,14 +202,6 @@ func (e *Engine) tryStart(ctx context.Context, tx Tx, ex *Execution, active []Ex
 	return true, tx.UpdateExecution(ctx, *ex)
 }
 
-// commandSteps are run by a step worker; the others are gates the engine
-// decides itself (the approval's rollback check also goes to a worker,
-// because it needs the repository's history).
-var commandSteps = map[StepName]bool{
-	StepBuild: true, StepDeployStage: true, StepStageTests: true,
-	StepArtifactPreparation: true, StepDeployProduction: true, StepApproval: true,
-}
-
 // step moves one running or waiting execution as far as it can go now.
 func (e *Engine) step(ctx context.Context, tx Tx, ex *Execution, now time.Time) ([]Job, bool, error) {
 	steps, err := tx.Steps(ctx, ex.ID)
@@ -227,6 +219,7 @@ func (e *Engine) step(ctx context.Context, tx Tx, ex *Execution, now time.Time) 
 		return nil, true, e.finish(ctx, tx, ex, steps, ExecutionSucceeded, "succeeded", now)
 	}
 	s := &steps[cur]
+	kind := KindOf(s.Name)
 	switch s.State {
 	case StepFailed:
 		return nil, true, e.finish(ctx, tx, ex, steps, ExecutionFailed, fmt.Sprintf("%s failed: %s", s.Name, s.Message), now)
@@ -235,17 +228,19 @@ func (e *Engine) step(ctx context.Context, tx Tx, ex *Execution, now time.Time) 
 	case StepRunning:
 		return nil, false, e.setState(ctx, tx, ex, ExecutionRunning, fmt.Sprintf("%s running", s.Name))
 	case StepWaiting:
-		if s.Name == StepSchedule && !ex.ScheduledAt.IsZero() && !now.Before(ex.ScheduledAt) {
+		if kind.Gate == GateSchedule && !ex.ScheduledAt.IsZero() && !now.Before(ex.ScheduledAt) {
 			return nil, true, e.passStep(ctx, tx, s, "scheduled time "+ex.ScheduledAt.UTC().Format(time.RFC3339)+" reached", now)
 		}
 		return nil, false, e.setState(ctx, tx, ex, ExecutionWaiting, s.Message)
 	}
-	// The step is pending: dispatch it.
+	// The step is pending: dispatch it. The engine decides the schedule
+	// gate itself; a step worker runs the others (the approval's rollback
+	// check too, because it needs the repository's history).
 	settings := e.settings(ex)
 	switch {
-	case s.Name == StepSchedule && !settings.Scheduled:
+	case kind.Gate == GateSchedule && !settings.Scheduled:
 		return nil, true, e.passStep(ctx, tx, s, "no schedule: the pipeline is not scheduled", now)
-	case s.Name == StepSchedule:
+	case kind.Gate == GateSchedule:
 		s.State, s.StartedAt = StepWaiting, now
 		s.Message = "waiting for a deploy time: /stagehand schedule <time> or Deploy Now"
 		if !ex.ScheduledAt.IsZero() {
@@ -255,7 +250,7 @@ func (e *Engine) step(ctx context.Context, tx Tx, ex *Execution, now time.Time) 
 			return nil, false, err
 		}
 		return nil, true, nil
-	case commandSteps[s.Name]:
+	case kind.Worker:
 		s.State, s.StartedAt, s.Attempt, s.LeaseUntil, s.Message = StepRunning, now, 0, time.Time{}, "dispatched"
 		if err := tx.UpdateStep(ctx, *s); err != nil {
 			return nil, false, err

@@ -82,33 +82,6 @@ const (
 	StepSkipped   StepState = "skipped"
 )
 
-// StepName names a step of a pipeline.
-type StepName string
-
-// The steps of the three pipeline kinds.
-const (
-	StepBuild               StepName = "build"
-	StepDeployStage         StepName = "deploy-stage"
-	StepStageTests          StepName = "stage-tests"
-	StepApproval            StepName = "approval"
-	StepSchedule            StepName = "schedule"
-	StepDeployProduction    StepName = "deploy-production"
-	StepArtifactPreparation StepName = "artifact-preparation"
-)
-
-// StepsOf returns the steps of a pipeline kind, in order.
-func StepsOf(kind PipelineKind) []StepName {
-	switch kind {
-	case FullStack:
-		return []StepName{StepBuild, StepDeployStage, StepStageTests, StepApproval, StepSchedule, StepDeployProduction}
-	case StageOnly:
-		return []StepName{StepBuild, StepDeployStage, StepStageTests}
-	case ProdOnly:
-		return []StepName{StepArtifactPreparation, StepApproval, StepSchedule, StepDeployProduction}
-	}
-	return nil
-}
-
 // Cause says how an execution came to be.
 type Cause string
 

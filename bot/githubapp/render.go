@@ -140,10 +140,10 @@ func renderClassify(ex bot.Execution, cur *bot.Step) renderPhase {
 		return renderQueued
 	case bot.ExecutionRunning, bot.ExecutionWaiting:
 		if cur != nil && cur.State == bot.StepWaiting {
-			switch cur.Name {
-			case bot.StepApproval:
+			switch bot.KindOf(cur.Name).Gate {
+			case bot.GateApproval:
 				return renderApproval
-			case bot.StepSchedule:
+			case bot.GateSchedule:
 				return renderSchedule
 			}
 		}
@@ -691,7 +691,7 @@ func renderFind(steps []bot.Step, st bot.StepState) *bot.Step {
 
 func renderDeployedStage(steps []bot.Step) bool {
 	for _, s := range steps {
-		if s.Name == bot.StepDeployStage && s.State == bot.StepSucceeded {
+		if k := bot.KindOf(s.Name); k.Deploy && k.Environment == bot.Stage && s.State == bot.StepSucceeded {
 			return true
 		}
 	}
