@@ -95,7 +95,7 @@ func (e *Engine) ClaimStep(ctx context.Context, j Job) (Claim, error) {
 	return c, nil
 }
 
-func findStep(ctx context.Context, tx Tx, executionID int64, name StepName) (Step, error) {
+func findStep(ctx context.Context, tx EngineTx, executionID int64, name StepName) (Step, error) {
 	steps, err := tx.Steps(ctx, executionID)
 	if err != nil {
 		return Step{}, err
@@ -108,7 +108,7 @@ func findStep(ctx context.Context, tx Tx, executionID int64, name StepName) (Ste
 	return Step{}, fmt.Errorf("step %s of execution %d: %w", name, executionID, ErrNotFound)
 }
 
-func (e *Engine) loadClaim(ctx context.Context, tx Tx, ex Execution, s Step) (Claim, error) {
+func (e *Engine) loadClaim(ctx context.Context, tx EngineTx, ex Execution, s Step) (Claim, error) {
 	c := Claim{Execution: ex, Step: s}
 	var err error
 	if c.Program, err = tx.Program(ctx, ex.ProgramID); err != nil {
@@ -237,7 +237,7 @@ func (e *Engine) FinishStep(ctx context.Context, c Claim, o Outcome) error {
 }
 
 // recordSuccess keeps what a succeeded step produced.
-func (e *Engine) recordSuccess(ctx context.Context, tx Tx, ex *Execution, s Step, o Outcome, now time.Time) error {
+func (e *Engine) recordSuccess(ctx context.Context, tx EngineTx, ex *Execution, s Step, o Outcome, now time.Time) error {
 	if o.ArtifactDigest != "" && ex.ArtifactDigest != o.ArtifactDigest {
 		ex.ArtifactDigest = o.ArtifactDigest
 		if err := tx.UpdateExecution(ctx, *ex); err != nil {
@@ -257,7 +257,7 @@ func (e *Engine) recordSuccess(ctx context.Context, tx Tx, ex *Execution, s Step
 // openApproval decides the approval gate after its rollback check (rule
 // G): with approval on, or when production would roll back, the step
 // waits for a person; otherwise it passes.
-func (e *Engine) openApproval(ctx context.Context, tx Tx, ex *Execution, s *Step, rollback string, now time.Time) error {
+func (e *Engine) openApproval(ctx context.Context, tx EngineTx, ex *Execution, s *Step, rollback string, now time.Time) error {
 	ex.Rollback = rollback
 	if err := tx.UpdateExecution(ctx, *ex); err != nil {
 		return err

@@ -34,7 +34,7 @@ func WithCommandKey(ctx context.Context, key string) context.Context {
 
 // update runs fn in a transaction that locks the program, advances the
 // program's executions afterwards and publishes the resulting jobs.
-func (e *Engine) update(ctx context.Context, programID int64, fn func(tx Tx, prog Program) error) error {
+func (e *Engine) update(ctx context.Context, programID int64, fn func(tx EngineTx, prog Program) error) error {
 	var jobs []Job
 	err := e.Store.Update(ctx, func(tx Tx) error {
 		if err := tx.LockProgram(ctx, programID); err != nil {
@@ -65,7 +65,7 @@ func (e *Engine) update(ctx context.Context, programID int64, fn func(tx Tx, pro
 	return e.publish(ctx, jobs)
 }
 
-func (e *Engine) event(ctx context.Context, tx Tx, ex Execution, actor, kind, detail string) error {
+func (e *Engine) event(ctx context.Context, tx EngineTx, ex Execution, actor, kind, detail string) error {
 	return tx.AddEvent(ctx, Event{ExecutionID: ex.ID, At: e.Clock.Now(), Actor: actor, Kind: kind, Detail: detail})
 }
 
@@ -93,10 +93,10 @@ func (e *Engine) StartManual(ctx context.Context, programID int64, kind Pipeline
 		return e.promote(ctx, programID, from, actor, false, CauseManual)
 	}
 	if kind != StageOnly && kind != FullStack {
-		return Result{}, &RuleError{Message: fmt.Sprintf("unknown pipeline %q: use stage-only, prod-only or full-stack", kind)}
+		return Result{}, &Refusal{Code: RefusalBadRequest, Message: fmt.Sprintf("unknown pipeline %q: use stage-only, prod-only or full-stack", kind)}
 	}
 	if from != 0 {
-		return Result{}, &RuleError{Message: "--from applies to prod-only only"}
+		return Result{}, &Refusal{Code: RefusalBadRequest, Message: "--from applies to prod-only only"}
 	}
 	// Which pipelines exist, and on which branch, is policy: the default
 	// branch's file decides, never the commit that would be built.
@@ -105,11 +105,11 @@ func (e *Engine) StartManual(ctx context.Context, programID int64, kind Pipeline
 		return Result{}, err
 	}
 	if pol.Config == nil {
-		return Result{}, &RuleError{Rule: "H", Message: fmt.Sprintf("%s has no .github/stagehand.yml on its default branch (%s), so it has no pipelines; add the file there", prog.FullName(), pol.Describe())}
+		return Result{}, &Refusal{Code: RefusalNotConfigured, Rule: "H", Message: fmt.Sprintf("%s has no .github/stagehand.yml on its default branch (%s), so it has no pipelines; add the file there", prog.FullName(), pol.Describe())}
 	}
 	pipeCfg, ok := pol.Config.Pipelines[kind]
 	if !ok {
-		return Result{}, &RuleError{Rule: "H", Message: fmt.Sprintf("%s has no %s pipeline: the default branch's .github/stagehand.yml (%s) declares none", prog.FullName(), kind, pol.Describe())}
+		return Result{}, &Refusal{Code: RefusalNotConfigured, Rule: "H", Message: fmt.Sprintf("%s has no %s pipeline: the default branch's .github/stagehand.yml (%s) declares none", prog.FullName(), kind, pol.Describe())}
 	}
 	pipe := &Pipeline{ProgramID: programID, Kind: kind, PipelineConfig: pipeCfg}
 	commit, err := e.Source.HeadCommit(ctx, prog, pipe.Branch)
@@ -119,16 +119,16 @@ func (e *Engine) StartManual(ctx context.Context, programID int64, kind Pipeline
 	// The commands come from the commit being built.
 	raw, err := e.Source.ReadConfig(ctx, prog, commit)
 	if errors.Is(err, ErrNotFound) {
-		return Result{}, &RuleError{Rule: "H", Message: fmt.Sprintf("%s at %s has no .github/stagehand.yml to take the build and deploy commands from", pipe.Branch, ShortSHA(commit))}
+		return Result{}, &Refusal{Code: RefusalNotConfigured, Rule: "H", Message: fmt.Sprintf("%s at %s has no .github/stagehand.yml to take the build and deploy commands from", pipe.Branch, ShortSHA(commit))}
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("reading the configuration at %s: %w", ShortSHA(commit), err)
 	}
 	if _, err := e.config(raw); err != nil {
-		return Result{}, &RuleError{Rule: "H", Message: fmt.Sprintf(".github/stagehand.yml at %s is invalid:\n%v", ShortSHA(commit), err)}
+		return Result{}, &Refusal{Code: RefusalNotConfigured, Rule: "H", Message: fmt.Sprintf(".github/stagehand.yml at %s is invalid:\n%v", ShortSHA(commit), err)}
 	}
 	var res Result
-	err = e.update(ctx, programID, func(tx Tx, prog Program) error {
+	err = e.update(ctx, programID, func(tx EngineTx, prog Program) error {
 		active, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, States: ActiveStates})
 		if err != nil {
 			return err
@@ -168,27 +168,27 @@ func (e *Engine) promote(ctx context.Context, programID int64, number int, actor
 		return Result{}, err
 	}
 	var res Result
-	err = e.update(ctx, programID, func(tx Tx, prog Program) error {
+	err = e.update(ctx, programID, func(tx EngineTx, prog Program) error {
 		succeeded, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, Pipeline: StageOnly, States: []ExecutionState{ExecutionSucceeded}, Limit: 1})
 		if err != nil {
 			return err
 		}
 		if len(succeeded) == 0 {
-			return &RuleError{Rule: "F", Message: fmt.Sprintf("%s has no successful stage-only execution to promote yet", prog.FullName())}
+			return &Refusal{Code: RefusalNotPromotable, Rule: "F", Message: fmt.Sprintf("%s has no successful stage-only execution to promote yet", prog.FullName())}
 		}
 		src := succeeded[0]
 		if number != 0 && number != src.Number {
 			if src, err = tx.ExecutionByNumber(ctx, programID, number); err != nil {
 				if errors.Is(err, ErrNotFound) {
-					return &RuleError{Message: fmt.Sprintf("%s has no execution #%d", prog.FullName(), number)}
+					return noSuchExecution(prog, number)
 				}
 				return err
 			}
 			if src.Pipeline != StageOnly || src.State != ExecutionSucceeded {
-				return &RuleError{Rule: "F", Message: fmt.Sprintf("%s is %s; only a succeeded stage-only execution can be promoted", src, src.State)}
+				return &Refusal{Code: RefusalNotPromotable, Rule: "F", Message: fmt.Sprintf("%s is %s; only a succeeded stage-only execution can be promoted", src, src.State)}
 			}
 			if cause == CausePromotion { // Promote Build: only the latest successful one
-				return &RuleError{Rule: "D", Message: fmt.Sprintf("%s is no longer the latest successful stage-only execution (%s is); promote that one, or start prod-only with --from %d", src, succeeded[0], src.Number)}
+				return &Refusal{Code: RefusalNotPromotable, Rule: "D", Message: fmt.Sprintf("%s is no longer the latest successful stage-only execution (%s is); promote that one, or start prod-only with --from %d", src, succeeded[0], src.Number)}
 			}
 		}
 		if err := e.ensureProdOnly(ctx, tx, prog, pol, create); err != nil {
@@ -227,7 +227,7 @@ func shortDigest(d string) string {
 
 // ensureProdOnly makes sure the program has a prod-only pipeline, creating
 // one with the default settings when create is set.
-func (e *Engine) ensureProdOnly(ctx context.Context, tx Tx, prog Program, pol Policy, create bool) error {
+func (e *Engine) ensureProdOnly(ctx context.Context, tx EngineTx, prog Program, pol Policy, create bool) error {
 	if pol.Config != nil && pol.Config.Has(ProdOnly) {
 		return nil
 	}
@@ -241,18 +241,18 @@ func (e *Engine) ensureProdOnly(ctx context.Context, tx Tx, prog Program, pol Po
 		}
 	}
 	if !create {
-		return &RuleError{Rule: "D", Message: fmt.Sprintf("%s has no prod-only pipeline yet; Create & Promote (or /stagehand promote after adding prod-only to .github/stagehand.yml) creates one with the default settings: approval on, no schedule", prog.FullName())}
+		return &Refusal{Code: RefusalNotPromotable, Rule: "D", Message: fmt.Sprintf("%s has no prod-only pipeline yet; Create & Promote (or /stagehand promote after adding prod-only to .github/stagehand.yml) creates one with the default settings: approval on, no schedule", prog.FullName())}
 	}
 	return tx.SetPipelines(ctx, prog.ID, append(ps, Pipeline{ProgramID: prog.ID, Kind: ProdOnly, PipelineConfig: PipelineConfig{Approval: true}}))
 }
 
 // pick finds the execution a command is about: number, or when number is 0
 // the only active execution that match accepts.
-func (e *Engine) pick(ctx context.Context, tx Tx, prog Program, number int, what string, match func(Execution, []Step) bool) (Execution, []Step, error) {
+func (e *Engine) pick(ctx context.Context, tx EngineTx, prog Program, number int, what string, match func(Execution, []Step) bool) (Execution, []Step, error) {
 	if number != 0 {
 		ex, err := tx.ExecutionByNumber(ctx, prog.ID, number)
 		if errors.Is(err, ErrNotFound) {
-			return ex, nil, &RuleError{Message: fmt.Sprintf("%s has no execution #%d", prog.FullName(), number)}
+			return ex, nil, noSuchExecution(prog, number)
 		}
 		if err != nil {
 			return ex, nil, err
@@ -262,7 +262,7 @@ func (e *Engine) pick(ctx context.Context, tx Tx, prog Program, number int, what
 			return ex, nil, err
 		}
 		if !match(ex, steps) {
-			return ex, nil, &RuleError{Message: fmt.Sprintf("%s is not %s (%s)", ex, what, itState(ex))}
+			return ex, nil, &Refusal{Code: RefusalWrongState, Message: fmt.Sprintf("%s is not %s (%s)", ex, what, itState(ex))}
 		}
 		return ex, steps, nil
 	}
@@ -285,13 +285,13 @@ func (e *Engine) pick(ctx context.Context, tx Tx, prog Program, number int, what
 	case 1:
 		return found[0], foundSteps[0], nil
 	case 0:
-		return Execution{}, nil, &RuleError{Message: fmt.Sprintf("no execution of %s is %s", prog.FullName(), what)}
+		return Execution{}, nil, &Refusal{Code: RefusalWrongState, Message: fmt.Sprintf("no execution of %s is %s", prog.FullName(), what)}
 	}
 	names := make([]string, len(found))
 	for i, f := range found {
 		names[i] = fmt.Sprintf("#%d", f.Number)
 	}
-	return Execution{}, nil, &RuleError{Message: fmt.Sprintf("several executions are %s (%s); name one", what, strings.Join(names, ", "))}
+	return Execution{}, nil, &Refusal{Code: RefusalWrongState, Message: fmt.Sprintf("several executions are %s (%s); name one", what, strings.Join(names, ", "))}
 }
 
 func stepIn(steps []Step, name StepName, st StepState) *Step {
@@ -320,13 +320,13 @@ func (e *Engine) Approve(ctx context.Context, programID int64, number int, actor
 		return Result{}, err
 	}
 	var res Result
-	err = e.update(ctx, programID, func(tx Tx, prog Program) error {
+	err = e.update(ctx, programID, func(tx EngineTx, prog Program) error {
 		ex, steps, err := e.pick(ctx, tx, prog, number, "waiting for approval", waitingForApproval)
 		if err != nil {
 			return err
 		}
 		if ex.Rollback != "" && !rollback {
-			return &RuleError{Rule: "G", Message: fmt.Sprintf("%s %s; approving it needs Approve Rollback (/stagehand approve %d --rollback)", ex, ex.Rollback, ex.Number)}
+			return &Refusal{Code: RefusalNeedsRollbackApproval, Rule: "G", Message: fmt.Sprintf("%s %s; approving it needs Approve Rollback (/stagehand approve %d --rollback)", ex, ex.Rollback, ex.Number)}
 		}
 		if err := e.checkSelfApproval(ctx, tx, pol, ex, actor); err != nil {
 			return err
@@ -352,7 +352,7 @@ func (e *Engine) Approve(ctx context.Context, programID int64, number int, actor
 // checkSelfApproval applies the policy's prevent_self_approval. The
 // policy was read by the caller; one that could not be read or parsed
 // refused the command before (fail closed).
-func (e *Engine) checkSelfApproval(ctx context.Context, tx Tx, pol Policy, ex Execution, actor string) error {
+func (e *Engine) checkSelfApproval(ctx context.Context, tx EngineTx, pol Policy, ex Execution, actor string) error {
 	if pol.Config == nil || pol.Config.Production == nil || !pol.Config.Production.PreventSelfApproval {
 		return nil
 	}
@@ -372,7 +372,7 @@ func (e *Engine) checkSelfApproval(ctx context.Context, tx Tx, pol Policy, ex Ex
 		}
 	}
 	if did, ok := people[actor]; ok && actor != "" {
-		return &RuleError{Message: fmt.Sprintf("%s may not approve or reject %s: they %s it, and production has prevent_self_approval; ask another approver (or cancel it)", actor, ex, did)}
+		return &Refusal{Code: RefusalSelfApproval, Message: fmt.Sprintf("%s may not approve or reject %s: they %s it, and production has prevent_self_approval; ask another approver (or cancel it)", actor, ex, did)}
 	}
 	return nil
 }
@@ -388,7 +388,7 @@ func (e *Engine) Reject(ctx context.Context, programID int64, number int, actor,
 		return Result{}, err
 	}
 	var res Result
-	err = e.update(ctx, programID, func(tx Tx, prog Program) error {
+	err = e.update(ctx, programID, func(tx EngineTx, prog Program) error {
 		ex, steps, err := e.pick(ctx, tx, prog, number, "waiting for approval", waitingForApproval)
 		if err != nil {
 			return err
@@ -425,7 +425,7 @@ func (e *Engine) Schedule(ctx context.Context, programID int64, number int, acto
 	if at.IsZero() {
 		at = now
 	}
-	err := e.update(ctx, programID, func(tx Tx, prog Program) error {
+	err := e.update(ctx, programID, func(tx EngineTx, prog Program) error {
 		ex, steps, err := e.pick(ctx, tx, prog, number, "waiting for a production deploy", func(ex Execution, steps []Step) bool {
 			if ex.Pipeline == StageOnly || !ex.State.Active() {
 				return false
@@ -441,7 +441,7 @@ func (e *Engine) Schedule(ctx context.Context, programID int64, number int, acto
 			return err
 		}
 		if !e.settings(&ex).Scheduled {
-			return &RuleError{Message: fmt.Sprintf("%s's pipeline is not scheduled (scheduled: false); its production deploy runs right after approval", ex)}
+			return &Refusal{Code: RefusalNotConfigured, Message: fmt.Sprintf("%s's pipeline is not scheduled (scheduled: false); its production deploy runs right after approval", ex)}
 		}
 		ex.ScheduledAt = at
 		if err := tx.UpdateExecution(ctx, ex); err != nil {
@@ -469,7 +469,7 @@ func (e *Engine) Schedule(ctx context.Context, programID int64, number int, acto
 func (e *Engine) Cancel(ctx context.Context, programID int64, number int, actor string) (Result, error) {
 	var res Result
 	now := e.Clock.Now()
-	err := e.update(ctx, programID, func(tx Tx, prog Program) error {
+	err := e.update(ctx, programID, func(tx EngineTx, prog Program) error {
 		ex, steps, err := e.pick(ctx, tx, prog, number, "active", func(ex Execution, _ []Step) bool { return ex.State.Active() })
 		if err != nil {
 			return err
@@ -510,10 +510,10 @@ func (e *Engine) Rerun(ctx context.Context, programID int64, number int, actor s
 		return Result{}, err
 	}
 	var res Result
-	err = e.update(ctx, programID, func(tx Tx, prog Program) error {
+	err = e.update(ctx, programID, func(tx EngineTx, prog Program) error {
 		old, err := tx.ExecutionByNumber(ctx, programID, number)
 		if errors.Is(err, ErrNotFound) {
-			return &RuleError{Message: fmt.Sprintf("%s has no execution #%d", prog.FullName(), number)}
+			return noSuchExecution(prog, number)
 		}
 		if err != nil {
 			return err
@@ -550,10 +550,10 @@ func (e *Engine) Rerun(ctx context.Context, programID int64, number int, actor s
 // used by the next deployment. An empty value with unset removes it.
 func (e *Engine) SetVariable(ctx context.Context, programID int64, env EnvironmentName, key, value, actor string, unset bool) (string, error) {
 	if env != Stage && env != Production {
-		return "", &RuleError{Message: fmt.Sprintf("unknown environment %q: use stage or production", env)}
+		return "", &Refusal{Code: RefusalBadRequest, Message: fmt.Sprintf("unknown environment %q: use stage or production", env)}
 	}
 	if err := CheckVariableName(key); err != nil {
-		return "", &RuleError{Message: err.Error()}
+		return "", &Refusal{Code: RefusalBadRequest, Message: err.Error()}
 	}
 	if env == Production {
 		if err := requireProductionApprover(ctx, actor, "change production's variables"); err != nil {
@@ -561,14 +561,14 @@ func (e *Engine) SetVariable(ctx context.Context, programID int64, env Environme
 		}
 	}
 	var msg string
-	err := e.update(ctx, programID, func(tx Tx, prog Program) error {
+	err := e.update(ctx, programID, func(tx EngineTx, prog Program) error {
 		active, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, States: []ExecutionState{ExecutionRunning, ExecutionWaiting}})
 		if err != nil {
 			return err
 		}
 		for _, a := range active {
 			if Holds(a.Pipeline, env) {
-				return &RuleError{Rule: "E", Message: fmt.Sprintf("%s is held by %s (%s: %s); its variables can change when that execution ends", env, a, describeState(a), e.Link(prog, a.Number))}
+				return &Refusal{Code: RefusalBlocked, Rule: "E", Message: fmt.Sprintf("%s is held by %s (%s: %s); its variables can change when that execution ends", env, a, describeState(a), e.Link(prog, a.Number))}
 			}
 		}
 		if unset {

@@ -44,6 +44,18 @@ type Source interface {
 	ReadConfig(ctx context.Context, prog Program, commit string) ([]byte, error)
 }
 
+// EngineTx is what the engine reads and writes in its transactions: its
+// commands, advance, step claims and the queueing of push starts. Its
+// functions take an EngineTx, never the whole Tx.
+type EngineTx interface {
+	ExecutionReader
+	ExecutionWriter
+	Program(ctx context.Context, id int64) (Program, error)
+	Pipelines(ctx context.Context, programID int64) ([]Pipeline, error)
+	// MarkDelivery records a command key (see WithCommandKey).
+	MarkDelivery(ctx context.Context, d Delivery) (fresh bool, err error)
+}
+
 // Engine advances executions through their steps. Every transition is
 // decided inside one store transaction from what is stored, so the rules
 // hold across goroutines, restarts and replicas.
@@ -149,7 +161,7 @@ func (e *Engine) publish(ctx context.Context, jobs []Job) error {
 // advance runs inside a transaction. It loops until nothing changes, so a
 // gate that passes at once or a blocker that ends lets the next move
 // happen in the same transaction.
-func (e *Engine) advance(ctx context.Context, tx Tx, programID int64) ([]Job, error) {
+func (e *Engine) advance(ctx context.Context, tx EngineTx, programID int64) ([]Job, error) {
 	if err := tx.LockProgram(ctx, programID); err != nil {
 		return nil, err
 	}
@@ -189,7 +201,7 @@ func (e *Engine) advance(ctx context.Context, tx Tx, programID int64) ([]Job, er
 }
 
 // tryStart starts a queued execution when rule B allows it.
-func (e *Engine) tryStart(ctx context.Context, tx Tx, ex *Execution, active []Execution, now time.Time) (bool, error) {
+func (e *Engine) tryStart(ctx context.Context, tx EngineTx, ex *Execution, active []Execution, now time.Time) (bool, error) {
 	if b := Blocker(*ex, active); b != nil {
 		msg := fmt.Sprintf("queued: waiting for %s (%s) to end", b, b.State)
 		if ex.Message != msg {
@@ -203,7 +215,7 @@ func (e *Engine) tryStart(ctx context.Context, tx Tx, ex *Execution, active []Ex
 }
 
 // step moves one running or waiting execution as far as it can go now.
-func (e *Engine) step(ctx context.Context, tx Tx, ex *Execution, now time.Time) ([]Job, bool, error) {
+func (e *Engine) step(ctx context.Context, tx EngineTx, ex *Execution, now time.Time) ([]Job, bool, error) {
 	steps, err := tx.Steps(ctx, ex.ID)
 	if err != nil {
 		return nil, false, err
@@ -274,7 +286,7 @@ func (e *Engine) settings(ex *Execution) PipelineConfig {
 	return PipelineConfig{Approval: ex.Pipeline != StageOnly}
 }
 
-func (e *Engine) setState(ctx context.Context, tx Tx, ex *Execution, st ExecutionState, msg string) error {
+func (e *Engine) setState(ctx context.Context, tx EngineTx, ex *Execution, st ExecutionState, msg string) error {
 	if ex.State == st && ex.Message == msg {
 		return nil
 	}
@@ -282,7 +294,7 @@ func (e *Engine) setState(ctx context.Context, tx Tx, ex *Execution, st Executio
 	return tx.UpdateExecution(ctx, *ex)
 }
 
-func (e *Engine) passStep(ctx context.Context, tx Tx, s *Step, msg string, now time.Time) error {
+func (e *Engine) passStep(ctx context.Context, tx EngineTx, s *Step, msg string, now time.Time) error {
 	s.State, s.Message, s.FinishedAt = StepSucceeded, msg, now
 	if s.StartedAt.IsZero() {
 		s.StartedAt = now
@@ -291,7 +303,7 @@ func (e *Engine) passStep(ctx context.Context, tx Tx, s *Step, msg string, now t
 }
 
 // finish ends an execution; steps that never ran are skipped.
-func (e *Engine) finish(ctx context.Context, tx Tx, ex *Execution, steps []Step, st ExecutionState, msg string, now time.Time) error {
+func (e *Engine) finish(ctx context.Context, tx EngineTx, ex *Execution, steps []Step, st ExecutionState, msg string, now time.Time) error {
 	for _, s := range steps {
 		if s.State == StepPending {
 			s.State, s.Message = StepSkipped, "not run: the execution "+string(st)

@@ -28,7 +28,7 @@ func (p Policy) Describe() string {
 }
 
 // PolicyReader reads a program's policy at the moment a decision needs it.
-// A default branch whose file does not parse is a *RuleError that says so;
+// A default branch whose file does not parse is a *Refusal that says so;
 // any other error means the policy could not be read, and whatever asked
 // must be refused (fail closed).
 type PolicyReader interface {
@@ -37,8 +37,8 @@ type PolicyReader interface {
 
 // InvalidPolicyError is the refusal when the default branch's file does not
 // parse: nothing starts and no gate opens until it is fixed there.
-func InvalidPolicyError(p Policy, err error) *RuleError {
-	return &RuleError{Message: fmt.Sprintf(".github/stagehand.yml on the default branch (%s) is invalid, so Stagehand has no policy for this repository and refuses until it is fixed there:\n%v", p.Describe(), err)}
+func InvalidPolicyError(p Policy, err error) *Refusal {
+	return &Refusal{Code: RefusalInvalidPolicy, Message: fmt.Sprintf(".github/stagehand.yml on the default branch (%s) is invalid, so Stagehand has no policy for this repository and refuses until it is fixed there:\n%v", p.Describe(), err)}
 }
 
 // Authorization is what the webhook handlers established about the person
@@ -80,7 +80,7 @@ func requireProductionApprover(ctx context.Context, actor, what string) error {
 	if !ok || a.ProductionApprover {
 		return nil
 	}
-	return &RuleError{Message: fmt.Sprintf("@%s is not one of the production approvers (%s), and may not %s: that is a production action", actor, a.Approvers, what)}
+	return &Refusal{Code: RefusalNotApprover, Message: fmt.Sprintf("@%s is not one of the production approvers (%s), and may not %s: that is a production action", actor, a.Approvers, what)}
 }
 
 // policy is the program's policy now: the one a handler passed with the

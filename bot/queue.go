@@ -24,7 +24,7 @@ type PushStart struct {
 // an execution of the same pipeline still queued is superseded by the newer
 // commit and ends skipped. The engine starts queued executions when rule B
 // lets them run.
-func QueuePushStart(ctx context.Context, tx Tx, s PushStart) (Execution, error) {
+func QueuePushStart(ctx context.Context, tx EngineTx, s PushStart) (Execution, error) {
 	queued, err := tx.Executions(ctx, ExecutionFilter{
 		ProgramID: s.Program.ID, Pipeline: s.Pipeline, States: []ExecutionState{ExecutionQueued},
 	})

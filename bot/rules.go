@@ -40,8 +40,8 @@ func Blocker(cand Execution, running []Execution) *Execution {
 
 // blockedError is the refusal of a manual start blocked by rule B (rule C:
 // manual starts are refused, not queued).
-func blockedError(kind PipelineKind, b Execution, link string) *RuleError {
-	return &RuleError{Rule: "B", Message: fmt.Sprintf("%s cannot start now: %s is %s (%s); only one execution of a pipeline runs at a time, and full-stack never runs together with stage-only or prod-only. Try again when it has ended",
+func blockedError(kind PipelineKind, b Execution, link string) *Refusal {
+	return &Refusal{Code: RefusalBlocked, Rule: "B", Message: fmt.Sprintf("%s cannot start now: %s is %s (%s); only one execution of a pipeline runs at a time, and full-stack never runs together with stage-only or prod-only. Try again when it has ended",
 		kind, b, describeState(b), link)}
 }
 
@@ -69,4 +69,10 @@ func describeState(e Execution) string {
 		return "queued"
 	}
 	return string(e.State)
+}
+
+// noSuchExecution is the refusal of a command naming an execution number
+// the program does not have.
+func noSuchExecution(prog Program, number int) *Refusal {
+	return &Refusal{Code: RefusalNoSuchExecution, Message: fmt.Sprintf("%s has no execution #%d", prog.FullName(), number)}
 }

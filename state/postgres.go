@@ -181,7 +181,7 @@ func (s *Postgres) run(ctx context.Context, readOnly bool, fn func(tx bot.Tx) er
 	}()
 
 	t := &postgresTx{tx: pgTx, clock: s.clock, readOnly: readOnly}
-	err = fn(t)
+	err = fn(checkedTx{t})
 	done = true
 	if err == nil && !readOnly && t.retryErr != nil {
 		// fn went on after a deadlock (its error dropped): the transaction

@@ -57,17 +57,8 @@ func pgScanExecution(row rowScanner) (bot.Execution, error) {
 // ReportedVersion 0, whatever e says, so the reporter sees it.
 func (t *postgresTx) CreateExecution(ctx context.Context, e bot.Execution) (bot.Execution, error) {
 	steps := bot.StepsOf(e.Pipeline)
-	if len(steps) == 0 {
-		return bot.Execution{}, fmt.Errorf("create execution: unknown pipeline kind %q", e.Pipeline)
-	}
-	if err := t.requireProgram(ctx, e.ProgramID); err != nil {
-		return bot.Execution{}, fmt.Errorf("create execution: %w", err)
-	}
 	if err := t.queryRow(ctx, pgNextExecutionNumber, e.ProgramID).Scan(&e.Number); err != nil {
 		return bot.Execution{}, fmt.Errorf("create execution of program %d: number: %w", e.ProgramID, err)
-	}
-	if e.CreatedAt.IsZero() {
-		e.CreatedAt = t.now()
 	}
 	e.CreatedAt, e.ScheduledAt = micro(e.CreatedAt), micro(e.ScheduledAt)
 	e.StartedAt, e.FinishedAt = micro(e.StartedAt), micro(e.FinishedAt)
@@ -79,13 +70,6 @@ func (t *postgresTx) CreateExecution(ctx context.Context, e bot.Execution) (bot.
 		return bot.Execution{}, fmt.Errorf("create execution %s of program %d: %w", e, e.ProgramID, err)
 	}
 	t.rememberExecution(e.ID, e.ProgramID)
-	if len(e.Config) == 0 {
-		e.Config = nil // as it reads back
-	}
-	if len(e.Policy) == 0 {
-		e.Policy = nil
-	}
-	e.Version, e.ReportedVersion = 1, 0
 	names := make([]string, len(steps))
 	for i, name := range steps {
 		names[i] = string(name)
@@ -256,14 +240,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
 FROM trigger_records WHERE program_id = $1 AND commit_sha = $2 ORDER BY id`
 )
 
-// AddTriggerRecord stores r. A zero CreatedAt becomes the store's clock time.
+// AddTriggerRecord stores r.
 func (t *postgresTx) AddTriggerRecord(ctx context.Context, r bot.TriggerRecord) error {
-	if err := t.requireProgram(ctx, r.ProgramID); err != nil {
-		return fmt.Errorf("add trigger record: %w", err)
-	}
-	if r.CreatedAt.IsZero() {
-		r.CreatedAt = t.now()
-	}
 	_, err := t.exec(ctx, pgInsertTriggerRecord, r.ProgramID, r.DeliveryID, r.Commit, r.Branch, string(r.Pipeline),
 		pgID(r.ExecutionID), r.Reason, r.CreatedAt)
 	if err != nil {
@@ -390,12 +368,6 @@ func (t *postgresTx) GitHubRefs(ctx context.Context, executionID int64) ([]bot.G
 // does not bump the execution's Version: the reporter writes refs while it
 // reports, and must not make its own work.
 func (t *postgresTx) PutGitHubRef(ctx context.Context, r bot.GitHubRef) error {
-	if r.Key == "" {
-		return fmt.Errorf("put github ref of execution %d: empty key", r.ExecutionID)
-	}
-	if err := t.requireExecution(ctx, r.ExecutionID); err != nil {
-		return fmt.Errorf("put github ref %s: %w", r.Key, err)
-	}
 	if _, err := t.exec(ctx, pgUpsertGitHubRef, r.ExecutionID, r.Key, r.GitHubID, r.Reported); err != nil {
 		return fmt.Errorf("put github ref %s of execution %d: %w", r.Key, r.ExecutionID, err)
 	}

@@ -24,14 +24,7 @@ ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, login = excluded.logi
 // PutSession stores s, replacing the session of the same ID. Times are
 // truncated to the microseconds Postgres keeps.
 func (t *postgresTx) PutSession(ctx context.Context, s bot.Session) error {
-	if err := checkSession(s); err != nil {
-		return err
-	}
-	tokens := s.Tokens
-	if tokens == nil {
-		tokens = []byte{}
-	}
-	if _, err := t.exec(ctx, pgUpsertSession, s.ID, s.UserID, s.Login, tokens, micro(s.CreatedAt), micro(s.ExpiresAt)); err != nil {
+	if _, err := t.exec(ctx, pgUpsertSession, s.ID, s.UserID, s.Login, s.Tokens, micro(s.CreatedAt), micro(s.ExpiresAt)); err != nil {
 		return fmt.Errorf("put session %.8s of %s: %w", s.ID, s.Login, err)
 	}
 	return nil

@@ -299,12 +299,6 @@ ON CONFLICT (guid) DO UPDATE SET event = excluded.event, reason = excluded.reaso
 )
 
 func (t *postgresTx) MarkPoisoned(ctx context.Context, p bot.PoisonedDelivery) error {
-	if p.GUID == "" {
-		return errors.New("mark poisoned delivery: empty GUID")
-	}
-	if p.PoisonedAt.IsZero() {
-		p.PoisonedAt = t.now()
-	}
 	if _, err := t.exec(ctx, pgUpsertPoisoned, p.GUID, p.Event, p.Reason, micro(p.PoisonedAt)); err != nil {
 		return fmt.Errorf("mark delivery %s poisoned: %w", p.GUID, err)
 	}
@@ -322,12 +316,6 @@ func (t *postgresTx) DeliveryRecord(ctx context.Context, guid string) (bot.Deliv
 }
 
 func (t *postgresTx) MarkDelivery(ctx context.Context, d bot.Delivery) (bool, error) {
-	if d.GUID == "" {
-		return false, errors.New("mark delivery: empty GUID")
-	}
-	if d.ProcessedAt.IsZero() {
-		d.ProcessedAt = t.now()
-	}
 	n, err := t.exec(ctx, pgInsertDelivery, d.GUID, d.Event, d.ProcessedAt)
 	if err != nil {
 		return false, fmt.Errorf("mark delivery %s: %w", d.GUID, err)
@@ -356,12 +344,6 @@ ON CONFLICT (id) DO UPDATE SET account = excluded.account, suspended = excluded.
 )
 
 func (t *postgresTx) PutInstallation(ctx context.Context, inst bot.Installation) error {
-	if inst.ID == 0 {
-		return errors.New("put installation: zero ID")
-	}
-	if inst.UpdatedAt.IsZero() {
-		inst.UpdatedAt = t.now()
-	}
 	if _, err := t.exec(ctx, pgUpsertInstallation, inst.ID, inst.Account, inst.Suspended, inst.UpdatedAt); err != nil {
 		return fmt.Errorf("put installation %d: %w", inst.ID, err)
 	}
@@ -426,9 +408,6 @@ WHERE holds_name AND lower(owner) = lower($2) AND lower(repo) = lower($3) AND gi
 // case changes, and takes the spelling given last. The upsert locks the
 // program's row.
 func (t *postgresTx) EnsureProgram(ctx context.Context, installationID int64, r bot.Repository) (bot.Program, error) {
-	if r.Owner == "" || r.Name == "" {
-		return bot.Program{}, fmt.Errorf("ensure program %q/%q: empty owner or repository", r.Owner, r.Name)
-	}
 	if _, err := t.exec(ctx, lockProgramName, r.Owner, r.Name); err != nil {
 		return bot.Program{}, fmt.Errorf("ensure program %s/%s: lock the name: %w", r.Owner, r.Name, err)
 	}
@@ -518,19 +497,13 @@ VALUES ($1, $2, $3, $4, $5, $6)`
 FROM pipelines WHERE program_id = $1`
 )
 
-// SetPipelines replaces the program's pipelines with ps. A pipeline's
-// ProgramID may be zero; it is taken from programID.
+// SetPipelines replaces the program's pipelines with ps (checked, and the
+// program locked: see checkedTx).
 func (t *postgresTx) SetPipelines(ctx context.Context, programID int64, ps []bot.Pipeline) error {
-	if err := t.requireProgram(ctx, programID); err != nil {
-		return fmt.Errorf("set pipelines: %w", err)
-	}
 	if _, err := t.exec(ctx, pgDeletePipelines, programID); err != nil {
 		return fmt.Errorf("set pipelines of program %d: %w", programID, err)
 	}
 	for _, p := range ps {
-		if p.ProgramID != 0 && p.ProgramID != programID {
-			return fmt.Errorf("set pipelines of program %d: %s belongs to program %d", programID, p.Kind, p.ProgramID)
-		}
 		_, err := t.exec(ctx, pgInsertPipeline, programID, string(p.Kind), p.Branch, string(p.Trigger), p.Approval, p.Scheduled)
 		if err != nil {
 			return fmt.Errorf("set pipelines of program %d: %s: %w", programID, p.Kind, err)
@@ -572,9 +545,6 @@ FROM deployments WHERE program_id = $1 AND environment = $2`
 )
 
 func (t *postgresTx) Deployment(ctx context.Context, programID int64, env bot.EnvironmentName) (bot.Deployment, error) {
-	if err := checkEnvironment(env); err != nil {
-		return bot.Deployment{}, fmt.Errorf("deployment of program %d: %w", programID, err)
-	}
 	if err := t.touchProgram(ctx, programID); err != nil {
 		return bot.Deployment{}, fmt.Errorf("deployment of program %d to %s: %w", programID, env, err)
 	}
@@ -590,28 +560,10 @@ func (t *postgresTx) Deployment(ctx context.Context, programID int64, env bot.En
 	return d, nil
 }
 
-// SetDeployment records d as what runs on d.Environment of d.ProgramID,
-// replacing what ran there before. d.ExecutionID, when not zero, must be an
-// execution of that program. Since is kept as given (to the microsecond).
+// SetDeployment records d as what runs on d.Environment of d.ProgramID
+// (checked, and the program locked: see checkedTx). Since is kept as given
+// (to the microsecond).
 func (t *postgresTx) SetDeployment(ctx context.Context, d bot.Deployment) error {
-	if err := checkEnvironment(d.Environment); err != nil {
-		return fmt.Errorf("set deployment of program %d: %w", d.ProgramID, err)
-	}
-	if err := t.requireProgram(ctx, d.ProgramID); err != nil {
-		return fmt.Errorf("set deployment: %w", err)
-	}
-	if d.ExecutionID != 0 {
-		// The program is locked, and an execution's program never changes:
-		// a plain read will do.
-		programID, err := t.executionProgram(ctx, d.ExecutionID)
-		if err != nil {
-			return fmt.Errorf("set deployment of program %d to %s: %w", d.ProgramID, d.Environment, err)
-		}
-		if programID != d.ProgramID {
-			return fmt.Errorf("set deployment of program %d to %s: execution %d belongs to program %d",
-				d.ProgramID, d.Environment, d.ExecutionID, programID)
-		}
-	}
 	_, err := t.exec(ctx, pgUpsertDeployment, d.ProgramID, string(d.Environment), pgID(d.ExecutionID), string(d.Pipeline),
 		d.Number, d.Commit, d.ArtifactDigest, pgTime(d.Since))
 	if err != nil {
@@ -666,9 +618,6 @@ ON CONFLICT (program_id, environment, name) DO UPDATE SET value = excluded.value
 // Variables returns the variables of one environment of a program, an empty
 // map when it has none (or there is no such program).
 func (t *postgresTx) Variables(ctx context.Context, programID int64, env bot.EnvironmentName) (map[string]string, error) {
-	if err := checkEnvironment(env); err != nil {
-		return nil, fmt.Errorf("variables of program %d: %w", programID, err)
-	}
 	if err := t.touchProgram(ctx, programID); err != nil {
 		return nil, fmt.Errorf("variables of program %d in %s: %w", programID, env, err)
 	}
@@ -691,15 +640,6 @@ func (t *postgresTx) Variables(ctx context.Context, programID int64, env bot.Env
 // SetVariable sets key to value in one environment of a program, replacing
 // the value it had.
 func (t *postgresTx) SetVariable(ctx context.Context, programID int64, env bot.EnvironmentName, key, value string) error {
-	if err := checkEnvironment(env); err != nil {
-		return fmt.Errorf("set variable %s of program %d: %w", key, programID, err)
-	}
-	if key == "" {
-		return fmt.Errorf("set variable of program %d in %s: empty key", programID, env)
-	}
-	if err := t.requireProgram(ctx, programID); err != nil {
-		return fmt.Errorf("set variable %s: %w", key, err)
-	}
 	if _, err := t.exec(ctx, pgUpsertVariable, programID, string(env), key, value); err != nil {
 		return fmt.Errorf("set variable %s of program %d in %s: %w", key, programID, env, err)
 	}
@@ -709,9 +649,6 @@ func (t *postgresTx) SetVariable(ctx context.Context, programID int64, env bot.E
 // UnsetVariable removes key from one environment of a program; removing a
 // variable that is not set is not an error.
 func (t *postgresTx) UnsetVariable(ctx context.Context, programID int64, env bot.EnvironmentName, key string) error {
-	if err := checkEnvironment(env); err != nil {
-		return fmt.Errorf("unset variable %s of program %d: %w", key, programID, err)
-	}
 	if err := t.touchProgram(ctx, programID); err != nil {
 		return fmt.Errorf("unset variable %s of program %d in %s: %w", key, programID, env, err)
 	}
@@ -732,15 +669,6 @@ FROM execution_events WHERE execution_id = $1 ORDER BY id`
 // AddEvent appends ev to its execution's record and bumps the execution's
 // Version. A zero At becomes the store's clock time.
 func (t *postgresTx) AddEvent(ctx context.Context, ev bot.Event) error {
-	if ev.Kind == "" {
-		return fmt.Errorf("add event to execution %d: empty kind", ev.ExecutionID)
-	}
-	if err := t.requireExecution(ctx, ev.ExecutionID); err != nil {
-		return fmt.Errorf("add event %s: %w", ev.Kind, err)
-	}
-	if ev.At.IsZero() {
-		ev.At = t.now()
-	}
 	if _, err := t.exec(ctx, pgInsertEvent, ev.ExecutionID, ev.At, ev.Actor, ev.Kind, ev.Detail); err != nil {
 		return fmt.Errorf("add event %s to execution %d: %w", ev.Kind, ev.ExecutionID, err)
 	}

@@ -146,7 +146,7 @@ func (s *SQLite) run(ctx context.Context, db *sql.DB, readOnly bool, fn func(tx 
 		}
 	}()
 
-	err = fn(&sqliteTx{tx: sqlTx, clock: s.clock})
+	err = fn(checkedTx{&sqliteTx{tx: sqlTx, clock: s.clock}})
 	done = true
 	if err != nil || readOnly {
 		if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {

@@ -22,14 +22,6 @@ func (t *sqliteTx) LockProgram(ctx context.Context, programID int64) error {
 	return nil
 }
 
-// checkEnvironment refuses a name other than bot.Stage and bot.Production.
-func checkEnvironment(env bot.EnvironmentName) error {
-	if env != bot.Stage && env != bot.Production {
-		return fmt.Errorf("unknown environment %q: want %q or %q", env, bot.Stage, bot.Production)
-	}
-	return nil
-}
-
 // Deployments.
 const (
 	upsertDeployment = `INSERT INTO deployments (program_id, environment, execution_id, pipeline, number, commit_sha,
@@ -44,9 +36,6 @@ FROM deployments WHERE program_id = ? AND environment = ?`
 )
 
 func (t *sqliteTx) Deployment(ctx context.Context, programID int64, env bot.EnvironmentName) (bot.Deployment, error) {
-	if err := checkEnvironment(env); err != nil {
-		return bot.Deployment{}, fmt.Errorf("deployment of program %d: %w", programID, err)
-	}
 	var d bot.Deployment
 	err := t.tx.QueryRowContext(ctx, selectDeployment, programID, env).Scan(&d.ProgramID, &d.Environment,
 		idDest{&d.ExecutionID}, &d.Pipeline, &d.Number, &d.Commit, &d.ArtifactDigest, timeDest{&d.Since})
@@ -59,32 +48,21 @@ func (t *sqliteTx) Deployment(ctx context.Context, programID int64, env bot.Envi
 	return d, nil
 }
 
-// SetDeployment records d as what runs on d.Environment of d.ProgramID,
-// replacing what ran there before. d.ExecutionID, when not zero, must be an
-// execution of that program. Since is kept as given.
+// SetDeployment records d as what runs on d.Environment of d.ProgramID
+// (checked: see checkedTx). Since is kept as given.
 func (t *sqliteTx) SetDeployment(ctx context.Context, d bot.Deployment) error {
-	if err := checkEnvironment(d.Environment); err != nil {
-		return fmt.Errorf("set deployment of program %d: %w", d.ProgramID, err)
-	}
-	if err := t.requireProgram(ctx, d.ProgramID); err != nil {
-		return fmt.Errorf("set deployment: %w", err)
-	}
-	if d.ExecutionID != 0 {
-		programID, err := t.executionProgram(ctx, d.ExecutionID)
-		if err != nil {
-			return fmt.Errorf("set deployment of program %d to %s: %w", d.ProgramID, d.Environment, err)
-		}
-		if programID != d.ProgramID {
-			return fmt.Errorf("set deployment of program %d to %s: execution %d belongs to program %d",
-				d.ProgramID, d.Environment, d.ExecutionID, programID)
-		}
-	}
 	_, err := t.tx.ExecContext(ctx, upsertDeployment, d.ProgramID, d.Environment, dbID(d.ExecutionID), d.Pipeline,
 		d.Number, d.Commit, d.ArtifactDigest, dbTime(d.Since))
 	if err != nil {
 		return fmt.Errorf("set deployment of program %d to %s: %w", d.ProgramID, d.Environment, err)
 	}
 	return nil
+}
+
+// requireExecution returns ErrNotFound unless execution id exists.
+func (t *sqliteTx) requireExecution(ctx context.Context, id int64) error {
+	_, err := t.executionProgram(ctx, id)
+	return err
 }
 
 // executionProgram returns the program of execution id, or ErrNotFound.
@@ -111,9 +89,6 @@ ON CONFLICT (program_id, environment, name) DO UPDATE SET value = excluded.value
 // Variables returns the variables of one environment of a program, an empty
 // map when it has none (or there is no such program).
 func (t *sqliteTx) Variables(ctx context.Context, programID int64, env bot.EnvironmentName) (map[string]string, error) {
-	if err := checkEnvironment(env); err != nil {
-		return nil, fmt.Errorf("variables of program %d: %w", programID, err)
-	}
 	rows, err := t.tx.QueryContext(ctx, selectVariables, programID, env)
 	if err != nil {
 		return nil, fmt.Errorf("variables of program %d in %s: %w", programID, env, err)
@@ -136,15 +111,6 @@ func (t *sqliteTx) Variables(ctx context.Context, programID int64, env bot.Envir
 // SetVariable sets key to value in one environment of a program, replacing
 // the value it had.
 func (t *sqliteTx) SetVariable(ctx context.Context, programID int64, env bot.EnvironmentName, key, value string) error {
-	if err := checkEnvironment(env); err != nil {
-		return fmt.Errorf("set variable %s of program %d: %w", key, programID, err)
-	}
-	if key == "" {
-		return fmt.Errorf("set variable of program %d in %s: empty key", programID, env)
-	}
-	if err := t.requireProgram(ctx, programID); err != nil {
-		return fmt.Errorf("set variable %s: %w", key, err)
-	}
 	if _, err := t.tx.ExecContext(ctx, upsertVariable, programID, env, key, value); err != nil {
 		return fmt.Errorf("set variable %s of program %d in %s: %w", key, programID, env, err)
 	}
@@ -154,9 +120,6 @@ func (t *sqliteTx) SetVariable(ctx context.Context, programID int64, env bot.Env
 // UnsetVariable removes key from one environment of a program; removing a
 // variable that is not set is not an error.
 func (t *sqliteTx) UnsetVariable(ctx context.Context, programID int64, env bot.EnvironmentName, key string) error {
-	if err := checkEnvironment(env); err != nil {
-		return fmt.Errorf("unset variable %s of program %d: %w", key, programID, err)
-	}
 	if _, err := t.tx.ExecContext(ctx, deleteVariable, programID, env, key); err != nil {
 		return fmt.Errorf("unset variable %s of program %d in %s: %w", key, programID, env, err)
 	}
@@ -173,15 +136,6 @@ FROM execution_events WHERE execution_id = ? ORDER BY id`
 // AddEvent appends ev to its execution's record and bumps the execution's
 // Version. A zero At becomes the store's clock time.
 func (t *sqliteTx) AddEvent(ctx context.Context, ev bot.Event) error {
-	if ev.Kind == "" {
-		return fmt.Errorf("add event to execution %d: empty kind", ev.ExecutionID)
-	}
-	if _, err := t.executionProgram(ctx, ev.ExecutionID); err != nil {
-		return fmt.Errorf("add event %s: %w", ev.Kind, err)
-	}
-	if ev.At.IsZero() {
-		ev.At = t.now()
-	}
 	_, err := t.tx.ExecContext(ctx, insertEvent, ev.ExecutionID, dbTime(ev.At), ev.Actor, ev.Kind, ev.Detail)
 	if err != nil {
 		return fmt.Errorf("add event %s to execution %d: %w", ev.Kind, ev.ExecutionID, err)

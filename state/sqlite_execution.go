@@ -43,24 +43,11 @@ func scanExecution(row rowScanner) (bot.Execution, error) {
 }
 
 // CreateExecution stores e as the next execution of its program, with one
-// pending step per bot.StepsOf(e.Pipeline). The number is chosen inside the
-// transaction, so two creations never share one. A zero CreatedAt becomes
-// the store's clock time. An empty Config is kept as none and comes back
-// nil. The store owns Version and ReportedVersion: the new execution has
-// Version 1 and ReportedVersion 0, whatever e says, so the reporter sees it.
+// pending step per bot.StepsOf(e.Pipeline) (checked: see checkedTx). The
+// number is chosen inside the transaction, so two creations never share one.
 func (t *sqliteTx) CreateExecution(ctx context.Context, e bot.Execution) (bot.Execution, error) {
-	steps := bot.StepsOf(e.Pipeline)
-	if len(steps) == 0 {
-		return bot.Execution{}, fmt.Errorf("create execution: unknown pipeline kind %q", e.Pipeline)
-	}
-	if err := t.requireProgram(ctx, e.ProgramID); err != nil {
-		return bot.Execution{}, fmt.Errorf("create execution: %w", err)
-	}
 	if err := t.tx.QueryRowContext(ctx, nextExecutionNumber, e.ProgramID).Scan(&e.Number); err != nil {
 		return bot.Execution{}, fmt.Errorf("create execution of program %d: number: %w", e.ProgramID, err)
-	}
-	if e.CreatedAt.IsZero() {
-		e.CreatedAt = t.now()
 	}
 	err := t.tx.QueryRowContext(ctx, insertExecution, e.ProgramID, e.Number, e.Pipeline, e.Commit, e.Branch, e.State,
 		e.Message, e.Cause, e.TriggeredBy, e.DeliveryID, dbID(e.SourceID),
@@ -69,14 +56,7 @@ func (t *sqliteTx) CreateExecution(ctx context.Context, e bot.Execution) (bot.Ex
 	if err != nil {
 		return bot.Execution{}, fmt.Errorf("create execution %s of program %d: %w", e, e.ProgramID, err)
 	}
-	if len(e.Config) == 0 {
-		e.Config = nil // as it reads back
-	}
-	if len(e.Policy) == 0 {
-		e.Policy = nil
-	}
-	e.Version, e.ReportedVersion = 1, 0
-	for i, name := range steps {
+	for i, name := range bot.StepsOf(e.Pipeline) {
 		if _, err := t.tx.ExecContext(ctx, insertStep, e.ID, name, i, bot.StepPending); err != nil {
 			return bot.Execution{}, fmt.Errorf("create execution %s of program %d: step %s: %w", e, e.ProgramID, name, err)
 		}
@@ -249,14 +229,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 FROM trigger_records WHERE program_id = ? AND commit_sha = ? ORDER BY id`
 )
 
-// AddTriggerRecord stores r. A zero CreatedAt becomes the store's clock time.
+// AddTriggerRecord stores r.
 func (t *sqliteTx) AddTriggerRecord(ctx context.Context, r bot.TriggerRecord) error {
-	if err := t.requireProgram(ctx, r.ProgramID); err != nil {
-		return fmt.Errorf("add trigger record: %w", err)
-	}
-	if r.CreatedAt.IsZero() {
-		r.CreatedAt = t.now()
-	}
 	_, err := t.tx.ExecContext(ctx, insertTriggerRecord, r.ProgramID, r.DeliveryID, r.Commit, r.Branch, r.Pipeline,
 		dbID(r.ExecutionID), r.Reason, dbTime(r.CreatedAt))
 	if err != nil {

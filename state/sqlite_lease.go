@@ -14,29 +14,11 @@ const upsertLease = `INSERT INTO leases (name, holder, expires_at) VALUES (?, ?,
 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
 WHERE leases.holder = excluded.holder OR leases.expires_at <= ?`
 
-// checkLease refuses the arguments AcquireLease cannot keep.
-func checkLease(name, holder string, now time.Time, ttl time.Duration) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("acquire lease: empty name")
-	case holder == "":
-		return fmt.Errorf("acquire lease %s: empty holder", name)
-	case now.IsZero():
-		return fmt.Errorf("acquire lease %s: zero time", name)
-	case ttl <= 0:
-		return fmt.Errorf("acquire lease %s: ttl %s, want a positive one", name, ttl)
-	}
-	return nil
-}
-
 // AcquireLease gives the lease name to holder until now+ttl when nobody has
 // it, holder has it already (a renewal), or it expired at or before now. It
 // reports whether holder has the lease. The write transaction SQLite's
 // Update holds makes the read-decide-write one step.
 func (t *sqliteTx) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error) {
-	if err := checkLease(name, holder, now, ttl); err != nil {
-		return false, err
-	}
 	res, err := t.tx.ExecContext(ctx, upsertLease, name, holder, dbTime(now.Add(ttl)), dbTime(now))
 	if err != nil {
 		return false, fmt.Errorf("acquire lease %s for %s: %w", name, holder, err)

@@ -127,12 +127,6 @@ func (t *sqliteTx) GitHubRefs(ctx context.Context, executionID int64) ([]bot.Git
 // does not bump the execution's Version: the reporter writes refs while it
 // reports, and must not make its own work.
 func (t *sqliteTx) PutGitHubRef(ctx context.Context, r bot.GitHubRef) error {
-	if r.Key == "" {
-		return fmt.Errorf("put github ref of execution %d: empty key", r.ExecutionID)
-	}
-	if _, err := t.executionProgram(ctx, r.ExecutionID); err != nil {
-		return fmt.Errorf("put github ref %s: %w", r.Key, err)
-	}
 	if _, err := t.tx.ExecContext(ctx, upsertGitHubRef, r.ExecutionID, r.Key, r.GitHubID, r.Reported); err != nil {
 		return fmt.Errorf("put github ref %s of execution %d: %w", r.Key, r.ExecutionID, err)
 	}

@@ -21,29 +21,9 @@ ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, login = excluded.logi
 	deleteExpiredSessions = `DELETE FROM sessions WHERE expires_at <= ?`
 )
 
-// checkSession refuses a session PutSession cannot keep.
-func checkSession(s bot.Session) error {
-	switch {
-	case s.ID == "":
-		return fmt.Errorf("put session: empty id")
-	case s.Login == "":
-		return fmt.Errorf("put session %.8s: empty login", s.ID)
-	case s.ExpiresAt.IsZero() || s.CreatedAt.IsZero():
-		return fmt.Errorf("put session %.8s of %s: zero creation or expiry time", s.ID, s.Login)
-	}
-	return nil
-}
-
 // PutSession stores s, replacing the session of the same ID.
 func (t *sqliteTx) PutSession(ctx context.Context, s bot.Session) error {
-	if err := checkSession(s); err != nil {
-		return err
-	}
-	tokens := s.Tokens
-	if tokens == nil {
-		tokens = []byte{}
-	}
-	_, err := t.tx.ExecContext(ctx, upsertSession, s.ID, s.UserID, s.Login, tokens, dbTime(s.CreatedAt), dbTime(s.ExpiresAt))
+	_, err := t.tx.ExecContext(ctx, upsertSession, s.ID, s.UserID, s.Login, s.Tokens, dbTime(s.CreatedAt), dbTime(s.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("put session %.8s of %s: %w", s.ID, s.Login, err)
 	}

@@ -151,12 +151,6 @@ ON CONFLICT (guid) DO UPDATE SET event = excluded.event, reason = excluded.reaso
 )
 
 func (t *sqliteTx) MarkPoisoned(ctx context.Context, p bot.PoisonedDelivery) error {
-	if p.GUID == "" {
-		return errors.New("mark poisoned delivery: empty GUID")
-	}
-	if p.PoisonedAt.IsZero() {
-		p.PoisonedAt = t.now()
-	}
 	if _, err := t.tx.ExecContext(ctx, upsertPoisoned, p.GUID, p.Event, p.Reason, dbTime(p.PoisonedAt)); err != nil {
 		return fmt.Errorf("mark delivery %s poisoned: %w", p.GUID, err)
 	}
@@ -174,12 +168,6 @@ func (t *sqliteTx) DeliveryRecord(ctx context.Context, guid string) (bot.Deliver
 }
 
 func (t *sqliteTx) MarkDelivery(ctx context.Context, d bot.Delivery) (bool, error) {
-	if d.GUID == "" {
-		return false, errors.New("mark delivery: empty GUID")
-	}
-	if d.ProcessedAt.IsZero() {
-		d.ProcessedAt = t.now()
-	}
 	res, err := t.tx.ExecContext(ctx, insertDelivery, d.GUID, d.Event, dbTime(d.ProcessedAt))
 	if err != nil {
 		return false, fmt.Errorf("mark delivery %s: %w", d.GUID, err)
@@ -212,12 +200,6 @@ ON CONFLICT (id) DO UPDATE SET account = excluded.account, suspended = excluded.
 )
 
 func (t *sqliteTx) PutInstallation(ctx context.Context, inst bot.Installation) error {
-	if inst.ID == 0 {
-		return errors.New("put installation: zero ID")
-	}
-	if inst.UpdatedAt.IsZero() {
-		inst.UpdatedAt = t.now()
-	}
 	_, err := t.tx.ExecContext(ctx, upsertInstallation, inst.ID, inst.Account, inst.Suspended, dbTime(inst.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("put installation %d: %w", inst.ID, err)
@@ -298,9 +280,6 @@ func scanProgram(row rowScanner) (bot.Program, error) {
 // bot.Tx). GitHub names ignore case: the program keeps its ID when only the
 // case changes, and takes the spelling given last.
 func (t *sqliteTx) EnsureProgram(ctx context.Context, installationID int64, r bot.Repository) (bot.Program, error) {
-	if r.Owner == "" || r.Name == "" {
-		return bot.Program{}, fmt.Errorf("ensure program %q/%q: empty owner or repository", r.Owner, r.Name)
-	}
 	var row *sql.Row
 	if r.ID == 0 {
 		row = t.tx.QueryRowContext(ctx, upsertProgramByName, installationID, r.Owner, r.Name, r.DefaultBranch)
@@ -406,19 +385,13 @@ VALUES (?, ?, ?, ?, ?, ?)`
 FROM pipelines WHERE program_id = ?`
 )
 
-// SetPipelines replaces the program's pipelines with ps. A pipeline's
-// ProgramID may be zero; it is taken from programID.
+// SetPipelines replaces the program's pipelines with ps (checked: see
+// checkedTx).
 func (t *sqliteTx) SetPipelines(ctx context.Context, programID int64, ps []bot.Pipeline) error {
-	if err := t.requireProgram(ctx, programID); err != nil {
-		return fmt.Errorf("set pipelines: %w", err)
-	}
 	if _, err := t.tx.ExecContext(ctx, deletePipelines, programID); err != nil {
 		return fmt.Errorf("set pipelines of program %d: %w", programID, err)
 	}
 	for _, p := range ps {
-		if p.ProgramID != 0 && p.ProgramID != programID {
-			return fmt.Errorf("set pipelines of program %d: %s belongs to program %d", programID, p.Kind, p.ProgramID)
-		}
 		_, err := t.tx.ExecContext(ctx, insertPipeline, programID, p.Kind, p.Branch, p.Trigger, p.Approval, p.Scheduled)
 		if err != nil {
 			return fmt.Errorf("set pipelines of program %d: %s: %w", programID, p.Kind, err)
