@@ -13,12 +13,14 @@ var mayImport = map[string][]string{
 	"bot/githubapp":            {"bot"},
 	"bot/runner":               {},
 	"bot/githubapp/githubtest": {"bot"},
-	"config":                   {"bot"},
-	"state":                    {"bot"},
-	"state/storetest":          {"bot"},
-	"handlers":                 {"bot", "bot/runner", "bot/githubapp"},
-	"router":                   {"bot", "handlers"},
-	"cmd/stagehand":            {"*"},
+	// The schema checks of the stand-in, for tests only (a blank import).
+	"bot/githubapp/githubtest/schemacheck": {"bot/githubapp/githubtest"},
+	"config":                               {"bot"},
+	"state":                                {"bot"},
+	"state/storetest":                      {"bot"},
+	"handlers":                             {"bot", "bot/runner", "bot/githubapp"},
+	"router":                               {"bot", "handlers"},
+	"cmd/stagehand":                        {"*"},
 }
 
 func goList(t *testing.T, args ...string) []string {
@@ -38,6 +40,19 @@ func TestBotImportsStandardLibraryOnly(t *testing.T) {
 	for _, dep := range goList(t, "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "./bot") {
 		if dep != "" && !strings.HasSuffix(dep, "/stagehand/bot") {
 			t.Errorf("bot imports %s; the domain may use the standard library only", dep)
+		}
+	}
+}
+
+// TestShippedBinaryLinksNoTestCode keeps test machinery out of the binary
+// we ship: the playground serves the GitHub stand-in, but neither the
+// testing package nor the schema validator of its tests may come with it.
+func TestShippedBinaryLinksNoTestCode(t *testing.T) {
+	for _, dep := range goList(t, "-deps", "./cmd/stagehand") {
+		if dep == "testing" || strings.HasPrefix(dep, "testing/") ||
+			strings.HasPrefix(dep, "github.com/santhosh-tekuri/jsonschema") {
+			t.Errorf("the shipped binary (./cmd/stagehand) links %s; keep it to test code "+
+				"(go list -deps -f '{{.ImportPath}}: {{.Imports}}' ./cmd/stagehand tells who imports it)", dep)
 		}
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 
 	jwt "github.com/golang-jwt/jwt/v4"
@@ -79,7 +78,7 @@ func (s *Server) SetAppKey(appID int64, pub *rsa.PublicKey) {
 
 // GenerateAppKey makes a 2048-bit RSA key and its PKCS#1 PEM encoding, the form
 // GitHub hands out for App private keys. t may be nil (it panics on failure then).
-func GenerateAppKey(t testing.TB) (pemBytes []byte, key *rsa.PrivateKey) {
+func GenerateAppKey(t TB) (pemBytes []byte, key *rsa.PrivateKey) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		if t != nil {

@@ -1,12 +1,17 @@
 // Package githubtest is an httptest stand-in for the parts of the GitHub REST
-// API that Stagehand uses. It is faithful where it matters to the bot: it
-// checks the App JWT and installation tokens like GitHub does, serves
-// contents base64-encoded, and validates every request body the bot sends and
-// every response it sends itself against GitHub's own OpenAPI description
-// (testdata/openapi-subset.json). Violations and requests to endpoints it does
-// not know are collected in Errors(); tests end with s.AssertNoErrors(t).
-// The few endpoints it serves outside that subset (outsideSubsetRoutes, in
-// access.go) are marked as such and not schema-checked.
+// API that Stagehand uses, for tests and for the playground. It is faithful
+// where it matters to the bot: it checks the App JWT and installation tokens
+// like GitHub does, serves contents base64-encoded, and routes by GitHub's own
+// OpenAPI description (testdata/openapi-subset.json). In tests it validates
+// every request body the bot sends and every response it sends itself against
+// that description's schemas, through the Validator that a blank import of
+// package schemacheck registers (New fails a test that forgot it); the
+// playground serves without it (OptionalSchemaChecks), so that neither the
+// testing package nor the schema validator is linked into the shipped binary.
+// Violations and requests to endpoints it does not know are collected in
+// Errors(); tests end with s.AssertNoErrors(t). The few endpoints it serves
+// outside that subset (outsideSubsetRoutes, in access.go) are marked as such
+// and not schema-checked.
 //
 // Installation tokens may be narrowed as on GitHub (permissions,
 // repositories, repository_ids): the stand-in records every token request
@@ -44,7 +49,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -91,6 +95,10 @@ type Server struct {
 	tokenTTL time.Duration
 	closing  chan struct{}
 	closed   sync.Once
+	// validator checks bodies against the schemas (validator.go); nil only
+	// with checksOptional.
+	validator      Validator
+	checksOptional bool
 
 	mu            sync.Mutex
 	installations map[int64]*installation
@@ -146,8 +154,9 @@ type fault struct {
 }
 
 // New starts a stand-in on a local port. With a non-nil t it is closed when
-// the test ends.
-func New(t testing.TB, opts ...Option) *Server {
+// the test ends. Without a Validator (see Register) it fails t, or panics
+// with a nil t, unless OptionalSchemaChecks is among opts.
+func New(t TB, opts ...Option) *Server {
 	s := &Server{
 		now:           time.Now,
 		tokenTTL:      time.Hour,
@@ -177,7 +186,14 @@ func New(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	if _, err := loadSpec(); err != nil {
+	if t != nil {
+		t.Helper()
+	}
+	_, err := loadSpec()
+	if err == nil {
+		err = s.pickValidator()
+	}
+	if err != nil {
 		if t != nil {
 			t.Fatalf("githubtest: %v", err)
 		}
@@ -223,7 +239,7 @@ func (s *Server) Errors() []error {
 }
 
 // AssertNoErrors fails t once per error the stand-in recorded.
-func (s *Server) AssertNoErrors(t testing.TB) {
+func (s *Server) AssertNoErrors(t TB) {
 	t.Helper()
 	for _, err := range s.Errors() {
 		t.Errorf("githubtest: %v", err)
@@ -416,8 +432,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.Get("Content-Type") == "" && len(data) > 0 {
 		h.Set("Content-Type", "application/json; charset=utf-8")
 	}
-	if op != nil && !op.outsideSubset && !resp.unchecked {
-		if err := sp.validateResponse(op, resp.status, h.Get("Content-Type"), data); err != nil {
+	if op != nil && !op.outsideSubset && !resp.unchecked && s.validator != nil {
+		if err := s.validator.CheckResponse(op.key, resp.status, h.Get("Content-Type"), data); err != nil {
 			s.addError(fmt.Errorf("stand-in answered %s %s off-spec: %w", r.Method, r.URL.Path, err))
 		}
 	}
@@ -471,7 +487,7 @@ func (s *Server) handle(r *http.Request, req *request) response {
 	}
 	// GitHub would check credentials first; validating first records the
 	// violation even when the request is also unauthenticated.
-	if err := mustSpec().validateRequest(req.op, r.Header.Get("Content-Type"), req.body); err != nil {
+	if err := s.checkRequest(req.op, r.Header.Get("Content-Type"), req.body); err != nil {
 		s.addError(fmt.Errorf("bot sent %s %s off-spec: %w", r.Method, r.URL.Path, err))
 		resp := errorResponse(http.StatusUnprocessableEntity, "Invalid request.\n\n"+err.Error(), req.op.docURL)
 		resp.unchecked = true
