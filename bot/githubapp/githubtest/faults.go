@@ -1,11 +1,14 @@
 package githubtest
 
 import (
+	"context"
+	"fmt"
 	"math"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -131,4 +134,132 @@ func (s *Server) MaxConcurrentWrites(installationID int64) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.maxWriting[installationID]
+}
+
+type hold struct {
+	prefix   string
+	released chan struct{}
+}
+
+type fault struct {
+	prefix  string
+	left    int
+	status  int
+	header  http.Header
+	message string // GitHub's message for this fault; empty means the default
+	docURL  string // documentation_url; empty means https://docs.github.com/rest
+}
+
+// Hold makes requests whose path starts with pathPrefix block until release
+// is called, the request's context ends, or the server closes. Requests that
+// arrive after release pass. release may be called more than once.
+func (s *Server) Hold(pathPrefix string) (release func()) {
+	h := &hold{prefix: pathPrefix, released: make(chan struct{})}
+	s.mu.Lock()
+	s.holds = append(s.holds, h)
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.holds = slices.DeleteFunc(s.holds, func(x *hold) bool { return x == h })
+			s.mu.Unlock()
+			close(h.released)
+		})
+	}
+}
+
+// WaitHeld blocks until at least n requests whose path starts with pathPrefix
+// are blocked in a Hold, or ctx ends.
+func (s *Server) WaitHeld(ctx context.Context, pathPrefix string, n int) error {
+	for {
+		s.mu.Lock()
+		count := 0
+		for _, p := range s.held {
+			if strings.HasPrefix(p, pathPrefix) {
+				count++
+			}
+		}
+		changed := s.heldChanged
+		s.mu.Unlock()
+		if count >= n {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("githubtest: %d of %d requests held under %s: %w", count, n, pathPrefix, ctx.Err())
+		}
+	}
+}
+
+// FailNext makes the next n requests whose path starts with pathPrefix fail
+// with status, the given headers and a GitHub-style JSON error body. Faults
+// are answered before authentication and are not schema-checked. With
+// header X-RateLimit-Remaining: 0 the message is GitHub's rate-limit one.
+func (s *Server) FailNext(pathPrefix string, n int, status int, headers http.Header) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := http.Header{}
+	for k, v := range headers {
+		h[http.CanonicalHeaderKey(k)] = slices.Clone(v)
+	}
+	s.faults = append(s.faults, &fault{prefix: pathPrefix, left: n, status: status, header: h})
+}
+
+// waitHolds blocks r while a matching hold exists; false means give up.
+func (s *Server) waitHolds(r *http.Request) bool {
+	s.mu.Lock()
+	var hs []*hold
+	for _, h := range s.holds {
+		if strings.HasPrefix(r.URL.Path, h.prefix) {
+			hs = append(hs, h)
+		}
+	}
+	if len(hs) == 0 {
+		s.mu.Unlock()
+		return true
+	}
+	s.setHeld(r, true)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.setHeld(r, false)
+		s.mu.Unlock()
+	}()
+	for _, h := range hs {
+		select {
+		case <-h.released:
+		case <-r.Context().Done():
+			return false
+		case <-s.closing:
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) setHeld(r *http.Request, on bool) {
+	if on {
+		s.held[r] = r.URL.Path
+	} else {
+		delete(s.held, r)
+	}
+	close(s.heldChanged)
+	s.heldChanged = make(chan struct{})
+}
+
+func (s *Server) takeFault(path string) *fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, f := range s.faults {
+		if strings.HasPrefix(path, f.prefix) {
+			f.left--
+			if f.left <= 0 {
+				s.faults = slices.Delete(s.faults, i, i+1)
+			}
+			return f
+		}
+	}
+	return nil
 }
