@@ -64,7 +64,7 @@ type Engine struct {
 	Clock       Clock
 	Jobs        JobPublisher
 	Source      Source
-	ParseConfig func([]byte) (*Config, error)
+	ParseConfig ConfigParser
 	// Policy reads a program's policy from its default branch for manual
 	// starts, promotions and variable listings (nil: commands that need
 	// it are refused).
@@ -101,7 +101,7 @@ func (e *Engine) config(raw []byte) (*Config, error) {
 	if ok {
 		return p.cfg, p.err
 	}
-	cfg, err := e.ParseConfig(raw)
+	cfg, err := e.ParseConfig.Config(raw)
 	e.parsedMu.Lock()
 	if e.parsed == nil || len(e.parsed) >= maxParsedConfigs {
 		e.parsed = map[string]parsedConfig{}

@@ -69,7 +69,7 @@ func BenchmarkEngineStep(b *testing.B) {
 	eng, store := benchEngine(b, b.TempDir(), q)
 	defer store.Close()
 	raw := pipelineYAML("", "")
-	cfg, err := parseRepoConfig(raw)
+	cfg, err := parseRepoConfig.Config(raw)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func BenchmarkEngineConcurrent(b *testing.B) {
 		total    = programs * pushes * 2
 	)
 	raw := pipelineYAML("", "approval: true, scheduled: false")
-	cfg, err := parseRepoConfig(raw)
+	cfg, err := parseRepoConfig.Config(raw)
 	if err != nil {
 		b.Fatal(err)
 	}

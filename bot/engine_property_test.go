@@ -75,10 +75,9 @@ func (c *testClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func parseRepoConfig(data []byte) (*bot.Config, error) {
-	c, diags := config.ParseRepoConfig(config.RepoConfigPath, data)
-	return c, diags.Err()
-}
+var parseRepoConfig = bot.ConfigParser(func(data []byte) (*bot.Config, bot.Diagnostics) {
+	return config.ParseRepoConfig(config.RepoConfigPath, data)
+})
 
 // fakeSource is the repositories: the head of main of each program and its
 // configuration file (the same at every commit).
@@ -135,7 +134,7 @@ func (s *fakeSource) Policy(ctx context.Context, prog bot.Program) (bot.Policy, 
 	if err != nil {
 		return bot.Policy{}, err
 	}
-	cfg, err := parseRepoConfig(raw)
+	cfg, err := parseRepoConfig.Config(raw)
 	if err != nil {
 		return pol, bot.InvalidPolicyError(pol, err)
 	}
@@ -421,7 +420,7 @@ func newHarness(t *testing.T, seed int64, stats *propStats) *harness {
 	for i, s := range settings {
 		p := &progModel{owner: "acme", repo: fmt.Sprintf("app%d", i), raw: pipelineYAML(s.fullStack, s.prodOnly)}
 		var err error
-		if p.cfg, err = parseRepoConfig(p.raw); err != nil {
+		if p.cfg, err = parseRepoConfig.Config(p.raw); err != nil {
 			t.Fatalf("configuration of %s: %v", p.repo, err)
 		}
 		h.progs = append(h.progs, p)

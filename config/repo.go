@@ -3,7 +3,6 @@ package config
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -14,62 +13,6 @@ import (
 
 // RepoConfigPath is where a repository keeps its Stagehand configuration.
 const RepoConfigPath = ".github/stagehand.yml"
-
-// Diagnostic is one error or warning in a configuration file.
-type Diagnostic struct {
-	File      string
-	Line, Col int
-	Message   string
-	Warning   bool
-}
-
-// String formats the diagnostic as "file:line:col: message", with
-// "warning: " before the message of a warning.
-func (d Diagnostic) String() string {
-	if d.Warning {
-		return fmt.Sprintf("%s:%d:%d: warning: %s", d.File, d.Line, d.Col, d.Message)
-	}
-	return fmt.Sprintf("%s:%d:%d: %s", d.File, d.Line, d.Col, d.Message)
-}
-
-// Diagnostics is a list of errors and warnings, sorted by position.
-type Diagnostics []Diagnostic
-
-// Errors returns the entries that are not warnings.
-func (ds Diagnostics) Errors() Diagnostics {
-	var out Diagnostics
-	for _, d := range ds {
-		if !d.Warning {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
-// Warnings returns the entries that are warnings.
-func (ds Diagnostics) Warnings() Diagnostics {
-	var out Diagnostics
-	for _, d := range ds {
-		if d.Warning {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
-// Err returns nil when there are no errors (warnings do not count), and
-// otherwise an error whose text lists every error, one per line.
-func (ds Diagnostics) Err() error {
-	errs := ds.Errors()
-	if len(errs) == 0 {
-		return nil
-	}
-	lines := make([]string, len(errs))
-	for i, d := range errs {
-		lines[i] = d.String()
-	}
-	return errors.New(strings.Join(lines, "\n"))
-}
 
 // ParseRepoConfig parses the bytes of a .github/stagehand.yml (SPEC §3).
 // filename is used only in diagnostics. It returns a config only when there
@@ -93,7 +36,7 @@ func (ds Diagnostics) Err() error {
 //     much as possible. A section that is present but broken still counts as
 //     present, and a Check problem about a key whose value is not the
 //     mapping it should be (pipelines: 5) is dropped as redundant.
-func ParseRepoConfig(filename string, data []byte) (*bot.Config, Diagnostics) {
+func ParseRepoConfig(filename string, data []byte) (*bot.Config, bot.Diagnostics) {
 	w := newWalker(filename)
 	cfg := w.walkFile(data)
 	if cfg != nil {
@@ -102,18 +45,16 @@ func ParseRepoConfig(filename string, data []byte) (*bot.Config, Diagnostics) {
 				continue // the walk already said this value is not a mapping
 			}
 			line, col := w.lookup(p.Path)
-			w.diags = append(w.diags, Diagnostic{
-				File: filename, Line: line, Col: col,
-				Message: p.Path + ": " + p.Message, Warning: p.Warning,
-			})
+			d := bot.Diagnostic{Path: filename, Line: line, Column: col, Message: p.Path + ": " + p.Message}
+			if p.Warning {
+				d.Severity = bot.SeverityWarning
+			}
+			w.diags = append(w.diags, d)
 		}
 	}
 	ds := w.diags
-	slices.SortStableFunc(ds, func(a, b Diagnostic) int {
-		if c := cmp.Compare(a.Line, b.Line); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Col, b.Col)
+	slices.SortStableFunc(ds, func(a, b bot.Diagnostic) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
 	})
 	if len(ds.Errors()) > 0 {
 		return nil, ds
@@ -124,7 +65,7 @@ func ParseRepoConfig(filename string, data []byte) (*bot.Config, Diagnostics) {
 // ValidateFile reads and parses the configuration file at path. The error
 // is only for a file that cannot be read; problems in its content are in the
 // returned Diagnostics.
-func ValidateFile(path string) (Diagnostics, error) {
+func ValidateFile(path string) (bot.Diagnostics, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read stagehand config %s: %w", path, err)

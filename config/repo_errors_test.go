@@ -1,5 +1,7 @@
 package config
 
+import "github.com/stagehand-dev/stagehand/bot"
+
 // fileErrorCases are files the walk itself refuses: syntax, structure, keys,
 // types and values. Each is otherwise valid, so the list is exactly the
 // errors of the case.
@@ -7,37 +9,37 @@ var fileErrorCases = []parseCase{
 	{
 		name:  "empty file",
 		yaml:  "",
-		diags: Diagnostics{errAt(1, 1, "the file is empty; write at least version: 1, a build section, environments and pipelines")},
+		diags: bot.Diagnostics{errAt(1, 1, "the file is empty; write at least version: 1, a build section, environments and pipelines")},
 	},
 	{
 		name:  "file of comments only",
 		yaml:  "# stagehand config, to do\n\n",
-		diags: Diagnostics{errAt(1, 1, "the file is empty; write at least version: 1, a build section, environments and pipelines")},
+		diags: bot.Diagnostics{errAt(1, 1, "the file is empty; write at least version: 1, a build section, environments and pipelines")},
 	},
 	{
 		name:  "document is a list",
 		yaml:  "- version: 1\n- build: {run: make}\n",
-		diags: Diagnostics{errAt(1, 1, "the file must be a mapping with keys such as version, build, environments and pipelines, got a list")},
+		diags: bot.Diagnostics{errAt(1, 1, "the file must be a mapping with keys such as version, build, environments and pipelines, got a list")},
 	},
 	{
 		name:  "document is a string",
 		yaml:  "# comment\nstagehand\n",
-		diags: Diagnostics{errAt(2, 1, `the file must be a mapping with keys such as version, build, environments and pipelines, got the string "stagehand"`)},
+		diags: bot.Diagnostics{errAt(2, 1, `the file must be a mapping with keys such as version, build, environments and pipelines, got the string "stagehand"`)},
 	},
 	{
 		name:  "syntax error: unclosed flow sequence",
 		yaml:  "version: 1\nbuild: {run: make dist, artifacts: [dist/**}\n",
-		diags: Diagnostics{errAt(2, 44, "yaml syntax error: ',' or ']' must be specified")},
+		diags: bot.Diagnostics{errAt(2, 44, "yaml syntax error: ',' or ']' must be specified")},
 	},
 	{
 		name:  "syntax error: tab indentation",
 		yaml:  "version: 1\n\tbuild: x\n",
-		diags: Diagnostics{errAt(2, 1, "yaml syntax error: found character '\t' that cannot start any token")},
+		diags: bot.Diagnostics{errAt(2, 1, "yaml syntax error: found character '\t' that cannot start any token")},
 	},
 	{
 		name:  "two documents",
 		yaml:  minimalYAML + "---\nversion: 1\n",
-		diags: Diagnostics{errAt(11, 1, "the file holds 2 YAML documents; keep one and remove the others (and their --- lines)")},
+		diags: bot.Diagnostics{errAt(11, 1, "the file holds 2 YAML documents; keep one and remove the others (and their --- lines)")},
 	},
 	{
 		name: "missing version",
@@ -47,22 +49,22 @@ environments:
 pipelines:
   stage-only: {branch: main}
 `,
-		diags: Diagnostics{errAt(1, 1, "version: required; add version: 1 at the top of the file")},
+		diags: bot.Diagnostics{errAt(1, 1, "version: required; add version: 1 at the top of the file")},
 	},
 	{
 		name:  "wrong version",
 		yaml:  "version: 2\n" + minimalYAML[len("version: 1\n"):],
-		diags: Diagnostics{errAt(1, 10, "version: unsupported version 2; this Stagehand reads version: 1")},
+		diags: bot.Diagnostics{errAt(1, 10, "version: unsupported version 2; this Stagehand reads version: 1")},
 	},
 	{
 		name:  "version as a string",
 		yaml:  "version: \"1\"\n" + minimalYAML[len("version: 1\n"):],
-		diags: Diagnostics{errAt(1, 10, `version: expected the integer 1, got the string "1"`)},
+		diags: bot.Diagnostics{errAt(1, 10, `version: expected the integer 1, got the string "1"`)},
 	},
 	{
 		name:  "tags are refused",
 		yaml:  "version: !!int 1\n" + minimalYAML[len("version: 1\n"):],
-		diags: Diagnostics{errAt(1, 10, "version: expected the integer 1, got a value tagged !!int (tags are not supported; remove the tag)")},
+		diags: bot.Diagnostics{errAt(1, 10, "version: expected the integer 1, got a value tagged !!int (tags are not supported; remove the tag)")},
 	},
 	{
 		name: "empty and blank strings",
@@ -73,7 +75,7 @@ environments:
 pipelines:
   stage-only: {branch: main}
 `,
-		diags: Diagnostics{
+		diags: bot.Diagnostics{
 			errAt(2, 14, "build.run: expected the build command as a string, such as make dist, got an empty string"),
 			errAt(4, 19, "environments.stage.deploy: expected the deploy command as a string, such as ./deploy.sh, got an empty string"),
 		},
@@ -81,7 +83,7 @@ pipelines:
 	{
 		name:  "unknown top-level key",
 		yaml:  minimalYAML + "notify: {slack: '#deploys'}\n",
-		diags: Diagnostics{errAt(10, 1, "notify: unknown top-level key; allowed here: version, build, environments, pipelines, commands")},
+		diags: bot.Diagnostics{errAt(10, 1, "notify: unknown top-level key; allowed here: version, build, environments, pipelines, commands")},
 	},
 	{
 		name: "unknown nested keys",
@@ -95,7 +97,7 @@ environments:
 pipelines:
   stage-only: {branch: main, on: push}
 `,
-		diags: Diagnostics{
+		diags: bot.Diagnostics{
 			errAt(5, 3, "build.cache: unknown key; allowed here: run, artifacts, timeout"),
 			errAt(7, 71, "environments.stage.tests[0].retries: unknown key; allowed here: name, run, timeout"),
 			errAt(9, 30, "pipelines.stage-only.on: unknown key; allowed here: branch, trigger, approval, scheduled"),
@@ -104,7 +106,7 @@ pipelines:
 	{
 		name:  "unknown pipeline kind",
 		yaml:  minimalYAML + "  prod_only: {}\n",
-		diags: Diagnostics{errAt(10, 3, "pipelines.prod_only: unknown pipeline kind; allowed here: full-stack, stage-only, prod-only")},
+		diags: bot.Diagnostics{errAt(10, 3, "pipelines.prod_only: unknown pipeline kind; allowed here: full-stack, stage-only, prod-only")},
 	},
 	{
 		name: "unknown environment name",
@@ -116,7 +118,7 @@ environments:
 pipelines:
   stage-only: {branch: main}
 `,
-		diags: Diagnostics{errAt(5, 3, "environments.staging: unknown environment; allowed here: stage, production")},
+		diags: bot.Diagnostics{errAt(5, 3, "environments.staging: unknown environment; allowed here: stage, production")},
 	},
 	{
 		name: "duplicate key",
@@ -130,7 +132,7 @@ environments:
 pipelines:
   stage-only: {branch: main}
 `,
-		diags: Diagnostics{errAt(5, 3, "build.run: duplicate key (the first is at line 3); remove one")},
+		diags: bot.Diagnostics{errAt(5, 3, "build.run: duplicate key (the first is at line 3); remove one")},
 	},
 	{
 		name: "bad durations",
@@ -145,7 +147,7 @@ environments:
 pipelines:
   stage-only: {branch: main}
 `,
-		diags: Diagnostics{
+		diags: bot.Diagnostics{
 			errAt(2, 56, `build.timeout: invalid duration "30 minutes": write a number with a unit, such as 90s, 30m or 1h30m`),
 			errAt(6, 21, "environments.stage.deploy_timeout: expected a duration such as 30m, got the number 30"),
 			errAt(8, 49, "environments.stage.tests[0].timeout: expected a duration such as 30m, got the boolean true"),
@@ -160,7 +162,7 @@ environments:
 pipelines:
   stage-only: {branch: main}
 `,
-		diags: Diagnostics{
+		diags: bot.Diagnostics{
 			errAt(2, 56, "build.timeout: the duration must be positive, got -5m"),
 			errAt(4, 48, "environments.stage.deploy_timeout: the duration must be positive, got 0s"),
 		},
@@ -182,7 +184,7 @@ environments:
 pipelines:
   stage-only: {branch: main}
 `,
-		diags: Diagnostics{
+		diags: bot.Diagnostics{
 			errAt(5, 7, `build.artifacts[0]: invalid artifact glob "dist/[a-": syntax error in pattern (see Go's path.Match for the syntax)`),
 			errAt(6, 7, `build.artifacts[1]: invalid artifact glob "dist/../../etc/passwd": artifacts must stay inside the checkout; remove the .. segments`),
 			errAt(7, 7, `build.artifacts[2]: invalid artifact glob "/tmp/out/**": globs are relative to the root of the checkout; remove the leading /`),
@@ -201,7 +203,7 @@ environments:
 pipelines:
   stage-only: {branch: main}
 `,
-		diags: Diagnostics{
+		diags: bot.Diagnostics{
 			errAt(2, 1, "build.run: required; add run: with the command that builds the commit, such as make dist"),
 			errAt(3, 14, "build.artifacts: list at least one glob of the files the build produces, such as [dist/**]"),
 		},
@@ -216,7 +218,7 @@ environments:
 pipelines:
   stage-only: {branch: main}
 `,
-		diags: Diagnostics{
+		diags: bot.Diagnostics{
 			errAt(2, 8, `build: expected a mapping with keys run, artifacts, timeout, got the string "make dist"`),
 			errAt(4, 3, "environments.stage.deploy: required; add deploy: with the command that deploys the artifacts, such as ./deploy.sh"),
 		},
@@ -232,7 +234,7 @@ pipelines:
   stage-only: {branch: main}
   prod-only: {}
 `,
-		diags: Diagnostics{
+		diags: bot.Diagnostics{
 			errAt(4, 37, `environments.stage.url: expected an absolute http(s) URL such as https://stage.example.com, got "stage.example.com"`),
 			errAt(5, 42, `environments.production.url: expected an absolute http(s) URL such as https://stage.example.com, got "ftp://example.com"`),
 		},
@@ -257,7 +259,7 @@ environments:
 pipelines:
   stage-only: {branch: main}
 `,
-		diags: Diagnostics{
+		diags: bot.Diagnostics{
 			errAt(7, 7, `environments.stage.variables.1ST: "1ST" is not a valid variable name: use upper-case letters, digits and _, starting with a letter (^[A-Z][A-Z0-9_]*$)`),
 			errAt(8, 7, `environments.stage.variables.MY-VAR: "MY-VAR" is not a valid variable name: use upper-case letters, digits and _, starting with a letter (^[A-Z][A-Z0-9_]*$)`),
 			errAt(9, 7, `environments.stage.variables.STAGEHAND_COMMIT: "STAGEHAND_COMMIT" may not be set: names starting with STAGEHAND_ change how the loader or git behave, or are Stagehand's own`),
@@ -280,7 +282,7 @@ environments:
 pipelines:
   stage-only: {branch: main}
 `,
-		diags: Diagnostics{
+		diags: bot.Diagnostics{
 			errAt(6, 25, `environments.stage.secrets[1]: "LD_PRELOAD" may not be set: names starting with LD_ change how the loader or git behave, or are Stagehand's own`),
 			errAt(6, 37, `environments.stage.secrets[2]: "lower" is not a valid variable name: use upper-case letters, digits and _, starting with a letter (^[A-Z][A-Z0-9_]*$)`),
 			errAt(6, 44, `environments.stage.secrets[3]: expected secret names such as DEPLOY_TOKEN, got the number 42`),
@@ -303,7 +305,7 @@ environments:
 pipelines:
   stage-only: {branch: main}
 `,
-		diags: Diagnostics{
+		diags: bot.Diagnostics{
 			errAt(9, 15, `environments.stage.tests[1].name: duplicate test name "smoke" (the first is at line 7); test names must be unique`),
 			errAt(11, 9, "environments.stage.tests[2].name: required; give the test a name, such as name: smoke"),
 			errAt(12, 9, `environments.stage.tests[3]: expected a mapping with keys name, run, timeout, got the string "./load.sh"`),
@@ -321,7 +323,7 @@ environments:
 pipelines:
   stage-only: {branch: main}
 `,
-		diags: Diagnostics{
+		diags: bot.Diagnostics{
 			errAt(6, 5, "environments.stage.approvers: approvers is allowed on production only: stage deployments are never approved; move it to environments.production"),
 			errAt(7, 5, "environments.stage.prevent_self_approval: prevent_self_approval is allowed on production only: stage deployments are never approved; move it to environments.production"),
 		},
@@ -342,7 +344,7 @@ pipelines:
   stage-only: {branch: main}
   prod-only: {}
 `,
-		diags: Diagnostics{
+		diags: bot.Diagnostics{
 			errAt(8, 15, `environments.production.approvers.users[0]: write the login "octocat" without the @`),
 			errAt(8, 27, `environments.production.approvers.users[1]: "acme/ops" looks like a team; put it under teams`),
 			errAt(9, 15, `environments.production.approvers.teams[0]: expected a team written org/team-slug, such as acme/release-managers, got "release-managers"`),
@@ -359,7 +361,7 @@ pipelines:
   stage-only: {branch: 2024, approval: yes}
 commands: {bare_aliases: 1}
 `,
-		diags: Diagnostics{
+		diags: bot.Diagnostics{
 			errAt(6, 24, "pipelines.stage-only.branch: expected a branch name such as main, got the number 2024"),
 			errAt(6, 40, `pipelines.stage-only.approval: expected true or false, got the string "yes"`),
 			errAt(7, 26, "commands.bare_aliases: expected true or false, got the number 1"),
@@ -376,7 +378,7 @@ environments:
 pipelines:
   stage-only: {branch: main}
 `,
-		diags: Diagnostics{
+		diags: bot.Diagnostics{
 			errAt(2, 1, "build.run: required; add run: with the command that builds the commit, such as make dist"),
 			errAt(3, 3, "build: merge keys (<<) are not supported; write the keys out"),
 		},

@@ -1,6 +1,10 @@
 package config
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/stagehand-dev/stagehand/bot"
+)
 
 // ruleCases are files that are well formed but break rule H or another
 // constraint of (*bot.Config).Check, reported at the key Check names.
@@ -13,7 +17,7 @@ environments:
 pipelines:
   prod-only: {}
 `,
-		diags: Diagnostics{errAt(5, 3, "pipelines.prod-only: a prod-only pipeline requires a stage-only pipeline: it deploys the artifacts of a stage-only execution")},
+		diags: bot.Diagnostics{errAt(5, 3, "pipelines.prod-only: a prod-only pipeline requires a stage-only pipeline: it deploys the artifacts of a stage-only execution")},
 	},
 	{
 		name: "rule H: prod-only with a trigger",
@@ -27,7 +31,7 @@ pipelines:
   prod-only:
     trigger: on-git-changes
 `,
-		diags: Diagnostics{errAt(9, 5, "pipelines.prod-only.trigger: a prod-only pipeline cannot have a trigger: it starts only when a stage-only execution is promoted")},
+		diags: bot.Diagnostics{errAt(9, 5, "pipelines.prod-only.trigger: a prod-only pipeline cannot have a trigger: it starts only when a stage-only execution is promoted")},
 	},
 	{
 		name: "rule H: prod-only with a trigger that is not even valid",
@@ -40,7 +44,7 @@ pipelines:
   stage-only: {branch: main}
   prod-only: {trigger: 5}
 `,
-		diags: Diagnostics{errAt(8, 15, "pipelines.prod-only.trigger: a prod-only pipeline cannot have a trigger: it starts only when a stage-only execution is promoted")},
+		diags: bot.Diagnostics{errAt(8, 15, "pipelines.prod-only.trigger: a prod-only pipeline cannot have a trigger: it starts only when a stage-only execution is promoted")},
 	},
 	{
 		name: "rule H: duplicate pipeline kind",
@@ -52,7 +56,7 @@ pipelines:
   stage-only: {branch: main}
   stage-only: {branch: develop, trigger: on-git-changes}
 `,
-		diags: Diagnostics{errAt(7, 3, "pipelines.stage-only: duplicate pipeline kind: a program has at most one stage-only pipeline (the first is at line 6); remove one")},
+		diags: bot.Diagnostics{errAt(7, 3, "pipelines.stage-only: duplicate pipeline kind: a program has at most one stage-only pipeline (the first is at line 6); remove one")},
 	},
 	{
 		name: "branch on prod-only",
@@ -65,7 +69,7 @@ pipelines:
   stage-only: {branch: main}
   prod-only: {branch: main, approval: false}
 `,
-		diags: Diagnostics{errAt(8, 15, "pipelines.prod-only.branch: a prod-only pipeline has no branch: it deploys the commit of the stage-only execution it promotes")},
+		diags: bot.Diagnostics{errAt(8, 15, "pipelines.prod-only.branch: a prod-only pipeline has no branch: it deploys the commit of the stage-only execution it promotes")},
 	},
 	{
 		name: "approval on stage-only",
@@ -78,7 +82,7 @@ pipelines:
     branch: main
     approval: true
 `,
-		diags: Diagnostics{errAt(6, 3, "pipelines.stage-only: a stage-only pipeline ends after its stage tests; approval and scheduled apply to full-stack and prod-only only")},
+		diags: bot.Diagnostics{errAt(6, 3, "pipelines.stage-only: a stage-only pipeline ends after its stage tests; approval and scheduled apply to full-stack and prod-only only")},
 	},
 	{
 		name: "scheduled on stage-only",
@@ -89,7 +93,7 @@ environments:
 pipelines:
   stage-only: {branch: main, scheduled: true}
 `,
-		diags: Diagnostics{errAt(6, 3, "pipelines.stage-only: a stage-only pipeline ends after its stage tests; approval and scheduled apply to full-stack and prod-only only")},
+		diags: bot.Diagnostics{errAt(6, 3, "pipelines.stage-only: a stage-only pipeline ends after its stage tests; approval and scheduled apply to full-stack and prod-only only")},
 	},
 	{
 		name: "bad trigger value",
@@ -100,7 +104,7 @@ environments:
 pipelines:
   stage-only: {branch: main, trigger: push}
 `,
-		diags: Diagnostics{errAt(6, 39, `pipelines.stage-only.trigger: unknown trigger "push"; use manual or on-git-changes`)},
+		diags: bot.Diagnostics{errAt(6, 39, `pipelines.stage-only.trigger: unknown trigger "push"; use manual or on-git-changes`)},
 	},
 	{
 		name: "branch given as a ref",
@@ -111,7 +115,7 @@ environments:
 pipelines:
   stage-only: {branch: refs/heads/main}
 `,
-		diags: Diagnostics{errAt(6, 24, "pipelines.stage-only.branch: write the branch name without refs/heads/: main")},
+		diags: bot.Diagnostics{errAt(6, 24, "pipelines.stage-only.branch: write the branch name without refs/heads/: main")},
 	},
 	{
 		name: "stage-only without a branch",
@@ -122,7 +126,7 @@ environments:
 pipelines:
   stage-only: {trigger: on-git-changes}
 `,
-		diags: Diagnostics{errAt(6, 3, "pipelines.stage-only: stage-only needs a branch (for example branch: main)")},
+		diags: bot.Diagnostics{errAt(6, 3, "pipelines.stage-only: stage-only needs a branch (for example branch: main)")},
 	},
 	{
 		name: "missing build for stage-only",
@@ -132,7 +136,7 @@ environments:
 pipelines:
   stage-only: {branch: main}
 `,
-		diags: Diagnostics{errAt(5, 3, "pipelines.stage-only: stage-only builds the commit, so the file needs a build section with run and artifacts")},
+		diags: bot.Diagnostics{errAt(5, 3, "pipelines.stage-only: stage-only builds the commit, so the file needs a build section with run and artifacts")},
 	},
 	{
 		name: "missing stage environment",
@@ -143,7 +147,7 @@ environments:
 pipelines:
   stage-only: {branch: main}
 `,
-		diags: Diagnostics{errAt(6, 3, "pipelines.stage-only: stage-only deploys to stage, so the file needs environments.stage")},
+		diags: bot.Diagnostics{errAt(6, 3, "pipelines.stage-only: stage-only deploys to stage, so the file needs environments.stage")},
 	},
 	{
 		name: "full-stack without environments falls back to the top of the file",
@@ -152,7 +156,7 @@ build: {run: make dist, artifacts: [dist/**]}
 pipelines:
   full-stack: {branch: main}
 `,
-		diags: Diagnostics{
+		diags: bot.Diagnostics{
 			errAt(1, 1, "environments: a pipeline that deploys to production needs environments.production"),
 			errAt(4, 3, "pipelines.full-stack: full-stack deploys to stage, so the file needs environments.stage"),
 		},
@@ -165,7 +169,7 @@ environments:
   stage: {deploy: ./deploy.sh}
 pipelines: {}
 `,
-		diags: Diagnostics{errAt(5, 1, "pipelines: no pipeline is configured; add at least one of full-stack, stage-only or prod-only")},
+		diags: bot.Diagnostics{errAt(5, 1, "pipelines: no pipeline is configured; add at least one of full-stack, stage-only or prod-only")},
 	},
 	{
 		name: "pipelines as a list is one error",
@@ -175,7 +179,7 @@ environments:
   stage: {deploy: ./deploy.sh}
 pipelines: [stage-only]
 `,
-		diags: Diagnostics{errAt(5, 12, "pipelines: expected a mapping with keys full-stack, stage-only, prod-only, got a list")},
+		diags: bot.Diagnostics{errAt(5, 12, "pipelines: expected a mapping with keys full-stack, stage-only, prod-only, got a list")},
 	},
 }
 

@@ -19,16 +19,16 @@ type parseCase struct {
 	name  string
 	yaml  string
 	want  *bot.Config
-	diags Diagnostics
+	diags bot.Diagnostics
 }
 
 // errAt and warnAt build the expected diagnostics of the table.
-func errAt(line, col int, msg string) Diagnostic {
-	return Diagnostic{File: RepoConfigPath, Line: line, Col: col, Message: msg}
+func errAt(line, col int, msg string) bot.Diagnostic {
+	return bot.Diagnostic{Path: RepoConfigPath, Line: line, Column: col, Message: msg}
 }
 
-func warnAt(line, col int, msg string) Diagnostic {
-	return Diagnostic{File: RepoConfigPath, Line: line, Col: col, Message: msg, Warning: true}
+func warnAt(line, col int, msg string) bot.Diagnostic {
+	return bot.Diagnostic{Path: RepoConfigPath, Line: line, Column: col, Message: msg, Severity: bot.SeverityWarning}
 }
 
 // mixedWarning is Check's warning for full-stack next to split pipelines.
@@ -121,7 +121,7 @@ commands:
 			},
 			BareAliases: true,
 		},
-		diags: Diagnostics{warnAt(19, 3, mixedWarning)},
+		diags: bot.Diagnostics{warnAt(19, 3, mixedWarning)},
 	},
 	{
 		name: "stage-only and prod-only",
@@ -288,7 +288,7 @@ pipelines:
 			c.Production = &bot.Environment{Deploy: "./deploy.sh", DeployTimeout: bot.DefaultDeployTimeout}
 			c.Pipelines[bot.FullStack] = bot.PipelineConfig{Branch: "main", Trigger: bot.TriggerManual, Approval: true}
 		}),
-		diags: Diagnostics{warnAt(7, 3, mixedWarning)},
+		diags: bot.Diagnostics{warnAt(7, 3, mixedWarning)},
 	},
 	{
 		name: "full-stack with stage-only and prod-only is a warning",
@@ -307,7 +307,7 @@ pipelines:
 			c.Pipelines[bot.ProdOnly] = bot.PipelineConfig{}
 			c.Pipelines[bot.FullStack] = bot.PipelineConfig{Branch: "release", Trigger: bot.TriggerOnGitChanges, Approval: true}
 		}),
-		diags: Diagnostics{warnAt(9, 3, mixedWarning)},
+		diags: bot.Diagnostics{warnAt(9, 3, mixedWarning)},
 	},
 	{
 		name: "approval and scheduled written false on stage-only",
@@ -363,42 +363,6 @@ func TestParseRepoConfig(t *testing.T) {
 	}
 }
 
-func TestDiagnosticString(t *testing.T) {
-	tests := []struct {
-		d    Diagnostic
-		want string
-	}{
-		{errAt(3, 5, "build.run: required"), ".github/stagehand.yml:3:5: build.run: required"},
-		{warnAt(7, 3, "pipelines.full-stack: not recommended"), ".github/stagehand.yml:7:3: warning: pipelines.full-stack: not recommended"},
-		{Diagnostic{File: "x.yml", Line: 1, Col: 1, Message: "empty"}, "x.yml:1:1: empty"},
-	}
-	for _, tt := range tests {
-		if got := tt.d.String(); got != tt.want {
-			t.Errorf("String() = %q, want %q", got, tt.want)
-		}
-	}
-}
-
-func TestDiagnosticsErrorsWarningsErr(t *testing.T) {
-	ds := Diagnostics{errAt(1, 1, "a"), warnAt(2, 1, "b"), errAt(3, 1, "c")}
-	if diff := cmp.Diff(Diagnostics{errAt(1, 1, "a"), errAt(3, 1, "c")}, ds.Errors()); diff != "" {
-		t.Errorf("Errors() (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff(Diagnostics{warnAt(2, 1, "b")}, ds.Warnings()); diff != "" {
-		t.Errorf("Warnings() (-want +got):\n%s", diff)
-	}
-	want := ".github/stagehand.yml:1:1: a\n.github/stagehand.yml:3:1: c"
-	if err := ds.Err(); err == nil || err.Error() != want {
-		t.Errorf("Err() = %v, want %q", err, want)
-	}
-	if err := (Diagnostics{warnAt(2, 1, "b")}).Err(); err != nil {
-		t.Errorf("Err() with only warnings = %v, want nil", err)
-	}
-	if err := Diagnostics(nil).Err(); err != nil {
-		t.Errorf("Err() of nothing = %v, want nil", err)
-	}
-}
-
 func TestValidateFile(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yml")
@@ -419,9 +383,9 @@ func TestValidateFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ValidateFile(bad): %v", err)
 	}
-	want := Diagnostics{
-		{File: bad, Line: 1, Col: 1, Message: "pipelines: no pipeline is configured; add at least one of full-stack, stage-only or prod-only"},
-		{File: bad, Line: 3, Col: 1, Message: "buidl: unknown top-level key; allowed here: version, build, environments, pipelines, commands"},
+	want := bot.Diagnostics{
+		{Path: bad, Line: 1, Column: 1, Message: "pipelines: no pipeline is configured; add at least one of full-stack, stage-only or prod-only"},
+		{Path: bad, Line: 3, Column: 1, Message: "buidl: unknown top-level key; allowed here: version, build, environments, pipelines, commands"},
 	}
 	if diff := cmp.Diff(want, ds); diff != "" {
 		t.Errorf("ValidateFile(bad) (-want +got):\n%s", diff)
@@ -448,7 +412,7 @@ func FuzzParseRepoConfig(f *testing.F) {
 			t.Fatalf("config %v with diagnostics %v", cfg, diags)
 		}
 		for _, d := range diags {
-			if d.Line < 1 || d.Col < 1 || d.Message == "" {
+			if d.Line < 1 || d.Column < 1 || d.Message == "" {
 				t.Fatalf("bad diagnostic %#v", d)
 			}
 		}

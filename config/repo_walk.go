@@ -11,6 +11,8 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
+
+	"github.com/stagehand-dev/stagehand/bot"
 )
 
 // pos is a 1-based line and column in the file.
@@ -20,7 +22,7 @@ type pos struct{ line, col int }
 // as it goes.
 type walker struct {
 	file     string
-	diags    Diagnostics
+	diags    bot.Diagnostics
 	pos      map[string]pos      // dotted key path -> position of the key
 	errPaths map[string]bool     // paths whose value is not the mapping it should be
 	anchors  map[string]ast.Node // anchor name -> anchored value
@@ -42,7 +44,7 @@ func (w *walker) errorf(p pos, path, format string, args ...any) {
 	if path != "" {
 		msg = path + ": " + msg
 	}
-	w.diags = append(w.diags, Diagnostic{File: w.file, Line: p.line, Col: p.col, Message: msg})
+	w.diags = append(w.diags, bot.Diagnostic{Path: w.file, Line: p.line, Column: p.col, Message: msg})
 }
 
 // parse runs goccy's parser and returns the body of the file's document.

@@ -202,9 +202,8 @@ func (d *directJobs) PublishJob(ctx context.Context, j bot.Job) error {
 	return nil
 }
 
-func parseConfig(data []byte) (*bot.Config, error) {
-	c, diags := config.ParseRepoConfig(config.RepoConfigPath, data)
-	return c, diags.Err()
+func parseConfig(data []byte) (*bot.Config, bot.Diagnostics) {
+	return config.ParseRepoConfig(config.RepoConfigPath, data)
 }
 
 func newPipelineEnv(t *testing.T, cfg string) *pipelineEnv {

@@ -21,7 +21,7 @@ type HeadReader interface {
 type Policies struct {
 	Heads HeadReader
 	Files FileFetcher
-	Parse ConfigParser
+	Parse bot.ConfigParser
 
 	mu    sync.Mutex
 	cache map[string]bot.Policy // by "owner/repo@commit"
@@ -62,7 +62,7 @@ func (p *Policies) At(ctx context.Context, prog bot.Program, branch, commit stri
 	case err != nil:
 		return bot.Policy{}, fmt.Errorf("reading %s of %s at %s: %w", ConfigPath, prog.FullName(), pol.Describe(), err)
 	default:
-		cfg, perr := p.Parse(data)
+		cfg, perr := p.Parse.Config(data)
 		if perr != nil {
 			return pol, bot.InvalidPolicyError(pol, perr)
 		}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/google/go-github/v62/github"
@@ -59,17 +57,18 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 
 	// The commands come from the pushed commit; its file's problems are
 	// shown on the commit, to help its author.
-	own, ownRaw, ownProblems, err := h.readCommands(ctx, prog, push.After)
+	own, ownRaw, ownDiags, err := h.readCommands(ctx, prog, push.After)
 	if err != nil {
 		return err
 	}
+	ownInvalid := ownDiags.Err() != nil
 	// Policy comes from the default branch, whatever was pushed (SPEC §3);
 	// a push to the default branch brings its new policy itself.
 	var pol bot.Policy
 	var why string
 	if branch == prog.DefaultBranch {
 		pol = bot.Policy{Branch: branch, Commit: push.After, Raw: ownRaw, Config: own}
-		if own == nil && ownProblems == nil {
+		if own == nil && !ownInvalid {
 			why = fmt.Sprintf("nothing started: %s has no %s at %s", prog.FullName(), ConfigPath, bot.ShortSHA(push.After))
 		}
 	} else if pol, why, err = h.sideBranchPolicy(ctx, prog); err != nil {
@@ -77,11 +76,11 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 	}
 	var decisions []bot.TriggerDecision // rule A, against the default branch's pipeline set
 	switch {
-	case ownProblems != nil:
+	case ownInvalid:
 		// An invalid file never starts anything (SPEC §3); when it is the
 		// default branch's, there is no valid policy either.
-		why = fmt.Sprintf("nothing started: %s at %s is invalid (%d problems); fix it and push again:\n%s",
-			ConfigPath, bot.ShortSHA(push.After), len(ownProblems), strings.Join(ownProblems, "\n"))
+		why = fmt.Sprintf("nothing started: %s at %s is invalid (%d problems); fix it and push again:\n%v",
+			ConfigPath, bot.ShortSHA(push.After), len(ownDiags.Errors()), ownDiags.Err())
 	case why == "":
 		decisions = bot.DecideTriggers(pol.Config, push)
 		if own == nil && startsAny(decisions) {
@@ -102,7 +101,7 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 		switch {
 		case pol.Config != nil:
 			err = tx.SetPipelines(ctx, prog.ID, bot.PipelinesOf(prog.ID, pol.Config))
-		case branch == prog.DefaultBranch && own == nil && ownProblems == nil:
+		case branch == prog.DefaultBranch && own == nil && !ownInvalid:
 			err = tx.SetPipelines(ctx, prog.ID, nil)
 		}
 		if err != nil {
@@ -140,7 +139,7 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 	if why != "" {
 		h.Logger.InfoContext(ctx, "push starts nothing", "reason", why)
 	}
-	h.explainPush(ctx, prog, branch, push.After, pushExplanation{decisions: decisions, own: own, ownProblems: ownProblems})
+	h.explainPush(ctx, prog, branch, push.After, pushExplanation{decisions: decisions, own: own, ownDiags: ownDiags})
 	for _, e := range started {
 		h.Logger.InfoContext(ctx, "execution queued", bot.LogPipeline, string(e.Pipeline), bot.LogExecution, e.Number, "commit", bot.ShortSHA(e.Commit))
 	}
@@ -160,10 +159,11 @@ func repositoryOf(r *github.Repository) bot.Repository {
 }
 
 // readCommands fetches and parses the configuration at the pushed commit,
-// where the commands come from. A missing file gives a nil config; an
-// invalid one its problems, one "file:line:col: message" line each. Errors
-// are for failures worth a retry.
-func (h *Webhooks) readCommands(ctx context.Context, prog bot.Program, sha string) (*bot.Config, []byte, []string, error) {
+// where the commands come from. A missing file gives a nil config and no
+// diagnostics; an invalid one a nil config and its diagnostics (errors and
+// warnings); a valid one its config and its warnings. Errors are for
+// failures worth a retry.
+func (h *Webhooks) readCommands(ctx context.Context, prog bot.Program, sha string) (*bot.Config, []byte, bot.Diagnostics, error) {
 	data, err := h.Files.FetchFile(ctx, prog.InstallationID, prog.Owner, prog.Repo, ConfigPath, sha)
 	if errors.Is(err, bot.ErrNotFound) {
 		return nil, nil, nil, nil
@@ -171,11 +171,11 @@ func (h *Webhooks) readCommands(ctx context.Context, prog bot.Program, sha strin
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("reading %s of %s at %s: %w", ConfigPath, prog.FullName(), bot.ShortSHA(sha), err)
 	}
-	cfg, err := h.ParseConfig(data)
-	if err != nil {
-		return nil, nil, strings.Split(strings.TrimSpace(err.Error()), "\n"), nil
+	cfg, diags := h.ParseConfig(data)
+	if diags.Err() != nil {
+		return nil, nil, diags, nil
 	}
-	return cfg, data, nil, nil
+	return cfg, data, diags, nil
 }
 
 // sideBranchPolicy reads the policy a push to a branch other than the
@@ -207,16 +207,18 @@ func startsAny(ds []bot.TriggerDecision) bool {
 
 // pushExplanation is what explainPush shows on a pushed commit.
 type pushExplanation struct {
-	decisions   []bot.TriggerDecision
-	own         *bot.Config // the pushed commit's file, if valid
-	ownProblems []string    // its problems, if invalid
+	decisions []bot.TriggerDecision
+	own       *bot.Config     // the pushed commit's file, if valid
+	ownDiags  bot.Diagnostics // its errors (then own is nil) and warnings
 }
 
-// explainPush shows on the pushed commit what the push did not start: a
-// failed stagehand/config check run with one annotation per error of an
-// invalid file, a neutral one when a branch other than the default one
-// declares pipelines (policy is read from the default branch only), and a
-// skipped check run for full-stack when stage-only had priority (rule A).
+// explainPush shows on the pushed commit what the push did not start, and
+// what is unwise in its file: a stagehand/config check run, failed with one
+// annotation per error of an invalid file (and per warning), neutral when a
+// branch other than the default one declares pipelines (policy is read from
+// the default branch only) or when a valid file has warnings (one warning
+// annotation each); and a skipped check run for full-stack when stage-only
+// had priority (rule A).
 // It is best effort: GitHub being down does not fail the delivery, whose
 // executions are already recorded.
 func (h *Webhooks) explainPush(ctx context.Context, prog bot.Program, branch, sha string, x pushExplanation) {
@@ -225,10 +227,12 @@ func (h *Webhooks) explainPush(ctx context.Context, prog bot.Program, branch, sh
 	}
 	var views []githubapp.CheckRunView
 	switch {
-	case x.ownProblems != nil:
-		views = append(views, githubapp.ConfigCheckRun(sha, configProblems(x.ownProblems)))
+	case x.ownDiags.Err() != nil:
+		views = append(views, githubapp.ConfigCheckRun(sha, x.ownDiags))
 	case x.own != nil && len(x.own.Pipelines) > 0 && branch != prog.DefaultBranch:
-		views = append(views, githubapp.PolicyElsewhereCheckRun(sha, branch, prog.DefaultBranch))
+		views = append(views, githubapp.PolicyElsewhereCheckRun(sha, branch, prog.DefaultBranch, x.ownDiags.Warnings()))
+	case len(x.ownDiags.Warnings()) > 0:
+		views = append(views, githubapp.ConfigCheckRun(sha, x.ownDiags))
 	}
 	for _, d := range x.decisions {
 		if !d.Start && strings.Contains(d.Reason, "has priority") {
@@ -240,21 +244,4 @@ func (h *Webhooks) explainPush(ctx context.Context, prog bot.Program, branch, sh
 			h.Logger.WarnContext(ctx, "creating the check run that explains the push", "check_run", v.Name, bot.LogError, err)
 		}
 	}
-}
-
-var diagLine = regexp.MustCompile(`^[^:]*:(\d+):(\d+): (warning: )?(.*)$`)
-
-// configProblems reads the "file:line:col: message" lines of a parse error.
-func configProblems(lines []string) []githubapp.ConfigProblem {
-	var out []githubapp.ConfigProblem
-	for _, line := range lines {
-		m := diagLine.FindStringSubmatch(strings.TrimSpace(line))
-		if m == nil {
-			continue
-		}
-		l, _ := strconv.Atoi(m[1])
-		c, _ := strconv.Atoi(m[2])
-		out = append(out, githubapp.ConfigProblem{Line: l, Col: c, Message: m[4], Warning: m[3] != ""})
-	}
-	return out
 }

@@ -80,9 +80,8 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { store.Close() })
 	t.Cleanup(func() { gh.AssertNoErrors(t) })
-	parse := func(data []byte) (*bot.Config, error) {
-		c, diags := config.ParseRepoConfig(config.RepoConfigPath, data)
-		return c, diags.Err()
+	parse := func(data []byte) (*bot.Config, bot.Diagnostics) {
+		return config.ParseRepoConfig(config.RepoConfigPath, data)
 	}
 	heads := staticHeads{}
 	return &env{gh: gh, store: store, heads: heads, h: &Webhooks{

@@ -46,7 +46,7 @@ type Reporter struct {
 	Interval time.Duration
 	// ParseConfig reads an execution's configuration (environment URLs,
 	// scheduled pipelines).
-	ParseConfig ConfigParser
+	ParseConfig bot.ConfigParser
 	// Holder names this reporter in the "reporter" lease: of the replicas
 	// sharing a store, only the one holding the lease reports, so two never
 	// create the same check run or deployment status. Default: host name,
@@ -251,7 +251,7 @@ func (r *Reporter) load(ctx context.Context, id int64) (snapshot, error) {
 		return s, err
 	}
 	if r.ParseConfig != nil {
-		if cfg, err := bot.ExecutionConfig(r.ParseConfig, s.in.Execution); err == nil {
+		if cfg, err := bot.ExecutionConfig(r.ParseConfig.Config, s.in.Execution); err == nil {
 			s.cfg = cfg
 			if p, ok := cfg.Pipelines[s.in.Execution.Pipeline]; ok {
 				s.in.Scheduled = p.Scheduled

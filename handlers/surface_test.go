@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/bot/githubapp"
 	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
+	"github.com/stagehand-dev/stagehand/config"
 )
 
 // surfaceEnv is a pipelineEnv whose GitHub is the stand-in: check runs,
@@ -350,7 +353,7 @@ func TestPushExplainsWhatDidNotStart(t *testing.T) {
 	if len(runs) != 1 || runs[0].Conclusion != "skipped" || !strings.Contains(runs[0].Output.Title, "stage-only has priority on main") {
 		t.Fatalf("full-stack check runs = %+v", runs)
 	}
-	bad := e.repo.commit("break the config", map[string]string{".github/stagehand.yml": "version: 1\npipelines:\n  prod-only: {trigger: on-git-changes}\n"})
+	bad := e.repo.commit("break the config", map[string]string{".github/stagehand.yml": badConfig})
 	e.push()
 	var cfgRun *githubtest.CheckRun
 	for _, cr := range e.gh.CheckRuns(owner, repo) {
@@ -365,6 +368,70 @@ func TestPushExplainsWhatDidNotStart(t *testing.T) {
 	if a.Path != ".github/stagehand.yml" || a.StartLine == 0 || a.AnnotationLevel != "failure" {
 		t.Errorf("annotation = %+v", a)
 	}
+	// Exactly one annotation per error, each at its line and column.
+	_, diags := config.ParseRepoConfig(config.RepoConfigPath, []byte(badConfig))
+	if len(diags.Errors()) == 0 || len(diags.Warnings()) != 0 {
+		t.Fatalf("the broken file's diagnostics are %v; the test wants errors only", diags)
+	}
+	if diff := cmp.Diff(annotationsOf(diags), shownAnnotations(cfgRun.Output.Annotations)); diff != "" {
+		t.Errorf("annotations (-want +got):\n%s", diff)
+	}
+}
+
+// TestPushWarningReachesTheCheckRun: a valid file with a warning (full-stack
+// beside stage-only) starts its pipelines, and its stagehand/config check
+// run is neutral with one warning annotation at the warning's line.
+func TestPushWarningReachesTheCheckRun(t *testing.T) {
+	cfg := sampleConfig("  full-stack: {branch: main, trigger: manual}\n  stage-only: {branch: main, trigger: on-git-changes}\n")
+	e := newSurfaceEnv(t, cfg)
+	sha := e.push()
+	e.waitReported(1, bot.ExecutionSucceeded)
+	_, diags := config.ParseRepoConfig(config.RepoConfigPath, []byte(cfg))
+	if len(diags.Warnings()) != 1 || len(diags.Errors()) != 0 {
+		t.Fatalf("the file's diagnostics are %v; the test wants one warning", diags)
+	}
+	var cfgRuns []githubtest.CheckRun
+	for _, cr := range e.gh.CheckRuns(owner, repo) {
+		if cr.Name == "stagehand/config" && cr.HeadSHA == sha {
+			cfgRuns = append(cfgRuns, cr)
+		}
+	}
+	if len(cfgRuns) != 1 || cfgRuns[0].Conclusion != "neutral" || !strings.Contains(cfgRuns[0].Output.Title, "1 warning") {
+		t.Fatalf("stagehand/config check runs = %+v, want one, neutral, with 1 warning", cfgRuns)
+	}
+	if diff := cmp.Diff(annotationsOf(diags), shownAnnotations(cfgRuns[0].Output.Annotations)); diff != "" {
+		t.Errorf("annotations (-want +got):\n%s", diff)
+	}
+}
+
+// badConfig is a file with three errors and no warning.
+const badConfig = "version: 1\npipelines:\n  prod-only: {trigger: on-git-changes}\n"
+
+// annotationsOf is what a stagehand/config check run should annotate for
+// diags: errors first, then warnings, as "level path:line:col message".
+func annotationsOf(diags bot.Diagnostics) []string {
+	var out []string
+	for _, d := range append(diags.Errors(), diags.Warnings()...) {
+		level := "failure"
+		if d.Severity == bot.SeverityWarning {
+			level = "warning"
+		}
+		out = append(out, fmt.Sprintf("%s %s:%d:%d %s", level, d.Path, d.Line, d.Column, d.Message))
+	}
+	return out
+}
+
+// shownAnnotations are a check run's annotations in annotationsOf's form.
+func shownAnnotations(as []githubtest.Annotation) []string {
+	var out []string
+	for _, a := range as {
+		if a.EndLine != a.StartLine || a.EndColumn != a.StartColumn {
+			out = append(out, fmt.Sprintf("%+v spans more than one place", a))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s %s:%d:%d %s", a.AnnotationLevel, a.Path, a.StartLine, a.StartColumn, a.Message))
+	}
+	return out
 }
 
 // TestApproversAndSuiteRerun: with approvers set, a writer who is not one

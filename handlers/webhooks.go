@@ -43,10 +43,6 @@ type SecretStatus interface {
 	Status(prog bot.Program, env bot.EnvironmentName, names []string) map[string]string
 }
 
-// ConfigParser parses a .github/stagehand.yml. Its error lists every
-// problem as "file:line:col: message" lines.
-type ConfigParser func(data []byte) (*bot.Config, error)
-
 // Advancer starts what can start once executions are queued.
 type Advancer interface {
 	Advance(ctx context.Context, programID int64) error
@@ -77,7 +73,7 @@ type Webhooks struct {
 	// Secrets says whether declared secrets have a value (env list);
 	// optional.
 	Secrets     SecretStatus
-	ParseConfig ConfigParser
+	ParseConfig bot.ConfigParser
 	Clock       bot.Clock
 	Logger      *slog.Logger
 }

@@ -528,91 +528,6 @@ func renderCutRunes(s string, n int) string {
 	return string([]rune(s)[:n])
 }
 
-// ConfigProblem is one error or warning of a .github/stagehand.yml, at
-// its line and column (1-based; 0 when unknown).
-type ConfigProblem struct {
-	Line, Col int
-	Message   string
-	Warning   bool
-}
-
-// ConfigCheckRun renders the stagehand/config check run of a commit: one
-// annotation per problem (at most 50, errors first; the summary says how
-// many more there are). Conclusion: failure with any error (nothing
-// starts), neutral with warnings only, success without problems.
-func ConfigCheckRun(sha string, diags []ConfigProblem) CheckRunView {
-	v := CheckRunView{Name: "stagehand/config", HeadSHA: sha, Status: StatusCompleted, Conclusion: ConclusionSuccess}
-	var errs, warns int
-	for _, d := range diags {
-		if d.Warning {
-			warns++
-		} else {
-			errs++
-		}
-	}
-	sorted := slices.Clone(diags)
-	slices.SortStableFunc(sorted, func(a, b ConfigProblem) int {
-		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
-	})
-	var b strings.Builder
-	switch {
-	case errs > 0:
-		v.Conclusion = ConclusionFailure
-		v.Title = fmt.Sprintf("%s is invalid: %s", ConfigPath, renderCount(errs, warns))
-		fmt.Fprintf(&b, "❌ `%s` at `%s` is invalid, so no pipeline starts for this commit. `stagehand validate %s` prints the same errors.\n\n", ConfigPath, bot.ShortSHA(sha), ConfigPath)
-	case warns > 0:
-		v.Conclusion = ConclusionNeutral
-		v.Title = fmt.Sprintf("%s is valid, with %s", ConfigPath, renderCount(0, warns))
-		fmt.Fprintf(&b, "⚠️ `%s` at `%s` is valid, with warnings.\n\n", ConfigPath, bot.ShortSHA(sha))
-	default:
-		v.Title = ConfigPath + " is valid"
-		fmt.Fprintf(&b, "✅ `%s` at `%s` is valid.\n\n", ConfigPath, bot.ShortSHA(sha))
-	}
-	for _, d := range sorted {
-		kind := "error"
-		if d.Warning {
-			kind = "warning"
-		}
-		fmt.Fprintf(&b, "- `%s:%d:%d` %s: %s\n", ConfigPath, d.Line, d.Col, kind, renderInline(d.Message))
-	}
-	// Errors first, then warnings, each in file order.
-	annotated := slices.Clone(sorted)
-	slices.SortStableFunc(annotated, func(a, b ConfigProblem) int {
-		if a.Warning == b.Warning {
-			return 0
-		}
-		if a.Warning {
-			return 1
-		}
-		return -1
-	})
-	if extra := len(annotated) - renderMaxAnnotations; extra > 0 {
-		fmt.Fprintf(&b, "\n%d more %s not annotated on the file: GitHub takes at most %d annotations.\n", extra, renderPlural(extra, "problem is", "problems are"), renderMaxAnnotations)
-		annotated = annotated[:renderMaxAnnotations]
-	}
-	for _, d := range annotated {
-		line := max(d.Line, 1)
-		a := &github.CheckRunAnnotation{
-			Path:            github.String(ConfigPath),
-			StartLine:       github.Int(line),
-			EndLine:         github.Int(line),
-			AnnotationLevel: github.String("failure"),
-			Title:           github.String("invalid configuration"),
-			Message:         github.String(d.Message),
-		}
-		if d.Warning {
-			a.AnnotationLevel, a.Title = github.String("warning"), github.String("configuration warning")
-		}
-		if d.Col > 0 {
-			a.StartColumn, a.EndColumn = github.Int(d.Col), github.Int(d.Col)
-		}
-		v.Annotations = append(v.Annotations, a)
-	}
-	v.Summary = b.String()
-	renderLimits(&v)
-	return v
-}
-
 func renderCount(errs, warns int) string {
 	var parts []string
 	if errs > 0 {
@@ -807,19 +722,4 @@ func renderSentence(s string) string {
 		return s
 	}
 	return s + "."
-}
-
-// PolicyElsewhereCheckRun tells the author of a push to a branch other than
-// the default one, whose .github/stagehand.yml declares pipelines, that
-// policy (pipelines, triggers, gates, approvers, variables) is read from
-// the default branch only: completed, neutral.
-func PolicyElsewhereCheckRun(sha, branch, defaultBranch string) CheckRunView {
-	v := CheckRunView{Name: "stagehand/config", HeadSHA: sha, Status: StatusCompleted, Conclusion: ConclusionNeutral}
-	v.Title = "policy is read from the default branch, " + defaultBranch
-	v.Summary = fmt.Sprintf("ℹ️ `%s` at `%s` on `%s` declares pipelines, but Stagehand reads its policy (pipelines, triggers, approval, schedules, approvers, variables) only from the default branch, `%s`. "+
-		"This commit's file supplies only the commands (build, artifacts, deploy, tests) when a pipeline of the default branch's file runs it. "+
-		"To change the policy, change `%s` on `%s` through its usual review.\n",
-		ConfigPath, bot.ShortSHA(sha), branch, defaultBranch, ConfigPath, defaultBranch)
-	renderLimits(&v)
-	return v
 }

@@ -313,10 +313,10 @@ func TestRenderGolden(t *testing.T) {
 		renderCheckGolden(t, "not-started", v)
 	})
 	t.Run("config", func(t *testing.T) {
-		v := githubapp.ConfigCheckRun(renderSHANew, []githubapp.ConfigProblem{
-			{Line: 14, Col: 5, Message: `unknown key "deploy_cmd"`},
-			{Line: 3, Col: 1, Message: "using full-stack together with stage-only/prod-only pipelines can roll production back", Warning: true},
-			{Line: 22, Col: 16, Message: "prod-only cannot have a trigger"},
+		v := githubapp.ConfigCheckRun(renderSHANew, bot.Diagnostics{
+			{Line: 14, Column: 5, Message: `unknown key "deploy_cmd"`},
+			{Line: 3, Column: 1, Message: "using full-stack together with stage-only/prod-only pipelines can roll production back", Severity: bot.SeverityWarning},
+			{Line: 22, Column: 16, Message: "prod-only cannot have a trigger"},
 		})
 		renderCheckLimits(t, v)
 		renderCheckGolden(t, "config", v)
@@ -576,9 +576,9 @@ func TestRenderLimits(t *testing.T) {
 }
 
 func TestRenderConfigCheckRun(t *testing.T) {
-	var problems []githubapp.ConfigProblem
+	var problems bot.Diagnostics
 	for i := range 60 {
-		problems = append(problems, githubapp.ConfigProblem{Line: 60 - i, Col: 3, Message: fmt.Sprintf("problem %d", 60-i), Warning: i%6 == 0})
+		problems = append(problems, bot.Diagnostic{Line: 60 - i, Column: 3, Message: fmt.Sprintf("problem %d", 60-i), Severity: renderSeverity(i%6 == 0)})
 	}
 	v := githubapp.ConfigCheckRun(renderSHANew, problems)
 	renderCheckLimits(t, v)
@@ -607,11 +607,19 @@ func TestRenderConfigCheckRun(t *testing.T) {
 		t.Errorf("title = %q", v.Title)
 	}
 
-	v = githubapp.ConfigCheckRun(renderSHANew, []githubapp.ConfigProblem{{Line: 3, Col: 1, Message: "mixing pipelines", Warning: true}})
+	v = githubapp.ConfigCheckRun(renderSHANew, bot.Diagnostics{{Line: 3, Column: 1, Message: "mixing pipelines", Severity: bot.SeverityWarning}})
 	if v.Conclusion != "neutral" || len(v.Annotations) != 1 || v.Annotations[0].GetAnnotationLevel() != "warning" {
 		t.Errorf("warnings only: conclusion %q, %d annotations", v.Conclusion, len(v.Annotations))
 	}
 	if v = githubapp.ConfigCheckRun(renderSHANew, nil); v.Conclusion != "success" || len(v.Annotations) != 0 {
 		t.Errorf("no problems: conclusion %q, %d annotations", v.Conclusion, len(v.Annotations))
 	}
+}
+
+// renderSeverity is a warning when warning is set, else an error.
+func renderSeverity(warning bool) bot.Severity {
+	if warning {
+		return bot.SeverityWarning
+	}
+	return bot.SeverityError
 }

@@ -145,7 +145,7 @@ type noJobs struct{}
 // branch, which these tests do not change.
 type recordedPolicy struct {
 	store bot.Store
-	parse func([]byte) (*bot.Config, error)
+	parse bot.ConfigParser
 }
 
 func (r recordedPolicy) Policy(ctx context.Context, prog bot.Program) (bot.Policy, error) {
@@ -161,7 +161,7 @@ func (r recordedPolicy) Policy(ctx context.Context, prog bot.Program) (bot.Polic
 	if err != nil || pol.Raw == nil {
 		return pol, err
 	}
-	pol.Config, err = r.parse(pol.Raw)
+	pol.Config, err = r.parse.Config(pol.Raw)
 	return pol, err
 }
 
@@ -172,9 +172,8 @@ func (noJobs) PublishJob(context.Context, bot.Job) error { return nil }
 func (h *harness) command(t *testing.T, fn func(ctx context.Context, e *bot.Engine, prog bot.Program) error) {
 	t.Helper()
 	h.withStore(t, func(ctx context.Context, store bot.Store, prog bot.Program) {
-		parse := func(b []byte) (*bot.Config, error) {
-			c, d := config.ParseRepoConfig(config.RepoConfigPath, b)
-			return c, d.Err()
+		parse := func(b []byte) (*bot.Config, bot.Diagnostics) {
+			return config.ParseRepoConfig(config.RepoConfigPath, b)
 		}
 		e := &bot.Engine{Store: store, Clock: bot.SystemClock{}, Jobs: noJobs{}, Logger: slog.New(slog.DiscardHandler),
 			ParseConfig: parse, Policy: recordedPolicy{store: store, parse: parse}}

@@ -768,9 +768,8 @@ func TestMultipleReplicas(t *testing.T) {
 	t.Logf("every accepted delivery processed %v after the last was sent", time.Since(waitStart).Round(time.Millisecond))
 
 	// Drain: approve whatever waits until every execution is over.
-	parse := func(b []byte) (*bot.Config, error) {
-		c, d := config.ParseRepoConfig(config.RepoConfigPath, b)
-		return c, d.Err()
+	parse := func(b []byte) (*bot.Config, bot.Diagnostics) {
+		return config.ParseRepoConfig(config.RepoConfigPath, b)
 	}
 	engine := &bot.Engine{Store: store, Clock: bot.SystemClock{}, Jobs: noJobs{}, Logger: slog.New(slog.DiscardHandler),
 		ParseConfig: parse, Policy: recordedPolicy{store: store, parse: parse}}

@@ -139,10 +139,11 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 		return fmt.Errorf("opening the artifact store in %s: %w", cfg.DataDir, err)
 	}
 	metrics := router.NewMetrics(broker.PoisonCount)
-	parse := func(data []byte) (*bot.Config, error) {
-		c, diags := config.ParseRepoConfig(config.RepoConfigPath, data)
-		return c, diags.Err()
-	}
+	// Every diagnostic, warnings included, travels typed to the
+	// stagehand/config check run.
+	parse := bot.ConfigParser(func(data []byte) (*bot.Config, bot.Diagnostics) {
+		return config.ParseRepoConfig(config.RepoConfigPath, data)
+	})
 	git := &handlers.GitRepos{BaseURL: cfg.GitHubGitURL, Scratch: filepath.Join(cfg.DataDir, "tmp"), Token: app.Token}
 	if strings.HasPrefix(cfg.GitHubGitURL, "file://") {
 		git.Token = nil // local repositories need no token
