@@ -190,8 +190,10 @@ type TriggerRecord struct {
 	Branch      string
 	Pipeline    PipelineKind // empty for a record about the whole push (an invalid config)
 	ExecutionID int64        // 0 when nothing started
-	Reason      string
-	CreatedAt   time.Time
+	// Reason is the push's TriggerReason in words (TriggerReason.String),
+	// kept as it was said then.
+	Reason    string
+	CreatedAt time.Time
 }
 
 // Delivery is a webhook delivery Stagehand has processed.

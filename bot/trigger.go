@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 )
@@ -25,12 +26,93 @@ func (p Push) Branch() string {
 }
 
 // TriggerDecision says whether a push starts a pipeline, and why not when it
-// does not. Reason is shown to users as is.
+// does not (Reason is zero when it starts).
 type TriggerDecision struct {
 	Pipeline PipelineKind
 	Start    bool
-	Reason   string
+	Reason   TriggerReason
 }
+
+// ReasonCode names why a push did what it did to a pipeline, or to the
+// whole program. The words for users are TriggerReason.String's.
+type ReasonCode string
+
+// The codes about one pipeline: DecideTriggers' reasons not to start it,
+// and ReasonQueued when the push queued it.
+const (
+	ReasonTag           ReasonCode = "tag"                 // Ref: tags start nothing
+	ReasonBranchDeleted ReasonCode = "branch-deleted"      // Branch
+	ReasonNeverOnPush   ReasonCode = "never-on-push"       // prod-only
+	ReasonManual        ReasonCode = "manual"              // its trigger is manual
+	ReasonOtherBranch   ReasonCode = "other-branch"        // Follows, Branch
+	ReasonPriority      ReasonCode = "stage-only-priority" // Branch (rule A)
+	ReasonQueued        ReasonCode = "queued"              // Execution, Commit: it started
+)
+
+// The codes about a whole push that started nothing (Pipeline empty).
+const (
+	ReasonNoFile        ReasonCode = "no-file"        // Repo, Commit: the default branch has no file
+	ReasonNoCommands    ReasonCode = "no-commands"    // Repo, Commit: the pushed commit has no file
+	ReasonInvalidFile   ReasonCode = "invalid-file"   // Commit, Problems
+	ReasonNoPolicy      ReasonCode = "no-policy"      // Repo, Policy: no file on the default branch
+	ReasonInvalidPolicy ReasonCode = "invalid-policy" // Refusal: the default branch's file is invalid
+)
+
+// TriggerReason is why a push did what it did: a code and the values its
+// words need. Each code uses the fields its comment names.
+type TriggerReason struct {
+	Code     ReasonCode
+	Pipeline PipelineKind
+	Ref      string // the pushed ref
+	Branch   string // the pushed branch
+	Follows  string // the branch the pipeline follows
+	Repo     string // owner/name
+	Commit   string // the pushed commit
+	Policy   string // where the policy was read (Policy.Describe)
+	// Execution is the execution the push queued ("stage-only #4").
+	Execution string
+	Problems  Diagnostics // the pushed file's diagnostics
+	Refusal   string      // the refusal of an invalid policy
+}
+
+// String is the reason in words, shown to users and kept in trigger
+// records: the one place they are written.
+func (r TriggerReason) String() string {
+	switch r.Code {
+	case "":
+		return ""
+	case ReasonTag:
+		return fmt.Sprintf("%s not started: pushes of tags (%s) start nothing", r.Pipeline, r.Ref)
+	case ReasonBranchDeleted:
+		return fmt.Sprintf("%s not started: the branch %s was deleted", r.Pipeline, r.Branch)
+	case ReasonNeverOnPush:
+		return fmt.Sprintf("%s not started: it never starts on a push; promote a stage-only execution instead", r.Pipeline)
+	case ReasonManual:
+		return fmt.Sprintf("%s not started: its trigger is manual (start it with /stagehand run %s)", r.Pipeline, r.Pipeline)
+	case ReasonOtherBranch:
+		return fmt.Sprintf("%s not started: it follows branch %s, the push was to %s", r.Pipeline, r.Follows, r.Branch)
+	case ReasonPriority:
+		return fmt.Sprintf("%s not started: %s has priority on %s", r.Pipeline, StageOnly, r.Branch)
+	case ReasonQueued:
+		return fmt.Sprintf("%s queued by the push of %s", r.Execution, ShortSHA(r.Commit))
+	case ReasonNoFile:
+		return fmt.Sprintf("nothing started: %s has no %s at %s", r.Repo, triggerConfigPath, ShortSHA(r.Commit))
+	case ReasonNoCommands:
+		return fmt.Sprintf("nothing started: %s has no %s at %s to take the build and deploy commands from", r.Repo, triggerConfigPath, ShortSHA(r.Commit))
+	case ReasonInvalidFile:
+		errs := r.Problems.Errors()
+		return fmt.Sprintf("nothing started: %s at %s is invalid (%d problems); fix it and push again:\n%v",
+			triggerConfigPath, ShortSHA(r.Commit), len(errs), &ConfigError{Diagnostics: errs})
+	case ReasonNoPolicy:
+		return fmt.Sprintf("nothing started: %s has no %s on its default branch (%s), which is where pipelines are declared", r.Repo, triggerConfigPath, r.Policy)
+	case ReasonInvalidPolicy:
+		return "nothing started: " + r.Refusal
+	}
+	return fmt.Sprintf("%s: %s", cmp.Or(string(r.Pipeline), "push"), r.Code)
+}
+
+// triggerConfigPath is where a repository keeps its configuration.
+const triggerConfigPath = ".github/stagehand.yml"
 
 // DecideTriggers applies rule A to one push: pipelines triggered on git
 // changes of the pushed branch start; when both stage-only and full-stack
@@ -49,24 +131,25 @@ func DecideTriggers(cfg *Config, push Push) []TriggerDecision {
 		if !ok {
 			continue
 		}
-		d := TriggerDecision{Pipeline: kind}
+		why := TriggerReason{Pipeline: kind, Ref: push.Ref, Branch: branch}
 		switch {
 		case branch == "":
-			d.Reason = fmt.Sprintf("%s not started: pushes of tags (%s) start nothing", kind, push.Ref)
+			why.Code = ReasonTag
 		case push.Deleted:
-			d.Reason = fmt.Sprintf("%s not started: the branch %s was deleted", kind, branch)
+			why.Code = ReasonBranchDeleted
 		case kind == ProdOnly:
-			d.Reason = "prod-only not started: it never starts on a push; promote a stage-only execution instead"
+			why.Code = ReasonNeverOnPush
 		case p.Trigger != TriggerOnGitChanges:
-			d.Reason = fmt.Sprintf("%s not started: its trigger is manual (start it with /stagehand run %s)", kind, kind)
+			why.Code = ReasonManual
 		case p.Branch != branch:
-			d.Reason = fmt.Sprintf("%s not started: it follows branch %s, the push was to %s", kind, p.Branch, branch)
+			why.Code, why.Follows = ReasonOtherBranch, p.Branch
 		case kind == FullStack && matches(StageOnly):
-			d.Reason = fmt.Sprintf("full-stack not started: stage-only has priority on %s", branch)
+			why.Code = ReasonPriority
 		default:
-			d.Start = true
+			out = append(out, TriggerDecision{Pipeline: kind, Start: true})
+			continue
 		}
-		out = append(out, d)
+		out = append(out, TriggerDecision{Pipeline: kind, Reason: why})
 	}
 	return out
 }

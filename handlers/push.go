@@ -65,11 +65,11 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 	// Policy comes from the default branch, whatever was pushed (SPEC §3);
 	// a push to the default branch brings its new policy itself.
 	var pol bot.Policy
-	var why string
+	var why bot.TriggerReason // why nothing starts, when nothing does
 	if branch == prog.DefaultBranch {
 		pol = bot.Policy{Branch: branch, Commit: push.After, Raw: ownRaw, Config: own}
 		if own == nil && !ownInvalid {
-			why = fmt.Sprintf("nothing started: %s has no %s at %s", prog.FullName(), ConfigPath, bot.ShortSHA(push.After))
+			why = bot.TriggerReason{Code: bot.ReasonNoFile, Repo: prog.FullName(), Commit: push.After}
 		}
 	} else if pol, why, err = h.sideBranchPolicy(ctx, prog); err != nil {
 		return err
@@ -79,12 +79,11 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 	case ownInvalid:
 		// An invalid file never starts anything (SPEC §3); when it is the
 		// default branch's, there is no valid policy either.
-		why = fmt.Sprintf("nothing started: %s at %s is invalid (%d problems); fix it and push again:\n%v",
-			ConfigPath, bot.ShortSHA(push.After), len(ownDiags.Errors()), ownDiags.Err())
-	case why == "":
+		why = bot.TriggerReason{Code: bot.ReasonInvalidFile, Commit: push.After, Problems: ownDiags}
+	case why.Code == "":
 		decisions = bot.DecideTriggers(pol.Config, push)
 		if own == nil && startsAny(decisions) {
-			why = fmt.Sprintf("nothing started: %s has no %s at %s to take the build and deploy commands from", prog.FullName(), ConfigPath, bot.ShortSHA(push.After))
+			why = bot.TriggerReason{Code: bot.ReasonNoCommands, Repo: prog.FullName(), Commit: push.After}
 			decisions = nil
 		}
 	}
@@ -108,14 +107,14 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 			return err
 		}
 		record := bot.TriggerRecord{ProgramID: prog.ID, DeliveryID: d.guid, Commit: push.After, Branch: branch, CreatedAt: now}
-		if why != "" {
-			record.Reason = why
+		if why.Code != "" {
+			record.Reason = why.String()
 			return tx.AddTriggerRecord(ctx, record)
 		}
 		started = started[:0] // the transaction may be retried
 		for _, dec := range decisions {
 			r := record
-			r.Pipeline, r.Reason = dec.Pipeline, dec.Reason
+			r.Pipeline, r.Reason = dec.Pipeline, dec.Reason.String()
 			if dec.Start {
 				e, err := bot.QueuePushStart(ctx, tx, bot.PushStart{
 					Program: prog, Pipeline: dec.Pipeline, Commit: push.After, Branch: branch,
@@ -124,7 +123,8 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 				if err != nil {
 					return err
 				}
-				r.ExecutionID, r.Reason = e.ID, fmt.Sprintf("%s queued by the push of %s", e, bot.ShortSHA(push.After))
+				queued := bot.TriggerReason{Code: bot.ReasonQueued, Pipeline: e.Pipeline, Execution: e.String(), Commit: push.After}
+				r.ExecutionID, r.Reason = e.ID, queued.String()
 				started = append(started, e)
 			}
 			if err := tx.AddTriggerRecord(ctx, r); err != nil {
@@ -136,8 +136,8 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 	if err != nil {
 		return err
 	}
-	if why != "" {
-		h.Logger.InfoContext(ctx, "push starts nothing", "reason", why)
+	if why.Code != "" {
+		h.Logger.InfoContext(ctx, "push starts nothing", "reason", why.String(), "reason_code", string(why.Code))
 	}
 	h.explainPush(ctx, prog, branch, push.After, pushExplanation{decisions: decisions, own: own, ownDiags: ownDiags})
 	for _, e := range started {
@@ -182,18 +182,18 @@ func (h *Webhooks) readCommands(ctx context.Context, prog bot.Program, sha strin
 // default one is decided by: the default branch's. A policy that is missing
 // or invalid is not an error of the handler: why says that nothing starts,
 // and why. Errors are for failures worth a retry.
-func (h *Webhooks) sideBranchPolicy(ctx context.Context, prog bot.Program) (pol bot.Policy, why string, err error) {
+func (h *Webhooks) sideBranchPolicy(ctx context.Context, prog bot.Program) (pol bot.Policy, why bot.TriggerReason, err error) {
 	pol, err = h.Policies.Policy(ctx, prog)
 	var re *bot.RuleError
 	switch {
 	case errors.As(err, &re):
-		return pol, "nothing started: " + re.Message, nil
+		return pol, bot.TriggerReason{Code: bot.ReasonInvalidPolicy, Refusal: re.Message}, nil
 	case err != nil:
-		return pol, "", err
+		return pol, why, err
 	case pol.Config == nil:
-		return pol, fmt.Sprintf("nothing started: %s has no %s on its default branch (%s), which is where pipelines are declared", prog.FullName(), ConfigPath, pol.Describe()), nil
+		return pol, bot.TriggerReason{Code: bot.ReasonNoPolicy, Repo: prog.FullName(), Policy: pol.Describe()}, nil
 	}
-	return pol, "", nil
+	return pol, why, nil
 }
 
 func startsAny(ds []bot.TriggerDecision) bool {
@@ -235,7 +235,7 @@ func (h *Webhooks) explainPush(ctx context.Context, prog bot.Program, branch, sh
 		views = append(views, githubapp.ConfigCheckRun(sha, x.ownDiags))
 	}
 	for _, d := range x.decisions {
-		if !d.Start && strings.Contains(d.Reason, "has priority") {
+		if d.Reason.Code == bot.ReasonPriority {
 			views = append(views, githubapp.NotStartedView(d.Pipeline, sha, d.Reason, strings.TrimRight(h.PublicURL, "/")+"/programs/"+prog.FullName()))
 		}
 	}

@@ -547,11 +547,11 @@ func renderPlural(n int, one, many string) string {
 }
 
 // NotStartedView renders the check run of a pipeline that a push did not
-// start (rule A): completed, skipped, with the reason (for example
+// start (rule A): completed, skipped, with the reason in words (for example
 // "full-stack not started: stage-only has priority on main") as its title.
 // An invalid configuration gets ConfigCheckRun instead.
-func NotStartedView(pipeline bot.PipelineKind, sha, reason, detailsURL string) CheckRunView {
-	reason = cmp.Or(strings.TrimSpace(reason), string(pipeline)+" not started")
+func NotStartedView(pipeline bot.PipelineKind, sha string, why bot.TriggerReason, detailsURL string) CheckRunView {
+	reason := cmp.Or(strings.TrimSpace(why.String()), string(pipeline)+" not started")
 	v := CheckRunView{
 		Name:       "stagehand/" + string(pipeline),
 		HeadSHA:    sha,

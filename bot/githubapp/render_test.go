@@ -308,7 +308,7 @@ func TestRenderGolden(t *testing.T) {
 		})
 	}
 	t.Run("not-started", func(t *testing.T) {
-		v := githubapp.NotStartedView(bot.FullStack, renderSHANew, "full-stack not started: stage-only has priority on main", renderDetailsURL)
+		v := githubapp.NotStartedView(bot.FullStack, renderSHANew, renderPriority, renderDetailsURL)
 		renderCheckLimits(t, v)
 		renderCheckGolden(t, "not-started", v)
 	})
@@ -445,7 +445,7 @@ func TestRenderViewFields(t *testing.T) {
 }
 
 func TestRenderNotStartedView(t *testing.T) {
-	v := githubapp.NotStartedView(bot.FullStack, renderSHANew, "full-stack not started: stage-only has priority on main", "")
+	v := githubapp.NotStartedView(bot.FullStack, renderSHANew, renderPriority, "")
 	got := renderShape{Status: v.Status, Conclusion: v.Conclusion}
 	if diff := cmp.Diff(renderShape{Status: "completed", Conclusion: "skipped"}, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -623,3 +623,7 @@ func renderSeverity(warning bool) bot.Severity {
 	}
 	return bot.SeverityError
 }
+
+// renderPriority is rule A's reason not to start full-stack on main:
+// "full-stack not started: stage-only has priority on main".
+var renderPriority = bot.TriggerReason{Code: bot.ReasonPriority, Pipeline: bot.FullStack, Branch: "main"}
