@@ -18,8 +18,8 @@ type DeliveryLog interface {
 	MarkPoisoned(ctx context.Context, p bot.PoisonedDelivery) error
 }
 
-// StoreDeliveryLog is the DeliveryLog of a bot.Store.
-type StoreDeliveryLog struct{ Store bot.Store }
+// StoreDeliveryLog is the DeliveryLog of a store.
+type StoreDeliveryLog struct{ Store bot.Transactor }
 
 // DeliveryRecord implements DeliveryLog.
 func (l StoreDeliveryLog) DeliveryRecord(ctx context.Context, guid string) (r bot.DeliveryRecord, err error) {
