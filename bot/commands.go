@@ -65,7 +65,7 @@ func (e *Engine) update(ctx context.Context, programID int64, fn func(tx EngineT
 	return e.publish(ctx, jobs)
 }
 
-func (e *Engine) event(ctx context.Context, tx EngineTx, ex Execution, actor, kind, detail string) error {
+func (e *Engine) event(ctx context.Context, tx EngineTx, ex Execution, actor string, kind EventKind, detail string) error {
 	return tx.AddEvent(ctx, Event{ExecutionID: ex.ID, At: e.Clock.Now(), Actor: actor, Kind: kind, Detail: detail})
 }
 
@@ -147,7 +147,7 @@ func (e *Engine) StartManual(ctx context.Context, programID int64, kind Pipeline
 			return err
 		}
 		res = Result{Execution: ex, Message: fmt.Sprintf("started %s at %s of %s: %s", ex, ShortSHA(commit), pipe.Branch, e.Link(prog, ex.Number))}
-		return e.event(ctx, tx, ex, actor, "triggered", "manual start")
+		return e.event(ctx, tx, ex, actor, EventTriggered, "manual start")
 	})
 	return res, err
 }
@@ -210,10 +210,10 @@ func (e *Engine) promote(ctx context.Context, programID int64, number int, actor
 			return err
 		}
 		res = Result{Execution: ex, Message: fmt.Sprintf("%s promotes %s (%s, artifact set %s): %s", ex, src, ShortSHA(src.Commit), shortDigest(src.ArtifactDigest), e.Link(prog, ex.Number))}
-		if err := e.event(ctx, tx, ex, actor, "promoted", fmt.Sprintf("from %s", src)); err != nil {
+		if err := e.event(ctx, tx, ex, actor, EventPromoted, fmt.Sprintf("from %s", src)); err != nil {
 			return err
 		}
-		return e.event(ctx, tx, src, actor, "promoted", fmt.Sprintf("to %s", ex))
+		return e.event(ctx, tx, src, actor, EventPromoted, fmt.Sprintf("to %s", ex))
 	})
 	return res, err
 }
@@ -340,9 +340,9 @@ func (e *Engine) Approve(ctx context.Context, programID int64, number int, actor
 			return err
 		}
 		res = Result{Execution: ex, Message: fmt.Sprintf("%s %s: %s", ex, detail, e.Link(prog, ex.Number))}
-		kind := "approved"
+		kind := EventApproved
 		if ex.Rollback != "" {
-			kind = "approved-rollback"
+			kind = EventApprovedRollback
 		}
 		return e.event(ctx, tx, ex, actor, kind, "")
 	})
@@ -362,8 +362,8 @@ func (e *Engine) checkSelfApproval(ctx context.Context, tx EngineTx, pol Policy,
 		return err
 	}
 	for _, ev := range events {
-		if ev.Kind == "triggered" || ev.Kind == "promoted" {
-			people[ev.Actor] = ev.Kind
+		if ev.Kind == EventTriggered || ev.Kind == EventPromoted {
+			people[ev.Actor] = string(ev.Kind)
 		}
 	}
 	if ex.SourceID != 0 {
@@ -408,7 +408,7 @@ func (e *Engine) Reject(ctx context.Context, programID int64, number int, actor,
 			return err
 		}
 		res = Result{Execution: ex, Message: fmt.Sprintf("%s %s; it ends cancelled: %s", ex, msg, e.Link(prog, ex.Number))}
-		return e.event(ctx, tx, ex, actor, "rejected", reason)
+		return e.event(ctx, tx, ex, actor, EventRejected, reason)
 	})
 	return res, err
 }
@@ -458,7 +458,7 @@ func (e *Engine) Schedule(ctx context.Context, programID int64, number int, acto
 			when = at.UTC().Format(time.RFC3339)
 		}
 		res = Result{Execution: ex, Message: fmt.Sprintf("%s deploys to production %s: %s", ex, when, e.Link(prog, ex.Number))}
-		return e.event(ctx, tx, ex, actor, "scheduled", at.UTC().Format(time.RFC3339))
+		return e.event(ctx, tx, ex, actor, EventScheduled, at.UTC().Format(time.RFC3339))
 	})
 	return res, err
 }
@@ -497,7 +497,7 @@ func (e *Engine) Cancel(ctx context.Context, programID int64, number int, actor 
 			return err
 		}
 		res = Result{Execution: ex, Message: fmt.Sprintf("%s cancelled: %s", ex, e.Link(prog, ex.Number))}
-		return e.event(ctx, tx, ex, actor, "cancelled", "")
+		return e.event(ctx, tx, ex, actor, EventCancelled, "")
 	})
 	return res, err
 }
@@ -540,7 +540,7 @@ func (e *Engine) Rerun(ctx context.Context, programID int64, number int, actor s
 			}
 		}
 		res = Result{Execution: ex, Message: fmt.Sprintf("%s re-runs %s at %s: %s", ex, old, ShortSHA(old.Commit), e.Link(prog, ex.Number))}
-		return e.event(ctx, tx, ex, actor, "triggered", "re-run of "+old.String())
+		return e.event(ctx, tx, ex, actor, EventTriggered, "re-run of "+old.String())
 	})
 	return res, err
 }

@@ -176,7 +176,7 @@ type Event struct {
 	ExecutionID int64
 	At          time.Time
 	Actor       string // GitHub login; "stagehand" for the bot itself
-	Kind        string
+	Kind        EventKind
 	Detail      string
 }
 

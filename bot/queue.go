@@ -66,7 +66,7 @@ func QueuePushStart(ctx context.Context, tx EngineTx, s PushStart) (Execution, e
 	if err != nil {
 		return Execution{}, fmt.Errorf("queueing %s for %s at %s: %w", s.Pipeline, s.Program.FullName(), ShortSHA(s.Commit), err)
 	}
-	return e, tx.AddEvent(ctx, Event{ExecutionID: e.ID, At: s.At, Actor: s.Pusher, Kind: "triggered", Detail: "push to " + s.Branch})
+	return e, tx.AddEvent(ctx, Event{ExecutionID: e.ID, At: s.At, Actor: s.Pusher, Kind: EventTriggered, Detail: "push to " + s.Branch})
 }
 
 // ShortSHA is the first seven characters of a commit id.

@@ -12,7 +12,7 @@ import (
 )
 
 // RepoConfigPath is where a repository keeps its Stagehand configuration.
-const RepoConfigPath = ".github/stagehand.yml"
+const RepoConfigPath = bot.ConfigPath
 
 // ParseRepoConfig parses the bytes of a .github/stagehand.yml (SPEC §3).
 // filename is used only in diagnostics. It returns a config only when there

@@ -425,7 +425,7 @@ func (d *Dashboard) apiExecution(w http.ResponseWriter, r *http.Request) {
 		out.Steps = append(out.Steps, st)
 	}
 	for _, ev := range v.Events {
-		out.Events = append(out.Events, APIEvent{At: ev.At.UTC(), Actor: ev.Actor, Kind: ev.Kind, Detail: ev.Detail})
+		out.Events = append(out.Events, APIEvent{At: ev.At.UTC(), Actor: ev.Actor, Kind: string(ev.Kind), Detail: ev.Detail})
 	}
 	if v.Source != nil {
 		src := apiExecution(p, *v.Source, nil)

@@ -199,14 +199,14 @@ func eventText(ev bot.Event) string {
 		actor = "someone"
 	}
 	switch ev.Kind {
-	case "approved-rollback":
+	case bot.EventApprovedRollback:
 		return "rollback approved by " + actor
-	case EventPromoteRequested:
+	case bot.EventPromoteRequested:
 		return "Promote Build clicked by " + actor
-	case EventPromoteDismissed:
+	case bot.EventPromoteDismissed:
 		return "promotion dismissed by " + actor
-	case EventRefused:
+	case bot.EventRefused:
 		return "request by " + actor + " refused"
 	}
-	return ev.Kind + " by " + actor
+	return string(ev.Kind) + " by " + actor
 }

@@ -17,7 +17,7 @@ import (
 type brokenFiles struct{ FileFetcher }
 
 func (b brokenFiles) FetchFile(ctx context.Context, inst int64, owner, repo, path, ref string) ([]byte, error) {
-	if path == ConfigPath {
+	if path == bot.ConfigPath {
 		return nil, errors.New("GitHub answered 502 Bad Gateway")
 	}
 	return b.FileFetcher.FetchFile(ctx, inst, owner, repo, path, ref)

@@ -90,5 +90,5 @@ type RepoSource struct {
 
 // ReadConfig returns .github/stagehand.yml at a commit.
 func (r RepoSource) ReadConfig(ctx context.Context, prog bot.Program, commit string) ([]byte, error) {
-	return r.Files.FetchFile(ctx, prog.InstallationID, prog.Owner, prog.Repo, ConfigPath, commit)
+	return r.Files.FetchFile(ctx, prog.InstallationID, prog.Owner, prog.Repo, bot.ConfigPath, commit)
 }

@@ -55,12 +55,12 @@ func (p *Policies) At(ctx context.Context, prog bot.Program, branch, commit stri
 		return cached, nil
 	}
 	pol := bot.Policy{Branch: branch, Commit: commit}
-	data, err := p.Files.FetchFile(ctx, prog.InstallationID, prog.Owner, prog.Repo, ConfigPath, commit)
+	data, err := p.Files.FetchFile(ctx, prog.InstallationID, prog.Owner, prog.Repo, bot.ConfigPath, commit)
 	switch {
 	case errors.Is(err, bot.ErrNotFound):
 		// No file on the default branch: no pipelines.
 	case err != nil:
-		return bot.Policy{}, fmt.Errorf("reading %s of %s at %s: %w", ConfigPath, prog.FullName(), pol.Describe(), err)
+		return bot.Policy{}, fmt.Errorf("reading %s of %s at %s: %w", bot.ConfigPath, prog.FullName(), pol.Describe(), err)
 	default:
 		cfg, perr := p.Parse.Config(data)
 		if perr != nil {

@@ -13,9 +13,6 @@ import (
 	"github.com/stagehand-dev/stagehand/bot/githubapp"
 )
 
-// ConfigPath is where a repository keeps its Stagehand configuration.
-const ConfigPath = ".github/stagehand.yml"
-
 // push decides which pipelines a push starts (rule A) against the policy
 // of the default branch (SPEC §3), records a queued execution for each with
 // the commands of the pushed commit, and records why the others did not
@@ -164,12 +161,12 @@ func repositoryOf(r *github.Repository) bot.Repository {
 // warnings); a valid one its config and its warnings. Errors are for
 // failures worth a retry.
 func (h *Webhooks) readCommands(ctx context.Context, prog bot.Program, sha string) (*bot.Config, []byte, bot.Diagnostics, error) {
-	data, err := h.Files.FetchFile(ctx, prog.InstallationID, prog.Owner, prog.Repo, ConfigPath, sha)
+	data, err := h.Files.FetchFile(ctx, prog.InstallationID, prog.Owner, prog.Repo, bot.ConfigPath, sha)
 	if errors.Is(err, bot.ErrNotFound) {
 		return nil, nil, nil, nil
 	}
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("reading %s of %s at %s: %w", ConfigPath, prog.FullName(), bot.ShortSHA(sha), err)
+		return nil, nil, nil, fmt.Errorf("reading %s of %s at %s: %w", bot.ConfigPath, prog.FullName(), bot.ShortSHA(sha), err)
 	}
 	cfg, diags := h.ParseConfig(data)
 	if diags.Err() != nil {

@@ -164,7 +164,7 @@ func (e *env) records(t *testing.T, commit string) []string {
 func TestPushQueuesStageOnlyAndExplainsTheRest(t *testing.T) {
 	e := newEnv(t)
 	const sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
-	e.gh.SetFile(owner, repo, sha, ConfigPath, []byte(bothOnMaster))
+	e.gh.SetFile(owner, repo, sha, bot.ConfigPath, []byte(bothOnMaster))
 	d := delivery{guid: "g-1", event: "push", payload: githubtest.Payload("push/branch-created.json")}
 	if err := e.h.handle(context.Background(), d); err != nil {
 		t.Fatal(err)
@@ -200,7 +200,7 @@ func TestPushCoalescesQueuedStarts(t *testing.T) {
 	e := newEnv(t)
 	shas := []string{"1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "3333333ccccccccccccccccccccccccccccccccc"}
 	for i, sha := range shas {
-		e.gh.SetFile(owner, repo, sha, ConfigPath, []byte(bothOnMaster))
+		e.gh.SetFile(owner, repo, sha, bot.ConfigPath, []byte(bothOnMaster))
 		d := delivery{guid: "g-" + sha, event: "push", payload: pushPayload(t, map[string]any{"after": sha, "created": false})}
 		if err := e.h.handle(context.Background(), d); err != nil {
 			t.Fatalf("push %d: %v", i, err)
@@ -265,7 +265,7 @@ func TestPushStartsNothing(t *testing.T) {
 			e := newEnv(t)
 			const sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 			if tt.config != "" {
-				e.gh.SetFile(owner, repo, sha, ConfigPath, []byte(tt.config))
+				e.gh.SetFile(owner, repo, sha, bot.ConfigPath, []byte(tt.config))
 			}
 			e.heads["master"] = sha // the default branch's head, where policy is read
 			if err := e.h.handle(context.Background(), delivery{guid: "g", event: "push", payload: tt.payload(t)}); err != nil {
@@ -303,7 +303,7 @@ func TestPushStartsNothing(t *testing.T) {
 func TestPushFetchFailureIsRetried(t *testing.T) {
 	e := newEnv(t)
 	const sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
-	e.gh.SetFile(owner, repo, sha, ConfigPath, []byte(bothOnMaster))
+	e.gh.SetFile(owner, repo, sha, bot.ConfigPath, []byte(bothOnMaster))
 	e.gh.FailNext("/repos/"+owner+"/"+repo+"/contents/", githubapp.DefaultRetryPolicy.MaxAttempts, 502, nil) // more than the client retries
 	d := delivery{guid: "g-retry", event: "push", payload: githubtest.Payload("push/branch-created.json")}
 	err := e.h.handle(context.Background(), d)

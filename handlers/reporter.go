@@ -291,21 +291,15 @@ func promoteRequested(events []bot.Event) bool {
 	requested := false
 	for _, ev := range events {
 		switch ev.Kind {
-		case EventPromoteRequested:
+		case bot.EventPromoteRequested:
 			requested = true
-		case EventPromoteDismissed, "promoted":
+		case bot.EventPromoteDismissed, "promoted":
 			requested = false
 		}
 	}
 	return requested
 }
 
-// Event kinds of the GitHub surface, kept with the execution's events.
-const (
-	EventPromoteRequested = "promote-requested"
-	EventPromoteDismissed = "promote-dismissed"
-	EventRefused          = "refused"
-)
 
 func (r *Reporter) report(ctx context.Context, id int64) error {
 	s, err := r.load(ctx, id)

@@ -240,7 +240,7 @@ func (h *Webhooks) checkRun(ctx context.Context, d delivery, ev *github.CheckRun
 	case githubapp.ActionConfirm, githubapp.ActionCreatePromote:
 		_, cmdErr = h.Commands.Promote(ctx, prog.ID, ex.Number, user, action == githubapp.ActionCreatePromote)
 	case githubapp.ActionDismiss:
-		cmdErr = h.note(ctx, ex, user, EventPromoteDismissed, "")
+		cmdErr = h.note(ctx, ex, user, bot.EventPromoteDismissed, "")
 	case githubapp.ActionApprove, githubapp.ActionApproveRollback:
 		_, cmdErr = h.Commands.Approve(ctx, prog.ID, ex.Number, user, action == githubapp.ActionApproveRollback)
 	case githubapp.ActionReject:
@@ -289,7 +289,7 @@ func (h *Webhooks) answerClick(ctx context.Context, d delivery, ex bot.Execution
 		h.Logger.InfoContext(ctx, "click already acted on; nothing to do", "sender", user, "action", action)
 	case errors.As(err, &re) || errors.As(err, &rf) || errors.As(err, &sc):
 		h.refuse(ctx, user, action, err)
-		if nerr := h.note(ctx, ex, user, EventRefused, fmt.Sprintf("%s by @%s refused: %v", action, user, err)); nerr != nil {
+		if nerr := h.note(ctx, ex, user, bot.EventRefused, fmt.Sprintf("%s by @%s refused: %v", action, user, err)); nerr != nil {
 			return nerr
 		}
 	default:
@@ -301,7 +301,7 @@ func (h *Webhooks) answerClick(ctx context.Context, d delivery, ex bot.Execution
 
 // note adds an event to an execution; the event also makes the reporter
 // render its check run again.
-func (h *Webhooks) note(ctx context.Context, ex bot.Execution, user, kind, detail string) error {
+func (h *Webhooks) note(ctx context.Context, ex bot.Execution, user string, kind bot.EventKind, detail string) error {
 	return h.Store.Update(ctx, func(tx bot.Tx) error {
 		return tx.AddEvent(ctx, bot.Event{ExecutionID: ex.ID, At: h.Clock.Now(), Actor: user, Kind: kind, Detail: detail})
 	})
@@ -323,7 +323,7 @@ func (h *Webhooks) promoteRequested(ctx context.Context, prog bot.Program, ex bo
 	if len(latest) == 0 || latest[0].ID != ex.ID {
 		return &bot.RuleError{Rule: "D", Message: fmt.Sprintf("%s is no longer the latest successful stage-only execution", ex)}
 	}
-	return h.note(ctx, ex, user, EventPromoteRequested, "")
+	return h.note(ctx, ex, user, bot.EventPromoteRequested, "")
 }
 
 // checkSuite re-runs, at the suite's commit, each pipeline that ran there.

@@ -437,7 +437,7 @@ func moreEventsOf(e *surfaceEnv, id int64) string {
 	e.view(func(tx bot.Tx) error {
 		evs, err := tx.Events(context.Background(), id)
 		for _, ev := range evs {
-			kinds = append(kinds, ev.Kind)
+			kinds = append(kinds, string(ev.Kind))
 		}
 		return err
 	})

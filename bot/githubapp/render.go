@@ -88,9 +88,6 @@ const (
 	ConclusionNeutral        = "neutral"
 )
 
-// ConfigPath is where a program's configuration lives.
-const ConfigPath = ".github/stagehand.yml"
-
 // GitHub's limits for check runs, enforced by renderLimits only.
 const (
 	renderMaxActions     = 3
@@ -266,7 +263,7 @@ func RenderCheckRun(in RenderInput) CheckRunView {
 			v.Actions = []*github.CheckRunAction{&renderButtonConfirm, &renderButtonDismiss}
 		default:
 			v.Title = "no prod-only pipeline yet: Create & Promote or Dismiss"
-			intro = append(intro, "❔ Promotion requested, but this program has no prod-only pipeline yet. **Create & Promote** creates one with the default settings (approval on, no schedule) and starts it with these artifacts; **Dismiss** creates and promotes nothing. To choose other settings, add `prod-only` to `"+ConfigPath+"` first.")
+			intro = append(intro, "❔ Promotion requested, but this program has no prod-only pipeline yet. **Create & Promote** creates one with the default settings (approval on, no schedule) and starts it with these artifacts; **Dismiss** creates and promotes nothing. To choose other settings, add `prod-only` to `"+bot.ConfigPath+"` first.")
 			v.Actions = []*github.CheckRunAction{&renderButtonCreatePromote, &renderButtonDismiss}
 		}
 	case renderFailed:
@@ -406,22 +403,22 @@ func renderActivity(in RenderInput) []string {
 	for _, ev := range evs {
 		var did string
 		switch ev.Kind {
-		case "triggered":
+		case bot.EventTriggered:
 			did = "triggered it"
-		case "promoted":
+		case bot.EventPromoted:
 			did = "promoted it"
-		case "approved":
+		case bot.EventApproved:
 			did = "approved it"
-		case "approved-rollback":
+		case bot.EventApprovedRollback:
 			did = "approved the rollback"
-		case "rejected":
+		case bot.EventRejected:
 			did = "rejected it"
-		case "scheduled":
+		case bot.EventScheduled:
 			did = "scheduled the production deploy"
-		case "cancelled":
+		case bot.EventCancelled:
 			did = "cancelled it"
 		default:
-			did = renderInline(ev.Kind)
+			did = renderInline(string(ev.Kind))
 		}
 		line := "`" + renderTime(ev.At) + "` **" + renderInline(cmp.Or(ev.Actor, "someone")) + "** " + did
 		if d := renderInline(renderShortN(ev.Detail, 200)); d != "" {

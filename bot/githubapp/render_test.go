@@ -76,7 +76,7 @@ func renderSteps(id int64, kind bot.PipelineKind, specs ...renderStep) []bot.Ste
 }
 
 func renderEvent(id int64, d time.Duration, actor, kind, detail string) bot.Event {
-	return bot.Event{ExecutionID: id, At: renderAt(d), Actor: actor, Kind: kind, Detail: detail}
+	return bot.Event{ExecutionID: id, At: renderAt(d), Actor: actor, Kind: bot.EventKind(kind), Detail: detail}
 }
 
 func renderExec(id int64, number int, kind bot.PipelineKind, sha string, st bot.ExecutionState, msg string) bot.Execution {

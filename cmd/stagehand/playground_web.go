@@ -139,7 +139,7 @@ func (pg *playground) sendPush(ctx context.Context, before, after, ref string) e
 	if after != zeroSHA {
 		cfg, err := git(pg.bare, "show", "--end-of-options", after+":.github/stagehand.yml")
 		if err == nil {
-			pg.gh.SetFile(playgroundOwner, playgroundRepo, after, ".github/stagehand.yml", []byte(cfg+"\n"))
+			pg.gh.SetFile(playgroundOwner, playgroundRepo, after, bot.ConfigPath, []byte(cfg+"\n"))
 		}
 		msg, _ = git(pg.bare, "log", "-1", "--format=%s", "--end-of-options", after)
 	}
