@@ -300,7 +300,6 @@ func promoteRequested(events []bot.Event) bool {
 	return requested
 }
 
-
 func (r *Reporter) report(ctx context.Context, id int64) error {
 	s, err := r.load(ctx, id)
 	if err != nil {
