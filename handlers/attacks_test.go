@@ -13,6 +13,7 @@ import (
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/bot/githubapp"
 	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
+	"github.com/stagehand-dev/stagehand/handlers/webhook"
 )
 
 // The attacks of SPEC §7 by a person with write permission (mallory), each
@@ -270,7 +271,7 @@ func TestAttackReplayedComment(t *testing.T) {
 
 	// The captured delivery, replayed with a new X-GitHub-Delivery.
 	n := len(e.gh.Comments(owner, repo, 1))
-	if err := e.hooks.handle(context.Background(), delivery{guid: "replayed-guid", event: "issue_comment", payload: captured}); err != nil {
+	if err := e.hooks.HandleDelivery(context.Background(), webhook.Delivery{GUID: "replayed-guid", Event: "issue_comment", Payload: captured}); err != nil {
 		t.Fatal(err)
 	}
 	e.settle()
@@ -284,7 +285,7 @@ func TestAttackReplayedComment(t *testing.T) {
 	// Eleven minutes later the same comment is stale.
 	e.clock.Advance(11 * time.Minute)
 	n = len(e.gh.Comments(owner, repo, 1))
-	if err := e.hooks.handle(context.Background(), delivery{guid: "replayed-later", event: "issue_comment", payload: captured}); err != nil {
+	if err := e.hooks.HandleDelivery(context.Background(), webhook.Delivery{GUID: "replayed-later", Event: "issue_comment", Payload: captured}); err != nil {
 		t.Fatal(err)
 	}
 	e.settle()

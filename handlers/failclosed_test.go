@@ -11,10 +11,11 @@ import (
 
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/bot/githubapp"
+	"github.com/stagehand-dev/stagehand/handlers/webhook"
 )
 
 // brokenFiles is a contents API that fails for the configuration file.
-type brokenFiles struct{ FileFetcher }
+type brokenFiles struct{ webhook.FileFetcher }
 
 func (b brokenFiles) FetchFile(ctx context.Context, inst int64, owner, repo, path, ref string) ([]byte, error) {
 	if path == bot.ConfigPath {
@@ -55,7 +56,7 @@ func TestFailClosed(t *testing.T) {
 		{"the policy cannot be read", func(e *surfaceEnv) func() {
 			files := e.hooks.Policies.Files
 			e.hooks.Policies.Files = brokenFiles{files}
-			e.hooks.Policies.cache = nil
+			e.hooks.Policies.Forget()
 			return func() { e.hooks.Policies.Files = files }
 		}, "could not check"},
 		{"the store fails", func(e *surfaceEnv) func() {
@@ -89,7 +90,7 @@ func TestFailClosed(t *testing.T) {
 			// delivery fails and is retried later (checked again then):
 			// never allowed.
 			body, _ := json.Marshal(e.clickPayload(gate[len(gate)-1], githubapp.ActionApprove, "bob"))
-			_ = e.hooks.handle(context.Background(), delivery{guid: "click-" + tt.name, event: "check_run", payload: body})
+			_ = e.hooks.HandleDelivery(context.Background(), webhook.Delivery{GUID: "click-" + tt.name, Event: "check_run", Payload: body})
 			if diff := cmp.Diff(before, e.snapshotState()); diff != "" {
 				t.Errorf("state changed (-before +after):\n%s", diff)
 			}

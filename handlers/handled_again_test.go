@@ -18,6 +18,8 @@ import (
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/bot/githubapp"
 	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
+	"github.com/stagehand-dev/stagehand/handlers/reporter"
+	"github.com/stagehand-dev/stagehand/handlers/webhook"
 )
 
 // A delivery is handled again when its handler fails after doing part of
@@ -41,7 +43,7 @@ func (e *pipelineEnv) countExecutions() int {
 // or the broker's redelivery would, and returns the handler's error.
 func (e *surfaceEnv) handleAgain(event, guid string, p map[string]any) error {
 	body, _ := json.Marshal(p)
-	return e.hooks.handle(context.Background(), delivery{guid: guid, event: event, payload: body})
+	return e.hooks.HandleDelivery(context.Background(), webhook.Delivery{GUID: guid, Event: event, Payload: body})
 }
 
 // The reply to "/stagehand promote" fails (GitHub answers 500 beyond the
@@ -178,7 +180,7 @@ func TestClickHandledAgainStartsOnce(t *testing.T) {
 // goneChecks is GitHub on which some check runs were deleted: updating one
 // of them answers 404 (which the githubapp client reports as bot.ErrNotFound).
 type goneChecks struct {
-	ChecksAPI
+	reporter.ChecksAPI
 	gone map[int64]bool
 }
 
@@ -234,7 +236,7 @@ func TestResendCheckRuns(t *testing.T) {
 	}
 	e.reporter.GitHub = &goneChecks{ChecksAPI: e.reporter.GitHub, gone: map[int64]bool{first[0].ID: true}}
 
-	if err := ResendCheckRuns(context.Background(), e.store); err != nil {
+	if err := reporter.ResendCheckRuns(context.Background(), e.store); err != nil {
 		t.Fatal(err)
 	}
 	e.report()

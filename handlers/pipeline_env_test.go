@@ -17,6 +17,8 @@ import (
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 	"github.com/stagehand-dev/stagehand/config"
+	"github.com/stagehand-dev/stagehand/handlers/webhook"
+	"github.com/stagehand-dev/stagehand/handlers/worker"
 	"github.com/stagehand-dev/stagehand/state"
 )
 
@@ -179,15 +181,15 @@ type pipelineEnv struct {
 	clock   *testClock
 	store   *state.SQLite
 	engine  *bot.Engine
-	worker  *StepWorker
-	hooks   *Webhooks
+	worker  *worker.StepWorker
+	hooks   *webhook.Webhooks
 	prog    bot.Program
 }
 
 // directJobs gives each job to the worker in its own goroutine.
 type directJobs struct {
 	mu     sync.Mutex
-	worker *StepWorker
+	worker *worker.StepWorker
 }
 
 func (d *directJobs) PublishJob(ctx context.Context, j bot.Job) error {
@@ -230,18 +232,18 @@ func (e *pipelineEnv) open() {
 	if testing.Verbose() {
 		logger = slog.New(bot.ContextLogHandler{Handler: slog.NewTextHandler(os.Stderr, nil)})
 	}
-	git := &GitRepos{BaseURL: "file://" + e.repo.root + "/", Scratch: filepath.Join(e.dataDir, "tmp")}
+	git := &worker.GitRepos{BaseURL: "file://" + e.repo.root + "/", Scratch: filepath.Join(e.dataDir, "tmp")}
 	jobs := &directJobs{}
 	e.store = store
-	policies := &Policies{Heads: git, Files: e.repo, Parse: parseConfig}
+	policies := &webhook.Policies{Heads: git, Files: e.repo, Parse: parseConfig}
 	e.engine = &bot.Engine{
-		Store: store, Clock: e.clock, Jobs: jobs, Source: RepoSource{GitRepos: git, Files: e.repo},
+		Store: store, Clock: e.clock, Jobs: jobs, Source: worker.RepoSource{GitRepos: git, Files: e.repo},
 		ParseConfig: parseConfig, Policy: policies, Logger: logger, PublicURL: "http://stagehand.test",
 	}
-	e.worker = &StepWorker{Engine: e.engine, Git: git, Artifacts: arts, DataDir: e.dataDir,
+	e.worker = &worker.StepWorker{Engine: e.engine, Git: git, Artifacts: arts, DataDir: e.dataDir,
 		Path: os.Getenv("PATH"), Logger: logger, Heartbeat: 100 * time.Millisecond}
 	jobs.worker = e.worker
-	e.hooks = &Webhooks{Store: store, Engine: e.engine, Files: e.repo, Policies: policies, ParseConfig: parseConfig, Clock: e.clock, Logger: logger}
+	e.hooks = &webhook.Webhooks{Store: store, Engine: e.engine, Files: e.repo, Policies: policies, ParseConfig: parseConfig, Clock: e.clock, Logger: logger}
 	t.Cleanup(e.close)
 }
 
@@ -276,8 +278,8 @@ func (e *pipelineEnv) push() string {
 	p["repository"].(map[string]any)["default_branch"] = "main"
 	body, _ := json.Marshal(p)
 	pushCount++
-	d := delivery{guid: fmt.Sprintf("push-%d-%s", pushCount, sha), event: "push", payload: body}
-	if err := e.hooks.handle(context.Background(), d); err != nil {
+	d := webhook.Delivery{GUID: fmt.Sprintf("push-%d-%s", pushCount, sha), Event: "push", Payload: body}
+	if err := e.hooks.HandleDelivery(context.Background(), d); err != nil {
 		e.t.Fatalf("push of %s: %v", sha, err)
 	}
 	if e.prog.ID == 0 {

@@ -17,6 +17,7 @@ import (
 	"github.com/stagehand-dev/stagehand/bot/githubapp"
 	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 	"github.com/stagehand-dev/stagehand/config"
+	"github.com/stagehand-dev/stagehand/handlers/webhook"
 	"github.com/stagehand-dev/stagehand/state"
 )
 
@@ -48,7 +49,7 @@ func (c fixedClock) Now() time.Time { return c.t }
 type env struct {
 	gh    *githubtest.Server
 	store *state.SQLite
-	h     *Webhooks
+	h     *webhook.Webhooks
 	heads staticHeads
 }
 
@@ -84,11 +85,11 @@ func newEnv(t *testing.T) *env {
 		return config.ParseRepoConfig(config.RepoConfigPath, data)
 	}
 	heads := staticHeads{}
-	return &env{gh: gh, store: store, heads: heads, h: &Webhooks{
+	return &env{gh: gh, store: store, heads: heads, h: &webhook.Webhooks{
 		Store: store, Files: app, Clock: fixedClock{time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)},
 		Logger:      slog.New(slog.DiscardHandler),
 		ParseConfig: parse,
-		Policies:    &Policies{Heads: heads, Files: app, Parse: parse},
+		Policies:    &webhook.Policies{Heads: heads, Files: app, Parse: parse},
 	}}
 }
 
@@ -165,8 +166,8 @@ func TestPushQueuesStageOnlyAndExplainsTheRest(t *testing.T) {
 	e := newEnv(t)
 	const sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 	e.gh.SetFile(owner, repo, sha, bot.ConfigPath, []byte(bothOnMaster))
-	d := delivery{guid: "g-1", event: "push", payload: githubtest.Payload("push/branch-created.json")}
-	if err := e.h.handle(context.Background(), d); err != nil {
+	d := webhook.Delivery{GUID: "g-1", Event: "push", Payload: githubtest.Payload("push/branch-created.json")}
+	if err := e.h.HandleDelivery(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
 	want := []summary{{bot.StageOnly, 1, bot.ExecutionQueued, sha, "queued by a push to master"}}
@@ -185,7 +186,7 @@ func TestPushQueuesStageOnlyAndExplainsTheRest(t *testing.T) {
 	// The same delivery again (a broker redelivery): nothing changes and
 	// GitHub is not asked again.
 	calls := len(e.gh.Calls())
-	if err := e.h.handle(context.Background(), d); err != nil {
+	if err := e.h.HandleDelivery(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(want, e.executions(t)); diff != "" {
@@ -201,8 +202,8 @@ func TestPushCoalescesQueuedStarts(t *testing.T) {
 	shas := []string{"1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "3333333ccccccccccccccccccccccccccccccccc"}
 	for i, sha := range shas {
 		e.gh.SetFile(owner, repo, sha, bot.ConfigPath, []byte(bothOnMaster))
-		d := delivery{guid: "g-" + sha, event: "push", payload: pushPayload(t, map[string]any{"after": sha, "created": false})}
-		if err := e.h.handle(context.Background(), d); err != nil {
+		d := webhook.Delivery{GUID: "g-" + sha, Event: "push", Payload: pushPayload(t, map[string]any{"after": sha, "created": false})}
+		if err := e.h.HandleDelivery(context.Background(), d); err != nil {
 			t.Fatalf("push %d: %v", i, err)
 		}
 	}
@@ -268,7 +269,7 @@ func TestPushStartsNothing(t *testing.T) {
 				e.gh.SetFile(owner, repo, sha, bot.ConfigPath, []byte(tt.config))
 			}
 			e.heads["master"] = sha // the default branch's head, where policy is read
-			if err := e.h.handle(context.Background(), delivery{guid: "g", event: "push", payload: tt.payload(t)}); err != nil {
+			if err := e.h.HandleDelivery(context.Background(), webhook.Delivery{GUID: "g", Event: "push", Payload: tt.payload(t)}); err != nil {
 				t.Fatal(err)
 			}
 			if got := e.executions(t); len(got) != 0 {
@@ -305,8 +306,8 @@ func TestPushFetchFailureIsRetried(t *testing.T) {
 	const sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 	e.gh.SetFile(owner, repo, sha, bot.ConfigPath, []byte(bothOnMaster))
 	e.gh.FailNext("/repos/"+owner+"/"+repo+"/contents/", githubapp.DefaultRetryPolicy.MaxAttempts, 502, nil) // more than the client retries
-	d := delivery{guid: "g-retry", event: "push", payload: githubtest.Payload("push/branch-created.json")}
-	err := e.h.handle(context.Background(), d)
+	d := webhook.Delivery{GUID: "g-retry", Event: "push", Payload: githubtest.Payload("push/branch-created.json")}
+	err := e.h.HandleDelivery(context.Background(), d)
 	if err == nil {
 		t.Fatal("a failed GitHub call must be an error, so the router retries the delivery")
 	}
@@ -317,7 +318,7 @@ func TestPushFetchFailureIsRetried(t *testing.T) {
 	if got := e.executions(t); len(got) != 0 {
 		t.Fatalf("executions after a failed attempt = %v, want none", got)
 	}
-	if err := e.h.handle(context.Background(), d); err != nil {
+	if err := e.h.HandleDelivery(context.Background(), d); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
 	if got := e.executions(t); len(got) != 1 {
@@ -327,7 +328,7 @@ func TestPushFetchFailureIsRetried(t *testing.T) {
 
 func TestMalformedPayloadIsPermanent(t *testing.T) {
 	e := newEnv(t)
-	err := e.h.handle(context.Background(), delivery{guid: "bad", event: "push", payload: []byte(`{"ref": 12}`)})
+	err := e.h.HandleDelivery(context.Background(), webhook.Delivery{GUID: "bad", Event: "push", Payload: []byte(`{"ref": 12}`)})
 	var p interface{ Permanent() bool }
 	if !errors.As(err, &p) || !p.Permanent() {
 		t.Errorf("err = %v, want a permanent error", err)
@@ -346,15 +347,15 @@ func TestInstallationEvents(t *testing.T) {
 	gone := removed["repositories_removed"].([]any)[0].(map[string]any)
 	gone["id"], gone["full_name"] = 186853007, "Codertocat/Space" // as in installation_repositories/added.json
 	removedBody, _ := json.Marshal(removed)
-	deliveries := []delivery{
-		{guid: "i1", event: "installation", payload: githubtest.Payload("installation/created.json")},
-		{guid: "i2", event: "installation_repositories", payload: githubtest.Payload("installation_repositories/added.json")},
-		{guid: "i3", event: "installation_repositories", payload: removedBody},
-		{guid: "i4", event: "installation", payload: githubtest.Payload("installation/suspend.json")},
+	deliveries := []webhook.Delivery{
+		{GUID: "i1", Event: "installation", Payload: githubtest.Payload("installation/created.json")},
+		{GUID: "i2", Event: "installation_repositories", Payload: githubtest.Payload("installation_repositories/added.json")},
+		{GUID: "i3", Event: "installation_repositories", Payload: removedBody},
+		{GUID: "i4", Event: "installation", Payload: githubtest.Payload("installation/suspend.json")},
 	}
 	for _, d := range deliveries {
-		if err := e.h.handle(ctx, d); err != nil {
-			t.Fatalf("delivery %s: %v", d.guid, err)
+		if err := e.h.HandleDelivery(ctx, d); err != nil {
+			t.Fatalf("delivery %s: %v", d.GUID, err)
 		}
 	}
 	var progs []string
@@ -390,16 +391,16 @@ func TestOtherEventsAreRecordedOnce(t *testing.T) {
 	ctx := context.Background()
 	for _, name := range []string{"ping/app-hook.json", "issue_comment/created.with-installation.json", "check_run/requested_action.json", "check_suite/rerequested.json"} {
 		event := strings.Split(name, "/")[0]
-		d := delivery{guid: "guid-" + name, event: event, payload: githubtest.Payload(name)}
+		d := webhook.Delivery{GUID: "guid-" + name, Event: event, Payload: githubtest.Payload(name)}
 		for range 2 {
-			if err := e.h.handle(ctx, d); err != nil {
+			if err := e.h.HandleDelivery(ctx, d); err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
 		}
 		var done bool
 		err := e.store.View(ctx, func(tx bot.Tx) error {
 			var err error
-			done, err = tx.DeliveryProcessed(ctx, d.guid)
+			done, err = tx.DeliveryProcessed(ctx, d.GUID)
 			return err
 		})
 		if err != nil || !done {

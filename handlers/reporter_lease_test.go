@@ -11,23 +11,24 @@ import (
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/bot/githubapp"
 	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
+	"github.com/stagehand-dev/stagehand/handlers/reporter"
 )
 
 // leaseReporter is a reporter of e as another replica would run it: its
 // own holder name, on e's store and GitHub, with the given clock.
-func leaseReporter(e *surfaceEnv, holder string, clock bot.Clock) *Reporter {
-	return &Reporter{Store: e.store, GitHub: e.reporter.GitHub, Clock: clock, Logger: e.hooks.Logger,
+func leaseReporter(e *surfaceEnv, holder string, clock bot.Clock) *reporter.Reporter {
+	return &reporter.Reporter{Store: e.store, GitHub: e.reporter.GitHub, Clock: clock, Logger: e.hooks.Logger,
 		PublicURL: "http://stagehand.test", ParseConfig: parseConfig, Holder: holder}
 }
 
 // leaseLoop ticks r, as Run does but with no pause to speak of, until the
 // returned stop is called; stop waits for the last tick to end.
-func leaseLoop(t *testing.T, r *Reporter) (stop func()) {
+func leaseLoop(t *testing.T, r *reporter.Reporter) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for ctx.Err() == nil {
-			if err := r.tick(ctx); err != nil && ctx.Err() == nil {
+			if err := r.Tick(ctx); err != nil && ctx.Err() == nil {
 				t.Errorf("%s: tick: %v", r.Holder, err)
 			}
 			time.Sleep(time.Millisecond)
@@ -112,7 +113,7 @@ func TestReporterLease(t *testing.T) {
 	// a ticks first and holds the lease; then both tick side by side
 	// through a whole promotion: build, stage deploy, gate, approval,
 	// production deploy.
-	if err := a.tick(t.Context()); err != nil {
+	if err := a.Tick(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	stopA, stopB := leaseLoop(t, a), leaseLoop(t, b)
@@ -165,7 +166,7 @@ func TestReporterLease(t *testing.T) {
 	newer := e.repo.commit("newer", nil)
 	e.push()
 	e.waitState(3, bot.ExecutionSucceeded)
-	if err := b.tick(t.Context()); err != nil {
+	if err := b.Tick(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.checkRuns(bot.StageOnly, newer); len(got) != 0 || !leasePending(e) {
@@ -174,7 +175,7 @@ func TestReporterLease(t *testing.T) {
 	// ... and b reports it once the lease has expired.
 	clock.Advance(10*time.Second + time.Millisecond)
 	for range 2 { // the touch of the older execution is reported on the next tick
-		if err := b.tick(t.Context()); err != nil {
+		if err := b.Tick(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -190,14 +191,14 @@ func TestReporterLease(t *testing.T) {
 	if err := e.store.Update(t.Context(), func(tx bot.Tx) error { return tx.Touch(t.Context(), ex3.ID) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.tick(t.Context()); err != nil {
+	if err := a.Tick(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if !leasePending(e) {
 		t.Errorf("a reported while b held the lease")
 	}
 	for range 2 { // reporting #3 again touches #1, reported on the next tick
-		if err := b.tick(t.Context()); err != nil {
+		if err := b.Tick(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
+	"github.com/stagehand-dev/stagehand/handlers/webhook"
 )
 
 // The repository of push/branch-created.json.
@@ -69,7 +70,7 @@ func pushFrom(t *testing.T, id int64, owner, name, after string) []byte {
 
 func (e *env) deliver(t *testing.T, guid, event string, payload []byte) {
 	t.Helper()
-	if err := e.h.handle(context.Background(), delivery{guid: guid, event: event, payload: payload}); err != nil {
+	if err := e.h.HandleDelivery(context.Background(), webhook.Delivery{GUID: guid, Event: event, Payload: payload}); err != nil {
 		t.Fatalf("%s %s: %v", event, guid, err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/handlers/worker"
 )
 
 // TestRetention runs three stage-only executions for real, lets 31 days
@@ -31,12 +32,12 @@ func TestRetention(t *testing.T) {
 	if digests[0] == digests[1] || digests[1] == digests[2] {
 		t.Fatalf("the builds made equal artifact sets %v; the test needs distinct ones", digests)
 	}
-	pruner := e.worker.Artifacts.(ArtifactPruner)
-	r := &Retainer{Store: e.store, Artifacts: pruner, DataDir: e.dataDir, Clock: e.clock,
+	pruner := e.worker.Artifacts.(worker.ArtifactPruner)
+	r := &worker.Retainer{Store: e.store, Artifacts: pruner, DataDir: e.dataDir, Clock: e.clock,
 		Policy: bot.Retention{Age: 30 * 24 * time.Hour, KeepPromotable: 2}, Logger: e.hooks.Logger}
 
 	// Nothing is old yet.
-	if st, err := r.RunOnce(ctx); err != nil || st != (RetentionStats{}) {
+	if st, err := r.RunOnce(ctx); err != nil || st != (worker.RetentionStats{}) {
 		t.Fatalf("first pass = %+v, %v; want nothing removed", st, err)
 	}
 	e.clock.Advance(31 * 24 * time.Hour)
@@ -70,7 +71,7 @@ func TestRetention(t *testing.T) {
 	if ex1.State != bot.ExecutionSucceeded || steps[0].LogTail == "" {
 		t.Errorf("execution #1 after the pass: %s with build tail %q; want it kept with its tail", ex1.State, steps[0].LogTail)
 	}
-	if st, err := r.RunOnce(ctx); err != nil || st != (RetentionStats{}) {
+	if st, err := r.RunOnce(ctx); err != nil || st != (worker.RetentionStats{}) {
 		t.Errorf("a second pass = %+v, %v; want nothing more removed", st, err)
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/handlers/web"
+	"github.com/stagehand-dev/stagehand/handlers/worker"
 )
 
 // TestSecretsDir: values come from <dir>/<owner>/<repo>/<environment>/<NAME>;
@@ -37,7 +39,7 @@ func TestSecretsDir(t *testing.T) {
 	write("production", "DEPLOY_TOKEN", "t0ken\n")
 	write("production", "KUBECONFIG", "line1\nline2")
 	write("stage", "DEPLOY_TOKEN", "stage-token")
-	s := SecretsDir{Dir: dir}
+	s := worker.SecretsDir{Dir: dir}
 
 	got, err := s.Secrets(prog, bot.Production, []string{"DEPLOY_TOKEN", "KUBECONFIG"})
 	if err != nil {
@@ -47,7 +49,7 @@ func TestSecretsDir(t *testing.T) {
 		t.Errorf("production secrets (-want +got):\n%s", diff)
 	}
 	_, err = s.Secrets(prog, bot.Stage, []string{"DEPLOY_TOKEN", "KUBECONFIG"})
-	if !errors.Is(err, ErrSecretMissing) || !strings.Contains(err.Error(), "KUBECONFIG") || !strings.Contains(err.Error(), filepath.Join(dir, "acme", "app", "stage", "KUBECONFIG")) {
+	if !errors.Is(err, worker.ErrSecretMissing) || !strings.Contains(err.Error(), "KUBECONFIG") || !strings.Contains(err.Error(), filepath.Join(dir, "acme", "app", "stage", "KUBECONFIG")) {
 		t.Errorf("a missing stage secret: %v", err)
 	}
 	if diff := cmp.Diff(map[string]string{"DEPLOY_TOKEN": "set", "KUBECONFIG": "missing"}, s.Status(prog, bot.Stage, []string{"DEPLOY_TOKEN", "KUBECONFIG"})); diff != "" {
@@ -62,11 +64,11 @@ func TestSecretsDir(t *testing.T) {
 		{prog, "../../etc/passwd"},
 		{prog, "lower"},
 	} {
-		if _, err := s.Secret(bad.prog, bot.Production, bad.name); err == nil || errors.Is(err, ErrSecretMissing) {
+		if _, err := s.Secret(bad.prog, bot.Production, bad.name); err == nil || errors.Is(err, worker.ErrSecretMissing) {
 			t.Errorf("Secret(%s, %q) = %v, want a refusal", bad.prog.FullName(), bad.name, err)
 		}
 	}
-	if _, err := (SecretsDir{}).Secret(prog, bot.Production, "DEPLOY_TOKEN"); !errors.Is(err, ErrSecretMissing) || !strings.Contains(err.Error(), "--secrets-dir") {
+	if _, err := (worker.SecretsDir{}).Secret(prog, bot.Production, "DEPLOY_TOKEN"); !errors.Is(err, worker.ErrSecretMissing) || !strings.Contains(err.Error(), "--secrets-dir") {
 		t.Errorf("without a secrets directory: %v", err)
 	}
 }
@@ -84,7 +86,7 @@ func TestEnvListShowsSecretNamesOnly(t *testing.T) {
 	if err := os.WriteFile(p, []byte("s3cr3t-deploy-value"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.hooks.Secrets = SecretsDir{Dir: dir}
+	e.hooks.Secrets = worker.SecretsDir{Dir: dir}
 	e.push()
 	reply := e.comment("alice", "/stagehand env list production").Body
 	for _, want := range []string{"| `LOG_LEVEL` | `info` |", "| `DEPLOY_TOKEN` | set |", "| `NOT_THERE` | missing |"} {
@@ -124,14 +126,14 @@ func TestDeployGetsItsSecretMasked(t *testing.T) {
 	if err := os.WriteFile(p, []byte(value+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.worker.Secrets = SecretsDir{Dir: dir}
+	e.worker.Secrets = worker.SecretsDir{Dir: dir}
 	e.push()
 	e.waitReported(1, bot.ExecutionSucceeded)
 	if got := e.repo.readRecord("got-secret"); got != value {
 		t.Errorf("the deploy got DEPLOY_TOKEN=%q, want %q", got, value)
 	}
 	ex, steps := e.execution(1)
-	logData, err := os.ReadFile(logFile(e.dataDir, ex.ID, bot.StepDeployStage))
+	logData, err := os.ReadFile(worker.LogFiles{DataDir: e.dataDir}.File(ex.ID, bot.StepDeployStage))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,8 +161,8 @@ func TestDeployGetsItsSecretMasked(t *testing.T) {
 
 	// The dashboard and the API: the execution, its log, the environments;
 	// the secret by name, never by value.
-	d := &Dashboard{Public: true, Store: e.store, DataDir: e.dataDir, Logger: slog.New(slog.DiscardHandler),
-		Secrets: DeclaredSecrets{Policy: e.hooks.Policies, Source: SecretsDir{Dir: dir}}.Status}
+	d := &web.Dashboard{Public: true, Store: e.store, Logs: worker.LogFiles{DataDir: e.dataDir}, Logger: slog.New(slog.DiscardHandler),
+		Secrets: worker.DeclaredSecrets{Policy: e.hooks.Policies, Source: worker.SecretsDir{Dir: dir}}.Status}
 	mux := http.NewServeMux()
 	d.Register(mux)
 	srv := httptest.NewServer(mux)
@@ -190,12 +192,12 @@ func TestDeployGetsItsSecretMasked(t *testing.T) {
 	}
 	var api struct {
 		Environments []struct {
-			Name    string      `json:"name"`
-			Secrets []APISecret `json:"secrets"`
+			Name    string          `json:"name"`
+			Secrets []web.APISecret `json:"secrets"`
 		} `json:"environments"`
 	}
 	if err := json.Unmarshal([]byte(pages["/api/v1"+prog]), &api); err != nil || len(api.Environments) == 0 ||
-		!cmp.Equal(api.Environments[0].Secrets, []APISecret{{Name: "DEPLOY_TOKEN", Status: "set"}}) {
+		!cmp.Equal(api.Environments[0].Secrets, []web.APISecret{{Name: "DEPLOY_TOKEN", Status: "set"}}) {
 		t.Errorf("the API does not list the declared secret by name:\n%s", pages["/api/v1"+prog])
 	}
 	if !strings.Contains(pages[prog+"/environments"], "DEPLOY_TOKEN") {
@@ -211,7 +213,7 @@ func TestMissingSecretFailsBeforeTheCommand(t *testing.T) {
 		"    variables: {LOG_LEVEL: debug}\n", "    variables: {LOG_LEVEL: debug}\n    secrets: [NOT_SET]\n", 1)
 	e := newSurfaceEnv(t, cfg)
 	dir := t.TempDir()
-	e.worker.Secrets = SecretsDir{Dir: dir}
+	e.worker.Secrets = worker.SecretsDir{Dir: dir}
 	e.push()
 	e.waitState(1, bot.ExecutionFailed)
 	_, steps := e.execution(1)

@@ -15,6 +15,8 @@ import (
 	"github.com/stagehand-dev/stagehand/bot/githubapp"
 	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 	"github.com/stagehand-dev/stagehand/config"
+	"github.com/stagehand-dev/stagehand/handlers/reporter"
+	"github.com/stagehand-dev/stagehand/handlers/webhook"
 )
 
 // surfaceEnv is a pipelineEnv whose GitHub is the stand-in: check runs,
@@ -22,7 +24,7 @@ import (
 type surfaceEnv struct {
 	*pipelineEnv
 	gh          *githubtest.Server
-	reporter    *Reporter
+	reporter    *reporter.Reporter
 	n           int
 	lastComment int64
 }
@@ -43,7 +45,7 @@ func newSurfaceEnv(t *testing.T, cfg string) *surfaceEnv {
 	}
 	e := &surfaceEnv{pipelineEnv: newPipelineEnv(t, cfg), gh: gh}
 	e.hooks.GitHub, e.hooks.Checks, e.hooks.Commands, e.hooks.AppID, e.hooks.PublicURL = app, app, e.engine, testAppID, "http://stagehand.test"
-	e.reporter = &Reporter{Store: e.store, GitHub: app, Clock: e.clock, Logger: e.hooks.Logger, PublicURL: "http://stagehand.test", ParseConfig: parseConfig}
+	e.reporter = &reporter.Reporter{Store: e.store, GitHub: app, Clock: e.clock, Logger: e.hooks.Logger, PublicURL: "http://stagehand.test", ParseConfig: parseConfig}
 	t.Cleanup(func() { gh.AssertNoErrors(t) })
 	return e
 }
@@ -133,7 +135,7 @@ func (e *surfaceEnv) deliver(event string, p map[string]any) {
 	e.t.Helper()
 	body, _ := json.Marshal(p)
 	e.n++
-	if err := e.hooks.handle(context.Background(), delivery{guid: fmt.Sprintf("%s-%d", event, e.n), event: event, payload: body}); err != nil {
+	if err := e.hooks.HandleDelivery(context.Background(), webhook.Delivery{GUID: fmt.Sprintf("%s-%d", event, e.n), Event: event, Payload: body}); err != nil {
 		e.t.Fatalf("%s delivery: %v", event, err)
 	}
 }

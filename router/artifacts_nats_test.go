@@ -13,11 +13,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/handlers"
+	"github.com/stagehand-dev/stagehand/handlers/worker"
 	"github.com/stagehand-dev/stagehand/state"
 )
 
-var _ handlers.ArtifactStore = (*NATSArtifacts)(nil)
+var _ worker.ArtifactStore = (*NATSArtifacts)(nil)
 
 // newReplicaArtifacts is the artifact store of one replica: its own local
 // store (its own data directory) over the shared broker.

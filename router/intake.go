@@ -21,7 +21,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/handlers"
 )
 
 // MaxWebhookBytes is the largest delivery GitHub sends (25 MB); anything
@@ -185,9 +184,9 @@ func (in *Intake) accept(w http.ResponseWriter, r *http.Request, event, guid str
 		}
 	}
 	msg := message.NewMessage(messageID(guid, seen), body)
-	msg.Metadata.Set(handlers.MetaEvent, event)
-	msg.Metadata.Set(handlers.MetaDeliveryID, guid)
-	msg.Metadata.Set(handlers.MetaReceivedAt, time.Now().UTC().Format(time.RFC3339Nano))
+	msg.Metadata.Set(MetaEvent, event)
+	msg.Metadata.Set(MetaDeliveryID, guid)
+	msg.Metadata.Set(MetaReceivedAt, time.Now().UTC().Format(time.RFC3339Nano))
 	middleware.SetCorrelationID(guid, msg)
 	if err := in.Publisher.Publish(TopicWebhooks, msg); err != nil {
 		return fail(refuse(http.StatusServiceUnavailable, OutcomeError, "the delivery could not be stored, GitHub may redeliver it: %v", err))

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
-	"github.com/stagehand-dev/stagehand/handlers"
 )
 
 // intakeBenchClients is how many deliveries are in flight at once: the
@@ -98,7 +97,7 @@ func benchIntake(b *testing.B, body []byte, syncEvery time.Duration) {
 	}
 	in := &Intake{
 		Secrets: [][]byte{[]byte(intakeBenchSecret)}, Publisher: broker.Publisher(),
-		Events: handlers.Events, Metrics: NewMetrics(broker.PoisonCount), Logger: slog.New(slog.DiscardHandler),
+		Events: testEvents, Metrics: NewMetrics(broker.PoisonCount), Logger: slog.New(slog.DiscardHandler),
 	}
 	sig := githubtest.Sign([]byte(intakeBenchSecret), body)
 	prefix := randomHex(b, 8) // GUIDs unique across runs and within the duplicate window

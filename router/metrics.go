@@ -8,8 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/stagehand-dev/stagehand/handlers"
 )
 
 // Metrics are the Prometheus metrics of one server. Each server has its own
@@ -39,7 +37,7 @@ const (
 
 // NewMetrics creates the metrics. poisonCount, when not nil, is asked for
 // the poison queue's size at every scrape.
-func NewMetrics(poisonCount func(context.Context) (uint64, error)) *Metrics {
+func NewMetrics(poisonCount func(context.Context) (uint64, error), events ...string) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -66,7 +64,7 @@ func NewMetrics(poisonCount func(context.Context) (uint64, error)) *Metrics {
 	}, []string{"action"})
 	m.Registry.MustRegister(m.Deliveries, m.IntakeSeconds, m.Handled, m.HandlerErrors, m.Refusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for event := range handlers.Events { // show zeros before the first error
+	for _, event := range events { // show zeros before the first error
 		m.HandlerErrors.WithLabelValues(event)
 		m.Handled.WithLabelValues(event, "ok")
 	}

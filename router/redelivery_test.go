@@ -18,11 +18,10 @@ import (
 
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
-	"github.com/stagehand-dev/stagehand/handlers"
 )
 
 // fakeDeliveryLog is an in-memory DeliveryLog. The test handlers mark
-// deliveries processed in it, as handlers.Webhooks does in its store.
+// deliveries processed in it, as worker.Webhooks does in its store.
 type fakeDeliveryLog struct {
 	mu          sync.Mutex
 	records     map[string]bot.DeliveryRecord
@@ -109,7 +108,7 @@ func TestRedeliveryOfPoisonedDelivery(t *testing.T) {
 		if broken {
 			return permanentTestError{permanent: true}
 		}
-		log.markProcessed(msg.Metadata.Get(handlers.MetaDeliveryID))
+		log.markProcessed(msg.Metadata.Get(MetaDeliveryID))
 		return nil
 	})
 

@@ -12,7 +12,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/handlers"
 )
 
 // RouterOptions are what NewRouter wires together.
@@ -45,7 +44,7 @@ func isPermanent(err error) bool {
 }
 
 // NewRouter builds the watermill router that feeds stored deliveries to the
-// handlers. Middleware, outermost first: correlation id, log context
+// worker. Middleware, outermost first: correlation id, log context
 // (delivery GUID in every log line), poison queue, retry with exponential
 // backoff, error metrics, panic recovery.
 func NewRouter(o RouterOptions) (*message.Router, error) {
@@ -106,7 +105,7 @@ func logContext(h message.HandlerFunc) message.HandlerFunc {
 			id = msg.UUID
 		}
 		msg.SetContext(bot.WithLogAttrs(msg.Context(),
-			slog.String(bot.LogDeliveryID, id), slog.String(bot.LogEvent, msg.Metadata.Get(handlers.MetaEvent))))
+			slog.String(bot.LogDeliveryID, id), slog.String(bot.LogEvent, msg.Metadata.Get(MetaEvent))))
 		return h(msg)
 	}
 }
@@ -125,8 +124,8 @@ func observe(m *Metrics, logger *slog.Logger, deliveries DeliveryLog) message.Ha
 				outcome = "poisoned"
 				logger.ErrorContext(msg.Context(), "delivery moved to the poison queue after its retries; once the cause is fixed, redeliver it from the GitHub App's advanced settings",
 					"reason", reason)
-				if guid := msg.Metadata.Get(handlers.MetaDeliveryID); guid != "" && deliveries != nil && err == nil {
-					p := bot.PoisonedDelivery{GUID: guid, Event: msg.Metadata.Get(handlers.MetaEvent), Reason: reason}
+				if guid := msg.Metadata.Get(MetaDeliveryID); guid != "" && deliveries != nil && err == nil {
+					p := bot.PoisonedDelivery{GUID: guid, Event: msg.Metadata.Get(MetaEvent), Reason: reason}
 					if rerr := deliveries.MarkPoisoned(msg.Context(), p); rerr != nil {
 						err = fmt.Errorf("recording poisoned delivery %s: %w", guid, rerr)
 					}
@@ -136,7 +135,7 @@ func observe(m *Metrics, logger *slog.Logger, deliveries DeliveryLog) message.Ha
 				outcome = "error"
 			}
 			if m != nil {
-				m.Handled.WithLabelValues(msg.Metadata.Get(handlers.MetaEvent), outcome).Inc()
+				m.Handled.WithLabelValues(msg.Metadata.Get(MetaEvent), outcome).Inc()
 			}
 			return out, err
 		}
@@ -148,7 +147,7 @@ func countErrors(m *Metrics) message.HandlerMiddleware {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			out, err := h(msg)
 			if err != nil && m != nil {
-				m.HandlerErrors.WithLabelValues(msg.Metadata.Get(handlers.MetaEvent)).Inc()
+				m.HandlerErrors.WithLabelValues(msg.Metadata.Get(MetaEvent)).Inc()
 			}
 			return out, err
 		}

@@ -23,7 +23,7 @@ import (
 
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
-	"github.com/stagehand-dev/stagehand/handlers"
+	"github.com/stagehand-dev/stagehand/handlers/webhook"
 )
 
 // routerTestSecret signs the deliveries the router tests post to the intake.
@@ -79,7 +79,7 @@ func newRouterRig(t *testing.T, opts BrokerOptions) *routerRig {
 		broker: b, metrics: m, logs: logs, logger: logger,
 		intake: &Intake{
 			Secrets: [][]byte{[]byte(routerTestSecret)}, Publisher: b.Publisher(),
-			Events: handlers.Events, Metrics: m, Logger: logger,
+			Events: testEvents, Metrics: m, Logger: logger,
 		},
 	}
 }
@@ -300,9 +300,9 @@ func TestRouterPoisonQueue(t *testing.T) {
 		{
 			// The real webhook handler: a push payload it cannot decode is
 			// a permanent error. It fails before touching its store.
-			name:       "undecodable payload in handlers.Webhooks",
+			name:       "undecodable payload in webhook.Webhooks",
 			body:       []byte(`{"ref": 5}`),
-			handler:    (&handlers.Webhooks{}).Handle,
+			handler:    WebhookHandler((&webhook.Webhooks{}).Handle),
 			wantCalls:  1,
 			wantReason: "decoding the push payload of delivery " + guidA,
 		},
@@ -344,7 +344,7 @@ func TestRouterPoisonQueue(t *testing.T) {
 			}
 			got := poisonedMsg{
 				UUID: p.UUID, Payload: string(p.Payload),
-				Event: p.Metadata.Get(handlers.MetaEvent), DeliveryID: p.Metadata.Get(handlers.MetaDeliveryID),
+				Event: p.Metadata.Get(MetaEvent), DeliveryID: p.Metadata.Get(MetaDeliveryID),
 				CorrelationID: middleware.MessageCorrelationID(p),
 				Topic:         p.Metadata.Get(middleware.PoisonedTopicKey), Handler: p.Metadata.Get(middleware.PoisonedHandlerKey),
 			}

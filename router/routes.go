@@ -13,7 +13,7 @@ type Checker interface {
 }
 
 // Routes lists the server's own HTTP routes; the dashboard and the JSON
-// API (handlers.Dashboard.Register) add theirs to the same mux. With nil
+// API (worker.Dashboard.Register) add theirs to the same mux. With nil
 // metrics, /metrics is served elsewhere (MetricsRoutes on the mux of
 // --metrics-listen).
 func Routes(mux *http.ServeMux, intake http.Handler, metrics *Metrics, ready map[string]Checker) {

@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/handlers"
+	"github.com/stagehand-dev/stagehand/handlers/worker"
 )
 
 // Step work goes between the server role and the worker role (`stagehand
@@ -74,9 +74,9 @@ func WorkerInboxPrefix(prefix string) string {
 
 // frame is one message from a worker about a work.
 type frame struct {
-	Kind   string               `json:"kind"` // accepted, log, beat, result
-	Log    []byte               `json:"log,omitempty"`
-	Result *handlers.WorkResult `json:"result,omitempty"`
+	Kind   string             `json:"kind"` // accepted, log, beat, result
+	Log    []byte             `json:"log,omitempty"`
+	Result *worker.WorkResult `json:"result,omitempty"`
 }
 
 const (
@@ -92,7 +92,7 @@ const (
 	noResponderPause = 200 * time.Millisecond
 )
 
-// NATSSteps is the server role's handlers.StepDispatcher: it publishes a
+// NATSSteps is the server role's worker.StepDispatcher: it publishes a
 // step's work for the workers and follows the worker that takes it.
 type NATSSteps struct {
 	Conn   *nats.Conn
@@ -108,8 +108,8 @@ func (b *Broker) StepDispatcher() *NATSSteps {
 	return &NATSSteps{Conn: b.nc, Prefix: b.opts.Prefix}
 }
 
-// Dispatch implements handlers.StepDispatcher.
-func (s *NATSSteps) Dispatch(ctx context.Context, work handlers.StepWork, log io.Writer) (handlers.WorkResult, error) {
+// Dispatch implements worker.StepDispatcher.
+func (s *NATSSteps) Dispatch(ctx context.Context, work worker.StepWork, log io.Writer) (worker.WorkResult, error) {
 	accept, silence := s.AcceptTimeout, s.Silence
 	if accept == 0 {
 		accept = 30 * time.Second
@@ -121,12 +121,12 @@ func (s *NATSSteps) Dispatch(ctx context.Context, work handlers.StepWork, log io
 	id := strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix)
 	sub, err := s.Conn.SubscribeSync(subj.Out + id)
 	if err != nil {
-		return handlers.WorkResult{}, fmt.Errorf("listening for the worker's answers: %w", err)
+		return worker.WorkResult{}, fmt.Errorf("listening for the worker's answers: %w", err)
 	}
 	defer sub.Unsubscribe()
 	payload, err := json.Marshal(work)
 	if err != nil {
-		return handlers.WorkResult{}, fmt.Errorf("encoding the step's work: %w", err)
+		return worker.WorkResult{}, fmt.Errorf("encoding the step's work: %w", err)
 	}
 	publish := func() error {
 		if err := s.Conn.PublishMsg(&nats.Msg{Subject: subj.Run, Reply: subj.Out + id, Data: payload}); err != nil {
@@ -135,7 +135,7 @@ func (s *NATSSteps) Dispatch(ctx context.Context, work handlers.StepWork, log io
 		return nil
 	}
 	if err := publish(); err != nil {
-		return handlers.WorkResult{}, err
+		return worker.WorkResult{}, err
 	}
 	acceptBy := time.Now().Add(accept)
 	accepted, cancelled := false, false
@@ -157,15 +157,15 @@ func (s *NATSSteps) Dispatch(ctx context.Context, work handlers.StepWork, log io
 		switch {
 		case err != nil && ctx.Err() != nil && !cancelled:
 			if !accepted {
-				return handlers.WorkResult{}, fmt.Errorf("stopped before a worker took the step: %w", ctx.Err())
+				return worker.WorkResult{}, fmt.Errorf("stopped before a worker took the step: %w", ctx.Err())
 			}
 			cancelled = true
 			if perr := s.Conn.Publish(subj.Cancel+id, nil); perr != nil {
-				return handlers.WorkResult{}, fmt.Errorf("asking the worker to stop: %w", perr)
+				return worker.WorkResult{}, fmt.Errorf("asking the worker to stop: %w", perr)
 			}
 			continue
 		case err != nil && cancelled:
-			return handlers.WorkResult{}, fmt.Errorf("the worker did not report after it was asked to stop: %w", ctx.Err())
+			return worker.WorkResult{}, fmt.Errorf("the worker did not report after it was asked to stop: %w", ctx.Err())
 		case errors.Is(err, nats.ErrNoResponders) && !accepted && time.Now().Before(acceptBy):
 			// No worker is subscribed this instant (they all run work, or
 			// one is between two): offer the work again shortly.
@@ -174,21 +174,21 @@ func (s *NATSSteps) Dispatch(ctx context.Context, work handlers.StepWork, log io
 			case <-time.After(noResponderPause):
 			}
 			if err := publish(); err != nil {
-				return handlers.WorkResult{}, err
+				return worker.WorkResult{}, err
 			}
 			continue
 		case errors.Is(err, nats.ErrNoResponders) && !accepted:
-			return handlers.WorkResult{}, fmt.Errorf("no worker took the step within %s: start `stagehand worker` with the worker role's NATS user on %s", accept, subj.Run)
+			return worker.WorkResult{}, fmt.Errorf("no worker took the step within %s: start `stagehand worker` with the worker role's NATS user on %s", accept, subj.Run)
 		case err != nil && !errors.Is(err, context.DeadlineExceeded):
-			return handlers.WorkResult{}, fmt.Errorf("waiting for the step's worker: %w", err)
+			return worker.WorkResult{}, fmt.Errorf("waiting for the step's worker: %w", err)
 		case err != nil && !accepted:
-			return handlers.WorkResult{}, fmt.Errorf("no worker took the step within %s: start `stagehand worker` with the worker role's NATS user on %s", accept, subj.Run)
+			return worker.WorkResult{}, fmt.Errorf("no worker took the step within %s: start `stagehand worker` with the worker role's NATS user on %s", accept, subj.Run)
 		case err != nil:
-			return handlers.WorkResult{}, fmt.Errorf("the step's worker sent nothing for %s: it stopped or lost its connection", silence)
+			return worker.WorkResult{}, fmt.Errorf("the step's worker sent nothing for %s: it stopped or lost its connection", silence)
 		}
 		var f frame
 		if err := json.Unmarshal(m.Data, &f); err != nil {
-			return handlers.WorkResult{}, fmt.Errorf("decoding the worker's answer: %w", err)
+			return worker.WorkResult{}, fmt.Errorf("decoding the worker's answer: %w", err)
 		}
 		switch f.Kind {
 		case frameAccepted:
@@ -196,13 +196,13 @@ func (s *NATSSteps) Dispatch(ctx context.Context, work handlers.StepWork, log io
 		case frameLog:
 			accepted = true
 			if _, err := log.Write(f.Log); err != nil {
-				return handlers.WorkResult{}, fmt.Errorf("writing the step log: %w", err)
+				return worker.WorkResult{}, fmt.Errorf("writing the step log: %w", err)
 			}
 		case frameBeat:
 			accepted = true
 		case frameResult:
 			if f.Result == nil {
-				return handlers.WorkResult{}, errors.New("the worker's result is empty")
+				return worker.WorkResult{}, errors.New("the worker's result is empty")
 			}
 			return *f.Result, nil
 		}
@@ -214,7 +214,7 @@ func (s *NATSSteps) Dispatch(ctx context.Context, work handlers.StepWork, log io
 type Worker struct {
 	Conn        *nats.Conn
 	Prefix      string
-	Run         func(ctx context.Context, work handlers.StepWork, log io.Writer) handlers.WorkResult
+	Run         func(ctx context.Context, work worker.StepWork, log io.Writer) worker.WorkResult
 	Concurrency int           // default 4
 	Beat        time.Duration // default 2s
 	Logger      *slog.Logger
@@ -272,7 +272,7 @@ func (w *Worker) handle(ctx context.Context, subj WorkSubjects, m *nats.Msg) {
 		w.Logger.Warn("step work without a valid reply subject, dropped", "reply", m.Reply)
 		return
 	}
-	var work handlers.StepWork
+	var work worker.StepWork
 	if err := json.Unmarshal(m.Data, &work); err != nil {
 		w.Logger.Warn("step work that does not decode, dropped", bot.LogError, err)
 		return

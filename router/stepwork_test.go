@@ -18,11 +18,11 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/stagehand-dev/stagehand/bot/runner"
-	"github.com/stagehand-dev/stagehand/handlers"
+	"github.com/stagehand-dev/stagehand/handlers/worker"
 	"github.com/stagehand-dev/stagehand/state"
 )
 
-var _ handlers.StepDispatcher = (*NATSSteps)(nil)
+var _ worker.StepDispatcher = (*NATSSteps)(nil)
 
 // rolesNATS starts nats-server with JetStream and two users: "server"
 // (everything) and "worker" (WorkerPermissions only). It returns their URLs.
@@ -154,11 +154,11 @@ func TestStepWorkOverNATSWithRolePermissions(t *testing.T) {
 	workerArtifacts.TempDir = t.TempDir()
 	repos := t.TempDir()
 	commit := gitRepo(t, repos)
-	wr := &handlers.WorkRunner{Artifacts: workerArtifacts, DataDir: t.TempDir(), Path: os.Getenv("PATH")}
-	worker := &Worker{Conn: wc, Run: wr.Run, Beat: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+	wr := &worker.WorkRunner{Artifacts: workerArtifacts, DataDir: t.TempDir(), Path: os.Getenv("PATH")}
+	stepWorker := &Worker{Conn: wc, Run: wr.Run, Beat: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
 	workerCtx, stopWorker := context.WithCancel(ctx)
 	workerDone := make(chan error, 1)
-	go func() { workerDone <- worker.Serve(workerCtx) }()
+	go func() { workerDone <- stepWorker.Serve(workerCtx) }()
 	defer func() {
 		stopWorker()
 		if err := <-workerDone; err != nil {
@@ -171,9 +171,9 @@ func TestStepWorkOverNATSWithRolePermissions(t *testing.T) {
 	env := map[string]string{"STAGEHAND_REPOSITORY": "octo/app"}
 
 	var buildLog workLog
-	r, err := steps.Dispatch(ctx, handlers.StepWork{
+	r, err := steps.Dispatch(ctx, worker.StepWork{
 		ExecutionID: 1, Step: "build", Attempt: 1, Checkout: checkout, Env: env, Collect: true, Globs: []string{"out/*"},
-		Commands: []handlers.WorkCommand{{Run: `mkdir out && echo "built by $STAGEHAND_REPOSITORY" > out/app.txt && echo compiled`, Timeout: time.Minute}},
+		Commands: []worker.WorkCommand{{Run: `mkdir out && echo "built by $STAGEHAND_REPOSITORY" > out/app.txt && echo compiled`, Timeout: time.Minute}},
 	}, &buildLog)
 	if err != nil {
 		t.Fatalf("Dispatch(build): %v", err)
@@ -192,14 +192,14 @@ func TestStepWorkOverNATSWithRolePermissions(t *testing.T) {
 	}
 
 	var deployLog workLog
-	r, err = steps.Dispatch(ctx, handlers.StepWork{
+	r, err = steps.Dispatch(ctx, worker.StepWork{
 		ExecutionID: 1, Step: "deploy-stage", Attempt: 1, Checkout: checkout, Env: env, Materialize: r.ArtifactDigest,
-		Commands: []handlers.WorkCommand{{Run: `cat "$STAGEHAND_ARTIFACTS/out/app.txt"; exit 3`, Timeout: time.Minute}},
+		Commands: []worker.WorkCommand{{Run: `cat "$STAGEHAND_ARTIFACTS/out/app.txt"; exit 3`, Timeout: time.Minute}},
 	}, &deployLog)
 	if err != nil {
 		t.Fatalf("Dispatch(deploy): %v", err)
 	}
-	want := handlers.WorkResult{Error: `"cat \"$STAGEHAND_ARTIFACTS/out/app.txt\"; exit 3" exited with status 3`}
+	want := worker.WorkResult{Error: `"cat \"$STAGEHAND_ARTIFACTS/out/app.txt\"; exit 3" exited with status 3`}
 	if r != want {
 		t.Errorf("deploy result = %+v, want %+v", r, want)
 	}
@@ -219,9 +219,9 @@ func TestStepWorkOverNATSWithRolePermissions(t *testing.T) {
 		}
 		stop()
 	}()
-	r, err = steps.Dispatch(stopCtx, handlers.StepWork{
+	r, err = steps.Dispatch(stopCtx, worker.StepWork{
 		ExecutionID: 2, Step: "build", Attempt: 1, Checkout: checkout, Env: env, Collect: true,
-		Commands: []handlers.WorkCommand{{Run: `echo started; sleep 60`, Timeout: time.Minute}},
+		Commands: []worker.WorkCommand{{Run: `echo started; sleep 60`, Timeout: time.Minute}},
 	}, &longLog)
 	stop()
 	if err != nil {
@@ -288,7 +288,7 @@ func TestDispatchWithoutWorkerFails(t *testing.T) {
 	b := openBroker(t, BrokerOptions{DataDir: t.TempDir()})
 	steps := b.StepDispatcher()
 	steps.AcceptTimeout = 100 * time.Millisecond
-	_, err := steps.Dispatch(t.Context(), handlers.StepWork{Step: "build"}, io.Discard)
+	_, err := steps.Dispatch(t.Context(), worker.StepWork{Step: "build"}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "no worker took the step") {
 		t.Errorf("Dispatch = %v, want no worker took the step", err)
 	}

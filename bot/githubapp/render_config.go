@@ -25,15 +25,15 @@ func ConfigCheckRun(sha string, diags bot.Diagnostics) CheckRunView {
 	switch {
 	case errs > 0:
 		v.Conclusion = ConclusionFailure
-		v.Title = fmt.Sprintf("%s is invalid: %s", ConfigPath, renderCount(errs, warns))
-		fmt.Fprintf(&b, "❌ `%s` at `%s` is invalid, so no pipeline starts for this commit. `stagehand validate %s` prints the same errors.\n\n", ConfigPath, bot.ShortSHA(sha), ConfigPath)
+		v.Title = fmt.Sprintf("%s is invalid: %s", bot.ConfigPath, renderCount(errs, warns))
+		fmt.Fprintf(&b, "❌ `%s` at `%s` is invalid, so no pipeline starts for this commit. `stagehand validate %s` prints the same errors.\n\n", bot.ConfigPath, bot.ShortSHA(sha), bot.ConfigPath)
 	case warns > 0:
 		v.Conclusion = ConclusionNeutral
-		v.Title = fmt.Sprintf("%s is valid, with %s", ConfigPath, renderCount(0, warns))
-		fmt.Fprintf(&b, "⚠️ `%s` at `%s` is valid, with warnings.\n\n", ConfigPath, bot.ShortSHA(sha))
+		v.Title = fmt.Sprintf("%s is valid, with %s", bot.ConfigPath, renderCount(0, warns))
+		fmt.Fprintf(&b, "⚠️ `%s` at `%s` is valid, with warnings.\n\n", bot.ConfigPath, bot.ShortSHA(sha))
 	default:
-		v.Title = ConfigPath + " is valid"
-		fmt.Fprintf(&b, "✅ `%s` at `%s` is valid.\n\n", ConfigPath, bot.ShortSHA(sha))
+		v.Title = bot.ConfigPath + " is valid"
+		fmt.Fprintf(&b, "✅ `%s` at `%s` is valid.\n\n", bot.ConfigPath, bot.ShortSHA(sha))
 	}
 	renderDiagnostics(&v, &b, diags)
 	v.Summary = b.String()
@@ -50,7 +50,7 @@ func renderDiagnostics(v *CheckRunView, b *strings.Builder, diags bot.Diagnostic
 		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
 	})
 	for _, d := range sorted {
-		fmt.Fprintf(b, "- `%s:%d:%d` %s: %s\n", cmp.Or(d.Path, ConfigPath), d.Line, d.Column, d.Severity, renderInline(d.Message))
+		fmt.Fprintf(b, "- `%s:%d:%d` %s: %s\n", cmp.Or(d.Path, bot.ConfigPath), d.Line, d.Column, d.Severity, renderInline(d.Message))
 	}
 	annotated := append(sorted.Errors(), sorted.Warnings()...)
 	if extra := len(annotated) - renderMaxAnnotations; extra > 0 {
@@ -60,7 +60,7 @@ func renderDiagnostics(v *CheckRunView, b *strings.Builder, diags bot.Diagnostic
 	for _, d := range annotated {
 		line := max(d.Line, 1)
 		a := &github.CheckRunAnnotation{
-			Path:            github.String(cmp.Or(d.Path, ConfigPath)),
+			Path:            github.String(cmp.Or(d.Path, bot.ConfigPath)),
 			StartLine:       github.Int(line),
 			EndLine:         github.Int(line),
 			AnnotationLevel: github.String("failure"),
@@ -88,7 +88,7 @@ func PolicyElsewhereCheckRun(sha, branch, defaultBranch string, warnings bot.Dia
 	v.Summary = fmt.Sprintf("ℹ️ `%s` at `%s` on `%s` declares pipelines, but Stagehand reads its policy (pipelines, triggers, approval, schedules, approvers, variables) only from the default branch, `%s`. "+
 		"This commit's file supplies only the commands (build, artifacts, deploy, tests) when a pipeline of the default branch's file runs it. "+
 		"To change the policy, change `%s` on `%s` through its usual review.\n",
-		ConfigPath, bot.ShortSHA(sha), branch, defaultBranch, ConfigPath, defaultBranch)
+		bot.ConfigPath, bot.ShortSHA(sha), branch, defaultBranch, bot.ConfigPath, defaultBranch)
 	if len(warnings) > 0 {
 		var b strings.Builder
 		fmt.Fprintf(&b, "\n⚠️ The file has %s:\n\n", renderCount(0, len(warnings)))

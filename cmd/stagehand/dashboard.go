@@ -18,7 +18,7 @@ import (
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/bot/githubapp"
 	"github.com/stagehand-dev/stagehand/config"
-	"github.com/stagehand-dev/stagehand/handlers"
+	"github.com/stagehand-dev/stagehand/handlers/web"
 	"github.com/stagehand-dev/stagehand/router"
 )
 
@@ -31,7 +31,7 @@ import (
 //   - github without them, or off: no dashboard; / and /api/v1/ say how to
 //     turn it on, and so does the log at start;
 //   - public: no sign-in, with a warning at start.
-func serveDashboard(mux *http.ServeMux, cfg *config.Server, store bot.Store, d *handlers.Dashboard, logger *slog.Logger) error {
+func serveDashboard(mux *http.ServeMux, cfg *config.Server, store bot.Store, d *web.Dashboard, logger *slog.Logger) error {
 	switch {
 	case cfg.Dashboard == config.DashboardPublic:
 		logger.Warn("the dashboard is public (--dashboard public): anyone who reaches "+cfg.Listen+
@@ -51,7 +51,7 @@ func serveDashboard(mux *http.ServeMux, cfg *config.Server, store bot.Store, d *
 		if err != nil {
 			return err
 		}
-		signIn, err := handlers.NewSignIn(handlers.SignInOptions{Store: store, Flow: ua, GitHub: ua, Revoker: ua,
+		signIn, err := web.NewSignIn(web.SignInOptions{Store: store, Flow: ua, GitHub: ua, Revoker: ua,
 			SessionKey: key, PublicURL: public, Clock: bot.SystemClock{}, Logger: logger})
 		if err != nil {
 			return err
@@ -60,7 +60,7 @@ func serveDashboard(mux *http.ServeMux, cfg *config.Server, store bot.Store, d *
 		d.Register(mux)
 		signIn.Register(mux)
 		logger.Info("the dashboard asks visitors to sign in with GitHub", "callback_url", signIn.CallbackURL(),
-			"github_web_url", cfg.GitHubWebURL, "access_ttl", handlers.DefaultAccessTTL, "session_lifetime", handlers.SessionLifetime)
+			"github_web_url", cfg.GitHubWebURL, "access_ttl", web.DefaultAccessTTL, "session_lifetime", web.SessionLifetime)
 		return nil
 	}
 	why := "the dashboard is off (--dashboard off)"
@@ -117,9 +117,9 @@ func sessionKey(cfg *config.Server) ([]byte, error) {
 	if dec, err := hex.DecodeString(string(key)); err == nil {
 		key = dec
 	}
-	if len(key) < handlers.MinSessionKeyBytes {
+	if len(key) < web.MinSessionKeyBytes {
 		return nil, fmt.Errorf("the session key in %s is too short: %d bytes, want at least %d random ones (e.g. openssl rand -hex 32 > %s)",
-			path, len(key), handlers.MinSessionKeyBytes, path)
+			path, len(key), web.MinSessionKeyBytes, path)
 	}
 	return key, nil
 }

@@ -22,7 +22,7 @@ import (
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/bot/githubapp"
 	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
-	"github.com/stagehand-dev/stagehand/handlers"
+	"github.com/stagehand-dev/stagehand/handlers/reporter"
 )
 
 // routes adds the playground's pages and its GitHub-like actions to the
@@ -31,7 +31,7 @@ import (
 // token of this start (playground_guard.go).
 func (pg *playground) routes(p parts) error {
 	pg.store = p.store
-	if err := handlers.ResendCheckRuns(context.Background(), p.store); err != nil {
+	if err := reporter.ResendCheckRuns(context.Background(), p.store); err != nil {
 		return fmt.Errorf("showing the executions of an earlier run on the GitHub stand-in: %w", err)
 	}
 	p.mux.HandleFunc("GET /playground", pg.page)

@@ -19,7 +19,10 @@ import (
 	"github.com/stagehand-dev/stagehand/bot/githubapp"
 	"github.com/stagehand-dev/stagehand/bot/runner"
 	"github.com/stagehand-dev/stagehand/config"
-	"github.com/stagehand-dev/stagehand/handlers"
+	"github.com/stagehand-dev/stagehand/handlers/reporter"
+	"github.com/stagehand-dev/stagehand/handlers/web"
+	"github.com/stagehand-dev/stagehand/handlers/webhook"
+	hworker "github.com/stagehand-dev/stagehand/handlers/worker"
 	"github.com/stagehand-dev/stagehand/router"
 	"github.com/stagehand-dev/stagehand/state"
 )
@@ -138,25 +141,25 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	if err != nil {
 		return fmt.Errorf("opening the artifact store in %s: %w", cfg.DataDir, err)
 	}
-	metrics := router.NewMetrics(broker.PoisonCount)
+	metrics := router.NewMetrics(broker.PoisonCount, webhook.Events()...)
 	// Every diagnostic, warnings included, travels typed to the
 	// stagehand/config check run.
 	parse := bot.ConfigParser(func(data []byte) (*bot.Config, bot.Diagnostics) {
 		return config.ParseRepoConfig(config.RepoConfigPath, data)
 	})
-	git := &handlers.GitRepos{BaseURL: cfg.GitHubGitURL, Scratch: filepath.Join(cfg.DataDir, "tmp"), Token: app.Token}
+	git := &hworker.GitRepos{BaseURL: cfg.GitHubGitURL, Scratch: filepath.Join(cfg.DataDir, "tmp"), Token: app.Token}
 	if strings.HasPrefix(cfg.GitHubGitURL, "file://") {
 		git.Token = nil // local repositories need no token
 	}
 	// Policy (SPEC §3) is read from each repository's default branch.
-	policies := &handlers.Policies{Heads: git, Files: app, Parse: parse}
+	policies := &webhook.Policies{Heads: git, Files: app, Parse: parse}
 	engine := &bot.Engine{
 		Store: store, Clock: bot.SystemClock{}, Jobs: router.JobQueue{Publisher: broker.Publisher()},
-		Source: handlers.RepoSource{GitRepos: git, Files: app}, ParseConfig: parse, Policy: policies, Logger: logger, PublicURL: cfg.PublicURL,
+		Source: hworker.RepoSource{GitRepos: git, Files: app}, ParseConfig: parse, Policy: policies, Logger: logger, PublicURL: cfg.PublicURL,
 	}
 	// With an external NATS, every replica reaches every artifact set: they
 	// are shared through a JetStream object store, the local store caching.
-	var stepArtifacts handlers.ArtifactStore = artifacts
+	var stepArtifacts hworker.ArtifactStore = artifacts
 	if cfg.NATSURL != "" {
 		shared, err := router.NewNATSArtifacts(ctx, broker, artifacts)
 		if err != nil {
@@ -168,22 +171,22 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 		}
 		stepArtifacts = shared
 	}
-	secrets := handlers.SecretsDir{Dir: cfg.SecretsDir}
-	worker := &handlers.StepWorker{Engine: engine, Git: git, Artifacts: stepArtifacts, DataDir: cfg.DataDir, Path: os.Getenv("PATH"), Sandbox: sandbox, Secrets: secrets, Logger: logger}
+	secrets := hworker.SecretsDir{Dir: cfg.SecretsDir}
+	worker := &hworker.StepWorker{Engine: engine, Git: git, Artifacts: stepArtifacts, DataDir: cfg.DataDir, Path: os.Getenv("PATH"), Sandbox: sandbox, Secrets: secrets, Logger: logger}
 	if cfg.StepRunner == config.RunnerRemote {
 		worker.Remote, worker.Specs = broker.StepDispatcher(), git
 		logger.Info("build, deploy and test steps run on workers of the worker role (--step-runner remote)", "work_subject", router.StepWorkSubjects(cfg.NATSPrefix).Run)
 	}
-	webhooks := &handlers.Webhooks{
+	webhooks := &webhook.Webhooks{
 		Store: store, Engine: engine, Commands: engine, GitHub: app, Checks: app, AppID: cfg.GitHubAppID, PublicURL: cfg.PublicURL,
 		Files: app, Policies: policies, Secrets: secrets, Clock: bot.SystemClock{}, Logger: logger, ParseConfig: parse,
 		Refusals: func(action string) { metrics.Refusals.WithLabelValues(action).Inc() },
 	}
 	metrics.CountGitHubCalls(app.Calls)
-	reporter := &handlers.Reporter{Store: store, GitHub: app, Clock: bot.SystemClock{}, Logger: logger, PublicURL: cfg.PublicURL, ParseConfig: parse}
+	reporter := &reporter.Reporter{Store: store, GitHub: app, Clock: bot.SystemClock{}, Logger: logger, PublicURL: cfg.PublicURL, ParseConfig: parse}
 	msgRouter, err := router.NewRouter(router.RouterOptions{
 		Logger: logger, Subscriber: broker.Subscriber(), Publisher: broker.Publisher(),
-		Metrics: metrics, Webhooks: webhooks.Handle, Steps: worker.Handle, CloseTimeout: shutdownTimeout,
+		Metrics: metrics, Webhooks: router.WebhookHandler(webhooks.Handle), Steps: worker.Handle, CloseTimeout: shutdownTimeout,
 		Deliveries: router.StoreDeliveryLog{Store: store},
 	})
 	if err != nil {
@@ -212,7 +215,7 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	}()
 	// Retention: this process's step logs and artifact store (in
 	// scale-out, its local copy of the shared artifact sets).
-	retainer := &handlers.Retainer{Store: store, Artifacts: artifacts, DataDir: cfg.DataDir, Clock: bot.SystemClock{}, Logger: logger,
+	retainer := &hworker.Retainer{Store: store, Artifacts: artifacts, DataDir: cfg.DataDir, Clock: bot.SystemClock{}, Logger: logger,
 		Policy: bot.Retention{Age: cfg.Retention, KeepPromotable: bot.DefaultRetention.KeepPromotable}}
 	retainerDone := make(chan struct{})
 	go func() {
@@ -234,11 +237,11 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	}
 	router.Routes(mux, &router.Intake{
 		Secrets: [][]byte{cfg.WebhookSecret}, Publisher: broker.Publisher(),
-		Events: handlers.Events, Metrics: metrics, Logger: logger,
+		Events: webhook.EventSet(), Metrics: metrics, Logger: logger,
 		Deliveries: router.StoreDeliveryLog{Store: store},
 	}, metricsOnMux, map[string]router.Checker{"state": store, "broker": broker})
-	dashboard := &handlers.Dashboard{Store: store, Artifacts: artifacts, DataDir: cfg.DataDir, Clock: bot.SystemClock{}, Logger: logger, Variables: engine.Variables,
-		Secrets: handlers.DeclaredSecrets{Policy: policies, Source: secrets}.Status}
+	dashboard := &web.Dashboard{Store: store, Artifacts: artifacts, Logs: hworker.LogFiles{DataDir: cfg.DataDir}, Clock: bot.SystemClock{}, Logger: logger, Variables: engine.Variables,
+		Secrets: hworker.DeclaredSecrets{Policy: policies, Source: secrets}.Status}
 	if x.dashboard != nil {
 		dashboard.Extra = func(r *http.Request, _ bot.Program, ex bot.Execution, _ []bot.Step) template.HTML {
 			return x.dashboard(r, ex)

@@ -17,7 +17,7 @@ import (
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/bot/runner"
 	"github.com/stagehand-dev/stagehand/config"
-	"github.com/stagehand-dev/stagehand/handlers"
+	hworker "github.com/stagehand-dev/stagehand/handlers/worker"
 	"github.com/stagehand-dev/stagehand/router"
 	"github.com/stagehand-dev/stagehand/state"
 )
@@ -152,7 +152,7 @@ func runWorker(ctx context.Context, c workerConfig, logger *slog.Logger) error {
 	if err := os.MkdirAll(artifacts.TempDir, 0o750); err != nil {
 		return err
 	}
-	wr := &handlers.WorkRunner{Artifacts: artifacts, DataDir: c.DataDir, Path: os.Getenv("PATH"), Sandbox: sandbox}
+	wr := &hworker.WorkRunner{Artifacts: artifacts, DataDir: c.DataDir, Path: os.Getenv("PATH"), Sandbox: sandbox}
 	w := &router.Worker{Conn: nc, Prefix: c.NATSPrefix, Run: wr.Run, Concurrency: c.Concurrency, Logger: logger}
 	logger.Info("stagehand worker is taking steps", "work_subject", router.StepWorkSubjects(c.NATSPrefix).Run, "concurrency", c.Concurrency, "sandbox", sandbox != nil)
 	err = w.Serve(ctx)

@@ -1,4 +1,4 @@
-package handlers
+package web
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/handlers/worker"
 	"github.com/stagehand-dev/stagehand/state"
 )
 
@@ -274,7 +275,7 @@ func newDashFixture(t *testing.T) *dashFixture {
 
 	f.dash = &Dashboard{
 		Public: true, // the sign-in's tests are in signin_test.go
-		Store:  store, Artifacts: f.arts, DataDir: f.dataDir, Clock: fixedClock{at(45)},
+		Store:  store, Artifacts: f.arts, Logs: worker.LogFiles{DataDir: f.dataDir}, Clock: fixedClock{at(45)},
 		Logger: slog.New(slog.DiscardHandler),
 		Variables: func(ctx context.Context, programID int64, env bot.EnvironmentName) (map[string]string, error) {
 			// As bot.Engine.Variables: the configuration's, overridden by
@@ -391,7 +392,7 @@ func TestDashboardProgramPage(t *testing.T) {
 		"Queue execution state commit branch cause by created message stage-only #4 running 4444444",
 		"full-stack #5 queued 4444444 main manual erin",
 		// environments summary
-		"stage commit 1111111 execution stage-only #1 artifact set "+short(f.set.Digest)+" since 2026-03-01 10:04:00 UTC Held by stage-only #4 (running)",
+		"stage commit 1111111 execution stage-only #1 artifact set "+bot.ShortDigest(f.set.Digest)+" since 2026-03-01 10:04:00 UTC Held by stage-only #4 (running)",
 		"production commit 1111111 execution prod-only #2",
 	)
 	mustContain(t, "program page", body,
@@ -411,7 +412,7 @@ func TestDashboardExecutionPageProdOnly(t *testing.T) {
 		"prod-only #2 succeeded deployed to production",
 		"commit "+commitOne,
 		"cause promotion by alice",
-		"source stage-only #1 at 1111111, artifact set "+short(f.set.Digest),
+		"source stage-only #1 at 1111111, artifact set "+bot.ShortDigest(f.set.Digest),
 		"artifact set "+f.set.Digest,
 		"duration 10m00s",
 		// the step timeline
@@ -507,18 +508,18 @@ func TestDashboardEnvironmentsPage(t *testing.T) {
 	body := f.page("/programs/acme/app/environments")
 	txt := text(body)
 	mustContain(t, "environments page", txt,
-		"stage Running now commit 1111111 execution stage-only #1 artifact set "+short(f.set.Digest)+" since 2026-03-01 10:04:00 UTC",
+		"stage Running now commit 1111111 execution stage-only #1 artifact set "+bot.ShortDigest(f.set.Digest)+" since 2026-03-01 10:04:00 UTC",
 		"Held by stage-only #4 running since 2026-03-01 10:40:00 UTC",
 		"While held, its variables cannot change (rule E).",
 		"Queued to take it: full-stack #5",
 		"Variables name value from LOG_LEVEL trace env set REGION eu-west-1 config",
-		"production Running now commit 1111111 execution prod-only #2 artifact set "+short(f.set.Digest)+" since 2026-03-01 10:20:00 UTC",
+		"production Running now commit 1111111 execution prod-only #2 artifact set "+bot.ShortDigest(f.set.Digest)+" since 2026-03-01 10:20:00 UTC",
 		"Free: no active execution holds production",
 		"FEATURE_X "+dashEvil+" env set",
 	)
 	mustContain(t, "environments page", body,
 		`<a href="/programs/acme/app/executions/1">stage-only #1</a>`,
-		`<code title="`+f.set.Digest+`">`+short(f.set.Digest)+`</code>`,
+		`<code title="`+f.set.Digest+`">`+bot.ShortDigest(f.set.Digest)+`</code>`,
 		`<a href="/programs/acme/app/executions/4">stage-only #4</a>`)
 	mustNotContain(t, "environments page", body, refreshMeta)
 }

@@ -1,4 +1,4 @@
-package handlers
+package worker
 
 import (
 	"context"
@@ -149,11 +149,11 @@ func (w *StepWorker) remote(ctx context.Context, c bot.Claim, log io.Writer) bot
 	}
 	switch c.Step.Name {
 	case bot.StepBuild:
-		return bot.Outcome{Succeeded: true, ArtifactDigest: r.ArtifactDigest, Message: fmt.Sprintf("built artifact set %s (%s)", short(r.ArtifactDigest), files(r.Files))}
+		return bot.Outcome{Succeeded: true, ArtifactDigest: r.ArtifactDigest, Message: fmt.Sprintf("built artifact set %s (%s)", bot.ShortDigest(r.ArtifactDigest), bot.FileCount(r.Files))}
 	case bot.StepStageTests:
 		return bot.Outcome{Succeeded: true, Message: fmt.Sprintf("%d stage test(s) passed", len(work.Commands))}
 	}
-	return bot.Outcome{Succeeded: true, Message: fmt.Sprintf("deployed %s (artifact set %s) to %s", bot.ShortSHA(c.Execution.Commit), short(c.Execution.ArtifactDigest), c.Environment())}
+	return bot.Outcome{Succeeded: true, Message: fmt.Sprintf("deployed %s (artifact set %s) to %s", bot.ShortSHA(c.Execution.Commit), bot.ShortDigest(c.Execution.ArtifactDigest), c.Environment())}
 }
 
 // WorkRunner runs StepWork on a worker: a fresh workspace under DataDir,
@@ -197,7 +197,7 @@ func (r *WorkRunner) Run(ctx context.Context, work StepWork, log io.Writer) Work
 		dir := filepath.Join(ws, "artifacts")
 		if err := r.Artifacts.Materialize(ctx, work.Materialize, dir); err != nil {
 			fmt.Fprintf(log, "materializing artifacts failed: %v\n", err)
-			return fail("artifact set %s: %v", short(work.Materialize), err)
+			return fail("artifact set %s: %v", bot.ShortDigest(work.Materialize), err)
 		}
 		fmt.Fprintf(log, "artifact set %s in $STAGEHAND_ARTIFACTS\n", work.Materialize)
 		env["STAGEHAND_ARTIFACTS"] = dir

@@ -1,4 +1,4 @@
-package handlers
+package reporter
 
 import (
 	"context"
@@ -82,7 +82,7 @@ func (r *Reporter) Run(ctx context.Context) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if err := r.tick(ctx); err != nil && ctx.Err() == nil {
+		if err := r.Tick(ctx); err != nil && ctx.Err() == nil {
 			r.Logger.WarnContext(ctx, "reporting to GitHub; will retry", bot.LogError, err)
 		}
 		select {
@@ -93,10 +93,10 @@ func (r *Reporter) Run(ctx context.Context) {
 	}
 }
 
-// tick is one turn of Run: it takes (or renews) the reporter lease and, if
+// Tick is one turn of Run: it takes (or renews) the reporter lease and, if
 // this reporter holds it, reports. A tick that runs longer than LeaseTTL
 // may overlap with the next holder's; Interval and LeaseTTL keep that rare.
-func (r *Reporter) tick(ctx context.Context) error {
+func (r *Reporter) Tick(ctx context.Context) error {
 	ttl := r.LeaseTTL
 	if ttl <= 0 {
 		ttl = 10 * time.Second
@@ -258,7 +258,7 @@ func (r *Reporter) load(ctx context.Context, id int64) (snapshot, error) {
 			}
 		}
 	}
-	s.in.PromoteRequested = promoteRequested(s.in.Events)
+	s.in.PromoteRequested = bot.PromoteRequested(s.in.Events)
 	s.in.DetailsURL = fmt.Sprintf("%s/programs/%s/executions/%d", strings.TrimRight(r.PublicURL, "/"), s.in.Program.FullName(), s.in.Execution.Number)
 	s.in.Now = lastChange(s.in.Execution, s.in.Steps)
 	return s, nil
@@ -283,21 +283,6 @@ func lastChange(ex bot.Execution, steps []bot.Step) time.Time {
 		}
 	}
 	return t
-}
-
-// promoteRequested: the last promotion click was Promote Build, not yet
-// confirmed or dismissed.
-func promoteRequested(events []bot.Event) bool {
-	requested := false
-	for _, ev := range events {
-		switch ev.Kind {
-		case bot.EventPromoteRequested:
-			requested = true
-		case bot.EventPromoteDismissed, "promoted":
-			requested = false
-		}
-	}
-	return requested
 }
 
 func (r *Reporter) report(ctx context.Context, id int64) error {
@@ -411,7 +396,7 @@ func (r *Reporter) reportCheckRun(ctx context.Context, s *snapshot) error {
 	if !haveLast {
 		return r.createCheckRun(ctx, s, phase, view, hash+"|"+gate)
 	}
-	err := r.GitHub.UpdateCheckRun(ctx, p.InstallationID, p.Owner, p.Repo, last.GitHubID, updateOptions(view))
+	err := r.GitHub.UpdateCheckRun(ctx, p.InstallationID, p.Owner, p.Repo, last.GitHubID, githubapp.UpdateOptions(view))
 	if errors.Is(err, bot.ErrNotFound) {
 		// The check run is gone from GitHub (deleted, or a stand-in that
 		// restarted): the phase gets a new one rather than failing forever.
@@ -433,7 +418,7 @@ func (r *Reporter) createCheckRun(ctx context.Context, s *snapshot, phase int, v
 	if err := r.putRef(ctx, intent); err != nil {
 		return err
 	}
-	id, err := r.GitHub.CreateCheckRun(ctx, p.InstallationID, p.Owner, p.Repo, createOptions(view))
+	id, err := r.GitHub.CreateCheckRun(ctx, p.InstallationID, p.Owner, p.Repo, githubapp.CreateOptions(view))
 	if err != nil {
 		return fmt.Errorf("creating check run %s: %w", view.Name, err)
 	}
@@ -510,41 +495,6 @@ func hashView(v githubapp.CheckRunView) string {
 	b, _ := json.Marshal(v)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
-}
-
-func createOptions(v githubapp.CheckRunView) github.CreateCheckRunOptions {
-	o := github.CreateCheckRunOptions{
-		Name: v.Name, HeadSHA: v.HeadSHA, DetailsURL: github.String(v.DetailsURL), ExternalID: github.String(v.ExternalID),
-		Status: github.String(v.Status), Output: output(v), Actions: v.Actions,
-	}
-	if v.Status == githubapp.StatusCompleted {
-		o.Conclusion = github.String(v.Conclusion)
-		o.CompletedAt = &github.Timestamp{Time: time.Now()}
-	}
-	return o
-}
-
-func updateOptions(v githubapp.CheckRunView) github.UpdateCheckRunOptions {
-	o := github.UpdateCheckRunOptions{
-		Name: v.Name, DetailsURL: github.String(v.DetailsURL), ExternalID: github.String(v.ExternalID),
-		Status: github.String(v.Status), Output: output(v), Actions: v.Actions,
-	}
-	if o.Actions == nil {
-		o.Actions = []*github.CheckRunAction{} // removes buttons shown before
-	}
-	if v.Status == githubapp.StatusCompleted {
-		o.Conclusion = github.String(v.Conclusion)
-		o.CompletedAt = &github.Timestamp{Time: time.Now()}
-	}
-	return o
-}
-
-func output(v githubapp.CheckRunView) *github.CheckRunOutput {
-	o := &github.CheckRunOutput{Title: github.String(v.Title), Summary: github.String(v.Summary), Annotations: v.Annotations}
-	if v.Text != "" {
-		o.Text = github.String(v.Text)
-	}
-	return o
 }
 
 // reportDeployments keeps a GitHub Deployment per deploy step in step with

@@ -1,4 +1,4 @@
-package handlers
+package webhook
 
 import (
 	"context"
@@ -13,11 +13,13 @@ import (
 	"github.com/stagehand-dev/stagehand/bot/githubapp"
 )
 
+var _ = handles("push", (*Webhooks).push)
+
 // push decides which pipelines a push starts (rule A) against the policy
 // of the default branch (SPEC §3), records a queued execution for each with
 // the commands of the pushed commit, and records why the others did not
 // start.
-func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) error {
+func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) error {
 	r := ev.GetRepo()
 	repoRef := bot.Repository{ID: r.GetID(), Owner: r.GetOwner().GetLogin(), Name: r.GetName(), DefaultBranch: r.GetDefaultBranch()}
 	if repoRef.Owner == "" {
@@ -44,7 +46,7 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 		}
 		return err
 	}
-	if done, err := h.processed(ctx, d.guid); err != nil || done {
+	if done, err := h.processed(ctx, d.GUID); err != nil || done {
 		if done {
 			h.Logger.InfoContext(ctx, "delivery already processed; nothing to do")
 		}
@@ -103,7 +105,7 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 		if err != nil {
 			return err
 		}
-		record := bot.TriggerRecord{ProgramID: prog.ID, DeliveryID: d.guid, Commit: push.After, Branch: branch, CreatedAt: now}
+		record := bot.TriggerRecord{ProgramID: prog.ID, DeliveryID: d.GUID, Commit: push.After, Branch: branch, CreatedAt: now}
 		if why.Code != "" {
 			record.Reason = why.String()
 			return tx.AddTriggerRecord(ctx, record)
@@ -115,7 +117,7 @@ func (h *Webhooks) push(ctx context.Context, d delivery, ev *github.PushEvent) e
 			if dec.Start {
 				e, err := bot.QueuePushStart(ctx, tx, bot.PushStart{
 					Program: prog, Pipeline: dec.Pipeline, Commit: push.After, Branch: branch,
-					Pusher: ev.GetSender().GetLogin(), DeliveryID: d.guid, Config: ownRaw, Policy: pol.Raw, At: now,
+					Pusher: ev.GetSender().GetLogin(), DeliveryID: d.GUID, Config: ownRaw, Policy: pol.Raw, At: now,
 				})
 				if err != nil {
 					return err
@@ -237,7 +239,7 @@ func (h *Webhooks) explainPush(ctx context.Context, prog bot.Program, branch, sh
 		}
 	}
 	for _, v := range views {
-		if _, err := h.Checks.CreateCheckRun(ctx, prog.InstallationID, prog.Owner, prog.Repo, createOptions(v)); err != nil {
+		if _, err := h.Checks.CreateCheckRun(ctx, prog.InstallationID, prog.Owner, prog.Repo, githubapp.CreateOptions(v)); err != nil {
 			h.Logger.WarnContext(ctx, "creating the check run that explains the push", "check_run", v.Name, bot.LogError, err)
 		}
 	}

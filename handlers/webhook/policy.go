@@ -1,4 +1,4 @@
-package handlers
+package webhook
 
 import (
 	"context"
@@ -75,4 +75,12 @@ func (p *Policies) At(ctx context.Context, prog bot.Program, branch, commit stri
 	p.cache[key] = pol
 	p.mu.Unlock()
 	return pol, nil
+}
+
+// Forget empties the cache, so the next read of every program's policy
+// goes to GitHub again.
+func (p *Policies) Forget() {
+	p.mu.Lock()
+	p.cache = nil
+	p.mu.Unlock()
 }

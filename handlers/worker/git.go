@@ -1,4 +1,4 @@
-package handlers
+package worker
 
 import (
 	"context"
@@ -85,7 +85,9 @@ func (g *GitRepos) scratch() (string, error) {
 // git, configuration files through the contents API.
 type RepoSource struct {
 	*GitRepos
-	Files FileFetcher
+	Files interface {
+		FetchFile(ctx context.Context, installationID int64, owner, repo, path, ref string) ([]byte, error)
+	}
 }
 
 // ReadConfig returns .github/stagehand.yml at a commit.

@@ -1,4 +1,4 @@
-package handlers
+package webhook
 
 import (
 	"context"
@@ -11,9 +11,11 @@ import (
 	"github.com/stagehand-dev/stagehand/bot"
 )
 
+var _ = handles("installation", (*Webhooks).installation)
+
 // installation keeps track of the App's installations and their
 // repositories (each repository is a program).
-func (h *Webhooks) installation(ctx context.Context, d delivery, ev *github.InstallationEvent) error {
+func (h *Webhooks) installation(ctx context.Context, d Delivery, ev *github.InstallationEvent) error {
 	in := ev.GetInstallation()
 	ctx = bot.WithLogAttrs(ctx, slog.Int64(bot.LogInstallationID, in.GetID()))
 	action := ev.GetAction()
@@ -40,9 +42,11 @@ func (h *Webhooks) installation(ctx context.Context, d delivery, ev *github.Inst
 	return err
 }
 
+var _ = handles("installation_repositories", (*Webhooks).installationRepositories)
+
 // installationRepositories adds and removes programs as repositories are
 // added to or removed from an installation.
-func (h *Webhooks) installationRepositories(ctx context.Context, d delivery, ev *github.InstallationRepositoriesEvent) error {
+func (h *Webhooks) installationRepositories(ctx context.Context, d Delivery, ev *github.InstallationRepositoriesEvent) error {
 	inst := ev.GetInstallation().GetID()
 	ctx = bot.WithLogAttrs(ctx, slog.Int64(bot.LogInstallationID, inst))
 	_, err := h.mark(ctx, d, func(tx bot.Tx) error {
@@ -51,7 +55,7 @@ func (h *Webhooks) installationRepositories(ctx context.Context, d delivery, ev 
 		}
 		for _, r := range ev.RepositoriesRemoved {
 			owner, name := splitFullName(r)
-			p, err := programOf(ctx, tx, r.GetID(), owner, name)
+			p, err := bot.ProgramOf(ctx, tx, r.GetID(), owner, name)
 			if errors.Is(err, bot.ErrNotFound) {
 				continue // never seen: nothing to remove
 			}

@@ -1,4 +1,4 @@
-package handlers
+package webhook
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/bot/githubapp"
+	"github.com/stagehand-dev/stagehand/handlers/reporter"
 )
 
 // InteractAPI is what the handlers of clicks and comments ask of GitHub.
@@ -162,8 +163,10 @@ func upToDate(prog bot.Program, inst int64, r bot.Repository) bool {
 		prog.Owner == r.Owner && prog.Repo == r.Name && (r.DefaultBranch == "" || prog.DefaultBranch == r.DefaultBranch)
 }
 
+var _ = handles("check_run", (*Webhooks).checkRun)
+
 // checkRun handles clicks on check-run buttons and re-run requests.
-func (h *Webhooks) checkRun(ctx context.Context, d delivery, ev *github.CheckRunEvent) error {
+func (h *Webhooks) checkRun(ctx context.Context, d Delivery, ev *github.CheckRunEvent) error {
 	if ev.GetCheckRun().GetApp().GetID() != h.AppID || h.Commands == nil {
 		return h.record(ctx, d, "check run of another app ignored")
 	}
@@ -174,7 +177,7 @@ func (h *Webhooks) checkRun(ctx context.Context, d delivery, ev *github.CheckRun
 	if err != nil {
 		return h.record(ctx, d, "check run without a Stagehand execution ignored")
 	}
-	if done, err := h.processed(ctx, d.guid); err != nil || done {
+	if done, err := h.processed(ctx, d.GUID); err != nil || done {
 		return err
 	}
 	var ex bot.Execution
@@ -218,7 +221,7 @@ func (h *Webhooks) checkRun(ctx context.Context, d delivery, ev *github.CheckRun
 	// a click on an older check run, or on a button the execution's state
 	// no longer offers, is answered as stale.
 	checkRunID := ev.GetCheckRun().GetID()
-	shown, err := (&Reporter{Store: h.Store, ParseConfig: h.ParseConfig}).Buttons(ctx, ex.ID)
+	shown, err := (&reporter.Reporter{Store: h.Store, ParseConfig: h.ParseConfig}).Buttons(ctx, ex.ID)
 	if err != nil {
 		return err
 	}
@@ -277,7 +280,7 @@ func sameRepository(prog bot.Program, r bot.Repository) bool {
 // answerClick records the delivery and, for a refused or stale click,
 // notes the reason on the execution, so its check run is re-rendered with
 // the buttons that apply now and says why.
-func (h *Webhooks) answerClick(ctx context.Context, d delivery, ex bot.Execution, user, action string, err error) error {
+func (h *Webhooks) answerClick(ctx context.Context, d Delivery, ex bot.Execution, user, action string, err error) error {
 	var re *bot.RuleError
 	var rf *refusal
 	var sc *staleClick
@@ -326,12 +329,14 @@ func (h *Webhooks) promoteRequested(ctx context.Context, prog bot.Program, ex bo
 	return h.note(ctx, ex, user, bot.EventPromoteRequested, "")
 }
 
+var _ = handles("check_suite", (*Webhooks).checkSuite)
+
 // checkSuite re-runs, at the suite's commit, each pipeline that ran there.
-func (h *Webhooks) checkSuite(ctx context.Context, d delivery, ev *github.CheckSuiteEvent) error {
+func (h *Webhooks) checkSuite(ctx context.Context, d Delivery, ev *github.CheckSuiteEvent) error {
 	if ev.GetAction() != "rerequested" || ev.GetCheckSuite().GetApp().GetID() != h.AppID || h.Commands == nil {
 		return h.record(ctx, d, "check suite event ignored", slog.String("action", ev.GetAction()))
 	}
-	if done, err := h.processed(ctx, d.guid); err != nil || done {
+	if done, err := h.processed(ctx, d.GUID); err != nil || done {
 		return err
 	}
 	owner, repo := ev.GetRepo().GetOwner().GetLogin(), ev.GetRepo().GetName()

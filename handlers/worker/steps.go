@@ -1,4 +1,4 @@
-package handlers
+package worker
 
 import (
 	"context"
@@ -51,13 +51,6 @@ type ArtifactStore interface {
 // ErrWorkerStopped is Start's answer once Shutdown has begun; the job's
 // step is taken over by the reconcile loop of a running worker.
 var ErrWorkerStopped = errors.New("the step worker is shutting down")
-
-// Log sizes: a step's whole log is kept up to MaxLogBytes on disk; the
-// last LogTailBytes are kept with the step for check runs and pages.
-const (
-	MaxLogBytes  = 8 << 20
-	LogTailBytes = 4 << 10
-)
 
 // StepWorker runs the steps of executions: it claims a step from a job,
 // runs its commands in a fresh workspace with a heartbeat, and reports
@@ -114,7 +107,7 @@ func (w *StepWorker) init() {
 func (w *StepWorker) Handle(msg *message.Message) error {
 	var j bot.Job
 	if err := json.Unmarshal(msg.Payload, &j); err != nil {
-		return permanentError{fmt.Errorf("decoding a step job: %w", err)}
+		return bot.PermanentError{Err: fmt.Errorf("decoding a step job: %w", err)}
 	}
 	return w.Start(msg.Context(), j)
 }
@@ -244,19 +237,6 @@ func (w *StepWorker) run(c bot.Claim) {
 	w.Logger.InfoContext(ctx, "step ended", "succeeded", o.Succeeded, "message", o.Message)
 }
 
-// logsRoot holds the step logs, a directory per execution.
-func logsRoot(dataDir string) string { return filepath.Join(dataDir, "logs") }
-
-// logDir holds the step logs of an execution: <data dir>/logs/<execution id>.
-func logDir(dataDir string, executionID int64) string {
-	return filepath.Join(logsRoot(dataDir), strconv.FormatInt(executionID, 10))
-}
-
-// logFile is the log of one step of an execution.
-func logFile(dataDir string, executionID int64, step bot.StepName) string {
-	return filepath.Join(logDir(dataDir, executionID), string(step)+".log")
-}
-
 // execute runs the step's work and says how it went.
 func (w *StepWorker) execute(ctx context.Context, c bot.Claim) bot.Outcome {
 	ex := c.Execution
@@ -267,10 +247,10 @@ func (w *StepWorker) execute(ctx context.Context, c bot.Claim) bot.Outcome {
 		return failed("locating the workspace: %v", err)
 	}
 	defer os.RemoveAll(ws)
-	if err := os.MkdirAll(logDir(w.DataDir, ex.ID), 0o750); err != nil {
+	if err := os.MkdirAll(LogFiles{w.DataDir}.Dir(ex.ID), 0o750); err != nil {
 		return failed("creating the log directory: %v", err)
 	}
-	log, err := runner.NewLog(logFile(w.DataDir, ex.ID, c.Step.Name), MaxLogBytes, LogTailBytes)
+	log, err := runner.NewLog(LogFiles{w.DataDir}.File(ex.ID, c.Step.Name), bot.MaxLogBytes, bot.LogTailBytes)
 	if err != nil {
 		return failed("creating the step log: %v", err)
 	}
@@ -435,30 +415,15 @@ func (w *StepWorker) build(ctx context.Context, c bot.Claim, ws string, log io.W
 		return failed("%v", err)
 	}
 	logArtifactSet(log, set)
-	return bot.Outcome{Succeeded: true, ArtifactDigest: set.Digest, Message: fmt.Sprintf("built artifact set %s (%s)", short(set.Digest), files(len(set.Files)))}
+	return bot.Outcome{Succeeded: true, ArtifactDigest: set.Digest, Message: fmt.Sprintf("built artifact set %s (%s)", bot.ShortDigest(set.Digest), bot.FileCount(len(set.Files)))}
 }
 
 // logArtifactSet lists a collected set in the step log.
 func logArtifactSet(log io.Writer, set bot.ArtifactSet) {
-	fmt.Fprintf(log, "artifact set %s: %s, %d bytes\n", set.Digest, files(len(set.Files)), set.Size())
+	fmt.Fprintf(log, "artifact set %s: %s, %d bytes\n", set.Digest, bot.FileCount(len(set.Files)), set.Size())
 	for _, f := range set.Files {
 		fmt.Fprintf(log, "  %s  %8d  %s\n", f.SHA256[:12], f.Size, f.Path)
 	}
-}
-
-// files is "1 file" or "n files".
-func files(n int) string {
-	if n == 1 {
-		return "1 file"
-	}
-	return fmt.Sprintf("%d files", n)
-}
-
-func short(d string) string {
-	if len(d) > 12 {
-		return d[:12]
-	}
-	return d
 }
 
 // prepareEnv checks out the commit and materializes the artifact set.
@@ -472,7 +437,7 @@ func (w *StepWorker) prepareEnv(ctx context.Context, c bot.Claim, ws string, log
 	dir := filepath.Join(ws, "artifacts")
 	if err := w.Artifacts.Materialize(ctx, c.Execution.ArtifactDigest, dir); err != nil {
 		fmt.Fprintf(log, "materializing artifacts failed: %v\n", err)
-		return "", fmt.Errorf("artifact set %s: %w", short(c.Execution.ArtifactDigest), err)
+		return "", fmt.Errorf("artifact set %s: %w", bot.ShortDigest(c.Execution.ArtifactDigest), err)
 	}
 	fmt.Fprintf(log, "artifact set %s in $STAGEHAND_ARTIFACTS\n", c.Execution.ArtifactDigest)
 	return dir, nil
@@ -495,7 +460,7 @@ func (w *StepWorker) deploy(ctx context.Context, c bot.Claim, ws string, log io.
 	if err := w.command(ctx, c, ws, ec.Deploy, ec.DeployTimeout, log, dir); err != nil {
 		return failed("deploy to %s: %v", envName, err)
 	}
-	return bot.Outcome{Succeeded: true, Message: fmt.Sprintf("deployed %s (artifact set %s) to %s", bot.ShortSHA(c.Execution.Commit), short(c.Execution.ArtifactDigest), envName)}
+	return bot.Outcome{Succeeded: true, Message: fmt.Sprintf("deployed %s (artifact set %s) to %s", bot.ShortSHA(c.Execution.Commit), bot.ShortDigest(c.Execution.ArtifactDigest), envName)}
 }
 
 func (w *StepWorker) tests(ctx context.Context, c bot.Claim, ws string, log io.Writer) bot.Outcome {
@@ -530,11 +495,11 @@ func (w *StepWorker) prepare(ctx context.Context, c bot.Claim, log io.Writer) bo
 	set, err := w.Artifacts.Verify(ctx, src.ArtifactDigest)
 	if err != nil {
 		fmt.Fprintf(log, "verification failed: %v\n", err)
-		return failed("the artifact set %s of %s failed verification: %v", short(src.ArtifactDigest), src, err)
+		return failed("the artifact set %s of %s failed verification: %v", bot.ShortDigest(src.ArtifactDigest), src, err)
 	}
-	fmt.Fprintf(log, "verified %s, %d bytes\n", files(len(set.Files)), set.Size())
+	fmt.Fprintf(log, "verified %s, %d bytes\n", bot.FileCount(len(set.Files)), set.Size())
 	return bot.Outcome{Succeeded: true, ArtifactDigest: src.ArtifactDigest,
-		Message: fmt.Sprintf("source %s (%s), artifact set %s: %s verified", src, bot.ShortSHA(src.Commit), short(src.ArtifactDigest), files(len(set.Files)))}
+		Message: fmt.Sprintf("source %s (%s), artifact set %s: %s verified", src, bot.ShortSHA(src.Commit), bot.ShortDigest(src.ArtifactDigest), bot.FileCount(len(set.Files)))}
 }
 
 // rollbackCheck runs before the approval gate (rule G): it asks git

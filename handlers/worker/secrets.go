@@ -1,4 +1,4 @@
-package handlers
+package worker
 
 import (
 	"context"
@@ -107,7 +107,9 @@ func (s SecretsDir) Status(prog bot.Program, env bot.EnvironmentName, names []st
 // names, never values.
 type DeclaredSecrets struct {
 	Policy bot.PolicyReader
-	Source SecretStatus
+	Source interface {
+		Status(prog bot.Program, env bot.EnvironmentName, names []string) map[string]string
+	}
 }
 
 // Status is the declared secrets of prog's env, "set" or "missing".

@@ -1,4 +1,4 @@
-package handlers
+package reporter
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 // alone.
 func ResendCheckRuns(ctx context.Context, store bot.Store) error {
 	return store.Update(ctx, func(tx bot.Tx) error {
-		return eachProgram(ctx, tx, func(_ bot.Program, execs []bot.Execution) error {
+		return bot.EachProgram(ctx, tx, func(_ bot.Program, execs []bot.Execution) error {
 			for _, ex := range execs {
 				if err := resendCheckRun(ctx, tx, ex.ID); err != nil {
 					return err

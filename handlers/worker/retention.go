@@ -1,4 +1,4 @@
-package handlers
+package worker
 
 import (
 	"context"
@@ -66,7 +66,7 @@ func (r *Retainer) RunOnce(ctx context.Context) (RetentionStats, error) {
 	keep := map[string]bool{}
 	var dropLogs []int64
 	err := r.Store.View(ctx, func(tx bot.Tx) error {
-		return eachProgram(ctx, tx, func(p bot.Program, execs []bot.Execution) error {
+		return bot.EachProgram(ctx, tx, func(p bot.Program, execs []bot.Execution) error {
 			var deployed []bot.Deployment
 			for _, env := range []bot.EnvironmentName{bot.Stage, bot.Production} {
 				d, err := tx.Deployment(ctx, p.ID, env)
@@ -91,7 +91,7 @@ func (r *Retainer) RunOnce(ctx context.Context) (RetentionStats, error) {
 	}
 	// One listing of the log directories, rather than a look for each old
 	// execution at every pass (most had theirs removed passes ago).
-	present, err := os.ReadDir(logsRoot(r.DataDir))
+	present, err := os.ReadDir(LogFiles{r.DataDir}.Root())
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return st, fmt.Errorf("retention: listing the step logs: %w", err)
 	}
@@ -103,7 +103,7 @@ func (r *Retainer) RunOnce(ctx context.Context) (RetentionStats, error) {
 		if !d.IsDir() || !drop[d.Name()] {
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(logsRoot(r.DataDir), d.Name())); err != nil {
+		if err := os.RemoveAll(filepath.Join(LogFiles{r.DataDir}.Root(), d.Name())); err != nil {
 			return st, fmt.Errorf("retention: removing the logs of execution %s: %w", d.Name(), err)
 		}
 		st.Logs++
@@ -124,23 +124,4 @@ func (r *Retainer) RunOnce(ctx context.Context) (RetentionStats, error) {
 			"older_than", r.Policy.Age.String(), "logs", st.Logs, "artifact_sets", st.Sets, "contents", st.Blobs, "bytes", st.Bytes)
 	}
 	return st, nil
-}
-
-// eachProgram calls fn with every program and all its executions, newest
-// first.
-func eachProgram(ctx context.Context, tx bot.Tx, fn func(p bot.Program, execs []bot.Execution) error) error {
-	progs, err := tx.Programs(ctx)
-	if err != nil {
-		return err
-	}
-	for _, p := range progs {
-		execs, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: p.ID})
-		if err != nil {
-			return err
-		}
-		if err := fn(p, execs); err != nil {
-			return err
-		}
-	}
-	return nil
 }

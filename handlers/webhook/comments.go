@@ -1,4 +1,4 @@
-package handlers
+package webhook
 
 import (
 	"cmp"
@@ -17,10 +17,12 @@ import (
 	"github.com/stagehand-dev/stagehand/bot"
 )
 
+var _ = handles("issue_comment", (*Webhooks).issueComment)
+
 // issueComment runs the slash commands of a newly created comment. Edits,
 // deletions and comments by bots are ignored. The bot reacts 👀 at once,
 // then answers in one reply: what it did, with links, or exactly why not.
-func (h *Webhooks) issueComment(ctx context.Context, d delivery, ev *github.IssueCommentEvent) error {
+func (h *Webhooks) issueComment(ctx context.Context, d Delivery, ev *github.IssueCommentEvent) error {
 	if ev.GetAction() != "created" || h.Commands == nil {
 		return h.record(ctx, d, "comment "+ev.GetAction()+" ignored")
 	}
@@ -59,7 +61,7 @@ func (h *Webhooks) issueComment(ctx context.Context, d delivery, ev *github.Issu
 		}
 		pol = &p
 	}
-	if done, err := h.processed(ctx, d.guid); err != nil || done {
+	if done, err := h.processed(ctx, d.GUID); err != nil || done {
 		return err
 	}
 	prog, err := h.programFor(ctx, inst, r)
@@ -270,7 +272,7 @@ func (h *Webhooks) status(ctx context.Context, prog bot.Program, pol bot.Policy)
 			case err != nil:
 				return err
 			default:
-				fmt.Fprintf(&b, "- %s: %s (%s #%d), artifact set %s, since %s\n", env, bot.ShortSHA(d.Commit), d.Pipeline, d.Number, short(d.ArtifactDigest), d.Since.UTC().Format("2006-01-02 15:04 MST"))
+				fmt.Fprintf(&b, "- %s: %s (%s #%d), artifact set %s, since %s\n", env, bot.ShortSHA(d.Commit), d.Pipeline, d.Number, bot.ShortDigest(d.ArtifactDigest), d.Since.UTC().Format("2006-01-02 15:04 MST"))
 			}
 		}
 		return nil

@@ -1,4 +1,4 @@
-package handlers
+package web
 
 import (
 	"cmp"
@@ -26,6 +26,11 @@ type ArtifactReader interface {
 	Get(ctx context.Context, digest string) (bot.ArtifactSet, error)
 }
 
+// StepLogs says where a step's log file is (worker.LogFiles).
+type StepLogs interface {
+	File(executionID int64, step bot.StepName) string
+}
+
 // Dashboard serves the read-only web dashboard (server-rendered HTML, no
 // JavaScript needed, no CDN) and the JSON API over the same data. Every
 // route is a GET: nothing here changes state.
@@ -38,7 +43,7 @@ type ArtifactReader interface {
 type Dashboard struct {
 	Store     bot.Store
 	Artifacts ArtifactReader // nil: artifact sets are not shown
-	DataDir   string         // step logs are <DataDir>/logs/<execution id>/<step>.log
+	Logs      StepLogs       // where step logs are; nil: no logs shown
 	Clock     bot.Clock      // nil: the system clock
 	Logger    *slog.Logger   // nil: discard
 	// Variables lists an environment's variables as the next deployment
@@ -613,7 +618,7 @@ func span(start, end, now time.Time) time.Duration {
 }
 
 func (d *Dashboard) logFile(ex bot.Execution, step bot.StepName) string {
-	return logFile(d.DataDir, ex.ID, step)
+	return d.Logs.File(ex.ID, step)
 }
 
 func (d *Dashboard) stepView(p bot.Program, ex bot.Execution, s bot.Step, now time.Time) stepView {
@@ -623,7 +628,7 @@ func (d *Dashboard) stepView(p bot.Program, ex bot.Execution, s bot.Step, now ti
 		end = s.StartedAt // not going on: ended without a time
 	}
 	v.Duration = span(s.StartedAt, end, now)
-	if d.DataDir == "" {
+	if d.Logs == nil {
 		return v
 	}
 	fi, err := os.Stat(d.logFile(ex, s.Name))
@@ -632,7 +637,7 @@ func (d *Dashboard) stepView(p bot.Program, ex bot.Execution, s bot.Step, now ti
 	}
 	v.LogSize, v.LogPath = fi.Size(), logPath(p, ex.Number, s.Name)
 	if v.Tail == "" && fi.Size() > 0 {
-		v.Tail = readTail(d.logFile(ex, s.Name), LogTailBytes)
+		v.Tail = readTail(d.logFile(ex, s.Name), bot.LogTailBytes)
 	}
 	return v
 }

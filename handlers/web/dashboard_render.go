@@ -1,4 +1,4 @@
-package handlers
+package web
 
 import (
 	"bytes"
@@ -43,7 +43,7 @@ func contentHash(b []byte) string {
 func parseDashboardTemplates() map[string]*template.Template {
 	funcs := template.FuncMap{
 		"sha":          bot.ShortSHA,
-		"digest":       short,
+		"digest":       bot.ShortDigest,
 		"dur":          formatDuration,
 		"when":         formatTime,
 		"iso":          func(t time.Time) string { return t.UTC().Format(time.RFC3339) },

@@ -1,4 +1,4 @@
-package handlers
+package webhook
 
 import (
 	"context"
@@ -11,12 +11,14 @@ import (
 	"github.com/stagehand-dev/stagehand/bot"
 )
 
+var _ = handles("repository", (*Webhooks).repository)
+
 // repository keeps a program's owner, name and default branch those of its
 // GitHub repository, found by the repository's id: a renamed or transferred
 // repository keeps its program, variables and history, and a deleted one's
 // program is marked removed (a repository created again under its name
 // gets a new program). A repository that is not a program is left alone.
-func (h *Webhooks) repository(ctx context.Context, d delivery, ev *github.RepositoryEvent) error {
+func (h *Webhooks) repository(ctx context.Context, d Delivery, ev *github.RepositoryEvent) error {
 	gr := ev.GetRepo()
 	r := bot.Repository{ID: gr.GetID(), Owner: gr.GetOwner().GetLogin(), Name: gr.GetName(), DefaultBranch: gr.GetDefaultBranch()}
 	inst := ev.GetInstallation().GetID()
@@ -29,12 +31,12 @@ func (h *Webhooks) repository(ctx context.Context, d delivery, ev *github.Reposi
 		return h.record(ctx, d, "repository "+action+" changes no program")
 	}
 	if r.ID == 0 || r.Owner == "" || r.Name == "" {
-		return permanentError{fmt.Errorf("repository %s of delivery %s: the payload names no repository id, owner or name", action, d.guid)}
+		return bot.PermanentError{Err: fmt.Errorf("repository %s of delivery %s: the payload names no repository id, owner or name", action, d.GUID)}
 	}
 	oldOwner, oldName := previousName(ev, r)
 	var before, after bot.Program
 	fresh, err := h.mark(ctx, d, func(tx bot.Tx) error {
-		p, err := programOf(ctx, tx, r.ID, oldOwner, oldName)
+		p, err := bot.ProgramOf(ctx, tx, r.ID, oldOwner, oldName)
 		if errors.Is(err, bot.ErrNotFound) {
 			before, after = bot.Program{}, bot.Program{}
 			return nil
@@ -90,25 +92,4 @@ func previousName(ev *github.RepositoryEvent, r bot.Repository) (owner, name str
 		}
 	}
 	return owner, name
-}
-
-// programOf finds the program of a repository: by its GitHub id, or, for a
-// program recorded before Stagehand kept ids, by the name owner/name. A
-// program holding the name under another id belongs to another repository:
-// ErrNotFound.
-func programOf(ctx context.Context, tx bot.Tx, id int64, owner, name string) (bot.Program, error) {
-	if id != 0 {
-		p, err := tx.ProgramByGitHubID(ctx, id)
-		if !errors.Is(err, bot.ErrNotFound) {
-			return p, err
-		}
-	}
-	p, err := tx.ProgramByName(ctx, owner, name)
-	if err != nil {
-		return bot.Program{}, err
-	}
-	if id != 0 && p.GitHubID != 0 {
-		return bot.Program{}, fmt.Errorf("program of repository %d: %s/%s is repository %d's: %w", id, owner, name, p.GitHubID, bot.ErrNotFound)
-	}
-	return p, nil
 }

@@ -2,34 +2,20 @@
 // per GitHub event, called by the router after the delivery is durable.
 // Each handler is idempotent: the delivery's GUID is recorded in the same
 // transaction as its effects, so a redelivered message changes nothing.
-package handlers
+package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/go-github/v62/github"
 
 	"github.com/stagehand-dev/stagehand/bot"
 )
-
-// Metadata keys of a webhook message, set by the intake.
-const (
-	MetaEvent      = "event"
-	MetaDeliveryID = "delivery_id"
-	MetaReceivedAt = "received_at"
-)
-
-// Events are the webhook events Stagehand handles; the intake answers
-// others with 202 and drops them.
-var Events = map[string]bool{
-	"ping": true, "push": true, "issue_comment": true, "check_run": true,
-	"check_suite": true, "installation": true, "installation_repositories": true,
-	"repository": true,
-}
 
 // FileFetcher reads a file of a repository at a commit (the contents API
 // with an installation token). A missing file is an error wrapping
@@ -41,6 +27,11 @@ type FileFetcher interface {
 // SecretStatus says, for each declared secret, "set" or "missing".
 type SecretStatus interface {
 	Status(prog bot.Program, env bot.EnvironmentName, names []string) map[string]string
+}
+
+// CheckRunCreator creates check runs (githubapp.App).
+type CheckRunCreator interface {
+	CreateCheckRun(ctx context.Context, inst int64, owner, repo string, opts github.CreateCheckRunOptions) (int64, error)
 }
 
 // Advancer starts what can start once executions are queued.
@@ -59,7 +50,7 @@ type Webhooks struct {
 	// Checks creates the check runs a push leaves without an execution:
 	// stagehand/config for an invalid file, and a skipped check run for a
 	// pipeline rule A held back (optional).
-	Checks ChecksAPI
+	Checks CheckRunCreator
 	// AppID is this GitHub App's ID: check runs of other apps are ignored.
 	AppID     int64
 	PublicURL string
@@ -78,60 +69,78 @@ type Webhooks struct {
 	Logger      *slog.Logger
 }
 
-// delivery is one webhook delivery being handled.
-type delivery struct {
-	guid    string
-	event   string
-	payload []byte
+// Delivery is one webhook delivery being handled.
+type Delivery struct {
+	GUID    string // X-GitHub-Delivery
+	Event   string // X-GitHub-Event
+	Payload []byte
 }
 
-// permanentError marks a failure no retry can fix; the router sends the
-// message to the poison queue at once.
-type permanentError struct{ err error }
-
-func (e permanentError) Error() string   { return e.err.Error() }
-func (e permanentError) Unwrap() error   { return e.err }
-func (e permanentError) Permanent() bool { return true }
-
-// Handle is the router's handler for the webhooks topic.
-func (h *Webhooks) Handle(msg *message.Message) error {
-	d := delivery{guid: msg.Metadata.Get(MetaDeliveryID), event: msg.Metadata.Get(MetaEvent), payload: msg.Payload}
-	if d.guid == "" {
-		d.guid = msg.UUID
-	}
-	return h.handle(msg.Context(), d)
+// Handle handles one stored delivery (router.WebhookHandler calls it).
+func (h *Webhooks) Handle(ctx context.Context, guid, event string, payload []byte) error {
+	return h.HandleDelivery(ctx, Delivery{GUID: guid, Event: event, Payload: payload})
 }
 
-func (h *Webhooks) handle(ctx context.Context, d delivery) error {
-	ev, err := github.ParseWebHook(d.event, d.payload)
-	if err != nil {
-		return permanentError{fmt.Errorf("decoding the %s payload of delivery %s: %w", d.event, d.guid, err)}
-	}
-	switch ev := ev.(type) {
-	case *github.PingEvent:
-		return h.record(ctx, d, "ping received", slog.String("zen", ev.GetZen()), slog.Int64("hook_id", ev.GetHookID()))
-	case *github.PushEvent:
-		return h.push(ctx, d, ev)
-	case *github.InstallationEvent:
-		return h.installation(ctx, d, ev)
-	case *github.InstallationRepositoriesEvent:
-		return h.installationRepositories(ctx, d, ev)
-	case *github.RepositoryEvent:
-		return h.repository(ctx, d, ev)
-	case *github.IssueCommentEvent:
-		return h.issueComment(ctx, d, ev)
-	case *github.CheckRunEvent:
-		return h.checkRun(ctx, d, ev)
-	case *github.CheckSuiteEvent:
-		return h.checkSuite(ctx, d, ev)
-	default:
+// HandleDelivery handles one delivery (Handle without the broker message).
+func (h *Webhooks) HandleDelivery(ctx context.Context, d Delivery) error {
+	eh, ok := registry[d.Event]
+	if !ok {
 		return h.record(ctx, d, "event not used; recorded")
 	}
+	return eh(h, ctx, d)
 }
+
+// An eventHandler handles the deliveries of one event type.
+type eventHandler func(h *Webhooks, ctx context.Context, d Delivery) error
+
+// registry holds the handler of each event; each handler's file declares
+// its events with handles, as go-githubapp's Handles() does.
+var registry = map[string]eventHandler{}
+
+// handles registers fn as the handler of event's deliveries: the payload is
+// decoded into E (go-github's type for the event) first; a payload that
+// does not decode is permanently refused.
+func handles[E any](event string, fn func(h *Webhooks, ctx context.Context, d Delivery, ev *E) error) bool {
+	if _, dup := registry[event]; dup {
+		panic("webhook: two handlers for " + event)
+	}
+	registry[event] = func(h *Webhooks, ctx context.Context, d Delivery) error {
+		ev := new(E)
+		if err := json.Unmarshal(d.Payload, ev); err != nil {
+			return bot.PermanentError{Err: fmt.Errorf("decoding the %s payload of delivery %s: %w", d.Event, d.GUID, err)}
+		}
+		return fn(h, ctx, d, ev)
+	}
+	return true
+}
+
+// Events are the webhook events Stagehand handles, sorted; the intake
+// answers others with 202 and drops them.
+func Events() []string {
+	out := make([]string, 0, len(registry))
+	for e := range registry {
+		out = append(out, e)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// EventSet is Events as a set, as the intake takes it.
+func EventSet() map[string]bool {
+	set := map[string]bool{}
+	for _, e := range Events() {
+		set[e] = true
+	}
+	return set
+}
+
+var _ = handles("ping", func(h *Webhooks, ctx context.Context, d Delivery, ev *github.PingEvent) error {
+	return h.record(ctx, d, "ping received", slog.String("zen", ev.GetZen()), slog.Int64("hook_id", ev.GetHookID()))
+})
 
 // record marks a delivery processed and logs it. Used by events whose only
 // effect at this stage is to be seen.
-func (h *Webhooks) record(ctx context.Context, d delivery, what string, attrs ...slog.Attr) error {
+func (h *Webhooks) record(ctx context.Context, d Delivery, what string, attrs ...slog.Attr) error {
 	fresh, err := h.mark(ctx, d, nil)
 	if err != nil || !fresh {
 		return err
@@ -143,16 +152,16 @@ func (h *Webhooks) record(ctx context.Context, d delivery, what string, attrs ..
 // mark records the delivery as processed and runs fn in the same
 // transaction. When the delivery was processed before, fn does not run and
 // fresh is false.
-func (h *Webhooks) mark(ctx context.Context, d delivery, fn func(tx bot.Tx) error) (fresh bool, err error) {
+func (h *Webhooks) mark(ctx context.Context, d Delivery, fn func(tx bot.Tx) error) (fresh bool, err error) {
 	err = h.Store.Update(ctx, func(tx bot.Tx) error {
-		fresh, err = tx.MarkDelivery(ctx, bot.Delivery{GUID: d.guid, Event: d.event, ProcessedAt: h.Clock.Now()})
+		fresh, err = tx.MarkDelivery(ctx, bot.Delivery{GUID: d.GUID, Event: d.Event, ProcessedAt: h.Clock.Now()})
 		if err != nil || !fresh || fn == nil {
 			return err
 		}
 		return fn(tx)
 	})
 	if err != nil {
-		return false, fmt.Errorf("recording delivery %s: %w", d.guid, err)
+		return false, fmt.Errorf("recording delivery %s: %w", d.GUID, err)
 	}
 	if !fresh {
 		h.Logger.InfoContext(ctx, "delivery already processed; nothing to do")
