@@ -50,7 +50,11 @@ func (e *Engine) ClaimStep(ctx context.Context, j Job) (Claim, error) {
 		if err != nil {
 			return err
 		}
-		s, err := findStep(ctx, tx, ex.ID, j.Step)
+		detail, err := LoadExecutionDetail(ctx, tx, ex)
+		if err != nil {
+			return err
+		}
+		s, err := detail.Step(j.Step)
 		if err != nil {
 			return err
 		}
@@ -80,7 +84,7 @@ func (e *Engine) ClaimStep(ctx context.Context, j Job) (Claim, error) {
 		if err := tx.UpdateStep(ctx, s); err != nil {
 			return err
 		}
-		c, err = e.loadClaim(ctx, tx, ex, s)
+		c, err = e.loadClaim(ctx, tx, detail, s)
 		return err
 	})
 	if pubErr := e.publish(ctx, jobs); pubErr != nil {
@@ -108,21 +112,16 @@ func findStep(ctx context.Context, tx EngineTx, executionID int64, name StepName
 	return Step{}, fmt.Errorf("step %s of execution %d: %w", name, executionID, ErrNotFound)
 }
 
-func (e *Engine) loadClaim(ctx context.Context, tx EngineTx, ex Execution, s Step) (Claim, error) {
-	c := Claim{Execution: ex, Step: s}
-	var err error
-	if c.Program, err = tx.Program(ctx, ex.ProgramID); err != nil {
+// loadClaim completes the claim of step s of the execution in d.
+func (e *Engine) loadClaim(ctx context.Context, tx EngineTx, d ExecutionDetail, s Step) (Claim, error) {
+	ex := d.Execution
+	c := Claim{Program: d.Program, Execution: ex, Step: s, Source: d.Source}
+	if err := d.NeedSource(); err != nil {
 		return c, err
 	}
+	var err error
 	if c.Config, err = e.executionConfig(ex); err != nil {
 		return c, err
-	}
-	if ex.SourceID != 0 {
-		src, err := tx.Execution(ctx, ex.SourceID)
-		if err != nil {
-			return c, err
-		}
-		c.Source = &src
 	}
 	if d, err := tx.Deployment(ctx, ex.ProgramID, Production); err == nil {
 		c.Production = &d

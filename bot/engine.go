@@ -120,14 +120,7 @@ func (e *Engine) lease() time.Duration {
 
 // Link is the dashboard page of an execution.
 func (e *Engine) Link(prog Program, number int) string {
-	return fmt.Sprintf("%s/programs/%s/executions/%d", trimSlash(e.PublicURL), prog.FullName(), number)
-}
-
-func trimSlash(s string) string {
-	for len(s) > 0 && s[len(s)-1] == '/' {
-		s = s[:len(s)-1]
-	}
-	return s
+	return ExecutionURL(e.PublicURL, prog, number)
 }
 
 // Advance decides every transition that is due for a program's executions

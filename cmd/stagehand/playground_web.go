@@ -193,7 +193,7 @@ func waitForPage(ctx context.Context, fallback string, found func() string) stri
 
 // executionPage is the dashboard page of one of the sample's executions.
 func executionPage(number int) string {
-	return fmt.Sprintf("/programs/%s/%s/executions/%d", playgroundOwner, playgroundRepo, number)
+	return bot.ExecutionPath(bot.Program{Owner: playgroundOwner, Repo: playgroundRepo}, number)
 }
 
 // newest returns the newest execution of a pipeline of the sample
