@@ -627,3 +627,27 @@ func renderSeverity(warning bool) bot.Severity {
 // renderPriority is rule A's reason not to start full-stack on main:
 // "full-stack not started: stage-only has priority on main".
 var renderPriority = bot.TriggerReason{Code: bot.ReasonPriority, Pipeline: bot.FullStack, Branch: "main"}
+
+// TestRenderPolicyElsewhereWarnings: the neutral check run of a side
+// branch's file lists and annotates the file's warnings; without warnings it
+// has no annotation.
+func TestRenderPolicyElsewhereWarnings(t *testing.T) {
+	v := githubapp.PolicyElsewhereCheckRun(renderSHANew, "feature", "main", nil)
+	renderCheckLimits(t, v)
+	if v.Name != "stagehand/config" || v.Conclusion != "neutral" || len(v.Annotations) != 0 || !strings.Contains(v.Title, "default branch, main") {
+		t.Errorf("without warnings: name %q, conclusion %q, title %q, %d annotations", v.Name, v.Conclusion, v.Title, len(v.Annotations))
+	}
+	warn := bot.Diagnostic{Path: ".github/stagehand.yml", Line: 7, Column: 3, Message: "pipelines.full-stack: not recommended", Severity: bot.SeverityWarning}
+	v = githubapp.PolicyElsewhereCheckRun(renderSHANew, "feature", "main", bot.Diagnostics{warn})
+	renderCheckLimits(t, v)
+	if v.Conclusion != "neutral" || len(v.Annotations) != 1 {
+		t.Fatalf("with a warning: conclusion %q, %d annotations", v.Conclusion, len(v.Annotations))
+	}
+	a := v.Annotations[0]
+	if a.GetAnnotationLevel() != "warning" || a.GetStartLine() != 7 || a.GetStartColumn() != 3 || a.GetMessage() != warn.Message {
+		t.Errorf("annotation = %s %d:%d %q", a.GetAnnotationLevel(), a.GetStartLine(), a.GetStartColumn(), a.GetMessage())
+	}
+	if !strings.Contains(v.Summary, "`.github/stagehand.yml:7:3` warning: pipelines.full-stack: not recommended") {
+		t.Errorf("summary does not list the warning:\n%s", v.Summary)
+	}
+}
