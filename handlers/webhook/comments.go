@@ -22,17 +22,17 @@ var _ = handles("issue_comment", (*Webhooks).issueComment)
 // issueComment runs the slash commands of a newly created comment. Edits,
 // deletions and comments by bots are ignored. The bot reacts 👀 at once,
 // then answers in one reply: what it did, with links, or exactly why not.
-func (h *Webhooks) issueComment(ctx context.Context, d Delivery, ev *github.IssueCommentEvent) error {
+func (h *Webhooks) issueComment(ctx context.Context, d Delivery, ev *github.IssueCommentEvent) (outcome, error) {
 	if ev.GetAction() != "created" || h.Commands == nil {
-		return h.record(ctx, d, "comment "+ev.GetAction()+" ignored")
+		return ignored("comment " + ev.GetAction() + " ignored"), nil
 	}
 	if ev.GetSender().GetType() == "Bot" || ev.GetComment().GetUser().GetType() == "Bot" {
-		return h.record(ctx, d, "comment by a bot ignored")
+		return ignored("comment by a bot ignored"), nil
 	}
 	inst := ev.GetInstallation().GetID()
 	r := repositoryOf(ev.GetRepo())
 	if inst == 0 {
-		return h.record(ctx, d, "comment without an installation ignored")
+		return ignored("comment without an installation ignored"), nil
 	}
 	// The program as the payload names it; it is stored only when the
 	// comment holds commands (most comments hold none).
@@ -42,31 +42,28 @@ func (h *Webhooks) issueComment(ctx context.Context, d Delivery, ev *github.Issu
 	var pol *bot.Policy
 	if len(cmds) == 0 && len(errs) == 0 {
 		if !mayHoldBareAlias(body) {
-			return h.record(ctx, d, "comment without commands")
+			return ignored("comment without commands"), nil
 		}
 		// Bare aliases (/promote) are policy: read it to know.
 		p, err := h.Policies.Policy(ctx, prog)
 		if err != nil {
 			var re *bot.RuleError
 			if errors.As(err, &re) {
-				return h.record(ctx, d, "comment without /stagehand commands in a repository without a valid policy")
+				return ignored("comment without /stagehand commands in a repository without a valid policy"), nil
 			}
-			return err
+			return outcome{}, err
 		}
 		if p.Config == nil || !p.Config.BareAliases {
-			return h.record(ctx, d, "comment without commands")
+			return ignored("comment without commands"), nil
 		}
 		if cmds, errs = bot.ParseSlash(body, true); len(cmds) == 0 && len(errs) == 0 {
-			return h.record(ctx, d, "comment without commands")
+			return ignored("comment without commands"), nil
 		}
 		pol = &p
 	}
-	if done, err := h.processed(ctx, d.GUID); err != nil || done {
-		return err
-	}
 	prog, err := h.programFor(ctx, inst, r)
 	if err != nil {
-		return err
+		return outcome{}, err
 	}
 	ctx = bot.WithLogAttrs(ctx, slog.String(bot.LogRepo, prog.FullName()))
 	issue, user, commentID := ev.GetIssue().GetNumber(), ev.GetSender().GetLogin(), ev.GetComment().GetID()
@@ -98,10 +95,9 @@ func (h *Webhooks) issueComment(ctx context.Context, d Delivery, ev *github.Issu
 		}
 	}
 	if _, err := h.GitHub.CreateComment(ctx, inst, prog.Owner, prog.Repo, issue, strings.Join(answers, "\n\n")); err != nil {
-		return fmt.Errorf("answering the comment: %w", err)
+		return outcome{}, fmt.Errorf("answering the comment: %w", err)
 	}
-	_, err = h.mark(ctx, d, nil)
-	return err
+	return outcome{}, nil
 }
 
 // MaxCommentAge is how old a comment may be when its delivery arrives for

@@ -15,11 +15,11 @@ var _ = handles("installation", (*Webhooks).installation)
 
 // installation keeps track of the App's installations and their
 // repositories (each repository is a program).
-func (h *Webhooks) installation(ctx context.Context, d Delivery, ev *github.InstallationEvent) error {
+func (h *Webhooks) installation(ctx context.Context, d Delivery, ev *github.InstallationEvent) (outcome, error) {
 	in := ev.GetInstallation()
 	ctx = bot.WithLogAttrs(ctx, slog.Int64(bot.LogInstallationID, in.GetID()))
 	action := ev.GetAction()
-	_, err := h.mark(ctx, d, func(tx bot.Tx) error {
+	return outcome{effects: func(tx bot.Tx) error {
 		switch action {
 		case "deleted":
 			return tx.DeleteInstallation(ctx, in.GetID())
@@ -35,21 +35,19 @@ func (h *Webhooks) installation(ctx context.Context, d Delivery, ev *github.Inst
 			return addRepos(ctx, tx, in.GetID(), ev.Repositories)
 		}
 		return nil
-	})
-	if err == nil {
-		h.Logger.InfoContext(ctx, "installation "+action, "account", in.GetAccount().GetLogin(), "repositories", len(ev.Repositories))
-	}
-	return err
+	}, note: "installation " + action, attrs: []slog.Attr{
+		slog.String("account", in.GetAccount().GetLogin()), slog.Int("repositories", len(ev.Repositories)),
+	}}, nil
 }
 
 var _ = handles("installation_repositories", (*Webhooks).installationRepositories)
 
 // installationRepositories adds and removes programs as repositories are
 // added to or removed from an installation.
-func (h *Webhooks) installationRepositories(ctx context.Context, d Delivery, ev *github.InstallationRepositoriesEvent) error {
+func (h *Webhooks) installationRepositories(ctx context.Context, d Delivery, ev *github.InstallationRepositoriesEvent) (outcome, error) {
 	inst := ev.GetInstallation().GetID()
 	ctx = bot.WithLogAttrs(ctx, slog.Int64(bot.LogInstallationID, inst))
-	_, err := h.mark(ctx, d, func(tx bot.Tx) error {
+	return outcome{effects: func(tx bot.Tx) error {
 		if err := addRepos(ctx, tx, inst, ev.RepositoriesAdded); err != nil {
 			return err
 		}
@@ -67,12 +65,9 @@ func (h *Webhooks) installationRepositories(ctx context.Context, d Delivery, ev 
 			}
 		}
 		return nil
-	})
-	if err == nil {
-		h.Logger.InfoContext(ctx, "installation repositories "+ev.GetAction(),
-			"added", len(ev.RepositoriesAdded), "removed", len(ev.RepositoriesRemoved))
-	}
-	return err
+	}, note: "installation repositories " + ev.GetAction(), attrs: []slog.Attr{
+		slog.Int("added", len(ev.RepositoriesAdded)), slog.Int("removed", len(ev.RepositoriesRemoved)),
+	}}, nil
 }
 
 // addRepos makes each repository a program, keyed by its GitHub id.

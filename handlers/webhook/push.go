@@ -19,7 +19,7 @@ var _ = handles("push", (*Webhooks).push)
 // of the default branch (SPEC §3), records a queued execution for each with
 // the commands of the pushed commit, and records why the others did not
 // start.
-func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) error {
+func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) (outcome, error) {
 	r := ev.GetRepo()
 	repoRef := bot.Repository{ID: r.GetID(), Owner: r.GetOwner().GetLogin(), Name: r.GetName(), DefaultBranch: r.GetDefaultBranch()}
 	if repoRef.Owner == "" {
@@ -29,9 +29,9 @@ func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) e
 	inst := ev.GetInstallation().GetID()
 	ctx = bot.WithLogAttrs(ctx, slog.String(bot.LogRepo, owner+"/"+repo), slog.Int64(bot.LogInstallationID, inst))
 	if inst == 0 {
-		h.Logger.WarnContext(ctx, "push ignored", bot.LogError, errNoInstallation)
-		_, err := h.mark(ctx, d, nil)
-		return err
+		return outcome{after: func(ctx context.Context) {
+			h.Logger.WarnContext(ctx, "push ignored", bot.LogError, errNoInstallation)
+		}}, nil
 	}
 	push := bot.Push{
 		Ref: ev.GetRef(), Before: ev.GetBefore(), After: ev.GetAfter(),
@@ -40,17 +40,7 @@ func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) e
 	branch := push.Branch()
 	// Tags and deletions start nothing: no need to read the configuration.
 	if branch == "" || push.Deleted {
-		_, err := h.mark(ctx, d, nil)
-		if err == nil {
-			h.Logger.InfoContext(ctx, "push starts nothing", "ref", push.Ref, "deleted", push.Deleted)
-		}
-		return err
-	}
-	if done, err := h.processed(ctx, d.GUID); err != nil || done {
-		if done {
-			h.Logger.InfoContext(ctx, "delivery already processed; nothing to do")
-		}
-		return err
+		return ignored("push starts nothing", slog.String("ref", push.Ref), slog.Bool("deleted", push.Deleted)), nil
 	}
 	prog := bot.Program{InstallationID: inst, GitHubID: repoRef.ID, Owner: owner, Repo: repo, DefaultBranch: repoRef.DefaultBranch}
 
@@ -58,7 +48,7 @@ func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) e
 	// shown on the commit, to help its author.
 	own, ownRaw, ownDiags, err := h.readCommands(ctx, prog, push.After)
 	if err != nil {
-		return err
+		return outcome{}, err
 	}
 	ownInvalid := ownDiags.Err() != nil
 	// Policy comes from the default branch, whatever was pushed (SPEC §3);
@@ -71,7 +61,7 @@ func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) e
 			why = bot.TriggerReason{Code: bot.ReasonNoFile, Repo: prog.FullName(), Commit: push.After}
 		}
 	} else if pol, why, err = h.sideBranchPolicy(ctx, prog); err != nil {
-		return err
+		return outcome{}, err
 	}
 	var decisions []bot.TriggerDecision // rule A, against the default branch's pipeline set
 	switch {
@@ -88,7 +78,7 @@ func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) e
 	}
 	now := h.Clock.Now()
 	var started []bot.Execution
-	_, err = h.mark(ctx, d, func(tx bot.Tx) error {
+	effects := func(tx bot.Tx) error {
 		prog, err := tx.EnsureProgram(ctx, inst, repoRef)
 		if err != nil {
 			return err
@@ -131,14 +121,19 @@ func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) e
 			}
 		}
 		return nil
-	})
-	if err != nil {
-		return err
 	}
+	return outcome{effects: effects, after: func(ctx context.Context) {
+		h.afterPush(ctx, prog, branch, push.After, why, pushExplanation{decisions: decisions, own: own, ownDiags: ownDiags}, started)
+	}}, nil
+}
+
+// afterPush says on GitHub and in the log what a recorded push did, and
+// starts what it queued.
+func (h *Webhooks) afterPush(ctx context.Context, prog bot.Program, branch, sha string, why bot.TriggerReason, explain pushExplanation, started []bot.Execution) {
 	if why.Code != "" {
 		h.Logger.InfoContext(ctx, "push starts nothing", "reason", why.String(), "reason_code", string(why.Code))
 	}
-	h.explainPush(ctx, prog, branch, push.After, pushExplanation{decisions: decisions, own: own, ownDiags: ownDiags})
+	h.explainPush(ctx, prog, branch, sha, explain)
 	for _, e := range started {
 		h.Logger.InfoContext(ctx, "execution queued", bot.LogPipeline, string(e.Pipeline), bot.LogExecution, e.Number, "commit", bot.ShortSHA(e.Commit))
 	}
@@ -149,7 +144,6 @@ func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) e
 			h.Logger.WarnContext(ctx, "starting the queued executions; the reconcile loop will retry", bot.LogError, err)
 		}
 	}
-	return nil
 }
 
 // repositoryOf is a payload's repository as Stagehand keys it.

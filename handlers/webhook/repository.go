@@ -18,7 +18,7 @@ var _ = handles("repository", (*Webhooks).repository)
 // repository keeps its program, variables and history, and a deleted one's
 // program is marked removed (a repository created again under its name
 // gets a new program). A repository that is not a program is left alone.
-func (h *Webhooks) repository(ctx context.Context, d Delivery, ev *github.RepositoryEvent) error {
+func (h *Webhooks) repository(ctx context.Context, d Delivery, ev *github.RepositoryEvent) (outcome, error) {
 	gr := ev.GetRepo()
 	r := bot.Repository{ID: gr.GetID(), Owner: gr.GetOwner().GetLogin(), Name: gr.GetName(), DefaultBranch: gr.GetDefaultBranch()}
 	inst := ev.GetInstallation().GetID()
@@ -28,14 +28,14 @@ func (h *Webhooks) repository(ctx context.Context, d Delivery, ev *github.Reposi
 	case action == "renamed", action == "transferred", action == "deleted":
 	case action == "edited" && ev.GetChanges().GetDefaultBranch() != nil:
 	default:
-		return h.record(ctx, d, "repository "+action+" changes no program")
+		return ignored("repository " + action + " changes no program"), nil
 	}
 	if r.ID == 0 || r.Owner == "" || r.Name == "" {
-		return bot.PermanentError{Err: fmt.Errorf("repository %s of delivery %s: the payload names no repository id, owner or name", action, d.GUID)}
+		return outcome{}, bot.PermanentError{Err: fmt.Errorf("repository %s of delivery %s: the payload names no repository id, owner or name", action, d.GUID)}
 	}
 	oldOwner, oldName := previousName(ev, r)
 	var before, after bot.Program
-	fresh, err := h.mark(ctx, d, func(tx bot.Tx) error {
+	effects := func(tx bot.Tx) error {
 		p, err := bot.ProgramOf(ctx, tx, r.ID, oldOwner, oldName)
 		if errors.Is(err, bot.ErrNotFound) {
 			before, after = bot.Program{}, bot.Program{}
@@ -62,18 +62,16 @@ func (h *Webhooks) repository(ctx context.Context, d Delivery, ev *github.Reposi
 		}
 		after, err = tx.EnsureProgram(ctx, inst, r)
 		return err
-	})
-	if err != nil || !fresh {
-		return err
 	}
-	if before.ID == 0 {
-		h.Logger.InfoContext(ctx, "repository "+action+": not a program; nothing to update")
-		return nil
-	}
-	h.Logger.InfoContext(ctx, "repository "+action, "program", before.ID,
-		"from", before.FullName(), "to", after.FullName(),
-		"default_branch", after.DefaultBranch, "removed", after.Removed)
-	return nil
+	return outcome{effects: effects, after: func(ctx context.Context) {
+		if before.ID == 0 {
+			h.Logger.InfoContext(ctx, "repository "+action+": not a program; nothing to update")
+			return
+		}
+		h.Logger.InfoContext(ctx, "repository "+action, "program", before.ID,
+			"from", before.FullName(), "to", after.FullName(),
+			"default_branch", after.DefaultBranch, "removed", after.Removed)
+	}}, nil
 }
 
 // previousName is the owner and name a repository had before the event:

@@ -166,19 +166,16 @@ func upToDate(prog bot.Program, inst int64, r bot.Repository) bool {
 var _ = handles("check_run", (*Webhooks).checkRun)
 
 // checkRun handles clicks on check-run buttons and re-run requests.
-func (h *Webhooks) checkRun(ctx context.Context, d Delivery, ev *github.CheckRunEvent) error {
+func (h *Webhooks) checkRun(ctx context.Context, d Delivery, ev *github.CheckRunEvent) (outcome, error) {
 	if ev.GetCheckRun().GetApp().GetID() != h.AppID || h.Commands == nil {
-		return h.record(ctx, d, "check run of another app ignored")
+		return ignored("check run of another app ignored"), nil
 	}
 	if ev.GetSender().GetType() == "Bot" {
-		return h.record(ctx, d, "check run event sent by a bot ignored")
+		return ignored("check run event sent by a bot ignored"), nil
 	}
 	id, err := strconv.ParseInt(ev.GetCheckRun().GetExternalID(), 10, 64)
 	if err != nil {
-		return h.record(ctx, d, "check run without a Stagehand execution ignored")
-	}
-	if done, err := h.processed(ctx, d.GUID); err != nil || done {
-		return err
+		return ignored("check run without a Stagehand execution ignored"), nil
 	}
 	var ex bot.Execution
 	var prog bot.Program
@@ -191,17 +188,17 @@ func (h *Webhooks) checkRun(ctx context.Context, d Delivery, ev *github.CheckRun
 		return err
 	})
 	if errors.Is(err, bot.ErrNotFound) {
-		return h.record(ctx, d, "check run of an unknown execution ignored")
+		return ignored("check run of an unknown execution ignored"), nil
 	}
 	if err != nil {
-		return err
+		return outcome{}, err
 	}
 	if r := repositoryOf(ev.GetRepo()); !sameRepository(prog, r) {
 		// The execution belongs to another repository than the check run:
 		// never act across repositories.
-		return h.record(ctx, d, "check run whose execution belongs to another repository ignored", slog.String("repository", r.Owner+"/"+r.Name))
+		return ignored("check run whose execution belongs to another repository ignored", slog.String("repository", r.Owner+"/"+r.Name)), nil
 	} else if prog, err = h.programFor(ctx, prog.InstallationID, r); err != nil {
-		return err
+		return outcome{}, err
 	}
 	user := ev.GetSender().GetLogin()
 	ctx = bot.WithLogAttrs(ctx, slog.String(bot.LogRepo, prog.FullName()), slog.Int(bot.LogExecution, ex.Number))
@@ -215,7 +212,7 @@ func (h *Webhooks) checkRun(ctx context.Context, d Delivery, ev *github.CheckRun
 		ctx, err = auth.action(ctx, production)
 	}
 	if err != nil {
-		return h.answerClick(ctx, d, ex, user, action, err)
+		return h.answerClick(ctx, ex, user, action, err)
 	}
 	// A button acts only while its check run shows it (SPEC §7, replays):
 	// a click on an older check run, or on a button the execution's state
@@ -223,10 +220,10 @@ func (h *Webhooks) checkRun(ctx context.Context, d Delivery, ev *github.CheckRun
 	checkRunID := ev.GetCheckRun().GetID()
 	shown, err := (&reporter.Reporter{Store: h.Store, ParseConfig: h.ParseConfig}).Buttons(ctx, ex.ID)
 	if err != nil {
-		return err
+		return outcome{}, err
 	}
 	if action != "rerequested" && (shown.CheckRunID != checkRunID || !slices.Contains(shown.Identifiers, action)) {
-		return h.answerClick(ctx, d, ex, user, action, &staleClick{action: action, execution: ex})
+		return h.answerClick(ctx, ex, user, action, &staleClick{action: action, execution: ex})
 	}
 	// The key makes the click act once per gate and person: the same
 	// person's second click, GitHub handling the delivery again and a
@@ -251,9 +248,9 @@ func (h *Webhooks) checkRun(ctx context.Context, d Delivery, ev *github.CheckRun
 	case githubapp.ActionDeployNow:
 		_, cmdErr = h.Commands.Schedule(ctx, prog.ID, ex.Number, user, h.Clock.Now())
 	default:
-		return h.record(ctx, d, "check run action not used by Stagehand", slog.String("action", action))
+		return ignored("check run action not used by Stagehand", slog.String("action", action)), nil
 	}
-	return h.answerClick(ctx, d, ex, user, action, cmdErr)
+	return h.answerClick(ctx, ex, user, action, cmdErr)
 }
 
 // staleClick is a click on a button its check run no longer shows.
@@ -277,10 +274,10 @@ func sameRepository(prog bot.Program, r bot.Repository) bool {
 	return strings.EqualFold(prog.FullName(), r.Owner+"/"+r.Name)
 }
 
-// answerClick records the delivery and, for a refused or stale click,
-// notes the reason on the execution, so its check run is re-rendered with
+// answerClick is a click's outcome: for a refused or stale click, the
+// reason is noted on the execution, so its check run is re-rendered with
 // the buttons that apply now and says why.
-func (h *Webhooks) answerClick(ctx context.Context, d Delivery, ex bot.Execution, user, action string, err error) error {
+func (h *Webhooks) answerClick(ctx context.Context, ex bot.Execution, user, action string, err error) (outcome, error) {
 	var re *bot.RuleError
 	var rf *refusal
 	var sc *staleClick
@@ -293,13 +290,12 @@ func (h *Webhooks) answerClick(ctx context.Context, d Delivery, ex bot.Execution
 	case errors.As(err, &re) || errors.As(err, &rf) || errors.As(err, &sc):
 		h.refuse(ctx, user, action, err)
 		if nerr := h.note(ctx, ex, user, bot.EventRefused, fmt.Sprintf("%s by @%s refused: %v", action, user, err)); nerr != nil {
-			return nerr
+			return outcome{}, nerr
 		}
 	default:
-		return err // retried by the router
+		return outcome{}, err // retried by the router
 	}
-	_, merr := h.mark(ctx, d, nil)
-	return merr
+	return outcome{}, nil
 }
 
 // note adds an event to an execution; the event also makes the reporter
@@ -332,12 +328,9 @@ func (h *Webhooks) promoteRequested(ctx context.Context, prog bot.Program, ex bo
 var _ = handles("check_suite", (*Webhooks).checkSuite)
 
 // checkSuite re-runs, at the suite's commit, each pipeline that ran there.
-func (h *Webhooks) checkSuite(ctx context.Context, d Delivery, ev *github.CheckSuiteEvent) error {
+func (h *Webhooks) checkSuite(ctx context.Context, d Delivery, ev *github.CheckSuiteEvent) (outcome, error) {
 	if ev.GetAction() != "rerequested" || ev.GetCheckSuite().GetApp().GetID() != h.AppID || h.Commands == nil {
-		return h.record(ctx, d, "check suite event ignored", slog.String("action", ev.GetAction()))
-	}
-	if done, err := h.processed(ctx, d.GUID); err != nil || done {
-		return err
+		return ignored("check suite event ignored", slog.String("action", ev.GetAction())), nil
 	}
 	owner, repo := ev.GetRepo().GetOwner().GetLogin(), ev.GetRepo().GetName()
 	sha, user := ev.GetCheckSuite().GetHeadSHA(), ev.GetSender().GetLogin()
@@ -358,10 +351,10 @@ func (h *Webhooks) checkSuite(ctx context.Context, d Delivery, ev *github.CheckS
 		return err
 	})
 	if errors.Is(err, bot.ErrNotFound) {
-		return h.record(ctx, d, "check suite of an unknown repository ignored")
+		return ignored("check suite of an unknown repository ignored"), nil
 	}
 	if err != nil {
-		return err
+		return outcome{}, err
 	}
 	auth, err := h.authorize(ctx, prog, user)
 	if err == nil {
@@ -370,11 +363,10 @@ func (h *Webhooks) checkSuite(ctx context.Context, d Delivery, ev *github.CheckS
 	if err != nil {
 		var rf *refusal
 		if !errors.As(err, &rf) {
-			return err // could not check: retried, never allowed
+			return outcome{}, err // could not check: retried, never allowed
 		}
 		h.refuse(ctx, user, "rerequested", err)
-		_, merr := h.mark(ctx, d, nil)
-		return merr
+		return outcome{}, nil
 	}
 	for _, kind := range bot.PipelineKinds {
 		if e, ok := latest[kind]; ok && !e.State.Active() {
@@ -386,6 +378,5 @@ func (h *Webhooks) checkSuite(ctx context.Context, d Delivery, ev *github.CheckS
 			}
 		}
 	}
-	_, merr := h.mark(ctx, d, nil)
-	return merr
+	return outcome{}, nil
 }

@@ -82,16 +82,70 @@ func (h *Webhooks) Handle(ctx context.Context, guid, event string, payload []byt
 }
 
 // HandleDelivery handles one delivery (Handle without the broker message).
+// The delivery bookkeeping is done here, once for every event: a delivery
+// processed before does nothing; otherwise its handler runs, and the
+// delivery is recorded as processed in the same transaction as the
+// handler's effects. A handler's error leaves the delivery unrecorded, so
+// the router retries it.
 func (h *Webhooks) HandleDelivery(ctx context.Context, d Delivery) error {
-	eh, ok := registry[d.Event]
-	if !ok {
-		return h.record(ctx, d, "event not used; recorded")
+	handle := func(*Webhooks, context.Context, Delivery) (outcome, error) {
+		return ignored("event not used; recorded"), nil
 	}
-	return eh(h, ctx, d)
+	if decode, ok := registry[d.Event]; ok {
+		var err error
+		if handle, err = decode(d.Payload); err != nil {
+			// Before the store is touched: no retry can fix it.
+			return bot.PermanentError{Err: fmt.Errorf("decoding the %s payload of delivery %s: %w", d.Event, d.GUID, err)}
+		}
+	}
+	done, err := h.processed(ctx, d.GUID)
+	if err != nil {
+		return fmt.Errorf("checking delivery %s: %w", d.GUID, err)
+	}
+	if done {
+		h.Logger.InfoContext(ctx, "delivery already processed; nothing to do")
+		return nil
+	}
+	out, err := handle(h, ctx, d)
+	if err != nil {
+		return err
+	}
+	fresh, err := h.mark(ctx, d, out.effects)
+	if err != nil || !fresh {
+		return err
+	}
+	if out.note != "" {
+		h.Logger.LogAttrs(ctx, slog.LevelInfo, out.note, out.attrs...)
+	}
+	if out.after != nil {
+		out.after(ctx)
+	}
+	return nil
 }
 
-// An eventHandler handles the deliveries of one event type.
-type eventHandler func(h *Webhooks, ctx context.Context, d Delivery) error
+// An outcome is what a handler did with a delivery, for HandleDelivery to
+// record. The zero outcome records the delivery and nothing else.
+type outcome struct {
+	// effects run in the transaction that records the delivery: both
+	// happen, or neither.
+	effects func(tx bot.Tx) error
+	// note and attrs are logged once the delivery is recorded.
+	note  string
+	attrs []slog.Attr
+	// after runs once the delivery is recorded (logging, nudging the
+	// engine); it cannot fail the delivery.
+	after func(ctx context.Context)
+}
+
+// ignored is the outcome of a delivery that changes nothing: it is
+// recorded and logged.
+func ignored(note string, attrs ...slog.Attr) outcome {
+	return outcome{note: note, attrs: attrs}
+}
+
+// An eventHandler decodes a delivery's payload into its event and returns
+// the function that handles it.
+type eventHandler func(payload []byte) (func(h *Webhooks, ctx context.Context, d Delivery) (outcome, error), error)
 
 // registry holds the handler of each event; each handler's file declares
 // its events with handles, as go-githubapp's Handles() does.
@@ -100,16 +154,16 @@ var registry = map[string]eventHandler{}
 // handles registers fn as the handler of event's deliveries: the payload is
 // decoded into E (go-github's type for the event) first; a payload that
 // does not decode is permanently refused.
-func handles[E any](event string, fn func(h *Webhooks, ctx context.Context, d Delivery, ev *E) error) bool {
+func handles[E any](event string, fn func(h *Webhooks, ctx context.Context, d Delivery, ev *E) (outcome, error)) bool {
 	if _, dup := registry[event]; dup {
 		panic("webhook: two handlers for " + event)
 	}
-	registry[event] = func(h *Webhooks, ctx context.Context, d Delivery) error {
+	registry[event] = func(payload []byte) (func(*Webhooks, context.Context, Delivery) (outcome, error), error) {
 		ev := new(E)
-		if err := json.Unmarshal(d.Payload, ev); err != nil {
-			return bot.PermanentError{Err: fmt.Errorf("decoding the %s payload of delivery %s: %w", d.Event, d.GUID, err)}
+		if err := json.Unmarshal(payload, ev); err != nil {
+			return nil, err
 		}
-		return fn(h, ctx, d, ev)
+		return func(h *Webhooks, ctx context.Context, d Delivery) (outcome, error) { return fn(h, ctx, d, ev) }, nil
 	}
 	return true
 }
@@ -134,24 +188,13 @@ func EventSet() map[string]bool {
 	return set
 }
 
-var _ = handles("ping", func(h *Webhooks, ctx context.Context, d Delivery, ev *github.PingEvent) error {
-	return h.record(ctx, d, "ping received", slog.String("zen", ev.GetZen()), slog.Int64("hook_id", ev.GetHookID()))
+var _ = handles("ping", func(h *Webhooks, ctx context.Context, d Delivery, ev *github.PingEvent) (outcome, error) {
+	return ignored("ping received", slog.String("zen", ev.GetZen()), slog.Int64("hook_id", ev.GetHookID())), nil
 })
 
-// record marks a delivery processed and logs it. Used by events whose only
-// effect at this stage is to be seen.
-func (h *Webhooks) record(ctx context.Context, d Delivery, what string, attrs ...slog.Attr) error {
-	fresh, err := h.mark(ctx, d, nil)
-	if err != nil || !fresh {
-		return err
-	}
-	h.Logger.LogAttrs(ctx, slog.LevelInfo, what, attrs...)
-	return nil
-}
-
 // mark records the delivery as processed and runs fn in the same
-// transaction. When the delivery was processed before, fn does not run and
-// fresh is false.
+// transaction. When the delivery was processed meanwhile, fn does not run
+// and fresh is false.
 func (h *Webhooks) mark(ctx context.Context, d Delivery, fn func(tx bot.Tx) error) (fresh bool, err error) {
 	err = h.Store.Update(ctx, func(tx bot.Tx) error {
 		fresh, err = tx.MarkDelivery(ctx, bot.Delivery{GUID: d.GUID, Event: d.Event, ProcessedAt: h.Clock.Now()})
