@@ -19,6 +19,8 @@ type byteBudget struct {
 	// freed is closed, and replaced, every time bytes are given back: the
 	// requests waiting for room then look again.
 	freed chan struct{}
+	// waiting counts the reservations waiting for room (tests wait on it).
+	waiting int
 }
 
 func newByteBudget(size int64) *byteBudget {
@@ -38,8 +40,17 @@ func (b *byteBudget) reserve(ctx context.Context, n int64, wait time.Duration) b
 			return true
 		}
 		freed := b.freed
+		first := timeout == nil
+		if first {
+			b.waiting++
+		}
 		b.mu.Unlock()
-		if timeout == nil {
+		if first {
+			defer func() {
+				b.mu.Lock()
+				b.waiting--
+				b.mu.Unlock()
+			}()
 			t := time.NewTimer(wait)
 			defer t.Stop()
 			timeout = t.C

@@ -47,7 +47,7 @@ func TestByteBudget(t *testing.T) {
 			run: func(b *byteBudget) []bool {
 				first := b.reserve(context.Background(), 60, 0)
 				go func() {
-					time.Sleep(50 * time.Millisecond)
+					waitReserving(b, 1)
 					b.release(60)
 				}()
 				return []bool{first, b.reserve(context.Background(), 60, long)}
@@ -61,7 +61,7 @@ func TestByteBudget(t *testing.T) {
 				first := b.reserve(context.Background(), 60, 0)
 				large := make(chan bool)
 				go func() { large <- b.reserve(context.Background(), 80, long) }()
-				time.Sleep(20 * time.Millisecond) // let the large one wait (it cannot fit either way)
+				waitReserving(b, 1) // the large one waits
 				small := b.reserve(context.Background(), 30, 0)
 				b.release(60) // 70 free: the large one still waits
 				b.release(30) // 100 free: it fits
@@ -89,12 +89,31 @@ func TestByteBudget(t *testing.T) {
 				t.Errorf("reservations (-want +got):\n%s", diff)
 			}
 			b.mu.Lock()
-			free := b.free
+			free, waiting := b.free, b.waiting
 			b.mu.Unlock()
 			if free != tt.wantFree {
 				t.Errorf("free = %d, want %d", free, tt.wantFree)
 			}
+			if waiting != 0 {
+				t.Errorf("%d reservations still counted as waiting", waiting)
+			}
 		})
+	}
+}
+
+// waitReserving waits until n reservations wait for room in b (at most
+// the test's long wait: a reservation that never waits leaves the test
+// to fail on its results).
+func waitReserving(b *byteBudget, n int) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b.mu.Lock()
+		w := b.waiting
+		b.mu.Unlock()
+		if w >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -205,7 +205,10 @@ func TestSandboxStops(t *testing.T) {
 		want    runner.Result
 		log     string
 	}{
-		{"cancel: SIGTERM reaches the script", `trap 'echo cleaning up; exit 7' TERM; echo started; sleep MARK & wait`, 0, true,
+		// The sleep starts before "started" is printed, so cancelling as
+		// soon as it shows leaves a process behind to end with the sandbox;
+		// bash runs the trap whether SIGTERM comes before or during wait.
+		{"cancel: SIGTERM reaches the script", `trap 'echo cleaning up; exit 7' TERM; sleep MARK & echo started; wait`, 0, true,
 			runner.Result{Cancelled: true, ExitCode: 7}, "started\ncleaning up\n"},
 		// Timeouts leave the sandbox time to start under load: the script
 		// must have printed before it is stopped.
@@ -226,10 +229,10 @@ func TestSandboxStops(t *testing.T) {
 			defer cancel()
 			if tt.cancel {
 				go func() {
-					for !strings.Contains(out.String(), "started") {
+					deadline := time.Now().Add(30 * time.Second)
+					for !strings.Contains(out.String(), "started") && time.Now().Before(deadline) {
 						time.Sleep(10 * time.Millisecond)
 					}
-					time.Sleep(100 * time.Millisecond) // into the wait
 					cancel()
 				}()
 			}

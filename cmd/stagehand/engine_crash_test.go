@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,13 +19,16 @@ import (
 )
 
 // crashRepo is a sample repository whose scripts record every build and
-// deploy in record/ and wait while a hold-<step> file exists.
+// deploy in record/ and wait while a hold-<step> file exists. Each run of
+// a script first leaves a running-<step>.<pid> file, so a test knows it
+// runs and can wait for it to end.
 const crashScript = `set -eu
 step=$1
 if [ "$step" = build ]; then
   mkdir -p dist
   od -An -N16 -tx1 /dev/urandom > dist/app.txt
 fi
+echo $$ > RECORD/running-$step.$$
 while [ -f RECORD/hold-$step ]; do sleep 0.05; done
 echo "$step ${STAGEHAND_ENVIRONMENT:-} $STAGEHAND_PIPELINE #$STAGEHAND_EXECUTION" >> RECORD/$step.log
 `
@@ -71,9 +76,9 @@ func hold(t *testing.T, record, step string) func() {
 	return func() { os.Remove(p) }
 }
 
-// waitHolding waits until a script sits at its hold, i.e. the step's
-// command is running.
-func waitHolding(t *testing.T, h *harness, n int, step bot.StepName) {
+// waitHolding waits until a script sits at its hold: the step is running
+// and its script (build or deploy) has started.
+func waitHolding(t *testing.T, h *harness, record string, n int, step bot.StepName, script string) {
 	t.Helper()
 	waitFor(t, 60*time.Second, string(step)+" running", func() bool {
 		for _, s := range h.steps(t, n) {
@@ -83,7 +88,38 @@ func waitHolding(t *testing.T, h *harness, n int, step bot.StepName) {
 		}
 		return false
 	})
-	time.Sleep(300 * time.Millisecond) // let the script reach its hold loop
+	waitFor(t, 60*time.Second, "the "+script+" script to start", func() bool { return len(scriptRuns(t, record, script)) > 0 })
+}
+
+// scriptRuns are the process ids of every run of a crash script so far.
+func scriptRuns(t *testing.T, record, script string) []int {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(record, "running-"+script+".*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, f := range files {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Ext(f), "."))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// running reports whether process pid is alive (a zombie, which an init
+// that does not reap leaves behind, is not).
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 func (h *harness) steps(t *testing.T, n int) []bot.Step {
@@ -219,7 +255,7 @@ func TestEngineCrashSafety(t *testing.T) {
 		if code := h.send(t, "push", "crash-build", pushPayloadFor(t, sha)); code != 202 {
 			t.Fatalf("push answered %d", code)
 		}
-		waitHolding(t, h, 1, bot.StepBuild)
+		waitHolding(t, h, record, 1, bot.StepBuild, "build")
 		kill(t, first)
 		release()
 		h.start(t, "second")
@@ -243,7 +279,7 @@ func TestEngineCrashSafety(t *testing.T) {
 		if code := h.send(t, "push", "crash-deploy", pushPayloadFor(t, sha)); code != 202 {
 			t.Fatalf("push answered %d", code)
 		}
-		waitHolding(t, h, 1, bot.StepDeployStage)
+		waitHolding(t, h, record, 1, bot.StepDeployStage, "deploy")
 		kill(t, first)
 		h.start(t, "second")
 		ex := h.waitExecution(t, 1, bot.ExecutionFailed)
@@ -251,9 +287,19 @@ func TestEngineCrashSafety(t *testing.T) {
 			t.Errorf("failed with %q; it must say the deploy's outcome is unknown", ex.Message)
 		}
 		release() // the orphaned script of the killed server finishes now
-		time.Sleep(500 * time.Millisecond)
+		waitFor(t, 30*time.Second, "every deploy script to end", func() bool {
+			for _, pid := range scriptRuns(t, record, "deploy") {
+				if running(pid) {
+					return false
+				}
+			}
+			return true
+		})
 		if got := lines(t, record, "deploy.log"); len(got) > 1 {
 			t.Errorf("stage deploys = %q: the deploy ran twice", got)
+		}
+		if runs := scriptRuns(t, record, "deploy"); len(runs) != 1 {
+			t.Errorf("the deploy script ran %d times (pids %v), want once: the killed server's", len(runs), runs)
 		}
 	})
 	t.Run("while waiting for approval", func(t *testing.T) {

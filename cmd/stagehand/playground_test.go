@@ -341,7 +341,11 @@ func TestPlaygroundRestartHandsOutNewIDs(t *testing.T) {
 		}
 		ids = append(ids, id)
 		pg.gh.Close()
-		time.Sleep(2 * time.Millisecond)
+		// The ids count from the start's millisecond: the next start comes
+		// in a later one, as any real restart does.
+		for time.Now().UnixMilli()*1000 <= id {
+			time.Sleep(100 * time.Microsecond)
+		}
 	}
 	if ids[1] <= ids[0] {
 		t.Errorf("check run ids %v: the restarted playground's first is not after the earlier run's", ids)

@@ -36,7 +36,18 @@ func TestServe(t *testing.T) {
 	if code := h.send(t, "star", "c1f5e0a0-0000-4000-8000-000000000002", []byte(`{}`)); code != 202 {
 		t.Fatalf("an unused event answered %d, want 202", code)
 	}
-	time.Sleep(500 * time.Millisecond) // give a wrongly accepted duplicate time to be handled
+	// The intake counts the duplicate as it answers it from the store; one
+	// accepted instead is counted "accepted" a second time.
+	const dup, again = `stagehand_webhook_deliveries_total{event="push",outcome="duplicate"} 1`,
+		`stagehand_webhook_deliveries_total{event="push",outcome="accepted"} 2`
+	var m string
+	waitFor(t, 20*time.Second, "the intake to count the duplicate delivery", func() bool {
+		_, m = h.get("/metrics")
+		return strings.Contains(m, dup) || strings.Contains(m, again)
+	})
+	if strings.Contains(m, again) {
+		t.Fatalf("the same delivery GUID was accepted a second time; /metrics has %q", again)
+	}
 	es := h.executions(t)
 	if len(es) != 1 || es[0].Pipeline != bot.StageOnly || es[0].Commit != pushSHA || es[0].DeliveryID != guid {
 		t.Fatalf("executions = %+v, want one stage-only at %s from delivery %s", es, pushSHA, guid)
