@@ -23,7 +23,7 @@ var mayImport = map[string][]string{
 	"handlers/worker":                      {"bot", "bot/runner", "bot/githubapp"},
 	"handlers/reporter":                    {"bot", "bot/githubapp"},
 	"handlers/web":                         {"bot", "bot/githubapp"},
-	"router":                               {"bot", "handlers/worker"},
+	"router":                               {"bot", "handlers/worker", "state"},
 	"cmd/stagehand":                        {"*"},
 }
 

@@ -17,11 +17,18 @@ import (
 	"github.com/stagehand-dev/stagehand/state"
 )
 
-var _ worker.ArtifactStore = (*NATSArtifacts)(nil)
+var _ worker.ArtifactStore = (*state.NATSArtifacts)(nil)
 
 // newReplicaArtifacts is the artifact store of one replica: its own local
 // store (its own data directory) over the shared broker.
-func newReplicaArtifacts(t *testing.T, b *Broker) *NATSArtifacts {
+func newReplicaArtifacts(t *testing.T, b *Broker) *state.NATSArtifacts {
+	t.Helper()
+	a, _ := newReplica(t, b)
+	return a
+}
+
+// newReplica is newReplicaArtifacts with the replica's local store.
+func newReplica(t *testing.T, b *Broker) (*state.NATSArtifacts, *state.Artifacts) {
 	t.Helper()
 	local, err := state.OpenArtifacts(t.TempDir())
 	if err != nil {
@@ -34,7 +41,7 @@ func newReplicaArtifacts(t *testing.T, b *Broker) *NATSArtifacts {
 		t.Fatalf("NewNATSArtifacts: %v", err)
 	}
 	a.TempDir = t.TempDir()
-	return a
+	return a, local
 }
 
 type testFile struct {
@@ -111,21 +118,11 @@ func checkTree(t *testing.T, dir string, want map[string]testFile) {
 }
 
 // countObjects counts the live objects of the bucket by key prefix.
-func countObjects(t *testing.T, a *NATSArtifacts) (blobs, manifests int) {
+func countObjects(t *testing.T, a *state.NATSArtifacts) (blobs, manifests int) {
 	t.Helper()
-	infos, err := a.obs.List(t.Context())
-	if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
-		t.Fatalf("listing the bucket: %v", err)
-	}
-	for _, info := range infos {
-		switch {
-		case strings.HasPrefix(info.Name, artifactBlobPrefix):
-			blobs++
-		case strings.HasPrefix(info.Name, artifactManifestPrefix):
-			manifests++
-		default:
-			t.Errorf("unexpected object %q", info.Name)
-		}
+	blobs, manifests, err := a.CountObjects(t.Context())
+	if err != nil {
+		t.Error(err)
 	}
 	return blobs, manifests
 }
@@ -227,12 +224,16 @@ func TestNATSArtifacts(t *testing.T) {
 					tool = f
 				}
 			}
-			if _, err := replicaA.obs.PutString(ctx, artifactBlobPrefix+tool.SHA256, "#!/bin/sh\nrm -rf /\n"); err != nil {
+			obs, err := b.js.ObjectStore(ctx, replicaA.Bucket())
+			if err != nil {
 				t.Fatal(err)
 			}
-			replicaC := newReplicaArtifacts(t, b)
-			_, err := replicaC.Verify(ctx, set.Digest)
-			var rerr *RemoteArtifactError
+			if _, err := obs.PutString(ctx, "blobs/"+tool.SHA256, "#!/bin/sh\nrm -rf /\n"); err != nil {
+				t.Fatal(err)
+			}
+			replicaC, localC := newReplica(t, b)
+			_, err = replicaC.Verify(ctx, set.Digest)
+			var rerr *state.RemoteArtifactError
 			if !errors.As(err, &rerr) || !strings.Contains(err.Error(), "bin/tool: altered") {
 				t.Fatalf("Verify on C with an altered blob = %v, want a *RemoteArtifactError naming bin/tool", err)
 			}
@@ -247,7 +248,7 @@ func TestNATSArtifacts(t *testing.T) {
 				t.Error("Materialize on C wrote the altered file")
 			}
 			// The local store of C took nothing.
-			if _, err := replicaC.local.Get(ctx, set.Digest); !errors.Is(err, bot.ErrNotFound) {
+			if _, err := localC.Get(ctx, set.Digest); !errors.Is(err, bot.ErrNotFound) {
 				t.Errorf("C's local store after a failed fetch: Get = %v, want not found", err)
 			}
 

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/handlers/worker"
@@ -334,19 +333,4 @@ func (l logFrames) Write(p []byte) (int, error) {
 		rest = rest[n:]
 	}
 	return len(p), nil
-}
-
-// BindNATSArtifacts is the worker role's artifact store: the bucket of
-// prefix, which the server role created, over the worker's local store.
-func BindNATSArtifacts(ctx context.Context, nc *nats.Conn, prefix string, local LocalArtifacts) (*NATSArtifacts, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("artifact store: %w", err)
-	}
-	bucket := ArtifactsBucket(prefix)
-	obs, err := js.ObjectStore(ctx, bucket)
-	if err != nil {
-		return nil, fmt.Errorf("opening the artifact bucket %s (a server with --step-runner remote creates it; is one running on this NATS, and may the worker's user read it?): %w", bucket, err)
-	}
-	return &NATSArtifacts{local: local, obs: obs, bucket: bucket, where: "the nats server at " + redactURL(nc.ConnectedUrlRedacted())}, nil
 }

@@ -1,4 +1,4 @@
-package router
+package state
 
 import (
 	"bytes"
@@ -57,37 +57,40 @@ type NATSArtifacts struct {
 	TempDir string
 }
 
-// ArtifactsBucket is the name of the object store bucket of a broker prefix.
-func ArtifactsBucket(prefix string) string {
-	if prefix == "" {
-		prefix = defaultPrefix
-	}
-	return prefix + "_artifacts"
-}
-
 const (
 	artifactBlobPrefix     = "blobs/"
 	artifactManifestPrefix = "manifests/"
 )
 
-// NewNATSArtifacts creates (or updates) the artifacts bucket on b's server,
-// stored in files with the replication of b's streams, and returns the
-// shared store over local. ctx bounds the set-up only.
-func NewNATSArtifacts(ctx context.Context, b *Broker, local LocalArtifacts) (*NATSArtifacts, error) {
+// NewNATSArtifacts is the shared store over local whose objects are in
+// obs, the bucket named bucket; where names the server in errors ("the
+// nats server at …"). The broker creates or binds the bucket
+// (router.NewNATSArtifacts, router.BindNATSArtifacts).
+func NewNATSArtifacts(local LocalArtifacts, obs jetstream.ObjectStore, bucket, where string) (*NATSArtifacts, error) {
 	if local == nil {
 		return nil, errors.New("artifact store: no local store")
 	}
-	bucket := ArtifactsBucket(b.opts.Prefix)
-	obs, err := b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      bucket,
-		Description: "Stagehand artifact sets: blobs/<sha256> and manifests/<digest>",
-		Storage:     jetstream.FileStorage,
-		Replicas:    b.opts.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating the artifact bucket %s on %s: %w", bucket, b.where, err)
+	return &NATSArtifacts{local: local, obs: obs, bucket: bucket, where: where}, nil
+}
+
+// CountObjects counts the bucket's blobs and manifests (for tests and
+// operators' checks); any other object is an error.
+func (a *NATSArtifacts) CountObjects(ctx context.Context) (blobs, manifests int, err error) {
+	infos, err := a.obs.List(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return 0, 0, fmt.Errorf("listing bucket %s: %w", a.bucket, err)
 	}
-	return &NATSArtifacts{local: local, obs: obs, bucket: bucket, where: b.where}, nil
+	for _, info := range infos {
+		switch {
+		case strings.HasPrefix(info.Name, artifactBlobPrefix):
+			blobs++
+		case strings.HasPrefix(info.Name, artifactManifestPrefix):
+			manifests++
+		default:
+			return blobs, manifests, fmt.Errorf("bucket %s holds an unexpected object %q", a.bucket, info.Name)
+		}
+	}
+	return blobs, manifests, nil
 }
 
 // Bucket is the name of the object store bucket.
