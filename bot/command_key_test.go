@@ -37,30 +37,30 @@ func TestCommandKey(t *testing.T) {
 	}
 
 	// Refused inside its transaction: nothing waits for approval.
-	k1 := bot.WithCommandKey(ctx, "delivery-1/command-1")
+	k1 := bot.Request{Actor: "alice", Key: "delivery-1/command-1", Source: bot.FromStagehand}
 	var re *bot.RuleError
-	if _, err := eng.Approve(k1, prog.ID, 0, "alice", false); !errors.As(err, &re) {
+	if _, err := eng.Approve(ctx, k1, prog.ID, 0); !errors.As(err, &re) {
 		t.Fatalf("Approve with nothing waiting = %v, want a RuleError", err)
 	}
 	// The refusal recorded no key: the same key carries a command out.
-	if _, err := eng.SetVariable(k1, prog.ID, bot.Stage, "K", "first", "alice", false); err != nil {
+	if _, err := eng.SetVariable(ctx, k1, prog.ID, bot.Stage, "K", "first"); err != nil {
 		t.Fatalf("SetVariable with the refused command's key: %v", err)
 	}
 	if got := vars()["K"]; got != "first" {
 		t.Fatalf("K = %q, want first", got)
 	}
 	// The same key again: already done, nothing changes.
-	if _, err := eng.SetVariable(k1, prog.ID, bot.Stage, "K", "second", "alice", false); !errors.Is(err, bot.ErrAlreadyDone) {
+	if _, err := eng.SetVariable(ctx, k1, prog.ID, bot.Stage, "K", "second"); !errors.Is(err, bot.ErrAlreadyDone) {
 		t.Errorf("SetVariable with a used key = %v, want ErrAlreadyDone", err)
 	}
 	if got := vars()["K"]; got != "first" {
 		t.Errorf("K = %q after the repeated key, want first (unchanged)", got)
 	}
 	// Another key, or no key, is a new command.
-	if _, err := eng.SetVariable(bot.WithCommandKey(ctx, "delivery-1/command-2"), prog.ID, bot.Stage, "K", "third", "alice", false); err != nil {
+	if _, err := eng.SetVariable(ctx, bot.Request{Actor: "alice", Key: "delivery-1/command-2", Source: bot.FromStagehand}, prog.ID, bot.Stage, "K", "third"); err != nil {
 		t.Errorf("SetVariable with a new key: %v", err)
 	}
-	if _, err := eng.SetVariable(ctx, prog.ID, bot.Stage, "K", "fourth", "alice", false); err != nil {
+	if _, err := eng.SetVariable(ctx, bot.Internal("alice"), prog.ID, bot.Stage, "K", "fourth"); err != nil {
 		t.Errorf("SetVariable without a key: %v", err)
 	}
 	if got := vars()["K"]; got != "fourth" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"strings"
 	"time"
 )
@@ -15,33 +14,21 @@ type Result struct {
 	Message   string
 }
 
-// ErrAlreadyDone is what a command returns when its command key (see
-// WithCommandKey) was recorded before: it took effect then and changes
-// nothing now.
+// ErrAlreadyDone is what a command returns when its request's Key was
+// recorded before: it took effect then and changes nothing now.
 var ErrAlreadyDone = errors.New("carried out already, when this request was first handled")
 
-type commandKeyCtx struct{}
-
-// WithCommandKey returns ctx carrying key, which makes a command run with
-// it take effect at most once: the key is recorded in the command's own
-// transaction, and a command whose key is recorded returns ErrAlreadyDone.
-// A webhook handler derives the key from the delivery GUID, so a delivery
-// handled again (after an error retried or a crash) does not repeat what
-// its first handling did. A refused command records nothing.
-func WithCommandKey(ctx context.Context, key string) context.Context {
-	return context.WithValue(ctx, commandKeyCtx{}, key)
-}
-
-// update runs fn in a transaction that locks the program, advances the
-// program's executions afterwards and publishes the resulting jobs.
-func (e *Engine) update(ctx context.Context, programID int64, fn func(tx EngineTx, prog Program) error) error {
+// update runs fn in a transaction that locks the program and records the
+// request's key, advances the program's executions afterwards and
+// publishes the resulting jobs.
+func (e *Engine) update(ctx context.Context, req Request, programID int64, fn func(tx EngineTx, prog Program) error) error {
 	var jobs []Job
 	err := e.Store.Update(ctx, func(tx Tx) error {
 		if err := tx.LockProgram(ctx, programID); err != nil {
 			return err
 		}
-		if key, _ := ctx.Value(commandKeyCtx{}).(string); key != "" {
-			fresh, err := tx.MarkDelivery(ctx, Delivery{GUID: key, Event: "command", ProcessedAt: e.Clock.Now()})
+		if req.Key != "" {
+			fresh, err := tx.MarkDelivery(ctx, Delivery{GUID: req.Key, Event: "command", ProcessedAt: e.Clock.Now()})
 			if err != nil {
 				return err
 			}
@@ -88,10 +75,11 @@ func manualBlocker(kind PipelineKind, active []Execution) *Execution {
 // head of their branch, prod-only from the latest successful stage-only
 // execution or from number from. A start that rule B blocks is refused
 // with the blocker named (rule C).
-func (e *Engine) StartManual(ctx context.Context, programID int64, kind PipelineKind, actor string, from int) (Result, error) {
+func (e *Engine) StartManual(ctx context.Context, req Request, programID int64, kind PipelineKind, from int) (Result, error) {
 	if kind == ProdOnly {
-		return e.promote(ctx, programID, from, actor, false, CauseManual)
+		return e.promote(ctx, req, programID, from, keepPipelines, CauseManual)
 	}
+	actor := req.Actor
 	if kind != StageOnly && kind != FullStack {
 		return Result{}, &Refusal{Code: RefusalBadRequest, Message: fmt.Sprintf("unknown pipeline %q: use stage-only, prod-only or full-stack", kind)}
 	}
@@ -100,7 +88,7 @@ func (e *Engine) StartManual(ctx context.Context, programID int64, kind Pipeline
 	}
 	// Which pipelines exist, and on which branch, is policy: the default
 	// branch's file decides, never the commit that would be built.
-	prog, pol, err := e.programAndPolicy(ctx, programID)
+	prog, pol, err := e.programAndPolicy(ctx, req, programID)
 	if err != nil {
 		return Result{}, err
 	}
@@ -128,7 +116,7 @@ func (e *Engine) StartManual(ctx context.Context, programID int64, kind Pipeline
 		return Result{}, &Refusal{Code: RefusalNotConfigured, Rule: "H", Message: fmt.Sprintf(".github/stagehand.yml at %s is invalid:\n%v", ShortSHA(commit), err)}
 	}
 	var res Result
-	err = e.update(ctx, programID, func(tx EngineTx, prog Program) error {
+	err = e.update(ctx, req, programID, func(tx EngineTx, prog Program) error {
 		active, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, States: ActiveStates})
 		if err != nil {
 			return err
@@ -150,100 +138,6 @@ func (e *Engine) StartManual(ctx context.Context, programID int64, kind Pipeline
 		return e.event(ctx, tx, ex, actor, EventTriggered, "manual start")
 	})
 	return res, err
-}
-
-// Promote is the Promote Build button and /stagehand promote (rule D): it
-// starts a prod-only execution that deploys the artifact set of stage-only
-// execution number (0: the latest successful one), which must be the latest
-// successful stage-only execution. Without a prod-only pipeline it is
-// refused unless create is set ("Create & Promote"), which adds one with
-// the default settings.
-func (e *Engine) Promote(ctx context.Context, programID int64, number int, actor string, create bool) (Result, error) {
-	return e.promote(ctx, programID, number, actor, create, CausePromotion)
-}
-
-func (e *Engine) promote(ctx context.Context, programID int64, number int, actor string, create bool, cause Cause) (Result, error) {
-	pol, err := e.programPolicy(ctx, programID)
-	if err != nil {
-		return Result{}, err
-	}
-	var res Result
-	err = e.update(ctx, programID, func(tx EngineTx, prog Program) error {
-		succeeded, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, Pipeline: StageOnly, States: []ExecutionState{ExecutionSucceeded}, Limit: 1})
-		if err != nil {
-			return err
-		}
-		if len(succeeded) == 0 {
-			return &Refusal{Code: RefusalNotPromotable, Rule: "F", Message: fmt.Sprintf("%s has no successful stage-only execution to promote yet", prog.FullName())}
-		}
-		src := succeeded[0]
-		if number != 0 && number != src.Number {
-			if src, err = tx.ExecutionByNumber(ctx, programID, number); err != nil {
-				if errors.Is(err, ErrNotFound) {
-					return noSuchExecution(prog, number)
-				}
-				return err
-			}
-			if src.Pipeline != StageOnly || src.State != ExecutionSucceeded {
-				return &Refusal{Code: RefusalNotPromotable, Rule: "F", Message: fmt.Sprintf("%s is %s; only a succeeded stage-only execution can be promoted", src, src.State)}
-			}
-			if cause == CausePromotion { // Promote Build: only the latest successful one
-				return &Refusal{Code: RefusalNotPromotable, Rule: "D", Message: fmt.Sprintf("%s is no longer the latest successful stage-only execution (%s is); promote that one, or start prod-only with --from %d", src, succeeded[0], src.Number)}
-			}
-		}
-		if err := e.ensureProdOnly(ctx, tx, prog, pol, create); err != nil {
-			return err
-		}
-		active, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, States: ActiveStates})
-		if err != nil {
-			return err
-		}
-		if b := manualBlocker(ProdOnly, active); b != nil {
-			return blockedError(ProdOnly, *b, e.Link(prog, b.Number))
-		}
-		ex, err := tx.CreateExecution(ctx, Execution{
-			ProgramID: programID, Pipeline: ProdOnly, Commit: src.Commit, Branch: src.Branch, State: ExecutionQueued,
-			Message: fmt.Sprintf("promotes %s by %s", src, actor), Cause: cause, TriggeredBy: actor,
-			SourceID: src.ID, Config: src.Config, Policy: pol.Raw, ArtifactDigest: src.ArtifactDigest, CreatedAt: e.Clock.Now(),
-		})
-		if err != nil {
-			return err
-		}
-		res = Result{Execution: ex, Message: fmt.Sprintf("%s promotes %s (%s, artifact set %s): %s", ex, src, ShortSHA(src.Commit), shortDigest(src.ArtifactDigest), e.Link(prog, ex.Number))}
-		if err := e.event(ctx, tx, ex, actor, EventPromoted, fmt.Sprintf("from %s", src)); err != nil {
-			return err
-		}
-		return e.event(ctx, tx, src, actor, EventPromoted, fmt.Sprintf("to %s", ex))
-	})
-	return res, err
-}
-
-func shortDigest(d string) string {
-	if len(d) > 12 {
-		return d[:12]
-	}
-	return d
-}
-
-// ensureProdOnly makes sure the program has a prod-only pipeline, creating
-// one with the default settings when create is set.
-func (e *Engine) ensureProdOnly(ctx context.Context, tx EngineTx, prog Program, pol Policy, create bool) error {
-	if pol.Config != nil && pol.Config.Has(ProdOnly) {
-		return nil
-	}
-	ps, err := tx.Pipelines(ctx, prog.ID)
-	if err != nil {
-		return err
-	}
-	for _, p := range ps {
-		if p.Kind == ProdOnly {
-			return nil
-		}
-	}
-	if !create {
-		return &Refusal{Code: RefusalNotPromotable, Rule: "D", Message: fmt.Sprintf("%s has no prod-only pipeline yet; Create & Promote (or /stagehand promote after adding prod-only to .github/stagehand.yml) creates one with the default settings: approval on, no schedule", prog.FullName())}
-	}
-	return tx.SetPipelines(ctx, prog.ID, append(ps, Pipeline{ProgramID: prog.ID, Kind: ProdOnly, PipelineConfig: PipelineConfig{Approval: true}}))
 }
 
 // pick finds the execution a command is about: number, or when number is 0
@@ -308,19 +202,31 @@ func waitingForApproval(ex Execution, steps []Step) bool {
 }
 
 // Approve answers a waiting approval (Promote to Prod / Approve). When the
-// deploy would roll production back (rule G) only an explicit rollback
-// approval lets it go on. With prevent_self_approval, the person who
+// deploy would roll production back (rule G) it is refused: only
+// ApproveRollback lets it go on. With prevent_self_approval, the person who
 // triggered or promoted the execution may not approve it.
-func (e *Engine) Approve(ctx context.Context, programID int64, number int, actor string, rollback bool) (Result, error) {
-	if err := requireProductionApprover(ctx, actor, "approve a production deployment"); err != nil {
+func (e *Engine) Approve(ctx context.Context, req Request, programID int64, number int) (Result, error) {
+	return e.approve(ctx, req, programID, number, false)
+}
+
+// ApproveRollback is Approve Rollback (/stagehand approve --rollback): it
+// approves a deploy that would roll production back (rule G), and any
+// other waiting approval.
+func (e *Engine) ApproveRollback(ctx context.Context, req Request, programID int64, number int) (Result, error) {
+	return e.approve(ctx, req, programID, number, true)
+}
+
+func (e *Engine) approve(ctx context.Context, req Request, programID int64, number int, rollback bool) (Result, error) {
+	actor := req.Actor
+	if err := requireProductionApprover(req, "approve a production deployment"); err != nil {
 		return Result{}, err
 	}
-	pol, err := e.programPolicy(ctx, programID)
+	pol, err := e.programPolicy(ctx, req, programID)
 	if err != nil {
 		return Result{}, err
 	}
 	var res Result
-	err = e.update(ctx, programID, func(tx EngineTx, prog Program) error {
+	err = e.update(ctx, req, programID, func(tx EngineTx, prog Program) error {
 		ex, steps, err := e.pick(ctx, tx, prog, number, "waiting for approval", waitingForApproval)
 		if err != nil {
 			return err
@@ -379,16 +285,17 @@ func (e *Engine) checkSelfApproval(ctx context.Context, tx EngineTx, pol Policy,
 
 // Reject ends a waiting approval: the execution ends cancelled, as Cloud
 // Manager does; what was deployed to stage stays.
-func (e *Engine) Reject(ctx context.Context, programID int64, number int, actor, reason string) (Result, error) {
-	if err := requireProductionApprover(ctx, actor, "reject a production deployment"); err != nil {
+func (e *Engine) Reject(ctx context.Context, req Request, programID int64, number int, reason string) (Result, error) {
+	actor := req.Actor
+	if err := requireProductionApprover(req, "reject a production deployment"); err != nil {
 		return Result{}, err
 	}
-	pol, err := e.programPolicy(ctx, programID)
+	pol, err := e.programPolicy(ctx, req, programID)
 	if err != nil {
 		return Result{}, err
 	}
 	var res Result
-	err = e.update(ctx, programID, func(tx EngineTx, prog Program) error {
+	err = e.update(ctx, req, programID, func(tx EngineTx, prog Program) error {
 		ex, steps, err := e.pick(ctx, tx, prog, number, "waiting for approval", waitingForApproval)
 		if err != nil {
 			return err
@@ -416,8 +323,9 @@ func (e *Engine) Reject(ctx context.Context, programID int64, number int, actor,
 // Schedule sets when a scheduled production deploy runs; a zero time
 // means now (Deploy Now). The time survives restarts: it is stored, and the
 // engine's reconcile loop passes the schedule step when it is due.
-func (e *Engine) Schedule(ctx context.Context, programID int64, number int, actor string, at time.Time) (Result, error) {
-	if err := requireProductionApprover(ctx, actor, "schedule a production deployment or Deploy Now"); err != nil {
+func (e *Engine) Schedule(ctx context.Context, req Request, programID int64, number int, at time.Time) (Result, error) {
+	actor := req.Actor
+	if err := requireProductionApprover(req, "schedule a production deployment or Deploy Now"); err != nil {
 		return Result{}, err
 	}
 	var res Result
@@ -425,7 +333,7 @@ func (e *Engine) Schedule(ctx context.Context, programID int64, number int, acto
 	if at.IsZero() {
 		at = now
 	}
-	err := e.update(ctx, programID, func(tx EngineTx, prog Program) error {
+	err := e.update(ctx, req, programID, func(tx EngineTx, prog Program) error {
 		ex, steps, err := e.pick(ctx, tx, prog, number, "waiting for a production deploy", func(ex Execution, steps []Step) bool {
 			if ex.Pipeline == StageOnly || !ex.State.Active() {
 				return false
@@ -466,16 +374,17 @@ func (e *Engine) Schedule(ctx context.Context, programID int64, number int, acto
 // Cancel ends a queued, running or waiting execution. A running command
 // is killed by its worker, which sees the cancellation at its next
 // heartbeat (within a second).
-func (e *Engine) Cancel(ctx context.Context, programID int64, number int, actor string) (Result, error) {
+func (e *Engine) Cancel(ctx context.Context, req Request, programID int64, number int) (Result, error) {
+	actor := req.Actor
 	var res Result
 	now := e.Clock.Now()
-	err := e.update(ctx, programID, func(tx EngineTx, prog Program) error {
+	err := e.update(ctx, req, programID, func(tx EngineTx, prog Program) error {
 		ex, steps, err := e.pick(ctx, tx, prog, number, "active", func(ex Execution, _ []Step) bool { return ex.State.Active() })
 		if err != nil {
 			return err
 		}
 		if Holds(ex.Pipeline, Production) {
-			if err := requireProductionApprover(ctx, actor, "cancel "+ex.String()+", which holds production"); err != nil {
+			if err := requireProductionApprover(req, "cancel "+ex.String()+", which holds production"); err != nil {
 				return err
 			}
 		}
@@ -504,13 +413,14 @@ func (e *Engine) Cancel(ctx context.Context, programID int64, number int, actor 
 
 // Rerun starts a new execution of the same pipeline at the same commit (a
 // prod-only one from the same source).
-func (e *Engine) Rerun(ctx context.Context, programID int64, number int, actor string) (Result, error) {
-	pol, err := e.programPolicy(ctx, programID)
+func (e *Engine) Rerun(ctx context.Context, req Request, programID int64, number int) (Result, error) {
+	actor := req.Actor
+	pol, err := e.programPolicy(ctx, req, programID)
 	if err != nil {
 		return Result{}, err
 	}
 	var res Result
-	err = e.update(ctx, programID, func(tx EngineTx, prog Program) error {
+	err = e.update(ctx, req, programID, func(tx EngineTx, prog Program) error {
 		old, err := tx.ExecutionByNumber(ctx, programID, number)
 		if errors.Is(err, ErrNotFound) {
 			return noSuchExecution(prog, number)
@@ -543,62 +453,4 @@ func (e *Engine) Rerun(ctx context.Context, programID int64, number int, actor s
 		return e.event(ctx, tx, ex, actor, EventTriggered, "re-run of "+old.String())
 	})
 	return res, err
-}
-
-// SetVariable sets an environment variable (rule E): refused while an
-// active execution holds the environment, applied at once otherwise and
-// used by the next deployment. An empty value with unset removes it.
-func (e *Engine) SetVariable(ctx context.Context, programID int64, env EnvironmentName, key, value, actor string, unset bool) (string, error) {
-	if env != Stage && env != Production {
-		return "", &Refusal{Code: RefusalBadRequest, Message: fmt.Sprintf("unknown environment %q: use stage or production", env)}
-	}
-	if err := CheckVariableName(key); err != nil {
-		return "", &Refusal{Code: RefusalBadRequest, Message: err.Error()}
-	}
-	if env == Production {
-		if err := requireProductionApprover(ctx, actor, "change production's variables"); err != nil {
-			return "", err
-		}
-	}
-	var msg string
-	err := e.update(ctx, programID, func(tx EngineTx, prog Program) error {
-		active, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, States: []ExecutionState{ExecutionRunning, ExecutionWaiting}})
-		if err != nil {
-			return err
-		}
-		for _, a := range active {
-			if Holds(a.Pipeline, env) {
-				return &Refusal{Code: RefusalBlocked, Rule: "E", Message: fmt.Sprintf("%s is held by %s (%s: %s); its variables can change when that execution ends", env, a, describeState(a), e.Link(prog, a.Number))}
-			}
-		}
-		if unset {
-			msg = fmt.Sprintf("%s: %s removed; the next deployment uses the configuration's value, if any", env, key)
-			return tx.UnsetVariable(ctx, programID, env, key)
-		}
-		msg = fmt.Sprintf("%s: %s set; the next deployment to %s uses it", env, key, env)
-		return tx.SetVariable(ctx, programID, env, key, value)
-	})
-	return msg, err
-}
-
-// Variables lists an environment's variables as the next deployment will
-// see them: the policy's (the default branch's file) overridden by those
-// set with /stagehand env set. A policy that cannot be read is an error.
-func (e *Engine) Variables(ctx context.Context, programID int64, env EnvironmentName) (map[string]string, error) {
-	pol, err := e.programPolicy(ctx, programID)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	if pol.Config != nil {
-		if ec := pol.Config.Environment(env); ec != nil {
-			maps.Copy(out, ec.Variables)
-		}
-	}
-	err = e.Store.View(ctx, func(tx Tx) error {
-		set, err := tx.Variables(ctx, programID, env)
-		maps.Copy(out, set)
-		return err
-	})
-	return out, err
 }

@@ -69,7 +69,10 @@ type Engine struct {
 	// starts, promotions and variable listings (nil: commands that need
 	// it are refused).
 	Policy PolicyReader
-	Logger *slog.Logger
+	// Secrets says whether declared secrets have a value, for
+	// /stagehand env list (optional: without it every one is missing).
+	Secrets SecretStatus
+	Logger  *slog.Logger
 	// PublicURL is the base of links in messages (the dashboard).
 	PublicURL string
 	// parsed caches ParseConfig's results by the file's content: the engine

@@ -250,7 +250,7 @@ func (bt *concurrentBatch) run(raw []byte, cfg *bot.Config, programs, pushes, wo
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for p.pending > 0 {
-			_, err := eng.Promote(ctx, id, 0, "dev", false)
+			_, err := eng.Promote(ctx, bot.Internal("dev"), id, 0)
 			if isRuleError(err) {
 				return nil // a promotion still runs; its end retries
 			}
@@ -302,7 +302,7 @@ func (bt *concurrentBatch) run(raw []byte, cfg *bot.Config, programs, pushes, wo
 					p.mu.Unlock()
 					err = promote(ex.ProgramID)
 				case ex.Pipeline == bot.ProdOnly && c.Step.Name == bot.StepApproval:
-					_, err = eng.Approve(ctx, ex.ProgramID, ex.Number, "approver", false)
+					_, err = eng.Approve(ctx, bot.Internal("approver"), ex.ProgramID, ex.Number)
 				case ex.Pipeline == bot.ProdOnly && c.Step.Name == bot.StepDeployProduction:
 					err = promote(ex.ProgramID)
 				}

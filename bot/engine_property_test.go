@@ -857,13 +857,13 @@ var operations = []operation{
 	{"push", 9, func(h *harness, _ snapshot) { h.push(h.pickProgram()) }},
 	{"run full-stack", 8, func(h *harness, snap snapshot) {
 		p := h.pickProgram()
-		res, err := h.eng.StartManual(h.ctx, p.id, bot.FullStack, "dev", 0)
+		res, err := h.eng.StartManual(h.ctx, bot.Internal("dev"), p.id, bot.FullStack, 0)
 		h.result(p.repo+": run full-stack", res.Message, err)
 		h.checkManualStart(snap, p, bot.FullStack, res, err)
 	}},
 	{"run stage-only", 4, func(h *harness, snap snapshot) {
 		p := h.pickProgram()
-		res, err := h.eng.StartManual(h.ctx, p.id, bot.StageOnly, "dev", 0)
+		res, err := h.eng.StartManual(h.ctx, bot.Internal("dev"), p.id, bot.StageOnly, 0)
 		h.result(p.repo+": run stage-only", res.Message, err)
 		h.checkManualStart(snap, p, bot.StageOnly, res, err)
 	}},
@@ -873,7 +873,7 @@ var operations = []operation{
 		if h.rng.Intn(2) == 0 {
 			from = h.pickNumber(snap, p, func(e execView) bool { return e.Pipeline == bot.StageOnly && e.State == bot.ExecutionSucceeded })
 		}
-		res, err := h.eng.StartManual(h.ctx, p.id, bot.ProdOnly, "dev", from)
+		res, err := h.eng.StartManual(h.ctx, bot.Internal("dev"), p.id, bot.ProdOnly, from)
 		h.result(fmt.Sprintf("%s: run prod-only --from %d", p.repo, from), res.Message, err)
 		h.checkProdOnlyStart(snap, p, fmt.Sprintf("run prod-only --from %d", from), from, res, err)
 	}},
@@ -884,7 +884,11 @@ var operations = []operation{
 			number = h.pickNumber(snap, p, func(e execView) bool { return e.Pipeline == bot.StageOnly && e.State == bot.ExecutionSucceeded })
 		}
 		create := h.rng.Intn(3) == 0
-		res, err := h.eng.Promote(h.ctx, p.id, number, "dev", create)
+		promote := h.eng.Promote
+		if create {
+			promote = h.eng.CreateAndPromote
+		}
+		res, err := promote(h.ctx, bot.Internal("dev"), p.id, number)
 		h.result(fmt.Sprintf("%s: promote %d (create %v)", p.repo, number, create), res.Message, err)
 		h.checkProdOnlyStart(snap, p, fmt.Sprintf("promote %d", number), 0, res, err)
 		if err == nil {
@@ -900,13 +904,17 @@ var operations = []operation{
 		p := h.pickProgram()
 		n := h.pickNumber(snap, p, waitingFor(bot.StepApproval))
 		rollback := h.rng.Intn(2) == 0
-		res, err := h.eng.Approve(h.ctx, p.id, n, "approver", rollback)
+		approve := h.eng.Approve
+		if rollback {
+			approve = h.eng.ApproveRollback
+		}
+		res, err := approve(h.ctx, bot.Internal("approver"), p.id, n)
 		h.result(fmt.Sprintf("%s: approve %d (rollback %v)", p.repo, n, rollback), res.Message, err)
 	}},
 	{"reject", 2, func(h *harness, snap snapshot) {
 		p := h.pickProgram()
 		n := h.pickNumber(snap, p, waitingFor(bot.StepApproval))
-		res, err := h.eng.Reject(h.ctx, p.id, n, "approver", "not today")
+		res, err := h.eng.Reject(h.ctx, bot.Internal("approver"), p.id, n, "not today")
 		h.result(fmt.Sprintf("%s: reject %d", p.repo, n), res.Message, err)
 	}},
 	{"schedule", 6, func(h *harness, snap snapshot) {
@@ -919,7 +927,7 @@ var operations = []operation{
 		if h.rng.Intn(3) == 0 {
 			at = h.clock.Now().Add(time.Duration(h.rng.Intn(600)) * time.Second)
 		}
-		res, err := h.eng.Schedule(h.ctx, p.id, n, "approver", at)
+		res, err := h.eng.Schedule(h.ctx, bot.Internal("approver"), p.id, n, at)
 		h.result(fmt.Sprintf("%s: schedule %d at %v", p.repo, n, at.Format(time.TimeOnly)), res.Message, err)
 	}},
 	{"cancel", 3, func(h *harness, snap snapshot) {
@@ -928,7 +936,7 @@ var operations = []operation{
 		if h.rng.Intn(2) == 0 {
 			n = h.pickNumber(snap, p, func(e execView) bool { return e.State.Active() })
 		}
-		res, err := h.eng.Cancel(h.ctx, p.id, n, "dev")
+		res, err := h.eng.Cancel(h.ctx, bot.Internal("dev"), p.id, n)
 		h.result(fmt.Sprintf("%s: cancel %d", p.repo, n), res.Message, err)
 	}},
 	{"run jobs", 22, func(h *harness, _ snapshot) {
@@ -1052,11 +1060,11 @@ func (h *harness) drain() snapshot {
 			for _, e := range snap[p.id] {
 				switch {
 				case waitingFor(bot.StepApproval)(e):
-					res, err := h.eng.Approve(h.ctx, p.id, e.Number, "approver", true)
+					res, err := h.eng.ApproveRollback(h.ctx, bot.Internal("approver"), p.id, e.Number)
 					h.result(fmt.Sprintf("drain: %s: approve %d --rollback", p.repo, e.Number), res.Message, err)
 					acted++
 				case waitingFor(bot.StepSchedule)(e):
-					res, err := h.eng.Schedule(h.ctx, p.id, e.Number, "approver", time.Time{})
+					res, err := h.eng.Schedule(h.ctx, bot.Internal("approver"), p.id, e.Number, time.Time{})
 					h.result(fmt.Sprintf("drain: %s: schedule %d now", p.repo, e.Number), res.Message, err)
 					acted++
 				}

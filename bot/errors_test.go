@@ -49,22 +49,31 @@ func TestRefusalCodes(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	notApprover := bot.WithAuthorization(ctx, bot.Authorization{Approvers: "octocat"})
+	notApprover := bot.Request{Actor: "bob", Source: bot.FromComment, Authorization: &bot.Authorization{Approvers: "octocat"}}
 	for _, tc := range []struct {
 		name string
 		run  func() error
 		want bot.RefusalCode
 		rule string
 	}{
-		{"unknown pipeline", func() error { _, err := eng.StartManual(ctx, prog.ID, "nightly", "alice", 0); return err }, bot.RefusalBadRequest, ""},
-		{"--from on stage-only", func() error { _, err := eng.StartManual(ctx, prog.ID, bot.StageOnly, "alice", 3); return err }, bot.RefusalBadRequest, ""},
-		{"nothing to promote", func() error { _, err := eng.Promote(ctx, prog.ID, 0, "alice", false); return err }, bot.RefusalNotPromotable, "F"},
-		{"nothing waiting", func() error { _, err := eng.Approve(ctx, prog.ID, 0, "alice", false); return err }, bot.RefusalWrongState, ""},
-		{"no such execution", func() error { _, err := eng.Cancel(ctx, prog.ID, 42, "alice"); return err }, bot.RefusalNoSuchExecution, ""},
-		{"no such execution to re-run", func() error { _, err := eng.Rerun(ctx, prog.ID, 42, "alice"); return err }, bot.RefusalNoSuchExecution, ""},
-		{"not an approver", func() error { _, err := eng.Approve(notApprover, prog.ID, 0, "bob", false); return err }, bot.RefusalNotApprover, ""},
-		{"unknown environment", func() error { _, err := eng.SetVariable(ctx, prog.ID, "qa", "K", "v", "alice", false); return err }, bot.RefusalBadRequest, ""},
-		{"bad variable name", func() error { _, err := eng.SetVariable(ctx, prog.ID, bot.Stage, "PATH", "v", "alice", false); return err }, bot.RefusalBadRequest, ""},
+		{"unknown pipeline", func() error { _, err := eng.StartManual(ctx, bot.Internal("alice"), prog.ID, "nightly", 0); return err }, bot.RefusalBadRequest, ""},
+		{"--from on stage-only", func() error {
+			_, err := eng.StartManual(ctx, bot.Internal("alice"), prog.ID, bot.StageOnly, 3)
+			return err
+		}, bot.RefusalBadRequest, ""},
+		{"nothing to promote", func() error { _, err := eng.Promote(ctx, bot.Internal("alice"), prog.ID, 0); return err }, bot.RefusalNotPromotable, "F"},
+		{"nothing waiting", func() error { _, err := eng.Approve(ctx, bot.Internal("alice"), prog.ID, 0); return err }, bot.RefusalWrongState, ""},
+		{"no such execution", func() error { _, err := eng.Cancel(ctx, bot.Internal("alice"), prog.ID, 42); return err }, bot.RefusalNoSuchExecution, ""},
+		{"no such execution to re-run", func() error { _, err := eng.Rerun(ctx, bot.Internal("alice"), prog.ID, 42); return err }, bot.RefusalNoSuchExecution, ""},
+		{"not an approver", func() error { _, err := eng.Approve(ctx, notApprover, prog.ID, 0); return err }, bot.RefusalNotApprover, ""},
+		{"unknown environment", func() error {
+			_, err := eng.SetVariable(ctx, bot.Internal("alice"), prog.ID, "qa", "K", "v")
+			return err
+		}, bot.RefusalBadRequest, ""},
+		{"bad variable name", func() error {
+			_, err := eng.SetVariable(ctx, bot.Internal("alice"), prog.ID, bot.Stage, "PATH", "v")
+			return err
+		}, bot.RefusalBadRequest, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.run()

@@ -41,61 +41,6 @@ func InvalidPolicyError(p Policy, err error) *Refusal {
 	return &Refusal{Code: RefusalInvalidPolicy, Message: fmt.Sprintf(".github/stagehand.yml on the default branch (%s) is invalid, so Stagehand has no policy for this repository and refuses until it is fixed there:\n%v", p.Describe(), err)}
 }
 
-// Authorization is what the webhook handlers established about the person
-// behind a command or a click, at that moment, from GitHub: they have write
-// permission (or the command would not have reached the engine), and
-// whether they are a production approver under the policy. Production
-// actions (SPEC §5) are refused by the engine, in the command's own
-// transaction, unless ProductionApprover is set.
-type Authorization struct {
-	// ProductionApprover: in the production approvers, or approvers are
-	// not set and the person has write permission.
-	ProductionApprover bool
-	// Approvers describes the production approvers, for refusals
-	// ("octocat, acme/release-managers").
-	Approvers string
-}
-
-type authorizationCtx struct{}
-type policyCtx struct{}
-
-// WithAuthorization returns ctx carrying what the handlers established
-// about the actor of the commands run with it. Commands run without it come
-// from inside Stagehand (tests, tools) and are not checked for approvers.
-func WithAuthorization(ctx context.Context, a Authorization) context.Context {
-	return context.WithValue(ctx, authorizationCtx{}, a)
-}
-
-// WithPolicy returns ctx carrying the policy a handler read for the
-// command, so the engine decides with the same policy the handler
-// authorized against (and reads it only once).
-func WithPolicy(ctx context.Context, p Policy) context.Context {
-	return context.WithValue(ctx, policyCtx{}, p)
-}
-
-// requireProductionApprover refuses a production action by someone who is
-// not a production approver (SPEC §5).
-func requireProductionApprover(ctx context.Context, actor, what string) error {
-	a, ok := ctx.Value(authorizationCtx{}).(Authorization)
-	if !ok || a.ProductionApprover {
-		return nil
-	}
-	return &Refusal{Code: RefusalNotApprover, Message: fmt.Sprintf("@%s is not one of the production approvers (%s), and may not %s: that is a production action", actor, a.Approvers, what)}
-}
-
-// policy is the program's policy now: the one a handler passed with the
-// command, or read through Engine.Policy. It fails closed: an unreadable or
-// invalid policy is an error.
-func (e *Engine) policy(ctx context.Context, prog Program) (Policy, error) {
-	if p, ok := ctx.Value(policyCtx{}).(Policy); ok {
-		return p, nil
-	}
-	if e.Policy == nil {
-		return Policy{}, fmt.Errorf("no policy reader is configured; refusing")
-	}
-	return e.Policy.Policy(ctx, prog)
-}
-
 // MergePolicy is the configuration an execution runs with: the commands
 // (build, artifacts, deploy, tests, timeouts) of commands, the file at the
 // commit being built, and everything else from policy, the default
@@ -207,14 +152,16 @@ func PipelinesOf(programID int64, cfg *Config) []Pipeline {
 	return ps
 }
 
-// programPolicy loads the program and reads its policy.
-func (e *Engine) programPolicy(ctx context.Context, programID int64) (Policy, error) {
-	_, pol, err := e.programAndPolicy(ctx, programID)
+// programPolicy loads the program and reads its policy (req's, when its
+// handler read it).
+func (e *Engine) programPolicy(ctx context.Context, req Request, programID int64) (Policy, error) {
+	_, pol, err := e.programAndPolicy(ctx, req, programID)
 	return pol, err
 }
 
-// programAndPolicy loads the program and reads its policy.
-func (e *Engine) programAndPolicy(ctx context.Context, programID int64) (Program, Policy, error) {
+// programAndPolicy loads the program and reads its policy (req's, when its
+// handler read it).
+func (e *Engine) programAndPolicy(ctx context.Context, req Request, programID int64) (Program, Policy, error) {
 	var prog Program
 	err := e.Store.View(ctx, func(tx Tx) error {
 		var err error
@@ -224,6 +171,9 @@ func (e *Engine) programAndPolicy(ctx context.Context, programID int64) (Program
 	if err != nil {
 		return prog, Policy{}, err
 	}
-	pol, err := e.policy(ctx, prog)
+	if req.Policy != nil {
+		return prog, *req.Policy, nil
+	}
+	pol, err := e.readPolicy(ctx, prog)
 	return prog, pol, err
 }

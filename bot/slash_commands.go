@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -9,9 +10,9 @@ import (
 // Command is one slash command: everything Stagehand knows of it, in one
 // entry of a registry (Commands). The parser reads it from a comment with
 // what the entry says; /stagehand help and the README's table are written
-// from the entries; the webhook handler asks the entry whether a command is
-// a production action. Adding a command is adding an entry here (and its
-// row to the README's table, which a test compares with ReadmeTable).
+// from the entries; the webhook handler asks the entry who may use it and
+// runs its action. Adding a command is adding an entry here (and its row
+// to the README's table, which a test compares with ReadmeTable).
 type Command struct {
 	// Name is the command word, /stagehand <Name> (or /<Name> with
 	// bare_aliases).
@@ -28,16 +29,47 @@ type Command struct {
 	// Synopsis and Effect are its row in the README's table (SPEC §4's
 	// names and words). Commands with the same Effect share a row.
 	Synopsis, Effect string
-	// Production says when the command is a production action (SPEC §5):
-	// then the webhook handler asks whether the person is a production
-	// approver, and the engine refuses if not. nil: never.
-	Production func(SlashCommand) bool
-	// ProductionHelp says it in the words of /stagehand help ("" when
-	// Production is nil).
+	// Who says who may use the command as written (nil: AccessWrite).
+	Who func(SlashCommand) Access
+	// ProductionHelp says in the words of /stagehand help when the command
+	// is a production action ("" : never).
 	ProductionHelp string
 	// Parse reads the arguments into cmd, or says what is wrong with them
 	// (the parser adds the right form). nil: the command takes none.
 	Parse func(cmd *SlashCommand, raw string, args []slashToken) string
+	// Run carries the command out and says what it did (Markdown), or why
+	// not: a *RuleError is a refusal to show.
+	Run func(ctx context.Context, call Call, cmd SlashCommand) (string, error)
+}
+
+// Access is who may use a command (SPEC §5).
+type Access int
+
+// The levels of access.
+const (
+	// AccessWrite: write permission (or higher) on the repository, checked
+	// at the moment of the command.
+	AccessWrite Access = iota
+	// AccessAnyone: nothing is checked or read (help).
+	AccessAnyone
+	// AccessProduction: a production action; write permission, and one of
+	// production's approvers when they are configured. The handler
+	// establishes it (Request.Authorization), the engine enforces it.
+	// cancel is one when what it cancels holds production: the engine
+	// decides that.
+	AccessProduction
+)
+
+// Call is one command of a comment being carried out: what its action
+// works with.
+type Call struct {
+	Engine  *Engine
+	Request Request
+	Program int64 // the program's ID
+	// Commands is the registry the command was read with (help lists it).
+	Commands Commands
+	// BareAliases: the comment was read with bare aliases (help shows them).
+	BareAliases bool
 }
 
 // HelpRow is one row of /stagehand help.
@@ -63,17 +95,29 @@ func (r Commands) names() []string {
 	return names
 }
 
-// Production reports whether c is a production action (SPEC §5). cancel
-// is one when what it cancels holds production: the engine decides that
-// with what the handler established.
-func (r Commands) Production(c SlashCommand) bool {
-	if e := r.find(c.Name); e != nil && e.Production != nil {
-		return e.Production(c)
+// Access says who may use c.
+func (r Commands) Access(c SlashCommand) Access {
+	if e := r.find(c.Name); e != nil && e.Who != nil {
+		return e.Who(c)
 	}
-	return false
+	return AccessWrite
 }
 
-func always(SlashCommand) bool { return true }
+// Run carries out c, a command read with r, as call asks.
+func (r Commands) Run(ctx context.Context, call Call, c SlashCommand) (string, error) {
+	e := r.find(c.Name)
+	if e == nil || e.Run == nil {
+		return "", &Refusal{Code: RefusalBadRequest, Message: "unknown command " + c.Name}
+	}
+	call.Commands = r
+	return e.Run(ctx, call, c)
+}
+
+func anyone(SlashCommand) Access     { return AccessAnyone }
+func production(SlashCommand) Access { return AccessProduction }
+
+// result is the message of a command's Result.
+func result(r Result, err error) (string, error) { return r.Message, err }
 
 // SlashCommands are Stagehand's slash commands (SPEC §4).
 var SlashCommands = Commands{
@@ -82,6 +126,10 @@ var SlashCommands = Commands{
 		Usage:    "/stagehand help",
 		Help:     []HelpRow{{"/stagehand help", "lists these commands and who may use them"}},
 		Synopsis: "help", Effect: "the commands and who may use them",
+		Who: anyone,
+		Run: func(_ context.Context, call Call, _ SlashCommand) (string, error) {
+			return call.Commands.Help(call.BareAliases), nil
+		},
 	},
 	{
 		Name:     "run",
@@ -89,6 +137,9 @@ var SlashCommands = Commands{
 		Help:     []HelpRow{{"/stagehand run <pipeline> [--from N]", "starts `stage-only` or `full-stack` at the head of its branch, or `prod-only` from the latest successful stage-only execution (`--from N`: from execution N)"}},
 		Synopsis: "run <pipeline> [--from N]", Effect: "start a pipeline by hand",
 		Parse: slashRun,
+		Run: func(ctx context.Context, call Call, c SlashCommand) (string, error) {
+			return result(call.Engine.StartManual(ctx, call.Request, call.Program, c.Pipeline, c.From))
+		},
 	},
 	{
 		Name:     "promote",
@@ -96,44 +147,65 @@ var SlashCommands = Commands{
 		Help:     []HelpRow{{"/stagehand promote [N]", "promotes a successful stage-only execution to production, like the Promote Build button (default: the latest successful one)"}},
 		Synopsis: "promote [N]", Effect: "Promote Build on stage-only execution N (default: the latest successful)",
 		Parse: slashNumberOnly,
+		Run: func(ctx context.Context, call Call, c SlashCommand) (string, error) {
+			return result(call.Engine.Promote(ctx, call.Request, call.Program, c.Number))
+		},
 	},
 	{
 		Name:     "approve",
 		Usage:    "/stagehand approve [N] [--rollback]",
 		Help:     []HelpRow{{"/stagehand approve [N] [--rollback]", "approves an execution waiting for approval; `--rollback` is needed when its deploy would roll production back"}},
 		Synopsis: "approve [N] [--rollback]", Effect: "answer a waiting approval",
-		Production: always, ProductionHelp: "`approve` (also with `--rollback`)",
+		Who: production, ProductionHelp: "`approve` (also with `--rollback`)",
 		Parse: slashApprove,
+		Run: func(ctx context.Context, call Call, c SlashCommand) (string, error) {
+			if c.Rollback {
+				return result(call.Engine.ApproveRollback(ctx, call.Request, call.Program, c.Number))
+			}
+			return result(call.Engine.Approve(ctx, call.Request, call.Program, c.Number))
+		},
 	},
 	{
 		Name:     "reject",
 		Usage:    "/stagehand reject [N] [reason]",
 		Help:     []HelpRow{{"/stagehand reject [N] [reason]", "rejects an execution waiting for approval; it ends cancelled"}},
 		Synopsis: "reject [N] [reason]", Effect: "answer a waiting approval",
-		Production: always, ProductionHelp: "`reject`",
+		Who: production, ProductionHelp: "`reject`",
 		Parse: slashReject,
+		Run: func(ctx context.Context, call Call, c SlashCommand) (string, error) {
+			return result(call.Engine.Reject(ctx, call.Request, call.Program, c.Number, c.Reason))
+		},
 	},
 	{
 		Name:     "schedule",
 		Usage:    "/stagehand schedule now|TIME [N], TIME in RFC 3339 such as 2026-12-01T10:00:00Z",
 		Help:     []HelpRow{{"/stagehand schedule <time> [N]", "sets when a scheduled production deploy runs: an RFC 3339 time such as `2026-12-01T10:00:00Z`, or `now`"}},
 		Synopsis: "schedule <RFC 3339 time or now> [N]", Effect: "when a scheduled production deploy runs",
-		Production: always, ProductionHelp: "`schedule` (and the Deploy Now button)",
+		Who: production, ProductionHelp: "`schedule` (and the Deploy Now button)",
 		Parse: slashSchedule,
+		Run: func(ctx context.Context, call Call, c SlashCommand) (string, error) {
+			return result(call.Engine.Schedule(ctx, call.Request, call.Program, c.Number, c.At)) // now: c.At is zero
+		},
 	},
 	{
 		Name:     "cancel",
 		Usage:    "/stagehand cancel [N]",
 		Help:     []HelpRow{{"/stagehand cancel [N]", "cancels a queued, running or waiting execution"}},
 		Synopsis: "cancel [N]", Effect: "cancel a queued, running or waiting execution",
-		Production: always, ProductionHelp: "`cancel` of an execution that holds production",
+		Who: production, ProductionHelp: "`cancel` of an execution that holds production",
 		Parse: slashNumberOnly,
+		Run: func(ctx context.Context, call Call, c SlashCommand) (string, error) {
+			return result(call.Engine.Cancel(ctx, call.Request, call.Program, c.Number))
+		},
 	},
 	{
 		Name:     "status",
 		Usage:    "/stagehand status",
 		Help:     []HelpRow{{"/stagehand status", "shows the pipelines, the active and queued executions, and what runs on stage and production"}},
 		Synopsis: "status", Effect: "pipelines, active and queued executions, what runs where",
+		Run: func(ctx context.Context, call Call, _ SlashCommand) (string, error) {
+			return call.Engine.Status(ctx, call.Request, call.Program)
+		},
 	},
 	{
 		Name:  "env",
@@ -149,9 +221,23 @@ var SlashCommands = Commands{
 			{"/stagehand env unset <environment> KEY", "removes a variable (refused while an execution holds the environment)"},
 		},
 		Synopsis: "env list|set|unset <environment> [KEY[=VALUE]]", Effect: "environment variables (refused while held)",
-		Production:     func(c SlashCommand) bool { return c.Environment == Production && c.EnvAction != "list" },
+		Who: func(c SlashCommand) Access {
+			if c.Environment == Production && c.EnvAction != "list" {
+				return AccessProduction
+			}
+			return AccessWrite
+		},
 		ProductionHelp: "`env set`/`env unset production`",
 		Parse:          slashEnv,
+		Run: func(ctx context.Context, call Call, c SlashCommand) (string, error) {
+			switch c.EnvAction {
+			case "set":
+				return call.Engine.SetVariable(ctx, call.Request, call.Program, c.Environment, c.Key, c.Value)
+			case "unset":
+				return call.Engine.UnsetVariable(ctx, call.Request, call.Program, c.Environment, c.Key)
+			}
+			return call.Engine.ListVariables(ctx, call.Request, call.Program, c.Environment)
+		},
 	},
 }
 

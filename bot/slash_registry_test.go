@@ -1,6 +1,8 @@
 package bot
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -19,8 +21,11 @@ func TestRegistryIsTheSourceOfHelp(t *testing.T) {
 		Usage:    "/stagehand wave [N]",
 		Help:     []HelpRow{{"/stagehand wave [N]", "waves at execution N"}},
 		Synopsis: "wave [N]", Effect: "wave at an execution",
-		Production: always, ProductionHelp: "`wave`",
+		Who: production, ProductionHelp: "`wave`",
 		Parse: slashNumberOnly,
+		Run: func(_ context.Context, call Call, c SlashCommand) (string, error) {
+			return fmt.Sprintf("@%s waves at #%d", call.Request.Actor, c.Number), nil
+		},
 	})
 	for _, bare := range []bool{false, true} {
 		help := reg.Help(bare)
@@ -48,8 +53,20 @@ func TestRegistryIsTheSourceOfHelp(t *testing.T) {
 	if _, errs := reg.Parse("/stagehand wav", false); len(errs) != 1 || !strings.Contains(errs[0].Message, "did you mean /stagehand wave?") {
 		t.Errorf("a misspelt wave: %v", errs)
 	}
-	if !reg.Production(SlashCommand{Name: "wave"}) || SlashCommands.Production(SlashCommand{Name: "wave"}) {
-		t.Error("Production does not read the registry's entry")
+	if reg.Access(cmds[0]) != AccessProduction || SlashCommands.Access(cmds[0]) != AccessWrite {
+		t.Error("Access does not read the registry's entry")
+	}
+	ctx := context.Background()
+	if got, err := reg.Run(ctx, Call{Request: Internal("alice")}, cmds[0]); got != "@alice waves at #7" || err != nil {
+		t.Errorf("Run(wave #7) = %q, %v", got, err)
+	}
+	if _, err := SlashCommands.Run(ctx, Call{Request: Internal("alice")}, cmds[0]); err == nil {
+		t.Error("SlashCommands ran the throw-away command of another registry")
+	}
+	// The help command lists the registry it was read with.
+	helpCmds, _ := reg.Parse("/help", true)
+	if got, err := reg.Run(ctx, Call{BareAliases: true}, helpCmds[0]); got != reg.Help(true) || err != nil {
+		t.Errorf("Run(/help) = %q, %v; want reg.Help(true)", got, err)
 	}
 	if !strings.Contains(reg.ReadmeTable(), "| `wave [N]` | wave at an execution |\n") {
 		t.Errorf("ReadmeTable has no row for wave:\n%s", reg.ReadmeTable())
@@ -81,27 +98,32 @@ func TestReadmeTable(t *testing.T) {
 	}
 }
 
-func TestProductionCommands(t *testing.T) {
+func TestCommandAccess(t *testing.T) {
 	for _, tc := range []struct {
 		c    SlashCommand
-		want bool
+		want Access
 	}{
-		{SlashCommand{Name: "help"}, false},
-		{SlashCommand{Name: "run", Pipeline: ProdOnly}, false},
-		{SlashCommand{Name: "promote"}, false},
-		{SlashCommand{Name: "approve"}, true},
-		{SlashCommand{Name: "reject"}, true},
-		{SlashCommand{Name: "schedule", Now: true}, true},
-		{SlashCommand{Name: "cancel"}, true},
-		{SlashCommand{Name: "status"}, false},
-		{SlashCommand{Name: "env", EnvAction: "list", Environment: Production}, false},
-		{SlashCommand{Name: "env", EnvAction: "set", Environment: Stage}, false},
-		{SlashCommand{Name: "env", EnvAction: "set", Environment: Production}, true},
-		{SlashCommand{Name: "env", EnvAction: "unset", Environment: Production}, true},
-		{SlashCommand{Name: "nope"}, false},
+		{SlashCommand{Name: "help"}, AccessAnyone},
+		{SlashCommand{Name: "run", Pipeline: ProdOnly}, AccessWrite},
+		{SlashCommand{Name: "promote"}, AccessWrite},
+		{SlashCommand{Name: "approve"}, AccessProduction},
+		{SlashCommand{Name: "reject"}, AccessProduction},
+		{SlashCommand{Name: "schedule", Now: true}, AccessProduction},
+		{SlashCommand{Name: "cancel"}, AccessProduction},
+		{SlashCommand{Name: "status"}, AccessWrite},
+		{SlashCommand{Name: "env", EnvAction: "list", Environment: Production}, AccessWrite},
+		{SlashCommand{Name: "env", EnvAction: "set", Environment: Stage}, AccessWrite},
+		{SlashCommand{Name: "env", EnvAction: "set", Environment: Production}, AccessProduction},
+		{SlashCommand{Name: "env", EnvAction: "unset", Environment: Production}, AccessProduction},
+		{SlashCommand{Name: "nope"}, AccessWrite},
 	} {
-		if got := SlashCommands.Production(tc.c); got != tc.want {
-			t.Errorf("Production(%+v) = %v, want %v", tc.c, got, tc.want)
+		if got := SlashCommands.Access(tc.c); got != tc.want {
+			t.Errorf("Access(%+v) = %v, want %v", tc.c, got, tc.want)
+		}
+	}
+	for _, c := range SlashCommands {
+		if c.Run == nil {
+			t.Errorf("%s has no action", c.Name)
 		}
 	}
 }

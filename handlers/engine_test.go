@@ -47,7 +47,7 @@ func TestStageOnlyPromoteProdOnly(t *testing.T) {
 	sha := e.push()
 	e.waitState(1, bot.ExecutionSucceeded)
 	ctx := context.Background()
-	res, err := e.engine.Promote(ctx, e.prog.ID, 0, "alice", false)
+	res, err := e.engine.Promote(ctx, bot.Internal("alice"), e.prog.ID, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestStageOnlyPromoteProdOnly(t *testing.T) {
 		t.Fatalf("promotion started %s", res.Execution)
 	}
 	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
-	if _, err := e.engine.Approve(ctx, e.prog.ID, 2, "bob", false); err != nil {
+	if _, err := e.engine.Approve(ctx, bot.Internal("bob"), e.prog.ID, 2); err != nil {
 		t.Fatal(err)
 	}
 	prod := e.waitState(2, bot.ExecutionSucceeded)
@@ -108,7 +108,7 @@ func TestFullStackStepsAndReject(t *testing.T) {
 	if diff := cmp.Diff(want, stepStates(steps)); diff != "" {
 		t.Errorf("steps at approval (-want +got):\n%s", diff)
 	}
-	if _, err := e.engine.Reject(ctx, e.prog.ID, 1, "carol", "not today"); err != nil {
+	if _, err := e.engine.Reject(ctx, bot.Internal("carol"), e.prog.ID, 1, "not today"); err != nil {
 		t.Fatal(err)
 	}
 	ex := e.waitState(1, bot.ExecutionCancelled)
@@ -131,7 +131,7 @@ func TestFullStackStepsAndReject(t *testing.T) {
 	e.repo.commit("second", nil)
 	e.push()
 	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
-	if _, err := e.engine.Approve(ctx, e.prog.ID, 2, "carol", false); err != nil {
+	if _, err := e.engine.Approve(ctx, bot.Internal("carol"), e.prog.ID, 2); err != nil {
 		t.Fatal(err)
 	}
 	e.waitState(2, bot.ExecutionSucceeded)
@@ -158,7 +158,7 @@ func TestQueueingAndExclusion(t *testing.T) {
 
 	// A manual full-stack run, held in its build.
 	release = e.repo.hold("hold-build")
-	res, err := e.engine.StartManual(ctx, e.prog.ID, bot.FullStack, "dave", 0)
+	res, err := e.engine.StartManual(ctx, bot.Internal("dave"), e.prog.ID, bot.FullStack, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,9 +186,9 @@ func TestQueueingAndExclusion(t *testing.T) {
 		t.Errorf("#5 says %q; it must name its blocker", ex.Message)
 	}
 	// A manual start while blocked is refused, naming the blocker.
-	_, err = e.engine.StartManual(ctx, e.prog.ID, bot.StageOnly, "erin", 0)
+	_, err = e.engine.StartManual(ctx, bot.Internal("erin"), e.prog.ID, bot.StageOnly, 0)
 	mustRule(t, err, "B", "full-stack #2", "running", "http://stagehand.test/programs/Codertocat/Hello-World/executions/2")
-	_, err = e.engine.Promote(ctx, e.prog.ID, 0, "erin", false)
+	_, err = e.engine.Promote(ctx, bot.Internal("erin"), e.prog.ID, 0)
 	mustRule(t, err, "B", "full-stack #2")
 
 	// The full-stack execution waits for approval: it still blocks.
@@ -198,7 +198,7 @@ func TestQueueingAndExclusion(t *testing.T) {
 		t.Errorf("#5 is %s while full-stack waits for approval", ex.State)
 	}
 	// When it ends, the queued stage-only starts by itself.
-	if _, err := e.engine.Reject(ctx, e.prog.ID, 2, "dave", ""); err != nil {
+	if _, err := e.engine.Reject(ctx, bot.Internal("dave"), e.prog.ID, 2, ""); err != nil {
 		t.Fatal(err)
 	}
 	ex := e.waitState(5, bot.ExecutionSucceeded)
@@ -207,7 +207,7 @@ func TestQueueingAndExclusion(t *testing.T) {
 	}
 
 	// Stage-only and prod-only run at the same time.
-	if _, err := e.engine.Promote(ctx, e.prog.ID, 5, "erin", false); err != nil {
+	if _, err := e.engine.Promote(ctx, bot.Internal("erin"), e.prog.ID, 5); err != nil {
 		t.Fatal(err)
 	}
 	e.waitStep(6, bot.StepApproval, bot.StepWaiting)
@@ -219,7 +219,7 @@ func TestQueueingAndExclusion(t *testing.T) {
 		t.Errorf("prod-only #6 is %s while stage-only #7 runs", ex.State)
 	}
 	release()
-	if _, err := e.engine.Approve(ctx, e.prog.ID, 6, "frank", false); err != nil {
+	if _, err := e.engine.Approve(ctx, bot.Internal("frank"), e.prog.ID, 6); err != nil {
 		t.Fatal(err)
 	}
 	e.waitState(6, bot.ExecutionSucceeded)
@@ -232,13 +232,13 @@ func TestEnvironmentLocks(t *testing.T) {
 	ctx := context.Background()
 	e.push()
 	e.waitState(1, bot.ExecutionSucceeded)
-	if _, err := e.engine.StartManual(ctx, e.prog.ID, bot.FullStack, "dave", 0); err != nil {
+	if _, err := e.engine.StartManual(ctx, bot.Internal("dave"), e.prog.ID, bot.FullStack, 0); err != nil {
 		t.Fatal(err)
 	}
 	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
-	_, err := e.engine.SetVariable(ctx, e.prog.ID, bot.Production, "LOG_LEVEL", "trace", "dave", false)
+	_, err := e.engine.SetVariable(ctx, bot.Internal("dave"), e.prog.ID, bot.Production, "LOG_LEVEL", "trace")
 	mustRule(t, err, "E", "production is held by full-stack #2", "waiting")
-	if _, err := e.engine.Reject(ctx, e.prog.ID, 2, "dave", ""); err != nil {
+	if _, err := e.engine.Reject(ctx, bot.Internal("dave"), e.prog.ID, 2, ""); err != nil {
 		t.Fatal(err)
 	}
 	e.waitState(2, bot.ExecutionCancelled)
@@ -247,14 +247,14 @@ func TestEnvironmentLocks(t *testing.T) {
 	e.repo.commit("next", nil)
 	e.push()
 	e.waitStep(3, bot.StepStageTests, bot.StepRunning)
-	msg, err := e.engine.SetVariable(ctx, e.prog.ID, bot.Production, "LOG_LEVEL", "trace", "dave", false)
+	msg, err := e.engine.SetVariable(ctx, bot.Internal("dave"), e.prog.ID, bot.Production, "LOG_LEVEL", "trace")
 	if err != nil {
 		t.Fatalf("setting a production variable while stage-only tests: %v", err)
 	}
 	if !strings.Contains(msg, "LOG_LEVEL set") {
 		t.Errorf("answer %q", msg)
 	}
-	_, err = e.engine.SetVariable(ctx, e.prog.ID, bot.Stage, "LOG_LEVEL", "x", "dave", false)
+	_, err = e.engine.SetVariable(ctx, bot.Internal("dave"), e.prog.ID, bot.Stage, "LOG_LEVEL", "x")
 	mustRule(t, err, "E", "stage is held by stage-only #3")
 	release()
 	e.waitState(3, bot.ExecutionSucceeded)
@@ -262,11 +262,11 @@ func TestEnvironmentLocks(t *testing.T) {
 	if err != nil || vars["LOG_LEVEL"] != "trace" {
 		t.Errorf("production variables = %v, %v", vars, err)
 	}
-	if _, err := e.engine.Promote(ctx, e.prog.ID, 0, "erin", false); err != nil {
+	if _, err := e.engine.Promote(ctx, bot.Internal("erin"), e.prog.ID, 0); err != nil {
 		t.Fatal(err)
 	}
 	e.waitStep(4, bot.StepApproval, bot.StepWaiting)
-	if _, err := e.engine.Approve(ctx, e.prog.ID, 4, "frank", false); err != nil {
+	if _, err := e.engine.Approve(ctx, bot.Internal("frank"), e.prog.ID, 4); err != nil {
 		t.Fatal(err)
 	}
 	e.waitState(4, bot.ExecutionSucceeded)
@@ -288,11 +288,11 @@ func TestArtifactReuseAndRollbackGuard(t *testing.T) {
 	stageOnlyApp := e.repo.readRecord("stage/app.txt")
 
 	newer := e.repo.commit("newer", nil)
-	if _, err := e.engine.StartManual(ctx, e.prog.ID, bot.FullStack, "dave", 0); err != nil {
+	if _, err := e.engine.StartManual(ctx, bot.Internal("dave"), e.prog.ID, bot.FullStack, 0); err != nil {
 		t.Fatal(err)
 	}
 	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
-	if _, err := e.engine.Approve(ctx, e.prog.ID, 2, "dave", false); err != nil {
+	if _, err := e.engine.Approve(ctx, bot.Internal("dave"), e.prog.ID, 2); err != nil {
 		t.Fatal(err)
 	}
 	e.waitState(2, bot.ExecutionSucceeded)
@@ -303,7 +303,7 @@ func TestArtifactReuseAndRollbackGuard(t *testing.T) {
 
 	// Promote the stage-only execution: production runs full-stack #2's
 	// newer commit, so this is a rollback.
-	if _, err := e.engine.Promote(ctx, e.prog.ID, 1, "erin", false); err != nil {
+	if _, err := e.engine.Promote(ctx, bot.Internal("erin"), e.prog.ID, 1); err != nil {
 		t.Fatal(err)
 	}
 	e.waitStep(3, bot.StepApproval, bot.StepWaiting)
@@ -312,9 +312,9 @@ func TestArtifactReuseAndRollbackGuard(t *testing.T) {
 	if ex.Rollback != wantNote {
 		t.Errorf("rollback note = %q, want %q", ex.Rollback, wantNote)
 	}
-	_, err := e.engine.Approve(ctx, e.prog.ID, 3, "frank", false)
+	_, err := e.engine.Approve(ctx, bot.Internal("frank"), e.prog.ID, 3)
 	mustRule(t, err, "G", wantNote, "--rollback")
-	if _, err := e.engine.Approve(ctx, e.prog.ID, 3, "frank", true); err != nil {
+	if _, err := e.engine.ApproveRollback(ctx, bot.Internal("frank"), e.prog.ID, 3); err != nil {
 		t.Fatal(err)
 	}
 	e.waitState(3, bot.ExecutionSucceeded)
@@ -331,11 +331,11 @@ func TestRollbackWithoutApprovalStops(t *testing.T) {
 	e.push()
 	e.waitState(1, bot.ExecutionSucceeded)
 	e.repo.commit("newer", nil)
-	if _, err := e.engine.StartManual(ctx, e.prog.ID, bot.FullStack, "dave", 0); err != nil {
+	if _, err := e.engine.StartManual(ctx, bot.Internal("dave"), e.prog.ID, bot.FullStack, 0); err != nil {
 		t.Fatal(err)
 	}
 	e.waitState(2, bot.ExecutionSucceeded)
-	if _, err := e.engine.Promote(ctx, e.prog.ID, 1, "erin", false); err != nil {
+	if _, err := e.engine.Promote(ctx, bot.Internal("erin"), e.prog.ID, 1); err != nil {
 		t.Fatal(err)
 	}
 	e.waitStep(3, bot.StepApproval, bot.StepWaiting)
@@ -343,7 +343,7 @@ func TestRollbackWithoutApprovalStops(t *testing.T) {
 	if !strings.Contains(ex.Message, "stopped: would roll production back") {
 		t.Errorf("message %q", ex.Message)
 	}
-	if _, err := e.engine.Approve(ctx, e.prog.ID, 3, "frank", true); err != nil {
+	if _, err := e.engine.ApproveRollback(ctx, bot.Internal("frank"), e.prog.ID, 3); err != nil {
 		t.Fatal(err)
 	}
 	e.waitState(3, bot.ExecutionSucceeded)
@@ -356,15 +356,15 @@ func TestScheduleSurvivesRestart(t *testing.T) {
 	ctx := context.Background()
 	e.push()
 	e.waitState(1, bot.ExecutionSucceeded)
-	if _, err := e.engine.Promote(ctx, e.prog.ID, 1, "erin", false); err != nil {
+	if _, err := e.engine.Promote(ctx, bot.Internal("erin"), e.prog.ID, 1); err != nil {
 		t.Fatal(err)
 	}
 	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
 	at := e.clock.Now().Add(time.Hour).Truncate(time.Second)
-	if _, err := e.engine.Schedule(ctx, e.prog.ID, 2, "erin", at); err != nil {
+	if _, err := e.engine.Schedule(ctx, bot.Internal("erin"), e.prog.ID, 2, at); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.engine.Approve(ctx, e.prog.ID, 2, "frank", false); err != nil {
+	if _, err := e.engine.Approve(ctx, bot.Internal("frank"), e.prog.ID, 2); err != nil {
 		t.Fatal(err)
 	}
 	e.waitStep(2, bot.StepSchedule, bot.StepWaiting)
@@ -409,7 +409,7 @@ func TestCancelKillsRunningCommand(t *testing.T) {
 	if pid == 0 {
 		t.Fatal("the build never wrote its pid")
 	}
-	if _, err := e.engine.Cancel(ctx, e.prog.ID, 1, "gina"); err != nil {
+	if _, err := e.engine.Cancel(ctx, bot.Internal("gina"), e.prog.ID, 1); err != nil {
 		t.Fatal(err)
 	}
 	cancelled := time.Now()
@@ -479,7 +479,7 @@ func TestRerunAndVariables(t *testing.T) {
 	sha := e.push()
 	e.waitState(1, bot.ExecutionSucceeded)
 	e.repo.commit("later", nil)
-	res, err := e.engine.Rerun(ctx, e.prog.ID, 1, "hank")
+	res, err := e.engine.Rerun(ctx, bot.Internal("hank"), e.prog.ID, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,7 +500,15 @@ func TestRerunAndVariables(t *testing.T) {
 		{"LOG_LEVEL", "warn", false, map[string]string{"LOG_LEVEL": "warn", "FEATURE_X": "on"}},
 		{"LOG_LEVEL", "", true, map[string]string{"LOG_LEVEL": "debug", "FEATURE_X": "on"}},
 	} {
-		if _, err := e.engine.SetVariable(ctx, e.prog.ID, bot.Stage, step.key, step.value, "hank", step.unset); err != nil {
+		change := func() (string, error) {
+			return e.engine.SetVariable(ctx, bot.Internal("hank"), e.prog.ID, bot.Stage, step.key, step.value)
+		}
+		if step.unset {
+			change = func() (string, error) {
+				return e.engine.UnsetVariable(ctx, bot.Internal("hank"), e.prog.ID, bot.Stage, step.key)
+			}
+		}
+		if _, err := change(); err != nil {
 			t.Fatal(err)
 		}
 		got, err := e.engine.Variables(ctx, e.prog.ID, bot.Stage)
@@ -511,7 +519,7 @@ func TestRerunAndVariables(t *testing.T) {
 			t.Errorf("after %s=%q unset=%v (-want +got):\n%s", step.key, step.value, step.unset, diff)
 		}
 	}
-	_, err = e.engine.SetVariable(ctx, e.prog.ID, bot.Stage, "STAGEHAND_TOKEN", "x", "hank", false)
+	_, err = e.engine.SetVariable(ctx, bot.Internal("hank"), e.prog.ID, bot.Stage, "STAGEHAND_TOKEN", "x")
 	var re *bot.RuleError
 	if !errors.As(err, &re) {
 		t.Errorf("setting a STAGEHAND_ variable: err = %v, want a refusal", err)

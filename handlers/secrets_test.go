@@ -86,7 +86,7 @@ func TestEnvListShowsSecretNamesOnly(t *testing.T) {
 	if err := os.WriteFile(p, []byte("s3cr3t-deploy-value"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.hooks.Secrets = worker.SecretsDir{Dir: dir}
+	e.engine.Secrets = worker.SecretsDir{Dir: dir}
 	e.push()
 	reply := e.comment("alice", "/stagehand env list production").Body
 	for _, want := range []string{"| `LOG_LEVEL` | `info` |", "| `DEPLOY_TOKEN` | set |", "| `NOT_THERE` | missing |"} {

@@ -622,11 +622,11 @@ func TestGitHubAPICallsPerExecution(t *testing.T) {
 		ticks, _ := rs.stats()
 		t.Logf("stage-only, reported after every engine transaction (%d ticks): %s", ticks, stage)
 
-		if _, err := e.engine.Promote(ctx, e.prog.ID, 1, "alice", false); err != nil {
+		if _, err := e.engine.Promote(ctx, bot.Internal("alice"), e.prog.ID, 1); err != nil {
 			t.Fatal(err)
 		}
 		e.waitStep(2, bot.StepApproval, bot.StepWaiting)
-		if _, err := e.engine.Approve(ctx, e.prog.ID, 2, "bob", false); err != nil {
+		if _, err := e.engine.Approve(ctx, bot.Internal("bob"), e.prog.ID, 2); err != nil {
 			t.Fatal(err)
 		}
 		e.waitState(2, bot.ExecutionSucceeded)
@@ -651,12 +651,12 @@ func TestGitHubAPICallsPerExecution(t *testing.T) {
 		mark = len(calls)
 		t.Logf("stage-only, reported at the end only: %s", stage)
 
-		if _, err := e.engine.Promote(ctx, e.prog.ID, 1, "alice", false); err != nil {
+		if _, err := e.engine.Promote(ctx, bot.Internal("alice"), e.prog.ID, 1); err != nil {
 			t.Fatal(err)
 		}
 		e.waitStep(2, bot.StepApproval, bot.StepWaiting)
 		e.report() // the approval gate waits for a person: the tick sees it
-		if _, err := e.engine.Approve(ctx, e.prog.ID, 2, "bob", false); err != nil {
+		if _, err := e.engine.Approve(ctx, bot.Internal("bob"), e.prog.ID, 2); err != nil {
 			t.Fatal(err)
 		}
 		e.waitReported(2, bot.ExecutionSucceeded)

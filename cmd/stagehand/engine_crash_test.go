@@ -313,7 +313,7 @@ func TestEngineCrashSafety(t *testing.T) {
 		}
 		h.waitExecution(t, 1, bot.ExecutionSucceeded)
 		h.command(t, func(ctx context.Context, e *bot.Engine, prog bot.Program) error {
-			_, err := e.Promote(ctx, prog.ID, 1, "alice", false)
+			_, err := e.Promote(ctx, bot.Internal("alice"), prog.ID, 1)
 			return err
 		})
 		h.waitExecution(t, 2, bot.ExecutionWaiting)
@@ -324,7 +324,7 @@ func TestEngineCrashSafety(t *testing.T) {
 			t.Fatalf("after the restart prod-only #2 is %s, want still waiting for approval", ex.State)
 		}
 		h.command(t, func(ctx context.Context, e *bot.Engine, prog bot.Program) error {
-			_, err := e.Approve(ctx, prog.ID, 2, "bob", false)
+			_, err := e.Approve(ctx, bot.Internal("bob"), prog.ID, 2)
 			return err
 		})
 		h.waitExecution(t, 2, bot.ExecutionSucceeded)

@@ -820,7 +820,11 @@ func TestMultipleReplicas(t *testing.T) {
 			if !atApproval {
 				continue
 			}
-			_, err := engine.Approve(ctx, ex.ProgramID, ex.Number, "bob", ex.Rollback != "")
+			approve := engine.Approve
+			if ex.Rollback != "" {
+				approve = engine.ApproveRollback
+			}
+			_, err := approve(ctx, bot.Internal("bob"), ex.ProgramID, ex.Number)
 			var re *bot.RuleError
 			switch {
 			case err == nil:

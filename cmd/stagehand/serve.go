@@ -172,6 +172,7 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 		stepArtifacts = shared
 	}
 	secrets := hworker.SecretsDir{Dir: cfg.SecretsDir}
+	engine.Secrets = secrets // env list says whether each declared secret has a value
 	worker := &hworker.StepWorker{Engine: engine, Git: git, Artifacts: stepArtifacts, DataDir: cfg.DataDir, Path: os.Getenv("PATH"), Sandbox: sandbox, Secrets: secrets, Logger: logger}
 	if cfg.StepRunner == config.RunnerRemote {
 		worker.Remote, worker.Specs = broker.StepDispatcher(), git
@@ -179,7 +180,7 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	}
 	webhooks := &webhook.Webhooks{
 		Store: store, Engine: engine, Commands: engine, GitHub: app, Checks: app, AppID: cfg.GitHubAppID, PublicURL: cfg.PublicURL,
-		Files: app, Policies: policies, Secrets: secrets, Clock: bot.SystemClock{}, Logger: logger, ParseConfig: parse,
+		Files: app, Policies: policies, Clock: bot.SystemClock{}, Logger: logger, ParseConfig: parse,
 		Refusals: func(action string) { metrics.Refusals.WithLabelValues(action).Inc() },
 	}
 	metrics.CountGitHubCalls(app.Calls)

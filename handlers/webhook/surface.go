@@ -81,11 +81,11 @@ func (h *Webhooks) authorize(ctx context.Context, prog bot.Program, user string)
 	return a, nil
 }
 
-// action returns ctx carrying the policy and, for a production action
+// request returns req carrying the policy and, for a production action
 // (SPEC §5), whether the person is one of the production approvers: the
 // engine enforces production actions and prevent_self_approval with them.
 // An error checking a team refuses (fail closed).
-func (a *authorization) action(ctx context.Context, production bool) (context.Context, error) {
+func (a *authorization) request(ctx context.Context, req bot.Request, production bool) (bot.Request, error) {
 	ba := bot.Authorization{Approvers: "anyone with write permission"}
 	if len(a.approvers.Users) > 0 || len(a.approvers.Teams) > 0 {
 		ba.Approvers = strings.Join(append(append([]string{}, a.approvers.Users...), a.approvers.Teams...), ", ")
@@ -94,13 +94,14 @@ func (a *authorization) action(ctx context.Context, production bool) (context.Co
 		if a.approver == nil {
 			ok, err := a.h.isApprover(ctx, a.prog, a.user, a.approvers)
 			if err != nil {
-				return ctx, err
+				return req, err
 			}
 			a.approver = &ok
 		}
 		ba.ProductionApprover = *a.approver
 	}
-	return bot.WithPolicy(bot.WithAuthorization(ctx, ba), a.policy), nil
+	req.Authorization, req.Policy = &ba, &a.policy
+	return req, nil
 }
 
 // isApprover reports whether user is one of the production approvers;
@@ -207,9 +208,10 @@ func (h *Webhooks) checkRun(ctx context.Context, d Delivery, ev *github.CheckRun
 		action = ev.GetRequestedAction().Identifier
 	}
 	production := action == githubapp.ActionApprove || action == githubapp.ActionApproveRollback || action == githubapp.ActionReject || action == githubapp.ActionDeployNow
+	req := bot.Request{Actor: user, Source: bot.FromButton}
 	auth, err := h.authorize(ctx, prog, user)
 	if err == nil {
-		ctx, err = auth.action(ctx, production)
+		req, err = auth.request(ctx, req, production)
 	}
 	if err != nil {
 		return h.answerClick(ctx, ex, user, action, err)
@@ -230,23 +232,28 @@ func (h *Webhooks) checkRun(ctx context.Context, d Delivery, ev *github.CheckRun
 	// replay of the signed delivery under a new GUID all find it recorded.
 	// The gate is the check run and the execution's history so far (a
 	// button offered again after the state moved is a new gate).
-	ctx = bot.WithCommandKey(ctx, fmt.Sprintf("click/%d/%d/%s/%s", checkRunID, shown.Events, action, strings.ToLower(user)))
+	req.Key = fmt.Sprintf("click/%d/%d/%s/%s", checkRunID, shown.Events, action, strings.ToLower(user))
+	e := h.Commands
 	var cmdErr error
 	switch action {
 	case "rerequested":
-		_, cmdErr = h.Commands.Rerun(ctx, prog.ID, ex.Number, user)
+		_, cmdErr = e.Rerun(ctx, req, prog.ID, ex.Number)
 	case githubapp.ActionPromote:
-		cmdErr = h.promoteRequested(ctx, prog, ex, user)
-	case githubapp.ActionConfirm, githubapp.ActionCreatePromote:
-		_, cmdErr = h.Commands.Promote(ctx, prog.ID, ex.Number, user, action == githubapp.ActionCreatePromote)
+		cmdErr = e.RequestPromotion(ctx, req, prog.ID, ex.Number)
+	case githubapp.ActionConfirm:
+		_, cmdErr = e.Promote(ctx, req, prog.ID, ex.Number)
+	case githubapp.ActionCreatePromote:
+		_, cmdErr = e.CreateAndPromote(ctx, req, prog.ID, ex.Number)
 	case githubapp.ActionDismiss:
 		cmdErr = h.note(ctx, ex, user, bot.EventPromoteDismissed, "")
-	case githubapp.ActionApprove, githubapp.ActionApproveRollback:
-		_, cmdErr = h.Commands.Approve(ctx, prog.ID, ex.Number, user, action == githubapp.ActionApproveRollback)
+	case githubapp.ActionApprove:
+		_, cmdErr = e.Approve(ctx, req, prog.ID, ex.Number)
+	case githubapp.ActionApproveRollback:
+		_, cmdErr = e.ApproveRollback(ctx, req, prog.ID, ex.Number)
 	case githubapp.ActionReject:
-		_, cmdErr = h.Commands.Reject(ctx, prog.ID, ex.Number, user, "rejected on GitHub")
+		_, cmdErr = e.Reject(ctx, req, prog.ID, ex.Number, "rejected on GitHub")
 	case githubapp.ActionDeployNow:
-		_, cmdErr = h.Commands.Schedule(ctx, prog.ID, ex.Number, user, h.Clock.Now())
+		_, cmdErr = e.Schedule(ctx, req, prog.ID, ex.Number, h.Clock.Now())
 	default:
 		return ignored("check run action not used by Stagehand", slog.String("action", action)), nil
 	}
@@ -306,25 +313,6 @@ func (h *Webhooks) note(ctx context.Context, ex bot.Execution, user string, kind
 	})
 }
 
-// promoteRequested is a click on Promote Build: it is allowed only on the
-// latest successful stage-only execution (rule D); the check run then asks
-// for confirmation.
-func (h *Webhooks) promoteRequested(ctx context.Context, prog bot.Program, ex bot.Execution, user string) error {
-	var latest []bot.Execution
-	err := h.Store.View(ctx, func(tx bot.Tx) error {
-		var err error
-		latest, err = tx.Executions(ctx, bot.ExecutionFilter{ProgramID: prog.ID, Pipeline: bot.StageOnly, States: []bot.ExecutionState{bot.ExecutionSucceeded}, Limit: 1})
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if len(latest) == 0 || latest[0].ID != ex.ID {
-		return &bot.RuleError{Rule: "D", Message: fmt.Sprintf("%s is no longer the latest successful stage-only execution", ex)}
-	}
-	return h.note(ctx, ex, user, bot.EventPromoteRequested, "")
-}
-
 var _ = handles("check_suite", (*Webhooks).checkSuite)
 
 // checkSuite re-runs, at the suite's commit, each pipeline that ran there.
@@ -356,9 +344,10 @@ func (h *Webhooks) checkSuite(ctx context.Context, d Delivery, ev *github.CheckS
 	if err != nil {
 		return outcome{}, err
 	}
+	req := bot.Request{Actor: user, Source: bot.FromButton}
 	auth, err := h.authorize(ctx, prog, user)
 	if err == nil {
-		ctx, err = auth.action(ctx, false)
+		req, err = auth.request(ctx, req, false)
 	}
 	if err != nil {
 		var rf *refusal
@@ -372,8 +361,8 @@ func (h *Webhooks) checkSuite(ctx context.Context, d Delivery, ev *github.CheckS
 		if e, ok := latest[kind]; ok && !e.State.Active() {
 			// Once per suite, execution and person: a replay finds the
 			// key, a re-run of the re-run does not.
-			kctx := bot.WithCommandKey(ctx, fmt.Sprintf("suite/%d/rerun-%s-%d/%s", ev.GetCheckSuite().GetID(), kind, e.Number, strings.ToLower(user)))
-			if _, err := h.Commands.Rerun(kctx, prog.ID, e.Number, user); err != nil && !errors.Is(err, bot.ErrAlreadyDone) {
+			req.Key = fmt.Sprintf("suite/%d/rerun-%s-%d/%s", ev.GetCheckSuite().GetID(), kind, e.Number, strings.ToLower(user))
+			if _, err := h.Commands.Rerun(ctx, req, prog.ID, e.Number); err != nil && !errors.Is(err, bot.ErrAlreadyDone) {
 				h.refuse(ctx, user, "rerequested", err)
 			}
 		}

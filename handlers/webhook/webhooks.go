@@ -24,11 +24,6 @@ type FileFetcher interface {
 	FetchFile(ctx context.Context, installationID int64, owner, repo, path, ref string) ([]byte, error)
 }
 
-// SecretStatus says, for each declared secret, "set" or "missing".
-type SecretStatus interface {
-	Status(prog bot.Program, env bot.EnvironmentName, names []string) map[string]string
-}
-
 // CheckRunCreator creates check runs (githubapp.App).
 type CheckRunCreator interface {
 	CreateCheckRun(ctx context.Context, inst int64, owner, repo string, opts github.CreateCheckRunOptions) (int64, error)
@@ -60,10 +55,7 @@ type Webhooks struct {
 	// Policies reads programs' policies from their default branches
 	// (SPEC §3): pushes are decided, and commands and clicks authorized,
 	// against it.
-	Policies *Policies
-	// Secrets says whether declared secrets have a value (env list);
-	// optional.
-	Secrets     SecretStatus
+	Policies    *Policies
 	ParseConfig bot.ConfigParser
 	Clock       bot.Clock
 	Logger      *slog.Logger

@@ -1,0 +1,63 @@
+package bot
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// SecretStatus says, for each declared secret of an environment, "set" or
+// "missing" (never a value).
+type SecretStatus interface {
+	Status(prog Program, env EnvironmentName, names []string) map[string]string
+}
+
+// Status is /stagehand status (Markdown): the pipelines, the active and
+// queued executions, and what runs on stage and production.
+func (e *Engine) Status(ctx context.Context, req Request, programID int64) (string, error) {
+	prog, pol, err := e.programAndPolicy(ctx, req, programID)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	err = e.Store.View(ctx, func(tx Tx) error {
+		var pipes []Pipeline
+		if pol.Config != nil {
+			pipes = PipelinesOf(prog.ID, pol.Config)
+		}
+		fmt.Fprintf(&b, "**%s** (policy: `.github/stagehand.yml` on %s)\n\n| pipeline | branch | trigger |\n| --- | --- | --- |\n", prog.FullName(), pol.Describe())
+		if len(pipes) == 0 {
+			b.WriteString("| none | — | — |\n")
+		}
+		for _, p := range pipes {
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", p.Kind, cmp.Or(p.Branch, "—"), cmp.Or(string(p.Trigger), "promotion"))
+		}
+		active, err := tx.Executions(ctx, ExecutionFilter{ProgramID: prog.ID, States: ActiveStates})
+		if err != nil {
+			return err
+		}
+		b.WriteString("\n**Active and queued**\n\n")
+		if len(active) == 0 {
+			b.WriteString("none\n")
+		}
+		for _, ex := range active {
+			fmt.Fprintf(&b, "- [%s](%s) at %s: %s — %s\n", ex, e.Link(prog, ex.Number), ShortSHA(ex.Commit), ex.State, ex.Message)
+		}
+		b.WriteString("\n**Environments**\n\n")
+		for _, env := range []EnvironmentName{Stage, Production} {
+			d, err := tx.Deployment(ctx, prog.ID, env)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				fmt.Fprintf(&b, "- %s: nothing deployed yet\n", env)
+			case err != nil:
+				return err
+			default:
+				fmt.Fprintf(&b, "- %s: %s (%s #%d), artifact set %s, since %s\n", env, ShortSHA(d.Commit), d.Pipeline, d.Number, ShortDigest(d.ArtifactDigest), d.Since.UTC().Format("2006-01-02 15:04 MST"))
+			}
+		}
+		return nil
+	})
+	return b.String(), err
+}
