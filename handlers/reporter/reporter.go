@@ -502,15 +502,11 @@ func hashView(v githubapp.CheckRunView) string {
 func (r *Reporter) reportDeployments(ctx context.Context, s *snapshot) error {
 	in, p := s.in, s.in.Program
 	for _, st := range in.Steps {
-		var env bot.EnvironmentName
-		switch st.Name {
-		case bot.StepDeployStage:
-			env = bot.Stage
-		case bot.StepDeployProduction:
-			env = bot.Production
-		default:
+		kind := bot.KindOf(st.Name)
+		if !kind.Deploy {
 			continue
 		}
+		env := kind.Environment
 		var state string
 		switch st.State {
 		case bot.StepRunning:

@@ -221,7 +221,7 @@ func (w *StepWorker) run(c bot.Claim) {
 		return
 	}
 	if w.stopCtx.Err() != nil && !o.Succeeded {
-		if c.Step.Name == bot.StepDeployStage || c.Step.Name == bot.StepDeployProduction {
+		if bot.KindOf(c.Step.Name).Deploy {
 			o.Message = "interrupted by a server shutdown while deploying; the deploy may have partly run, so it is not run again: " + o.Message
 		} else {
 			o.Retry = true
@@ -273,21 +273,7 @@ func (w *StepWorker) execute(ctx context.Context, c bot.Claim) bot.Outcome {
 		maps.Copy(vars, secrets)
 		c.Variables = vars
 	}
-	var o bot.Outcome
-	switch c.Step.Name {
-	case bot.StepBuild:
-		o = w.build(ctx, c, ws, out)
-	case bot.StepDeployStage, bot.StepDeployProduction:
-		o = w.deploy(ctx, c, ws, out)
-	case bot.StepStageTests:
-		o = w.tests(ctx, c, ws, out)
-	case bot.StepArtifactPreparation:
-		o = w.prepare(ctx, c, out)
-	case bot.StepApproval:
-		o = w.rollbackCheck(ctx, c, out)
-	default:
-		o = failed("step %s has no worker", c.Step.Name)
-	}
+	o := w.work(ctx, c, ws, out)
 	if err := out.Flush(); err != nil {
 		w.Logger.WarnContext(ctx, "writing the end of the step log", bot.LogError, err)
 	}
@@ -306,10 +292,10 @@ type SecretSource interface {
 // secrets are the values of the secrets the step's environment declares:
 // none for build and the steps that run no command of the repository.
 func (w *StepWorker) secrets(c bot.Claim) (map[string]string, error) {
-	if c.Step.Name != bot.StepDeployStage && c.Step.Name != bot.StepDeployProduction && c.Step.Name != bot.StepStageTests {
+	env := c.Environment()
+	if env == "" {
 		return nil, nil
 	}
-	env := c.Environment()
 	ec := c.Config.Environment(env)
 	if ec == nil || len(ec.Secrets) == 0 {
 		return nil, nil
@@ -395,9 +381,6 @@ func (w *StepWorker) checkout(ctx context.Context, c bot.Claim, ws string, log i
 }
 
 func (w *StepWorker) build(ctx context.Context, c bot.Claim, ws string, log io.Writer) bot.Outcome {
-	if w.Remote != nil {
-		return w.remote(ctx, c, log)
-	}
 	b := c.Config.Build
 	if b == nil {
 		return failed("the configuration has no build section")
@@ -444,9 +427,6 @@ func (w *StepWorker) prepareEnv(ctx context.Context, c bot.Claim, ws string, log
 }
 
 func (w *StepWorker) deploy(ctx context.Context, c bot.Claim, ws string, log io.Writer) bot.Outcome {
-	if w.Remote != nil {
-		return w.remote(ctx, c, log)
-	}
 	envName := c.Environment()
 	ec := c.Config.Environment(envName)
 	if ec == nil {
@@ -464,9 +444,6 @@ func (w *StepWorker) deploy(ctx context.Context, c bot.Claim, ws string, log io.
 }
 
 func (w *StepWorker) tests(ctx context.Context, c bot.Claim, ws string, log io.Writer) bot.Outcome {
-	if w.Remote != nil {
-		return w.remote(ctx, c, log)
-	}
 	ec := c.Config.Stage
 	if ec == nil || len(ec.Tests) == 0 {
 		return bot.Outcome{Succeeded: true, Message: "no stage tests configured"}
@@ -486,7 +463,7 @@ func (w *StepWorker) tests(ctx context.Context, c bot.Claim, ws string, log io.W
 
 // prepare is artifact-preparation: it names the source execution and
 // re-verifies every file of its artifact set (rule F).
-func (w *StepWorker) prepare(ctx context.Context, c bot.Claim, log io.Writer) bot.Outcome {
+func (w *StepWorker) prepare(ctx context.Context, c bot.Claim, _ string, log io.Writer) bot.Outcome {
 	src := c.Source
 	if src == nil {
 		return failed("this prod-only execution has no source stage-only execution")
@@ -504,7 +481,7 @@ func (w *StepWorker) prepare(ctx context.Context, c bot.Claim, log io.Writer) bo
 
 // rollbackCheck runs before the approval gate (rule G): it asks git
 // whether production's commit is an ancestor of the candidate.
-func (w *StepWorker) rollbackCheck(ctx context.Context, c bot.Claim, log io.Writer) bot.Outcome {
+func (w *StepWorker) rollbackCheck(ctx context.Context, c bot.Claim, _ string, log io.Writer) bot.Outcome {
 	prod, ex := c.Production, c.Execution
 	if prod == nil || prod.Commit == ex.Commit {
 		return bot.Outcome{Succeeded: true}

@@ -79,57 +79,15 @@ func (g *GitRepos) CheckoutSpec(ctx context.Context, prog bot.Program, commit st
 	return s, err
 }
 
-// remote runs a build, deploy or test step on a worker: the server keeps
-// the claim and its lease; the worker gets the scripts, the environment and
-// a checkout token for this one repository.
-func (w *StepWorker) remote(ctx context.Context, c bot.Claim, log io.Writer) bot.Outcome {
+// remote runs a step on a worker of the worker role: the server keeps the
+// claim and its lease; the worker gets the scripts, the environment and a
+// checkout token for this one repository.
+func (w *StepWorker) remote(ctx context.Context, c bot.Claim, sw stepWork, log io.Writer) bot.Outcome {
 	work := StepWork{ExecutionID: c.Execution.ID, Step: c.Step.Name, Attempt: c.Step.Attempt, Env: stepEnv(c, "")}
 	delete(work.Env, "STAGEHAND_ARTIFACTS")
-	var fail func(r WorkResult) bot.Outcome
-	switch c.Step.Name {
-	case bot.StepBuild:
-		b := c.Config.Build
-		if b == nil {
-			return failed("the configuration has no build section")
-		}
-		work.Commands = []WorkCommand{{Run: b.Run, Timeout: b.Timeout}}
-		work.Collect, work.Globs = true, b.Artifacts
-		fail = func(r WorkResult) bot.Outcome { return failed("%s", r.Error) }
-	case bot.StepDeployStage, bot.StepDeployProduction:
-		envName := c.Environment()
-		ec := c.Config.Environment(envName)
-		if ec == nil {
-			return failed("the configuration has no environments.%s", envName)
-		}
-		work.Commands = []WorkCommand{{Run: ec.Deploy, Timeout: ec.DeployTimeout}}
-		fail = func(r WorkResult) bot.Outcome {
-			if r.Command < 0 {
-				return failed("%s", r.Error)
-			}
-			return failed("deploy to %s: %s", envName, r.Error)
-		}
-	case bot.StepStageTests:
-		ec := c.Config.Stage
-		if ec == nil || len(ec.Tests) == 0 {
-			return bot.Outcome{Succeeded: true, Message: "no stage tests configured"}
-		}
-		for _, t := range ec.Tests {
-			work.Commands = append(work.Commands, WorkCommand{Title: "== test " + t.Name, Run: t.Run, Timeout: t.Timeout})
-		}
-		fail = func(r WorkResult) bot.Outcome {
-			if r.Command < 0 || r.Command >= len(ec.Tests) {
-				return failed("%s", r.Error)
-			}
-			return failed("test %s failed: %s", ec.Tests[r.Command].Name, r.Error)
-		}
-	default:
-		return failed("step %s has no worker", c.Step.Name)
-	}
-	if c.Step.Name != bot.StepBuild {
-		if c.Execution.ArtifactDigest == "" {
-			return failed("the execution has no artifact set")
-		}
-		work.Materialize = c.Execution.ArtifactDigest
+	read, done := sw.remote(c, &work)
+	if done != nil {
+		return *done
 	}
 	spec, err := w.Specs.CheckoutSpec(ctx, c.Program, c.Execution.Commit)
 	if err != nil {
@@ -144,16 +102,8 @@ func (w *StepWorker) remote(ctx context.Context, c bot.Claim, log io.Writer) bot
 		return bot.Outcome{Message: err.Error(), Retry: true}
 	case r.Retry:
 		return bot.Outcome{Message: "the worker stopped before the step's commands finished: " + r.Error, Retry: true}
-	case !r.Succeeded:
-		return fail(r)
 	}
-	switch c.Step.Name {
-	case bot.StepBuild:
-		return bot.Outcome{Succeeded: true, ArtifactDigest: r.ArtifactDigest, Message: fmt.Sprintf("built artifact set %s (%s)", bot.ShortDigest(r.ArtifactDigest), bot.FileCount(r.Files))}
-	case bot.StepStageTests:
-		return bot.Outcome{Succeeded: true, Message: fmt.Sprintf("%d stage test(s) passed", len(work.Commands))}
-	}
-	return bot.Outcome{Succeeded: true, Message: fmt.Sprintf("deployed %s (artifact set %s) to %s", bot.ShortSHA(c.Execution.Commit), bot.ShortDigest(c.Execution.ArtifactDigest), c.Environment())}
+	return read(r)
 }
 
 // WorkRunner runs StepWork on a worker: a fresh workspace under DataDir,
