@@ -52,6 +52,16 @@ func (e *Engine) update(ctx context.Context, req Request, programID int64, fn fu
 	return e.publish(ctx, jobs)
 }
 
+// updateWithPolicy reads the program's policy (req's, when its handler
+// read it), then runs fn with it as update does.
+func (e *Engine) updateWithPolicy(ctx context.Context, req Request, programID int64, fn func(tx EngineTx, prog Program, pol Policy) error) error {
+	pol, err := e.programPolicy(ctx, req, programID)
+	if err != nil {
+		return err
+	}
+	return e.update(ctx, req, programID, func(tx EngineTx, prog Program) error { return fn(tx, prog, pol) })
+}
+
 func (e *Engine) event(ctx context.Context, tx EngineTx, ex Execution, actor string, kind EventKind, detail string) error {
 	return tx.AddEvent(ctx, Event{ExecutionID: ex.ID, At: e.Clock.Now(), Actor: actor, Kind: kind, Detail: detail})
 }
@@ -221,12 +231,8 @@ func (e *Engine) approve(ctx context.Context, req Request, programID int64, numb
 	if err := requireProductionApprover(req, "approve a production deployment"); err != nil {
 		return Result{}, err
 	}
-	pol, err := e.programPolicy(ctx, req, programID)
-	if err != nil {
-		return Result{}, err
-	}
 	var res Result
-	err = e.update(ctx, req, programID, func(tx EngineTx, prog Program) error {
+	err := e.updateWithPolicy(ctx, req, programID, func(tx EngineTx, prog Program, pol Policy) error {
 		ex, steps, err := e.pick(ctx, tx, prog, number, "waiting for approval", waitingForApproval)
 		if err != nil {
 			return err
@@ -290,12 +296,8 @@ func (e *Engine) Reject(ctx context.Context, req Request, programID int64, numbe
 	if err := requireProductionApprover(req, "reject a production deployment"); err != nil {
 		return Result{}, err
 	}
-	pol, err := e.programPolicy(ctx, req, programID)
-	if err != nil {
-		return Result{}, err
-	}
 	var res Result
-	err = e.update(ctx, req, programID, func(tx EngineTx, prog Program) error {
+	err := e.updateWithPolicy(ctx, req, programID, func(tx EngineTx, prog Program, pol Policy) error {
 		ex, steps, err := e.pick(ctx, tx, prog, number, "waiting for approval", waitingForApproval)
 		if err != nil {
 			return err
@@ -415,12 +417,8 @@ func (e *Engine) Cancel(ctx context.Context, req Request, programID int64, numbe
 // prod-only one from the same source).
 func (e *Engine) Rerun(ctx context.Context, req Request, programID int64, number int) (Result, error) {
 	actor := req.Actor
-	pol, err := e.programPolicy(ctx, req, programID)
-	if err != nil {
-		return Result{}, err
-	}
 	var res Result
-	err = e.update(ctx, req, programID, func(tx EngineTx, prog Program) error {
+	err := e.updateWithPolicy(ctx, req, programID, func(tx EngineTx, prog Program, pol Policy) error {
 		old, err := tx.ExecutionByNumber(ctx, programID, number)
 		if errors.Is(err, ErrNotFound) {
 			return noSuchExecution(prog, number)

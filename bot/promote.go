@@ -31,12 +31,8 @@ const (
 
 func (e *Engine) promote(ctx context.Context, req Request, programID int64, number int, missing prodOnlyMissing, cause Cause) (Result, error) {
 	actor := req.Actor
-	pol, err := e.programPolicy(ctx, req, programID)
-	if err != nil {
-		return Result{}, err
-	}
 	var res Result
-	err = e.update(ctx, req, programID, func(tx EngineTx, prog Program) error {
+	err := e.updateWithPolicy(ctx, req, programID, func(tx EngineTx, prog Program, pol Policy) error {
 		succeeded, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, Pipeline: StageOnly, States: []ExecutionState{ExecutionSucceeded}, Limit: 1})
 		if err != nil {
 			return err
