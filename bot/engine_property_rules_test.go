@@ -177,7 +177,7 @@ func (h *harness) setVariable(snap snapshot) {
 		}
 	}
 	before := h.variable(p, env)
-	msg, err := h.eng.SetVariable(h.ctx, p.id, env, "RELEASE", value, "approver", false)
+	msg, err := h.eng.SetVariable(h.ctx, bot.Internal("approver"), p.id, env, "RELEASE", value)
 	h.result(fmt.Sprintf("%s: env set %s RELEASE=%s", p.repo, env, value), msg, err)
 	after := h.variable(p, env)
 	switch {

@@ -55,7 +55,7 @@ func TestArtifactPreparationRefusesDamagedArtifacts(t *testing.T) {
 			tt.damage(t, storedBlob(t, h, src.ArtifactDigest, "dist/app.txt"))
 
 			h.command(t, func(ctx context.Context, e *bot.Engine, prog bot.Program) error {
-				_, err := e.Promote(ctx, prog.ID, 1, "alice", false)
+				_, err := e.Promote(ctx, bot.Internal("alice"), prog.ID, 1)
 				return err
 			})
 			// It ends, or waits for approval when artifact-preparation
