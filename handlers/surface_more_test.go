@@ -407,7 +407,7 @@ func TestApproveRollbackAndDeployNowButtons(t *testing.T) {
 		t.Fatalf("schedule gate: %s/%s buttons %v, want Deploy Now", sched.Status, sched.Conclusion, labels(sched))
 	}
 	if got := labels(e.gh.CheckRun(gate.ID)); len(got) != 0 {
-		t.Logf("note: the approval check run (passed gate) still shows %v", got)
+		t.Errorf("the passed rollback approval's check run still shows %v", got)
 	}
 	if ex, _ := e.execution(3); !strings.Contains(moreEventsOf(e, ex.ID), "approved-rollback") {
 		t.Errorf("no approved-rollback event on #3")
