@@ -605,8 +605,15 @@ func (s *moreReportingStore) stats() (int, []error) {
 // stage-only execution and one promoted prod-only execution, reported
 // after every change (the worst case) and coalesced (the reporter's 1s
 // tick sees only the gates and the end).
+//
+// The budgets are the figures measured when reporting after every change
+// (BENCHMARKS.md), so one more call fails the test: stage-only 7 (check
+// run: 1 create + 3 updates; deployment: 1 create + 2 statuses); promoted
+// prod-only 10 (2 check runs: 2 creates + 4 updates; the stage-only check
+// run's update that records the promotion; deployment: 1 create + 2
+// statuses). Coalesced reporting can only send fewer.
 func TestGitHubAPICallsPerExecution(t *testing.T) {
-	const maxStageOnly, maxProdOnly = 20, 20
+	const maxStageOnly, maxProdOnly = 7, 10
 	t.Run("every change", func(t *testing.T) {
 		e := newSurfaceEnv(t, sampleConfig(splitPipelines))
 		rs := &moreReportingStore{Store: e.engine.Store, e: e}
