@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -298,13 +297,56 @@ func TestRefusals(t *testing.T) {
 	if after := len(e.gh.Comments(owner, repo, 1)); after != before {
 		t.Errorf("the bot answered %d ignored comments", after-before)
 	}
-	// Another app's check run is ignored.
-	other := cr
-	var q map[string]any
-	_ = json.Unmarshal(githubtest.Payload("check_run/requested_action.json"), &q)
-	q["check_run"].(map[string]any)["external_id"] = strconv.FormatInt(other.ID, 10)
-	e.setRepo(q)
+	// Another app's check run is ignored: a Promote Build click on the
+	// latest stage-only check run, the same in every field but the app's
+	// id, runs no command, records no event and makes no GitHub call.
+	latest := e.checkRuns(bot.StageOnly, "")
+	target := latest[len(latest)-1]
+	q := e.clickPayload(target, githubapp.ActionPromote, "alice")
+	q["check_run"].(map[string]any)["app"].(map[string]any)["id"] = testAppID + 1
+	state, events, calls := e.snapshotState(), e.eventsState(), len(e.gh.Calls())
 	e.deliver("check_run", q)
+	if diff := cmp.Diff(state, e.snapshotState()); diff != "" {
+		t.Errorf("another app's check run changed the state (-before +after):\n%s", diff)
+	}
+	if diff := cmp.Diff(events, e.eventsState()); diff != "" {
+		t.Errorf("another app's check run recorded events (-before +after):\n%s", diff)
+	}
+	if got := e.gh.Calls()[calls:]; len(got) != 0 {
+		t.Errorf("another app's check run made %d GitHub calls: %+v", len(got), got)
+	}
+	// The same click on Stagehand's own check run asks for confirmation:
+	// only the app told them apart.
+	q["check_run"].(map[string]any)["app"].(map[string]any)["id"] = testAppID
+	e.deliver("check_run", q)
+	e.report()
+	if got := strings.Join(labels(e.gh.CheckRun(target.ID)), ","); got != "Confirm,Dismiss" {
+		t.Errorf("after Stagehand's own Promote Build click the buttons are %q, want Confirm,Dismiss", got)
+	}
+}
+
+// eventsState is every event of every execution, in order.
+func (e *surfaceEnv) eventsState() string {
+	e.t.Helper()
+	var b strings.Builder
+	ctx := context.Background()
+	e.view(func(tx bot.Tx) error {
+		es, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: e.prog.ID})
+		if err != nil {
+			return err
+		}
+		for _, ex := range es {
+			evs, err := tx.Events(ctx, ex.ID)
+			if err != nil {
+				return err
+			}
+			for _, ev := range evs {
+				fmt.Fprintf(&b, "%s: %s %s %s %q\n", ex, ev.At.UTC().Format(time.RFC3339Nano), ev.Actor, ev.Kind, ev.Detail)
+			}
+		}
+		return nil
+	})
+	return b.String()
 }
 
 // TestCreateAndPromoteAndDeployNow: without a prod-only pipeline the
