@@ -383,7 +383,45 @@ func TestCreateAndPromoteAndDeployNow(t *testing.T) {
 	if ex := e.waitState(3, bot.ExecutionSucceeded); ex.Pipeline != bot.StageOnly || ex.Commit != cr.HeadSHA {
 		t.Errorf("re-run started %s at %s", ex, ex.Commit)
 	}
-	_ = time.Second
+
+	// Deploy Now: the default branch's file makes prod-only scheduled. Its
+	// schedule gate shows Deploy Now, nothing reaches production before
+	// the click, and the click deploys stage-only #4's artifacts at once.
+	e.repo.commit("schedule prod-only", map[string]string{
+		".github/stagehand.yml": sampleConfig("  stage-only: {branch: main, trigger: on-git-changes}\n  prod-only: {approval: true, scheduled: true}\n")})
+	e.push()
+	e.waitReported(4, bot.ExecutionSucceeded)
+	stageApp := e.repo.readRecord("stage/app.txt")
+	if reply := e.comment("alice", "/stagehand promote"); !strings.Contains(reply.Body, "prod-only #5") {
+		t.Fatalf("promote reply: %q", reply.Body)
+	}
+	e.waitStep(5, bot.StepApproval, bot.StepWaiting)
+	e.report()
+	pr = e.checkRuns(bot.ProdOnly, "")
+	e.click(pr[len(pr)-1], githubapp.ActionApprove, "bob")
+	e.waitStep(5, bot.StepSchedule, bot.StepWaiting)
+	e.report()
+	pr = e.checkRuns(bot.ProdOnly, "")
+	sched := pr[len(pr)-1]
+	if sched.Conclusion != "action_required" || strings.Join(labels(sched), ",") != "Deploy Now" {
+		t.Fatalf("schedule gate: %s/%s buttons %v, want Deploy Now", sched.Status, sched.Conclusion, labels(sched))
+	}
+	if got := e.repo.readRecord("production/app.txt"); got != "" {
+		t.Fatalf("production deployed %q before Deploy Now", got)
+	}
+	e.click(sched, githubapp.ActionDeployNow, "bob")
+	ex := e.waitState(5, bot.ExecutionSucceeded)
+	e.report()
+	if got := e.repo.readRecord("production/app.txt"); got != stageApp {
+		t.Errorf("after Deploy Now production runs %q, want stage-only #4's artifact %q", got, stageApp)
+	}
+	if ex.ScheduledAt.IsZero() || !strings.Contains(moreEventsOf(e, ex.ID), string(bot.EventScheduled)) {
+		t.Errorf("Deploy Now left no schedule on prod-only #5: scheduled at %v, events %q", ex.ScheduledAt, moreEventsOf(e, ex.ID))
+	}
+	pr = e.checkRuns(bot.ProdOnly, "")
+	if last := pr[len(pr)-1]; last.Status != "completed" || last.Conclusion != "success" || len(last.Actions) != 0 {
+		t.Errorf("prod-only #5's check run after Deploy Now: %s/%s buttons %v, want completed/success without buttons", last.Status, last.Conclusion, labels(last))
+	}
 }
 
 // TestPushExplainsWhatDidNotStart: an invalid configuration fails the
