@@ -125,10 +125,18 @@ func (e *surfaceEnv) snapshotState() string {
 	return b.String()
 }
 
-// settle lets anything an attack might have started run, then reports.
+// settle waits until every step job an attack might have started has
+// finished, then reports. Handlers work synchronously: what a delivery
+// starts is dispatched before it returns.
 func (e *surfaceEnv) settle() {
 	e.t.Helper()
-	time.Sleep(200 * time.Millisecond)
+	deadline := time.Now().Add(60 * time.Second)
+	for e.jobs.running.Load() > 0 {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d step jobs still run after 60s", e.jobs.running.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	e.report()
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,6 +183,7 @@ type pipelineEnv struct {
 	store   *state.SQLite
 	engine  *bot.Engine
 	worker  *worker.StepWorker
+	jobs    *directJobs
 	hooks   *webhook.Webhooks
 	prog    bot.Program
 }
@@ -190,13 +192,19 @@ type pipelineEnv struct {
 type directJobs struct {
 	mu     sync.Mutex
 	worker *worker.StepWorker
+	// running counts the jobs handed out and not finished. A job's end
+	// publishes the next step's job before it is counted out, so zero
+	// means the work has come to rest.
+	running atomic.Int64
 }
 
 func (d *directJobs) PublishJob(ctx context.Context, j bot.Job) error {
 	d.mu.Lock()
 	w := d.worker
 	d.mu.Unlock()
+	d.running.Add(1)
 	go func() {
+		defer d.running.Add(-1)
 		// Errors show up as steps that never finish; logging here could
 		// outlive the test.
 		_ = w.Start(context.Background(), j)
@@ -243,6 +251,7 @@ func (e *pipelineEnv) open() {
 	e.worker = &worker.StepWorker{Engine: e.engine, Git: git, Artifacts: arts, DataDir: e.dataDir,
 		Path: os.Getenv("PATH"), Logger: logger, Heartbeat: 100 * time.Millisecond}
 	jobs.worker = e.worker
+	e.jobs = jobs
 	e.hooks = &webhook.Webhooks{Store: store, Engine: e.engine, Files: e.repo, Policies: policies, ParseConfig: parseConfig, Clock: e.clock, Logger: logger}
 	t.Cleanup(e.close)
 }
