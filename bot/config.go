@@ -73,6 +73,11 @@ type Environment struct {
 	Tests               []Test
 	Approvers           Approvers
 	PreventSelfApproval bool
+	// Windows and Freezes say when deploys to the environment may start
+	// (policy: the default branch's file). No windows: any time outside
+	// the freezes.
+	Windows []Window
+	Freezes []Freeze
 }
 
 // Test is one stage test.

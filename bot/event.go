@@ -14,6 +14,11 @@ const (
 	EventRejected         EventKind = "rejected"
 	EventScheduled        EventKind = "scheduled"
 	EventCancelled        EventKind = "cancelled"
+	// EventPolicyOverride is a break-glass override (/stagehand deploy-now
+	// --override "reason"); Detail is the reason. A deploy held by its
+	// environment's deploy windows or freezes starts when such an event is
+	// recorded at or after the moment it began to wait (Engine.windowHold).
+	EventPolicyOverride EventKind = "policy-override"
 
 	EventPromoteRequested EventKind = "promote-requested"
 	EventPromoteDismissed EventKind = "promote-dismissed"

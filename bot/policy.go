@@ -72,6 +72,7 @@ func MergePolicy(commands, policy *Config) *Config {
 		if pol != nil {
 			env.URL, env.Variables, env.Approvers, env.PreventSelfApproval = pol.URL, pol.Variables, pol.Approvers, pol.PreventSelfApproval
 			env.Secrets = pol.Secrets
+			env.Windows, env.Freezes = pol.Windows, pol.Freezes
 		}
 		if name == Stage {
 			out.Stage = env

@@ -16,7 +16,7 @@ var (
 	topKeys         = mapSpec{"top-level key", []string{"version", "build", "environments", "pipelines", "commands"}}
 	buildKeys       = mapSpec{"key", []string{"run", "artifacts", "timeout"}}
 	environmentKeys = mapSpec{"environment", []string{string(bot.Stage), string(bot.Production)}}
-	envKeys         = mapSpec{"key", []string{"deploy", "deploy_timeout", "url", "variables", "secrets", "tests", "approvers", "prevent_self_approval"}}
+	envKeys         = mapSpec{"key", []string{"deploy", "deploy_timeout", "url", "variables", "secrets", "tests", "approvers", "prevent_self_approval", "windows", "freezes"}}
 	testKeys        = mapSpec{"key", []string{"name", "run", "timeout"}}
 	approverKeys    = mapSpec{"key", []string{"users", "teams"}}
 	pipelineKinds   = mapSpec{"pipeline kind", []string{string(bot.FullStack), string(bot.StageOnly), string(bot.ProdOnly)}}
@@ -171,6 +171,10 @@ func (w *walker) environment(e entry, name bot.EnvironmentName) *bot.Environment
 			env.Secrets, _ = w.stringList(f, "secret names such as DEPLOY_TOKEN", validSecretName(w))
 		case "tests":
 			env.Tests = w.tests(f)
+		case "windows":
+			env.Windows = w.windows(f)
+		case "freezes":
+			env.Freezes = w.freezes(f)
 		case "approvers", "prevent_self_approval":
 			if name != bot.Production {
 				w.errorf(f.keyPos, f.path, "%s is allowed on production only: stage deployments are never approved; move it to environments.production", f.key)
