@@ -52,31 +52,41 @@ func (w *walker) windows(e entry) []bot.Window {
 			w.errorf(toAt.valuePos, toAt.path, "the window opens and closes at %s: it would never be open; for a whole day write from: \"00:00\", to: \"24:00\"", scalarText(toAt.value))
 			valid = false
 		}
-		for _, k := range []struct{ key, hint string }{
-			{"days", "list the days it opens on, such as days: [mon, tue, wed, thu]"},
-			{"from", `add from: with the time it opens, such as from: "09:00"`},
-			{"to", `add to: with the time it closes, such as to: "16:00"`},
-			{"timezone", "add timezone: with an IANA time zone, such as timezone: Europe/Berlin"},
-		} {
-			if !has(entries, k.key) {
-				w.require(entries, it.pos, it.path, k.key, k.hint)
-				valid = false
-			}
-		}
-		if valid {
+		if w.requireAll(entries, it, windowRequired) && valid {
 			out = append(out, win)
 		}
 	}
 	return out
 }
 
-func has(entries []entry, key string) bool {
-	for _, e := range entries {
-		if e.key == key {
-			return true
-		}
+// requirement is a key an item must have, with the hint for when it is
+// missing.
+type requirement struct{ key, hint string }
+
+var (
+	windowRequired = []requirement{
+		{"days", "list the days it opens on, such as days: [mon, tue, wed, thu]"},
+		{"from", `add from: with the time it opens, such as from: "09:00"`},
+		{"to", `add to: with the time it closes, such as to: "16:00"`},
+		{"timezone", "add timezone: with an IANA time zone, such as timezone: Europe/Berlin"},
 	}
-	return false
+	freezeRequired = []requirement{
+		{"from", "add from: with when it starts, an RFC 3339 time such as 2026-12-20T00:00:00+01:00"},
+		{"to", "add to: with when it ends, an RFC 3339 time such as 2027-01-04T00:00:00+01:00"},
+		{"reason", `add reason: with what everyone held by it reads, such as reason: "year-end freeze"`},
+	}
+)
+
+// requireAll reports each required key the item lacks; false when one is
+// missing.
+func (w *walker) requireAll(entries []entry, it item, keys []requirement) bool {
+	all := true
+	for _, k := range keys {
+		n := len(w.diags)
+		w.require(entries, it.pos, it.path, k.key, k.hint)
+		all = all && len(w.diags) == n
+	}
+	return all
 }
 
 // days reads a non-empty list of day names without repeats.
@@ -167,17 +177,7 @@ func (w *walker) freezes(e entry) []bot.Freeze {
 			w.errorf(toAt.valuePos, toAt.path, "the freeze ends at %s, which is not after its start %s; to must be later than from", f.To.Format(time.RFC3339), f.From.Format(time.RFC3339))
 			valid = false
 		}
-		for _, k := range []struct{ key, hint string }{
-			{"from", "add from: with when it starts, an RFC 3339 time such as 2026-12-20T00:00:00+01:00"},
-			{"to", "add to: with when it ends, an RFC 3339 time such as 2027-01-04T00:00:00+01:00"},
-			{"reason", `add reason: with what everyone held by it reads, such as reason: "year-end freeze"`},
-		} {
-			if !has(entries, k.key) {
-				w.require(entries, it.pos, it.path, k.key, k.hint)
-				valid = false
-			}
-		}
-		if valid {
+		if w.requireAll(entries, it, freezeRequired) && valid {
 			out = append(out, f)
 		}
 	}
