@@ -56,6 +56,14 @@ const (
 	RefusalNoPermission RefusalCode = "no-permission"
 	// RefusalStale: a click on a button its check run no longer offers.
 	RefusalStale RefusalCode = "stale"
+	// RefusalNotFound: a page or API request names something that does not
+	// exist, or that the person may not see (answered alike).
+	RefusalNotFound RefusalCode = "not-found"
+	// RefusalSignIn: the person must sign in (again) to see it.
+	RefusalSignIn RefusalCode = "sign-in"
+	// RefusalUnavailable: Stagehand could not ask GitHub whether the
+	// person may see it, and shows nothing until it can (fail closed).
+	RefusalUnavailable RefusalCode = "unavailable"
 )
 
 // Refusal explains why Stagehand refused to do something, in words a user

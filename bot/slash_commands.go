@@ -38,7 +38,7 @@ type Command struct {
 	// (the parser adds the right form). nil: the command takes none.
 	Parse func(cmd *SlashCommand, raw string, args []slashToken) string
 	// Run carries the command out and says what it did (Markdown), or why
-	// not: a *RuleError is a refusal to show.
+	// not: a *Refusal is a refusal to show.
 	Run func(ctx context.Context, call Call, cmd SlashCommand) (string, error)
 }
 

@@ -37,7 +37,7 @@ type ChecksAPI interface {
 // updates are coalesced (at most one per check run per tick), a GitHub
 // outage only delays them, and the final state always lands.
 type Reporter struct {
-	Store     bot.Store
+	Store     bot.Transactor
 	GitHub    ChecksAPI
 	Clock     bot.Clock
 	Logger    *slog.Logger

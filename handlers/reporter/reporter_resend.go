@@ -14,7 +14,7 @@ import (
 // the executions touched, the reporter updates each check run, is told 404
 // and creates it anew. Passed gates' check runs and deployments are left
 // alone.
-func ResendCheckRuns(ctx context.Context, store bot.Store) error {
+func ResendCheckRuns(ctx context.Context, store bot.Transactor) error {
 	return store.Update(ctx, func(tx bot.Tx) error {
 		return bot.EachProgram(ctx, tx, func(_ bot.Program, execs []bot.Execution) error {
 			for _, ex := range execs {
@@ -27,7 +27,7 @@ func ResendCheckRuns(ctx context.Context, store bot.Store) error {
 	})
 }
 
-func resendCheckRun(ctx context.Context, tx bot.Tx, executionID int64) error {
+func resendCheckRun(ctx context.Context, tx bot.ReportTx, executionID int64) error {
 	refs, err := tx.GitHubRefs(ctx, executionID)
 	if err != nil {
 		return err

@@ -44,8 +44,8 @@ func viewerFrom(ctx context.Context) *viewer {
 }
 
 // errSignInAgain: GitHub no longer takes the person's token.
-var errSignInAgain = &pageError{status: 401,
-	msg: "GitHub no longer accepts your sign-in with Stagehand (it was revoked or has expired): sign in again at /auth/login."}
+var errSignInAgain = &bot.Refusal{Code: bot.RefusalSignIn,
+	Message: "GitHub no longer accepts your sign-in with Stagehand (it was revoked or has expired): sign in again at /auth/login."}
 
 // permission is what v may see of p. A session asks GitHub which
 // repositories of p's installation the person can read (one call for the
@@ -72,7 +72,7 @@ func (v *viewer) permission(ctx context.Context, p bot.Program) (Permission, err
 		}
 		if err != nil {
 			s.logger.ErrorContext(ctx, "asking GitHub what a dashboard visitor may read", "login", v.login, bot.LogRepo, p.FullName(), bot.LogError, err)
-			return NoAccess, &pageError{status: 503, msg: fmt.Sprintf("Stagehand could not ask GitHub whether you can read %s; try again in a minute.", p.FullName())}
+			return NoAccess, &bot.Refusal{Code: bot.RefusalUnavailable, Message: fmt.Sprintf("Stagehand could not ask GitHub whether you can read %s; try again in a minute.", p.FullName())}
 		}
 		e = accessEntry{at: now, repos: map[string]Permission{}}
 		for _, r := range repos {

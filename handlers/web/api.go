@@ -201,7 +201,7 @@ func apiExecutionList(p bot.Program, es []bot.Execution, sources map[int64]int) 
 }
 
 // sourceNumbers maps the SourceID of each of es to that execution's number.
-func sourceNumbers(ctx context.Context, tx bot.Tx, es ...[]bot.Execution) (map[int64]int, error) {
+func sourceNumbers(ctx context.Context, tx bot.ExecutionReader, es ...[]bot.Execution) (map[int64]int, error) {
 	m := map[int64]int{}
 	for _, list := range es {
 		for _, ex := range list {

@@ -41,7 +41,7 @@ type StepLogs interface {
 // only when they can write to it. A program they cannot read is answered
 // exactly as one that does not exist: 404, the same words.
 type Dashboard struct {
-	Store     bot.Store
+	Store     bot.Viewer     // the pages and the API only read
 	Artifacts ArtifactReader // nil: artifact sets are not shown
 	Logs      StepLogs       // where step logs are; nil: no logs shown
 	Clock     bot.Clock      // nil: the system clock
@@ -118,29 +118,28 @@ func (d *Dashboard) logger() *slog.Logger {
 	return d.Logger
 }
 
-// pageError is a failure with the status and message a user sees; other
-// errors are internal (500, logged, not shown).
-type pageError struct {
-	status int
-	msg    string
+// pageStatus is the HTTP status of each refusal a page or the API shows
+// the user; other errors are internal (500, logged, not shown).
+var pageStatus = map[bot.RefusalCode]int{
+	bot.RefusalNotFound:    http.StatusNotFound,
+	bot.RefusalBadRequest:  http.StatusBadRequest,
+	bot.RefusalSignIn:      http.StatusUnauthorized,
+	bot.RefusalUnavailable: http.StatusServiceUnavailable,
 }
 
-func (e *pageError) Error() string { return e.msg }
-
 func notFound(format string, args ...any) error {
-	return &pageError{status: http.StatusNotFound, msg: fmt.Sprintf(format, args...)}
+	return &bot.Refusal{Code: bot.RefusalNotFound, Message: fmt.Sprintf(format, args...)}
 }
 
 func badRequest(format string, args ...any) error {
-	return &pageError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
+	return &bot.Refusal{Code: bot.RefusalBadRequest, Message: fmt.Sprintf(format, args...)}
 }
 
 // statusOf is the HTTP status and user message of err; internal errors
 // are logged.
 func (d *Dashboard) statusOf(r *http.Request, err error) (int, string) {
-	var pe *pageError
-	if errors.As(err, &pe) {
-		return pe.status, pe.msg
+	if re := bot.Refused(err); re != nil && pageStatus[re.Code] != 0 {
+		return pageStatus[re.Code], re.Error()
 	}
 	if errors.Is(err, context.Canceled) {
 		return 499, "request cancelled"
@@ -271,7 +270,7 @@ func runOrder(es []bot.Execution) {
 // pipeline: why it did not start (the push-time reason, still true), or the
 // execution it started as it is now, not as it was at the push ("" when
 // the record is about ex's own pipeline).
-func otherPipelineNote(ctx context.Context, tx bot.Tx, ex bot.Execution, r bot.TriggerRecord) (string, error) {
+func otherPipelineNote(ctx context.Context, tx bot.ExecutionReader, ex bot.Execution, r bot.TriggerRecord) (string, error) {
 	if r.Pipeline == ex.Pipeline || r.ExecutionID == ex.ID {
 		return "", nil
 	}
@@ -402,7 +401,7 @@ func (d *Dashboard) loadPrograms(ctx context.Context) ([]programSummary, error) 
 	return out, err
 }
 
-func deployment(ctx context.Context, tx bot.Tx, programID int64, env bot.EnvironmentName) (*bot.Deployment, error) {
+func deployment(ctx context.Context, tx bot.ExecutionReader, programID int64, env bot.EnvironmentName) (*bot.Deployment, error) {
 	dep, err := tx.Deployment(ctx, programID, env)
 	if errors.Is(err, bot.ErrNotFound) {
 		return nil, nil
@@ -519,7 +518,7 @@ func parseNumber(s string) (int, error) {
 }
 
 // execution finds execution number of p, or says which numbers exist.
-func (d *Dashboard) execution(ctx context.Context, tx bot.Tx, p bot.Program, number int) (bot.Execution, error) {
+func (d *Dashboard) execution(ctx context.Context, tx bot.ExecutionReader, p bot.Program, number int) (bot.Execution, error) {
 	ex, err := tx.ExecutionByNumber(ctx, p.ID, number)
 	if errors.Is(err, bot.ErrNotFound) {
 		latest, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: p.ID, Limit: 1})

@@ -62,7 +62,7 @@ const (
 
 // SignInOptions configure NewSignIn.
 type SignInOptions struct {
-	Store   bot.Store
+	Store   bot.Transactor
 	Flow    GitHubSignIn
 	GitHub  GitHubUser
 	Revoker TokenRevoker
@@ -82,7 +82,7 @@ type SignInOptions struct {
 // SignIn signs dashboard visitors in with GitHub and decides, for each
 // request, who it comes from (Require) and what they may read.
 type SignIn struct {
-	store   bot.Store
+	store   bot.Transactor
 	flow    GitHubSignIn
 	github  GitHubUser
 	revoker TokenRevoker

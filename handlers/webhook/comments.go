@@ -44,8 +44,7 @@ func (h *Webhooks) issueComment(ctx context.Context, d Delivery, ev *github.Issu
 		// Bare aliases (/promote) are policy: read it to know.
 		p, err := h.Policies.Policy(ctx, prog)
 		if err != nil {
-			var re *bot.RuleError
-			if errors.As(err, &re) {
+			if bot.Refused(err) != nil {
 				return ignored("comment without /stagehand commands in a repository without a valid policy"), nil
 			}
 			return outcome{}, err
@@ -125,8 +124,7 @@ func (h *Webhooks) runCommand(ctx context.Context, prog bot.Program, req bot.Req
 			call.Request, err = auth.request(ctx, req, access == bot.AccessProduction)
 		}
 		if err != nil {
-			var rf *refusal
-			if errors.As(err, &rf) {
+			if bot.Refused(err) != nil {
 				h.refuse(ctx, user, c.Name, err)
 				return "🚫 " + prefix + err.Error()
 			}
@@ -135,13 +133,13 @@ func (h *Webhooks) runCommand(ctx context.Context, prog bot.Program, req bot.Req
 		}
 	}
 	msg, err := bot.SlashCommands.Run(ctx, call, c)
-	var re *bot.RuleError
+	re := bot.Refused(err)
 	switch {
 	case access == bot.AccessAnyone && err == nil:
 		return msg // help: a whole answer of its own
 	case errors.Is(err, bot.ErrAlreadyDone):
 		return "✅ " + prefix + "done when this comment was first handled (Stagehand received the comment again, and did not repeat the command)"
-	case errors.As(err, &re):
+	case re != nil:
 		h.refuse(ctx, user, c.Name, err)
 		return "🚫 " + prefix + re.Error()
 	case err != nil:

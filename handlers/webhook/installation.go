@@ -72,7 +72,7 @@ func (h *Webhooks) installationRepositories(ctx context.Context, d Delivery, ev 
 
 // addRepos makes each repository a program, keyed by its GitHub id.
 // Installation payloads name no default branch.
-func addRepos(ctx context.Context, tx bot.Tx, inst int64, repos []*github.Repository) error {
+func addRepos(ctx context.Context, tx bot.RepositoryTx, inst int64, repos []*github.Repository) error {
 	for _, r := range repos {
 		owner, name := splitFullName(r)
 		if _, err := tx.EnsureProgram(ctx, inst, bot.Repository{ID: r.GetID(), Owner: owner, Name: name}); err != nil {

@@ -44,7 +44,7 @@ func (p *Policies) Policy(ctx context.Context, prog bot.Program) (bot.Policy, er
 
 // At reads the policy at a known head of the default branch (a push to the
 // default branch names its new head). A file that does not parse is a
-// *bot.RuleError (bot.InvalidPolicyError); a missing file is a Policy with
+// *bot.Refusal (bot.InvalidPolicyError); a missing file is a Policy with
 // a nil Config.
 func (p *Policies) At(ctx context.Context, prog bot.Program, branch, commit string) (bot.Policy, error) {
 	key := prog.FullName() + "@" + commit

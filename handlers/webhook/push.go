@@ -177,9 +177,9 @@ func (h *Webhooks) readCommands(ctx context.Context, prog bot.Program, sha strin
 // and why. Errors are for failures worth a retry.
 func (h *Webhooks) sideBranchPolicy(ctx context.Context, prog bot.Program) (pol bot.Policy, why bot.TriggerReason, err error) {
 	pol, err = h.Policies.Policy(ctx, prog)
-	var re *bot.RuleError
+	re := bot.Refused(err)
 	switch {
-	case errors.As(err, &re):
+	case re != nil:
 		return pol, bot.TriggerReason{Code: bot.ReasonInvalidPolicy, Refusal: re.Message}, nil
 	case err != nil:
 		return pol, why, err

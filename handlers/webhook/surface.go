@@ -24,13 +24,8 @@ type InteractAPI interface {
 	IsTeamMember(ctx context.Context, inst int64, org, team, user string) (bool, error)
 }
 
-// refusal is a click or command Stagehand would not carry out: it is
-// answered, logged and counted, and changes nothing.
-type refusal struct{ msg string }
-
-func (r *refusal) Error() string { return r.msg }
-
-// refuse records a refusal: logged and counted.
+// refuse records a refusal (a *bot.Refusal: a click or command Stagehand
+// would not carry out, answered and changing nothing): logged and counted.
 func (h *Webhooks) refuse(ctx context.Context, who, what string, err error) {
 	h.Logger.InfoContext(ctx, "refused", "sender", who, "action", what, "reason", err.Error())
 	if h.Refusals != nil {
@@ -64,13 +59,12 @@ func (h *Webhooks) authorize(ctx context.Context, prog bot.Program, user string)
 		return nil, fmt.Errorf("checking %s's permission on %s: %w", user, prog.FullName(), err)
 	}
 	if !writeLevels[perm] {
-		return nil, &refusal{fmt.Sprintf("@%s has %s permission on %s; Stagehand needs write or higher", user, perm, prog.FullName())}
+		return nil, &bot.Refusal{Code: bot.RefusalNoPermission, Message: fmt.Sprintf("@%s has %s permission on %s; Stagehand needs write or higher", user, perm, prog.FullName())}
 	}
 	pol, err := h.Policies.Policy(ctx, prog)
 	if err != nil {
-		var re *bot.RuleError
-		if errors.As(err, &re) {
-			return nil, &refusal{re.Message}
+		if re := bot.Refused(err); re != nil {
+			return nil, &bot.Refusal{Code: re.Code, Message: re.Message}
 		}
 		return nil, fmt.Errorf("reading the policy of %s: %w", prog.FullName(), err)
 	}
@@ -225,7 +219,7 @@ func (h *Webhooks) checkRun(ctx context.Context, d Delivery, ev *github.CheckRun
 		return outcome{}, err
 	}
 	if action != "rerequested" && (shown.CheckRunID != checkRunID || !slices.Contains(shown.Identifiers, action)) {
-		return h.answerClick(ctx, ex, user, action, &staleClick{action: action, execution: ex})
+		return h.answerClick(ctx, ex, user, action, staleClick(action, ex))
 	}
 	// The key makes the click act once per gate and person: the same
 	// person's second click, GitHub handling the delivery again and a
@@ -260,17 +254,13 @@ func (h *Webhooks) checkRun(ctx context.Context, d Delivery, ev *github.CheckRun
 	return h.answerClick(ctx, ex, user, action, cmdErr)
 }
 
-// staleClick is a click on a button its check run no longer shows.
-type staleClick struct {
-	action    string
-	execution bot.Execution
-}
-
-func (s *staleClick) Error() string {
-	if s.action == githubapp.ActionPromote {
-		return fmt.Sprintf("this Promote Build button is stale: %s is no longer the latest successful stage-only execution, or its check run moved on", s.execution)
+// staleClick is the refusal of a click on a button its check run no longer
+// shows.
+func staleClick(action string, ex bot.Execution) *bot.Refusal {
+	if action == githubapp.ActionPromote {
+		return &bot.Refusal{Code: bot.RefusalStale, Message: fmt.Sprintf("this Promote Build button is stale: %s is no longer the latest successful stage-only execution, or its check run moved on", ex)}
 	}
-	return fmt.Sprintf("this %s button is stale: %s's check run no longer offers it (the execution moved on, or this is an older check run); use the buttons of its current check run", s.action, s.execution)
+	return &bot.Refusal{Code: bot.RefusalStale, Message: fmt.Sprintf("this %s button is stale: %s's check run no longer offers it (the execution moved on, or this is an older check run); use the buttons of its current check run", action, ex)}
 }
 
 // sameRepository reports whether a payload's repository is the program's.
@@ -285,16 +275,13 @@ func sameRepository(prog bot.Program, r bot.Repository) bool {
 // reason is noted on the execution, so its check run is re-rendered with
 // the buttons that apply now and says why.
 func (h *Webhooks) answerClick(ctx context.Context, ex bot.Execution, user, action string, err error) (outcome, error) {
-	var re *bot.RuleError
-	var rf *refusal
-	var sc *staleClick
 	switch {
 	case err == nil:
 	case errors.Is(err, bot.ErrAlreadyDone):
 		// A second click of the same person on the same gate, or a
 		// replay: it acted once already.
 		h.Logger.InfoContext(ctx, "click already acted on; nothing to do", "sender", user, "action", action)
-	case errors.As(err, &re) || errors.As(err, &rf) || errors.As(err, &sc):
+	case bot.Refused(err) != nil:
 		h.refuse(ctx, user, action, err)
 		if nerr := h.note(ctx, ex, user, bot.EventRefused, fmt.Sprintf("%s by @%s refused: %v", action, user, err)); nerr != nil {
 			return outcome{}, nerr
@@ -350,8 +337,7 @@ func (h *Webhooks) checkSuite(ctx context.Context, d Delivery, ev *github.CheckS
 		req, err = auth.request(ctx, req, false)
 	}
 	if err != nil {
-		var rf *refusal
-		if !errors.As(err, &rf) {
+		if bot.Refused(err) == nil {
 			return outcome{}, err // could not check: retried, never allowed
 		}
 		h.refuse(ctx, user, "rerequested", err)

@@ -36,7 +36,7 @@ type Advancer interface {
 
 // Webhooks handles stored webhook deliveries.
 type Webhooks struct {
-	Store  bot.Store
+	Store  bot.Transactor
 	Engine Advancer // nil: executions stay queued (tests of intake only)
 	// Commands carries out clicks and slash commands (nil: they are only
 	// recorded).

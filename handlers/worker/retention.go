@@ -24,7 +24,7 @@ type ArtifactPruner interface {
 // says what stays: what is deployed, what runs, what can be promoted).
 // The executions, their log tails and events stay in the database.
 type Retainer struct {
-	Store     bot.Store
+	Store     bot.Viewer
 	Artifacts ArtifactPruner // nil: artifact sets are not pruned
 	DataDir   string         // step logs are under DataDir/logs/<execution id>/
 	Policy    bot.Retention
