@@ -33,7 +33,7 @@ func (e *Engine) promote(ctx context.Context, req Request, programID int64, numb
 	actor := req.Actor
 	var res Result
 	err := e.updateWithPolicy(ctx, req, programID, func(tx EngineTx, prog Program, pol Policy) error {
-		succeeded, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, Pipeline: StageOnly, States: []ExecutionState{ExecutionSucceeded}, Limit: 1})
+		succeeded, err := latestSuccessfulStageOnly(ctx, tx, programID)
 		if err != nil {
 			return err
 		}
@@ -108,7 +108,7 @@ func (e *Engine) ensureProdOnly(ctx context.Context, tx EngineTx, prog Program, 
 // run then asks to confirm (Confirm, or Create & Promote) or dismiss.
 func (e *Engine) RequestPromotion(ctx context.Context, req Request, programID int64, number int) error {
 	return e.update(ctx, req, programID, func(tx EngineTx, prog Program) error {
-		latest, err := tx.Executions(ctx, ExecutionFilter{ProgramID: programID, Pipeline: StageOnly, States: []ExecutionState{ExecutionSucceeded}, Limit: 1})
+		latest, err := latestSuccessfulStageOnly(ctx, tx, programID)
 		if err != nil {
 			return err
 		}
@@ -124,4 +124,10 @@ func (e *Engine) RequestPromotion(ctx context.Context, req Request, programID in
 		}
 		return e.event(ctx, tx, ex, req.Actor, EventPromoteRequested, "")
 	})
+}
+
+// latestSuccessfulStageOnly is the one stage-only execution Promote Build
+// may promote (rule D), in a slice: empty when there is none.
+func latestSuccessfulStageOnly(ctx context.Context, tx EngineTx, programID int64) ([]Execution, error) {
+	return tx.Executions(ctx, ExecutionFilter{ProgramID: programID, Pipeline: StageOnly, States: []ExecutionState{ExecutionSucceeded}, Limit: 1})
 }
