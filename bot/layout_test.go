@@ -1,30 +1,55 @@
 package bot_test
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// mayImport lists, per package, the project packages it may import
-// (ARCHITECTURE.md). Packages not listed may import nothing of the project.
-var mayImport = map[string][]string{
-	"bot":                      {},
-	"bot/githubapp":            {"bot"},
-	"bot/runner":               {},
-	"bot/githubapp/githubtest": {"bot"},
-	// The schema checks of the stand-in, for tests only (a blank import).
-	"bot/githubapp/githubtest/schemacheck": {"bot/githubapp/githubtest"},
-	"config":                               {"bot"},
-	"state":                                {"bot"},
-	"state/storetest":                      {"bot"},
-	"handlers":                             {}, // documentation and the tests that drive the rooms together
-	"handlers/webhook":                     {"bot", "bot/githubapp", "handlers/reporter"},
-	"handlers/worker":                      {"bot", "bot/runner", "bot/githubapp"},
-	"handlers/reporter":                    {"bot", "bot/githubapp"},
-	"handlers/web":                         {"bot", "bot/githubapp"},
-	"router":                               {"bot", "handlers/worker", "state"},
-	"cmd/stagehand":                        {"*"},
+// mayImport reads, per package, the project packages it may import from
+// the table "Packages and who may import whom" of ARCHITECTURE.md: a row
+// is | `package` | what it holds | may import |, the last cell "nothing",
+// "everything", "—" (not a Go package) or a list of `packages`.
+func mayImport(t *testing.T) map[string][]string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "ARCHITECTURE.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(data), "## Packages and who may import whom")
+	if !ok {
+		t.Fatal("ARCHITECTURE.md has no section \"Packages and who may import whom\"")
+	}
+	out := map[string][]string{}
+	for _, line := range strings.Split(table, "\n") {
+		if strings.HasPrefix(line, "## ") {
+			break
+		}
+		cells := strings.Split(strings.Trim(line, "| "), " | ")
+		if len(cells) != 3 || !strings.HasPrefix(cells[0], "`") {
+			continue
+		}
+		pkg := strings.Trim(cells[0], "`")
+		allowed := cells[2]
+		switch {
+		case allowed == "—":
+			continue // not a Go package
+		case allowed == "everything":
+			out[pkg] = []string{"*"}
+		case strings.HasPrefix(allowed, "nothing"):
+			out[pkg] = []string{}
+		default:
+			for _, name := range strings.Split(allowed, ", ") {
+				out[pkg] = append(out[pkg], strings.Trim(name, "`"))
+			}
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no package rows in ARCHITECTURE.md's layout table")
+	}
+	return out
 }
 
 func goList(t *testing.T, args ...string) []string {
@@ -64,12 +89,15 @@ func TestShippedBinaryLinksNoTestCode(t *testing.T) {
 // TestImportArrows enforces who may import whom inside the project.
 func TestImportArrows(t *testing.T) {
 	mod := goList(t, "-m")[0] + "/"
+	table := mayImport(t)
+	seen := map[string]bool{}
 	for _, line := range goList(t, "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "./...") {
 		fields := strings.Fields(line)
 		pkg := strings.TrimPrefix(fields[0], mod)
-		allowed, known := mayImport[pkg]
+		seen[pkg] = true
+		allowed, known := table[pkg]
 		if !known {
-			t.Errorf("package %s is not in the layout table of layout_test.go and ARCHITECTURE.md", pkg)
+			t.Errorf("package %s is not in ARCHITECTURE.md's layout table; add a row saying what it holds and what it may import", pkg)
 			continue
 		}
 		if len(allowed) == 1 && allowed[0] == "*" {
@@ -81,8 +109,13 @@ func TestImportArrows(t *testing.T) {
 				continue
 			}
 			if !contains(allowed, rel) {
-				t.Errorf("%s imports %s; it may import only %v", pkg, rel, allowed)
+				t.Errorf("%s imports %s; ARCHITECTURE.md lets it import only %v", pkg, rel, allowed)
 			}
+		}
+	}
+	for pkg := range table {
+		if !seen[pkg] {
+			t.Errorf("ARCHITECTURE.md's layout table lists %s, which go list ./... does not know", pkg)
 		}
 	}
 }
