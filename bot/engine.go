@@ -239,12 +239,16 @@ func (e *Engine) step(ctx context.Context, tx EngineTx, ex *Execution, now time.
 		if kind.Gate == GateSchedule && !ex.ScheduledAt.IsZero() && !now.Before(ex.ScheduledAt) {
 			return nil, true, e.passStep(ctx, tx, s, "scheduled time "+ex.ScheduledAt.UTC().Format(time.RFC3339)+" reached", now)
 		}
+		if kind.Deploy {
+			return e.heldByCalendar(ctx, tx, ex, s, kind, now)
+		}
 		return nil, false, e.setState(ctx, tx, ex, ExecutionWaiting, s.Message)
 	}
 	// The step is pending: dispatch it. The engine decides the schedule
 	// gate itself; a step worker runs the others (the approval's rollback
 	// check too, because it needs the repository's history).
 	settings := e.settings(ex)
+	held := e.calendarHold(ex, kind, now)
 	switch {
 	case kind.Gate == GateSchedule && !settings.Scheduled:
 		return nil, true, e.passStep(ctx, tx, s, "no schedule: the pipeline is not scheduled", now)
@@ -258,12 +262,16 @@ func (e *Engine) step(ctx context.Context, tx EngineTx, ex *Execution, now time.
 			return nil, false, err
 		}
 		return nil, true, nil
-	case kind.Worker:
-		s.State, s.StartedAt, s.Attempt, s.LeaseUntil, s.Message = StepRunning, now, 0, time.Time{}, "dispatched"
+	case held != "":
+		// A deploy outside its windows or inside a freeze waits
+		// (engine_window.go).
+		s.State, s.StartedAt, s.Message = StepWaiting, now, held
 		if err := tx.UpdateStep(ctx, *s); err != nil {
 			return nil, false, err
 		}
-		return []Job{jobFor(ex.ID, *s)}, true, nil
+		return nil, true, nil
+	case kind.Worker:
+		return e.dispatch(ctx, tx, ex, s, now)
 	}
 	return nil, false, fmt.Errorf("step %s has no rule to run it", s.Name)
 }

@@ -355,6 +355,9 @@ type propStats struct {
 	queuedBehind         map[string]int // queued executions seen blocked, by "<queued kind> behind <blocker kind>"
 	endStates            map[string]int
 	executions           int
+	calendarOpen         int // production deploys of a program with a calendar, started inside it
+	overridden           int // ... started outside it after a break-glass override
+	calendarHeld         int // times the clock moved with a deploy held by the calendar
 	drainRounds          int
 }
 
@@ -418,6 +421,9 @@ func newHarness(t *testing.T, seed int64, stats *propStats) *harness {
 	}
 	for i, s := range settings {
 		p := &progModel{owner: "acme", repo: fmt.Sprintf("app%d", i), raw: pipelineYAML(s.fullStack, s.prodOnly)}
+		if i == 1 {
+			p.raw = withCalendar(p.raw)
+		}
 		var err error
 		if p.cfg, err = parseRepoConfig.Config(p.raw); err != nil {
 			t.Fatalf("configuration of %s: %v", p.repo, err)
@@ -429,6 +435,20 @@ func newHarness(t *testing.T, seed int64, stats *propStats) *harness {
 	}
 	h.opIndex = 0
 	return h
+}
+
+// withCalendar gives a configuration production deploy windows and a
+// freeze, a few days after the test clock's start (2026-03-01, a Sunday).
+func withCalendar(raw []byte) []byte {
+	return []byte(strings.Replace(string(raw), "  production: {deploy: ./deploy.sh production}\n", `  production:
+    deploy: ./deploy.sh production
+    windows:
+      - {days: [mon, tue, wed, thu], from: "09:00", to: "16:00", timezone: Europe/Berlin}
+      - {days: [sat], from: "22:00", to: "01:00", timezone: America/New_York}
+    freezes:
+      - {from: 2026-03-04T12:00:00+01:00, to: 2026-03-06T00:00:00+01:00, reason: "release train"}
+      - {from: 2026-03-28T00:00:00Z, to: 2026-03-31T00:00:00Z, reason: "across the change to summer time"}
+`, 1))
 }
 
 func (h *harness) commit(p *progModel, seq int) string {
@@ -573,6 +593,7 @@ func (h *harness) claim(j bot.Job) (bot.Claim, bool) {
 		}
 		if c.Step.Name == bot.StepDeployProduction {
 			h.checkRollbackApproved(c)
+			h.checkCalendar(c)
 		}
 	}
 	return c, true
@@ -600,6 +621,43 @@ func (h *harness) checkRollbackApproved(c bot.Claim) {
 	}
 	h.fail("rule G: %s deploys %s over %s (%s #%d) without an approved rollback", c.Execution,
 		bot.ShortSHA(c.Execution.Commit), bot.ShortSHA(c.Production.Commit), c.Production.Pipeline, c.Production.Number)
+}
+
+// checkCalendar is the deploy calendar gate: a production deploy starts
+// (is dispatched) inside one of the program's windows and outside every
+// freeze, as the model's configuration declares them, unless a break-glass
+// override was recorded before it started.
+func (h *harness) checkCalendar(c bot.Claim) {
+	var cal bot.DeployCalendar
+	for _, p := range h.progs {
+		if p.id == c.Program.ID {
+			cal = p.cfg.Production.Calendar()
+		}
+	}
+	if !cal.Restricted() {
+		return
+	}
+	if cal.At(c.Step.StartedAt).Open {
+		h.stats.calendarOpen++
+		return
+	}
+	var events []bot.Event
+	err := h.store.View(h.ctx, func(tx bot.Tx) error {
+		var err error
+		events, err = tx.Events(h.ctx, c.Execution.ID)
+		return err
+	})
+	if err != nil {
+		h.fail("reading events: %v", err)
+	}
+	for _, ev := range events {
+		if ev.Kind == bot.EventPolicyOverride && !ev.At.After(c.Step.StartedAt) {
+			h.stats.overridden++
+			return
+		}
+	}
+	h.fail("deploy calendar: %s deploys to production from %s: %s, without an override", c.Execution,
+		c.Step.StartedAt.Format(time.RFC3339Nano), cal.Describe(bot.Production, c.Step.StartedAt))
 }
 
 func (h *harness) finish(c bot.Claim, o bot.Outcome) {
@@ -993,6 +1051,35 @@ var operations = []operation{
 		}
 		h.logf("reconcile")
 	}},
+	{"clock jumps", 2, func(h *harness, snap snapshot) {
+		d := time.Duration(1+h.rng.Intn(72)) * time.Hour
+		for _, e := range snap[h.progs[1].id] {
+			if waitingFor(bot.StepDeployProduction)(e) {
+				h.stats.calendarHeld++
+			}
+		}
+		h.clock.Advance(d)
+		h.logf("the clock jumps %v to %s", d, h.clock.Now().Format(time.RFC3339))
+	}},
+	{"override", 1, func(h *harness, snap snapshot) {
+		p := h.progs[1]
+		n := h.pickNumber(snap, p, waitingFor(bot.StepDeployProduction))
+		for _, e := range snap[p.id] {
+			if e.Number != n {
+				continue
+			}
+			err := h.store.Update(h.ctx, func(tx bot.Tx) error {
+				return tx.AddEvent(h.ctx, bot.Event{ExecutionID: e.ID, At: h.clock.Now(), Actor: "approver", Kind: bot.EventPolicyOverride, Detail: "hotfix"})
+			})
+			if err != nil {
+				h.fail("recording an override: %v", err)
+			}
+			if err := h.eng.Advance(h.ctx, p.id); err != nil {
+				h.fail("advance after an override: %v", err)
+			}
+			h.logf("%s: override of %s (%s)", p.repo, e.Execution, e.State)
+		}
+	}},
 	{"clock", 6, func(h *harness, _ snapshot) {
 		d := []time.Duration{time.Second, 10 * time.Second, 31 * time.Second, 5 * time.Minute}[h.rng.Intn(4)]
 		h.clock.Advance(d)
@@ -1067,6 +1154,14 @@ func (h *harness) drain() snapshot {
 					res, err := h.eng.Schedule(h.ctx, bot.Internal("approver"), p.id, e.Number, time.Time{})
 					h.result(fmt.Sprintf("drain: %s: schedule %d now", p.repo, e.Number), res.Message, err)
 					acted++
+				case waitingFor(bot.StepDeployProduction)(e):
+					// The team waits for the window: the clock moves to its opening.
+					now := h.clock.Now()
+					if next := p.cfg.Production.Calendar().At(now).Next; next.After(now) {
+						h.clock.Advance(next.Sub(now))
+						h.logf("drain: %s: %s waits for its window; the clock moves to %s", p.repo, e.Execution, next.Format(time.RFC3339))
+					}
+					acted++
 				}
 			}
 		}
@@ -1124,6 +1219,10 @@ func (h *harness) lease() time.Duration {
 //     the latest successful), and it carries that source's artifact set;
 //   - G: a deploy that rolls production back was approved as a rollback;
 //   - I: no deploy is claimed twice;
+//   - the deploy calendar: with random clock jumps of hours and days, a
+//     production deploy of the program with windows and freezes starts
+//     only inside a window and outside every freeze, unless a break-glass
+//     override was recorded first;
 //   - consistency: step states match the execution's, steps run in order,
 //     an ended execution has no pending, running or waiting step and never
 //     changes again.
@@ -1163,6 +1262,7 @@ func TestEngineRuleBProperty(t *testing.T) {
 		len(list), ops, *propDeaths && os.Getenv("STAGEHAND_PROPERTY_DEATHS") != "0", stats.ops, stats.refusals, stats.stale, stats.rollbacks, stats.drainRounds)
 	t.Logf("operations run (refused): %s", opCounts(stats))
 	t.Logf("%d executions, at the end: %v", stats.executions, stats.endStates)
+	t.Logf("deploy calendar: %d production deploys inside it, %d after an override; %d clock jumps with a deploy held", stats.calendarOpen, stats.overridden, stats.calendarHeld)
 	t.Logf("queued executions seen blocked (rule C): %v", stats.queuedBehind)
 }
 

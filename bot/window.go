@@ -292,8 +292,10 @@ func FormatOpening(at time.Time, zone string, now time.Time) string {
 	return shown.Format(layout) + " " + zone
 }
 
-// Until is a duration in words for "in …": "45 min", "14 h", "3 d 2 h".
+// Until is a duration in words for "in …", to the nearest minute: "45
+// min", "14 h", "3 d 2 h".
 func Until(d time.Duration) string {
+	d = d.Round(time.Minute)
 	switch {
 	case d < time.Minute:
 		return "less than a minute"

@@ -122,6 +122,7 @@ const (
 	renderRunning
 	renderApproval
 	renderSchedule
+	renderHeld // a deploy waiting for its environment's deploy windows or the end of a freeze
 	renderSucceeded
 	renderFailed
 	renderCancelled
@@ -142,6 +143,9 @@ func renderClassify(ex bot.Execution, cur *bot.Step) renderPhase {
 				return renderApproval
 			case bot.GateSchedule:
 				return renderSchedule
+			}
+			if bot.KindOf(cur.Name).Deploy {
+				return renderHeld
 			}
 		}
 		return renderRunning
@@ -244,6 +248,15 @@ func RenderCheckRun(in RenderInput) CheckRunView {
 			intro = append(intro, p+fmt.Sprintf(". **Deploy Now** deploys at once; `/stagehand schedule <RFC 3339 time> %d` changes the time.", n))
 		}
 		v.Actions = []*github.CheckRunAction{&renderButtonDeployNow}
+	case renderHeld:
+		// Nothing to click: it starts by itself when the calendar opens.
+		v.Status = StatusInProgress
+		why := strings.TrimPrefix(cur.Message, "waiting: ")
+		v.Title = renderShort(string(cur.Name) + " waits: " + why)
+		if i := strings.LastIndex(why, "; "); i >= 0 {
+			v.Title = renderShort(string(cur.Name) + " waits: " + why[i+2:])
+		}
+		intro = append(intro, "⏸️ **"+string(cur.Name)+" waits**: "+renderSentence(renderInline(why))+" It starts by itself then; the execution holds its environments meanwhile.")
 	case renderSucceeded:
 		v.Conclusion = ConclusionSuccess
 		switch {

@@ -395,6 +395,14 @@ func TestRenderStatesTable(t *testing.T) {
 		// approval step already waits: the step decides.
 		"approval step waits, execution still running": {with("approval", func(in *githubapp.RenderInput) { in.Execution.State = bot.ExecutionRunning }),
 			renderShape{Status: "completed", Conclusion: "action_required", Actions: []string{"approve=Promote to Prod", "reject=Reject"}, Gate: true}},
+		"production deploy held by the calendar": {with("promoted", func(in *githubapp.RenderInput) {
+			in.Execution.State = bot.ExecutionWaiting
+			for i := range in.Steps {
+				if in.Steps[i].Name == bot.StepDeployProduction {
+					in.Steps[i].State, in.Steps[i].Message = bot.StepWaiting, renderHeldMessage
+				}
+			}
+		}), renderShape{Status: "in_progress"}},
 		"unknown state": {with("running", func(in *githubapp.RenderInput) { in.Execution.State = "exploded" }),
 			renderShape{Status: "completed", Conclusion: "neutral"}},
 	}
@@ -405,6 +413,28 @@ func TestRenderStatesTable(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+const renderHeldMessage = "waiting: production is frozen until 2027-01-04T00:00:00+01:00: year-end freeze; opens Mon 4 Jan 2027 09:00 Europe/Berlin (in 3 d 2 h)"
+
+// TestRenderHeldByCalendar: the check run of a deploy held by its
+// environment's windows or freezes says why and until when.
+func TestRenderHeldByCalendar(t *testing.T) {
+	in := renderCases()["promoted"]
+	in.Steps = append([]bot.Step(nil), in.Steps...)
+	in.Execution.State = bot.ExecutionWaiting
+	for i := range in.Steps {
+		if in.Steps[i].Name == bot.StepDeployProduction {
+			in.Steps[i].State, in.Steps[i].Message = bot.StepWaiting, renderHeldMessage
+		}
+	}
+	v := githubapp.RenderCheckRun(in)
+	if want := "deploy-production waits: opens Mon 4 Jan 2027 09:00 Europe/Berlin (in 3 d 2 h)"; v.Title != want {
+		t.Errorf("title = %q, want %q", v.Title, want)
+	}
+	if want := "⏸️ **deploy-production waits**: production is frozen until 2027-01-04T00:00:00+01:00: year-end freeze; opens Mon 4 Jan 2027 09:00 Europe/Berlin (in 3 d 2 h). It starts by itself then"; !strings.Contains(v.Summary, want) {
+		t.Errorf("summary lacks %q:\n%s", want, v.Summary)
 	}
 }
 

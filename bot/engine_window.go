@@ -1,0 +1,81 @@
+package bot
+
+import (
+	"context"
+	"time"
+)
+
+// The deploy calendar gate: a deploy step whose environment declares
+// windows or freezes (policy: the default branch's file, recorded with the
+// execution) starts only inside a window and outside every freeze. When it
+// becomes due at another time it waits (the execution is waiting and still
+// holds its environments), saying why and until when, and Engine.advance
+// (run by Reconcile every few seconds and at start) dispatches it when the
+// calendar opens, or when a break-glass override (EventPolicyOverride) is
+// recorded after it began to wait. Nothing else opens it: Deploy Now and
+// /stagehand schedule pass the schedule gate, which comes before.
+
+// calendarHold says why the deploy step of kind may not start at now, or
+// "" when it may. An execution whose configuration cannot be read is not
+// held here: its step's claim fails on the same configuration.
+func (e *Engine) calendarHold(ex *Execution, kind StepKind, now time.Time) string {
+	if !kind.Deploy || kind.Environment == "" || e.ParseConfig == nil || len(ex.Config) == 0 {
+		return ""
+	}
+	cfg, err := e.executionConfig(*ex)
+	if err != nil {
+		return ""
+	}
+	if why := cfg.Environment(kind.Environment).Calendar().Describe(kind.Environment, now); why != "" {
+		return "waiting: " + why
+	}
+	return ""
+}
+
+// overridden reports whether a break-glass override was recorded for the
+// execution since its step s began to wait.
+func overridden(ctx context.Context, tx EngineTx, ex *Execution, s *Step) (bool, error) {
+	events, err := tx.Events(ctx, ex.ID)
+	if err != nil {
+		return false, err
+	}
+	for _, ev := range events {
+		if ev.Kind == EventPolicyOverride && !ev.At.Before(s.StartedAt) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// heldByCalendar moves a deploy step that waits for its calendar: it
+// starts when the calendar opens or an override was recorded; otherwise
+// its message is brought up to date ("opens … (in 3 h)").
+func (e *Engine) heldByCalendar(ctx context.Context, tx EngineTx, ex *Execution, s *Step, kind StepKind, now time.Time) ([]Job, bool, error) {
+	why := e.calendarHold(ex, kind, now)
+	open := why == ""
+	if !open {
+		var err error
+		if open, err = overridden(ctx, tx, ex, s); err != nil {
+			return nil, false, err
+		}
+	}
+	if open {
+		return e.dispatch(ctx, tx, ex, s, now)
+	}
+	if s.Message != why {
+		s.Message = why
+		if err := tx.UpdateStep(ctx, *s); err != nil {
+			return nil, false, err
+		}
+	}
+	return nil, false, e.setState(ctx, tx, ex, ExecutionWaiting, s.Message)
+}
+
+// dispatch hands a step to the step workers: running, attempt 0, a job.
+func (e *Engine) dispatch(ctx context.Context, tx EngineTx, ex *Execution, s *Step, now time.Time) ([]Job, bool, error) {
+	s.State, s.StartedAt, s.Attempt, s.LeaseUntil, s.Message = StepRunning, now, 0, time.Time{}, "dispatched"
+	if err := tx.UpdateStep(ctx, *s); err != nil {
+		return nil, false, err
+	}
+	return []Job{jobFor(ex.ID, *s)}, true, nil
+}
