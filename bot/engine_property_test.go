@@ -605,15 +605,7 @@ func (h *harness) checkRollbackApproved(c bot.Claim) {
 	if c.Production == nil || h.commitSeq[c.Execution.Commit] >= h.commitSeq[c.Production.Commit] {
 		return
 	}
-	var events []bot.Event
-	err := h.store.View(h.ctx, func(tx bot.Tx) error {
-		var err error
-		events, err = tx.Events(h.ctx, c.Execution.ID)
-		return err
-	})
-	if err != nil {
-		h.fail("reading events: %v", err)
-	}
+	events := h.events(c.Execution.ID)
 	for _, ev := range events {
 		if ev.Kind == "approved-rollback" {
 			return
@@ -621,6 +613,20 @@ func (h *harness) checkRollbackApproved(c bot.Claim) {
 	}
 	h.fail("rule G: %s deploys %s over %s (%s #%d) without an approved rollback", c.Execution,
 		bot.ShortSHA(c.Execution.Commit), bot.ShortSHA(c.Production.Commit), c.Production.Pipeline, c.Production.Number)
+}
+
+// events reads an execution's events.
+func (h *harness) events(executionID int64) []bot.Event {
+	var events []bot.Event
+	err := h.store.View(h.ctx, func(tx bot.Tx) error {
+		var err error
+		events, err = tx.Events(h.ctx, executionID)
+		return err
+	})
+	if err != nil {
+		h.fail("reading events: %v", err)
+	}
+	return events
 }
 
 // checkCalendar is the deploy calendar gate: a production deploy starts
@@ -641,15 +647,7 @@ func (h *harness) checkCalendar(c bot.Claim) {
 		h.stats.calendarOpen++
 		return
 	}
-	var events []bot.Event
-	err := h.store.View(h.ctx, func(tx bot.Tx) error {
-		var err error
-		events, err = tx.Events(h.ctx, c.Execution.ID)
-		return err
-	})
-	if err != nil {
-		h.fail("reading events: %v", err)
-	}
+	events := h.events(c.Execution.ID)
 	for _, ev := range events {
 		if ev.Kind == bot.EventPolicyOverride && !ev.At.After(c.Step.StartedAt) {
 			h.stats.overridden++
