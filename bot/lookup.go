@@ -10,7 +10,7 @@ import (
 // program recorded before Stagehand kept ids, by the name owner/name. A
 // program holding the name under another id belongs to another repository:
 // ErrNotFound.
-func ProgramOf(ctx context.Context, tx Tx, id int64, owner, name string) (Program, error) {
+func ProgramOf(ctx context.Context, tx ProgramReader, id int64, owner, name string) (Program, error) {
 	if id != 0 {
 		p, err := tx.ProgramByGitHubID(ctx, id)
 		if !errors.Is(err, ErrNotFound) {
@@ -27,9 +27,15 @@ func ProgramOf(ctx context.Context, tx Tx, id int64, owner, name string) (Progra
 	return p, nil
 }
 
+// ProgramWalker is what EachProgram reads.
+type ProgramWalker interface {
+	Programs(ctx context.Context) ([]Program, error)
+	Executions(ctx context.Context, f ExecutionFilter) ([]Execution, error)
+}
+
 // EachProgram calls fn with every program and all its executions, newest
 // first.
-func EachProgram(ctx context.Context, tx Tx, fn func(p Program, execs []Execution) error) error {
+func EachProgram(ctx context.Context, tx ProgramWalker, fn func(p Program, execs []Execution) error) error {
 	progs, err := tx.Programs(ctx)
 	if err != nil {
 		return err

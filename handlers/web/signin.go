@@ -261,7 +261,7 @@ func (s *SignIn) serveCallback(w http.ResponseWriter, r *http.Request) {
 	secret := randomString(32)
 	sess := bot.Session{ID: sessionID(secret), UserID: user.ID, Login: user.Login, CreatedAt: now, ExpiresAt: now.Add(SessionLifetime)}
 	sess.Tokens = s.sealTokens(sess.ID, tokensOf(tok, now))
-	err = s.store.Update(ctx, func(tx bot.Tx) error {
+	err = s.updateSessions(ctx, func(tx bot.SessionTx) error {
 		if _, err := tx.DeleteExpiredSessions(ctx, now); err != nil {
 			return err
 		}
@@ -328,7 +328,7 @@ func (s *SignIn) serveLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	if id, ok := s.cookieSession(r); ok {
 		var sess bot.Session
-		err := s.store.View(ctx, func(tx bot.Tx) (err error) {
+		err := s.viewSessions(ctx, func(tx bot.SessionTx) (err error) {
 			sess, err = tx.Session(ctx, id)
 			return err
 		})
@@ -349,7 +349,7 @@ func (s *SignIn) serveLogout(w http.ResponseWriter, r *http.Request) {
 // endSession deletes a session and forgets what it could read.
 func (s *SignIn) endSession(ctx context.Context, id string) {
 	s.cache.forget(sessionKey(id))
-	if err := s.store.Update(ctx, func(tx bot.Tx) error { return tx.DeleteSession(ctx, id) }); err != nil {
+	if err := s.updateSessions(ctx, func(tx bot.SessionTx) error { return tx.DeleteSession(ctx, id) }); err != nil {
 		s.logger.ErrorContext(ctx, "deleting a dashboard session", bot.LogError, err)
 	}
 }
@@ -484,7 +484,7 @@ func sessionKey(id string) string { return "session:" + id }
 
 func (s *SignIn) loadSession(ctx context.Context, id string) (bot.Session, error) {
 	var sess bot.Session
-	err := s.store.View(ctx, func(tx bot.Tx) (err error) {
+	err := s.viewSessions(ctx, func(tx bot.SessionTx) (err error) {
 		sess, err = tx.Session(ctx, id)
 		return err
 	})
@@ -524,7 +524,7 @@ func (s *SignIn) refresh(ctx context.Context, sess bot.Session) (sessionTokens, 
 	}
 	toks = tokensOf(fresh, now)
 	current.Tokens = s.sealTokens(current.ID, toks)
-	if err := s.store.Update(ctx, func(tx bot.Tx) error { return tx.PutSession(ctx, current) }); err != nil {
+	if err := s.updateSessions(ctx, func(tx bot.SessionTx) error { return tx.PutSession(ctx, current) }); err != nil {
 		return sessionTokens{}, err
 	}
 	return toks, nil
@@ -539,4 +539,16 @@ type signInBody struct {
 
 func (s *SignIn) renderSignIn(w http.ResponseWriter, r *http.Request, status int, body signInBody) {
 	renderPage(w, r, s.logger, status, "signin", pageData{Title: body.Heading, Body: body})
+}
+
+// updateSessions runs fn in a transaction that sees only the sessions,
+// all sign-in keeps in the store.
+func (s *SignIn) updateSessions(ctx context.Context, fn func(tx bot.SessionTx) error) error {
+	return s.store.Update(ctx, func(tx bot.Tx) error { return fn(tx) })
+}
+
+// viewSessions runs fn in a read-only transaction that sees only the
+// sessions.
+func (s *SignIn) viewSessions(ctx context.Context, fn func(tx bot.SessionTx) error) error {
+	return s.store.View(ctx, func(tx bot.Tx) error { return fn(tx) })
 }
