@@ -123,3 +123,30 @@ func (d DeclaredSecrets) Status(ctx context.Context, prog bot.Program, env bot.E
 	}
 	return d.Source.Status(prog, env, pol.Config.Environment(env).Secrets), nil
 }
+
+// SecretSource reads the declared secrets of an environment (SecretsDir).
+type SecretSource interface {
+	Secrets(prog bot.Program, env bot.EnvironmentName, names []string) (map[string]string, error)
+}
+
+// secrets are the values of the secrets the step's environment declares:
+// none for build and the steps that run no command of the repository.
+func (w *StepWorker) secrets(c bot.Claim) (map[string]string, error) {
+	env := c.Environment()
+	if env == "" {
+		return nil, nil
+	}
+	ec := c.Config.Environment(env)
+	if ec == nil || len(ec.Secrets) == 0 {
+		return nil, nil
+	}
+	src := w.Secrets
+	if src == nil {
+		src = SecretsDir{}
+	}
+	values, err := src.Secrets(c.Program, env, ec.Secrets)
+	if err != nil {
+		return nil, fmt.Errorf("not run: a declared secret of %s is missing (the command did not start):\n%w", env, err)
+	}
+	return values, nil
+}
