@@ -66,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 		{"Leases", testLeases},
 		{"ConcurrentLeases", testConcurrentLeases},
 		{"Sessions", testSessions},
+		{"Checks", testChecks},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
