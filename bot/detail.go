@@ -84,6 +84,12 @@ func ProgramPath(p Program) string {
 	return "/programs/" + url.PathEscape(p.Owner) + "/" + url.PathEscape(p.Repo)
 }
 
+// ProgramURL is ProgramPath under the dashboard's public URL (with or
+// without its trailing slash).
+func ProgramURL(publicURL string, p Program) string {
+	return strings.TrimRight(publicURL, "/") + ProgramPath(p)
+}
+
 // ExecutionPath is the dashboard page of execution number of p, from the
 // dashboard's root: "/programs/owner/repo/executions/4".
 func ExecutionPath(p Program, number int) string {

@@ -91,6 +91,9 @@ func TestExecutionURL(t *testing.T) {
 			t.Errorf("ExecutionURL(%q) = %q, want %q", base, got, want)
 		}
 	}
+	if got, want := bot.ProgramURL("https://stagehand.example/", p), "https://stagehand.example/programs/acme/app"; got != want {
+		t.Errorf("ProgramURL() = %q, want %q", got, want)
+	}
 	if got, want := bot.ExecutionPath(p, 12), "/programs/acme/app/executions/12"; got != want {
 		t.Errorf("ExecutionPath() = %q, want %q", got, want)
 	}

@@ -36,11 +36,9 @@ type CheckRunView struct {
 
 // RenderInput is what the reporter knows about an execution.
 type RenderInput struct {
-	Program   bot.Program
-	Execution bot.Execution
-	Steps     []bot.Step
-	Events    []bot.Event
-	Source    *bot.Execution // prod-only: the stage-only execution it promotes
+	// The execution, its program, steps, events and source (prod-only: the
+	// stage-only execution it promotes).
+	bot.ExecutionDetail
 	// Phase is 0 for the first check run of the execution; a gate completes
 	// phase N with action_required and phase N+1 continues.
 	Phase int

@@ -88,8 +88,8 @@ func renderExec(id int64, number int, kind bot.PipelineKind, sha string, st bot.
 
 func renderInput(ex bot.Execution, steps []bot.Step, events ...bot.Event) githubapp.RenderInput {
 	return githubapp.RenderInput{
-		Program: renderProgram, Execution: ex, Steps: steps, Events: events,
-		DetailsURL: fmt.Sprintf("%s%d", renderDetailsURL, ex.Number), Now: renderAt(5 * time.Minute),
+		ExecutionDetail: bot.ExecutionDetail{Program: renderProgram, Execution: ex, Steps: steps, Events: events},
+		DetailsURL:      fmt.Sprintf("%s%d", renderDetailsURL, ex.Number), Now: renderAt(5 * time.Minute),
 	}
 }
 

@@ -201,22 +201,11 @@ func (r *Reporter) load(ctx context.Context, id int64) (snapshot, error) {
 		if err != nil {
 			return err
 		}
-		s.in.Execution = ex
-		if s.in.Program, err = tx.Program(ctx, ex.ProgramID); err != nil {
+		if s.in.ExecutionDetail, err = bot.LoadExecutionDetail(ctx, tx, ex); err != nil {
 			return err
 		}
-		if s.in.Steps, err = tx.Steps(ctx, id); err != nil {
+		if err := s.in.NeedSource(); err != nil {
 			return err
-		}
-		if s.in.Events, err = tx.Events(ctx, id); err != nil {
-			return err
-		}
-		if ex.SourceID != 0 {
-			src, err := tx.Execution(ctx, ex.SourceID)
-			if err != nil {
-				return err
-			}
-			s.in.Source = &src
 		}
 		refs, err := tx.GitHubRefs(ctx, id)
 		if err != nil {
@@ -259,7 +248,7 @@ func (r *Reporter) load(ctx context.Context, id int64) (snapshot, error) {
 		}
 	}
 	s.in.PromoteRequested = bot.PromoteRequested(s.in.Events)
-	s.in.DetailsURL = fmt.Sprintf("%s/programs/%s/executions/%d", strings.TrimRight(r.PublicURL, "/"), s.in.Program.FullName(), s.in.Execution.Number)
+	s.in.DetailsURL = bot.ExecutionURL(r.PublicURL, s.in.Program, s.in.Execution.Number)
 	s.in.Now = lastChange(s.in.Execution, s.in.Steps)
 	return s, nil
 }

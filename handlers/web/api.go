@@ -178,7 +178,7 @@ func optTime(t time.Time) *time.Time {
 
 func apiProgram(p bot.Program) APIProgram {
 	return APIProgram{Owner: p.Owner, Repo: p.Repo, FullName: p.FullName(), Removed: p.Removed,
-		HTMLPath: programPath(p), APIPath: apiProgramPath(p)}
+		HTMLPath: bot.ProgramPath(p), APIPath: apiProgramPath(p)}
 }
 
 // apiExecution converts ex; sources maps execution IDs to numbers.
@@ -188,7 +188,7 @@ func apiExecution(p bot.Program, ex bot.Execution, sources map[int64]int) APIExe
 		Commit: ex.Commit, Branch: ex.Branch, Cause: string(ex.Cause), TriggeredBy: ex.TriggeredBy,
 		SourceNumber: sources[ex.SourceID], ArtifactDigest: ex.ArtifactDigest, ScheduledAt: optTime(ex.ScheduledAt),
 		Rollback: ex.Rollback, CreatedAt: ex.CreatedAt.UTC(), StartedAt: optTime(ex.StartedAt),
-		FinishedAt: optTime(ex.FinishedAt), HTMLPath: executionPath(p, ex.Number),
+		FinishedAt: optTime(ex.FinishedAt), HTMLPath: bot.ExecutionPath(p, ex.Number),
 	}
 }
 
@@ -308,7 +308,7 @@ func (d *Dashboard) apiProgram(w http.ResponseWriter, r *http.Request) {
 			e.Deployment = &APIDeployment{Commit: dep.Commit, Pipeline: string(dep.Pipeline), ExecutionNumber: dep.Number,
 				ArtifactDigest: dep.ArtifactDigest, Since: dep.Since.UTC()}
 			if dep.Number != 0 {
-				e.Deployment.HTMLPath = executionPath(p, dep.Number)
+				e.Deployment.HTMLPath = bot.ExecutionPath(p, dep.Number)
 			}
 		}
 		for _, va := range ev.Variables {

@@ -150,18 +150,10 @@ func (d *Dashboard) statusOf(r *http.Request, err error) (int, string) {
 
 // Paths of the dashboard's pages.
 
-func programPath(p bot.Program) string {
-	return "/programs/" + url.PathEscape(p.Owner) + "/" + url.PathEscape(p.Repo)
-}
-
-func executionPath(p bot.Program, number int) string {
-	return programPath(p) + "/executions/" + strconv.Itoa(number)
-}
-
-func environmentsPath(p bot.Program) string { return programPath(p) + "/environments" }
+func environmentsPath(p bot.Program) string { return bot.ProgramPath(p) + "/environments" }
 
 func logPath(p bot.Program, number int, step bot.StepName) string {
-	return executionPath(p, number) + "/logs/" + url.PathEscape(string(step))
+	return bot.ExecutionPath(p, number) + "/logs/" + url.PathEscape(string(step))
 }
 
 func apiProgramPath(p bot.Program) string {
@@ -234,13 +226,11 @@ type stepView struct {
 }
 
 type executionView struct {
-	Program   bot.Program
-	Execution bot.Execution
+	// The execution as read (its Steps are shadowed by the steps as shown;
+	// they are ExecutionDetail.Steps).
+	bot.ExecutionDetail
 	Duration  time.Duration
 	Steps     []stepView
-	RawSteps  []bot.Step
-	Events    []bot.Event
-	Source    *bot.Execution
 	Artifacts *bot.ArtifactSet
 	// ArtifactsError says why the artifact set could not be shown.
 	ArtifactsError string
@@ -540,25 +530,13 @@ func (d *Dashboard) loadExecution(ctx context.Context, p bot.Program, number str
 		return v, err
 	}
 	err = d.Store.View(ctx, func(tx bot.Tx) (err error) {
-		v = executionView{Program: p}
-		if v.Execution, err = d.execution(ctx, tx, p, n); err != nil {
+		v = executionView{}
+		ex, err := d.execution(ctx, tx, p, n)
+		if err != nil {
 			return err
 		}
-		ex := v.Execution
-		if v.RawSteps, err = tx.Steps(ctx, ex.ID); err != nil {
+		if v.ExecutionDetail, err = bot.LoadExecutionDetail(ctx, tx, ex); err != nil {
 			return err
-		}
-		if v.Events, err = tx.Events(ctx, ex.ID); err != nil {
-			return err
-		}
-		if ex.SourceID != 0 {
-			src, err := tx.Execution(ctx, ex.SourceID)
-			if err != nil && !errors.Is(err, bot.ErrNotFound) {
-				return err
-			}
-			if err == nil {
-				v.Source = &src
-			}
 		}
 		if ex.Commit != "" {
 			recs, err := tx.TriggerRecords(ctx, p.ID, ex.Commit)
@@ -582,7 +560,7 @@ func (d *Dashboard) loadExecution(ctx context.Context, p bot.Program, number str
 	}
 	now := d.now()
 	v.Duration = span(v.Execution.StartedAt, v.Execution.FinishedAt, now)
-	for _, s := range v.RawSteps {
+	for _, s := range v.ExecutionDetail.Steps {
 		v.Steps = append(v.Steps, d.stepView(v.Program, v.Execution, s, now))
 	}
 	placeSteps(v.Execution, v.Steps, now)
@@ -773,7 +751,7 @@ func (d *Dashboard) serveExecution(w http.ResponseWriter, r *http.Request) {
 	}
 	page := executionPage{executionView: v}
 	if d.Extra != nil {
-		page.Extra = d.Extra(r, v.Program, v.Execution, v.RawSteps)
+		page.Extra = d.Extra(r, v.Program, v.Execution, v.ExecutionDetail.Steps)
 	}
 	d.render(w, r, http.StatusOK, "execution", pageData{
 		Title:   fmt.Sprintf("%s %s", v.Program.FullName(), v.Execution),

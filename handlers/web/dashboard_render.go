@@ -49,9 +49,9 @@ func parseDashboardTemplates() map[string]*template.Template {
 		"iso":          func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"bytes":        formatBytes,
 		"mode":         func(m uint32) string { return fmt.Sprintf("%04o", m) },
-		"progPath":     programPath,
+		"progPath":     bot.ProgramPath,
 		"envPath":      environmentsPath,
-		"execPath":     executionPath,
+		"execPath":     bot.ExecutionPath,
 		"event":        eventText,
 		"styleVersion": func() string { return styleVersion },
 		"executionList": func(p bot.Program, es []bot.Execution) executionListData {

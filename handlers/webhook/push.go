@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/google/go-github/v62/github"
 
@@ -229,7 +228,7 @@ func (h *Webhooks) explainPush(ctx context.Context, prog bot.Program, branch, sh
 	}
 	for _, d := range x.decisions {
 		if d.Reason.Code == bot.ReasonPriority {
-			views = append(views, githubapp.NotStartedView(d.Pipeline, sha, d.Reason, strings.TrimRight(h.PublicURL, "/")+"/programs/"+prog.FullName()))
+			views = append(views, githubapp.NotStartedView(d.Pipeline, sha, d.Reason, bot.ProgramURL(h.PublicURL, prog)))
 		}
 	}
 	for _, v := range views {
