@@ -222,11 +222,10 @@ type DeliveryRecord struct {
 }
 
 // GitHubRef links an execution to something Stagehand made on GitHub: a
-// check run of one phase ("check-run/0", "check-run/1", ...: a new phase
-// after each gate) or the deployment of a deploy step
-// ("deployment/deploy-stage"). Reported is what was last sent (a hash of
-// the rendered check run, or the deployment's last status), so an update
-// is sent only when something changed.
+// check run of one phase (Key is CheckRunKey(n): a new phase after each
+// gate) or the deployment of a deploy step (DeploymentKey). Reported is
+// what was last sent (a check run's CheckRunReport, or the deployment's
+// last status), so an update is sent only when something changed.
 type GitHubRef struct {
 	ExecutionID int64
 	Key         string

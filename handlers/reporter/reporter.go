@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -65,10 +64,6 @@ type Reporter struct {
 	holderOnce sync.Once
 	holder     string
 }
-
-// reportedClosed is the Reported of a passed gate's check run, whose
-// buttons were taken off.
-const reportedClosed = "closed|"
 
 // reporterLease is the lease the reporting replica holds.
 const reporterLease = "reporter"
@@ -318,7 +313,7 @@ func (r *Reporter) Buttons(ctx context.Context, executionID int64) (Shown, error
 	}
 	s.in.Phase = currentPhase(s.refs)
 	shown := Shown{Events: len(s.in.Events)}
-	if last, ok := s.refs[phaseKey(s.in.Phase)]; ok && last.Reported != reportedClosed {
+	if last, ok := s.refs[bot.CheckRunKey(s.in.Phase)]; ok && bot.ParseCheckRunReport(last.Reported).State != bot.CheckRunClosed {
 		shown.CheckRunID = last.GitHubID
 	}
 	for _, a := range githubapp.RenderCheckRun(s.in).Actions {
@@ -331,15 +326,12 @@ func (r *Reporter) Buttons(ctx context.Context, executionID int64) (Shown, error
 func currentPhase(refs map[string]bot.GitHubRef) int {
 	phase := 0
 	for {
-		if _, ok := refs[phaseKey(phase+1)]; !ok {
+		if _, ok := refs[bot.CheckRunKey(phase+1)]; !ok {
 			return phase
 		}
 		phase++
 	}
 }
-
-// phaseKey names the check run of phase n.
-func phaseKey(n int) string { return fmt.Sprintf("check-run/%d", n) }
 
 // reportCheckRun creates or updates the check run of the current phase.
 // A phase ends when its check run was completed at a gate (action
@@ -355,7 +347,7 @@ func (r *Reporter) reportCheckRun(ctx context.Context, s *snapshot) error {
 	s.in.Phase = phase
 	view := githubapp.RenderCheckRun(s.in)
 	gate := gateOf(view, s.in.Steps)
-	last, haveLast := s.refs[phaseKey(phase)]
+	last, haveLast := s.refs[bot.CheckRunKey(phase)]
 	p := s.in.Program
 	if haveLast && last.GitHubID == 0 {
 		adopted, err := r.adopt(ctx, s, view, last)
@@ -365,11 +357,11 @@ func (r *Reporter) reportCheckRun(ctx context.Context, s *snapshot) error {
 		last, haveLast = adopted, adopted.GitHubID != 0
 	}
 	if haveLast {
-		prevHash, prevGate, _ := strings.Cut(last.Reported, "|")
+		prev := bot.ParseCheckRunReport(last.Reported)
 		switch {
-		case prevGate != "" && prevGate != gate:
+		case prev.Gate.At && prev.Gate != gate:
 			// The gate was passed: its buttons go, a new check run goes on.
-			if err := r.closeGate(ctx, s, last, view.Name, strings.TrimPrefix(prevGate, "gate:")); err != nil {
+			if err := r.closeGate(ctx, s, last, view.Name, prev.Gate.Name()); err != nil {
 				return err
 			}
 			phase++
@@ -377,33 +369,33 @@ func (r *Reporter) reportCheckRun(ctx context.Context, s *snapshot) error {
 			view = githubapp.RenderCheckRun(s.in)
 			gate = gateOf(view, s.in.Steps)
 			haveLast = false
-		case prevHash == hashView(view):
+		case prev.State == bot.CheckRunShown && prev.Hash == hashView(view):
 			return nil
 		}
 	}
-	hash := hashView(view)
+	shown := bot.CheckRunReport{State: bot.CheckRunShown, Hash: hashView(view), Gate: gate}
 	if !haveLast {
-		return r.createCheckRun(ctx, s, phase, view, hash+"|"+gate)
+		return r.createCheckRun(ctx, s, phase, view, shown)
 	}
 	err := r.GitHub.UpdateCheckRun(ctx, p.InstallationID, p.Owner, p.Repo, last.GitHubID, githubapp.UpdateOptions(view))
 	if errors.Is(err, bot.ErrNotFound) {
 		// The check run is gone from GitHub (deleted, or a stand-in that
 		// restarted): the phase gets a new one rather than failing forever.
 		r.Logger.WarnContext(ctx, "check run not found on GitHub; creating it again", "check_run", last.GitHubID, "phase", phase)
-		return r.createCheckRun(ctx, s, phase, view, hash+"|"+gate)
+		return r.createCheckRun(ctx, s, phase, view, shown)
 	}
 	if err != nil {
 		return fmt.Errorf("updating check run %d: %w", last.GitHubID, err)
 	}
-	last.Reported = hash + "|" + gate
+	last.Reported = shown.String()
 	return r.putRef(ctx, last)
 }
 
 // createCheckRun creates the check run of phase, recording the intent
 // first (see reportCheckRun) and then its GitHub id and what it shows.
-func (r *Reporter) createCheckRun(ctx context.Context, s *snapshot, phase int, view githubapp.CheckRunView, reported string) error {
+func (r *Reporter) createCheckRun(ctx context.Context, s *snapshot, phase int, view githubapp.CheckRunView, shown bot.CheckRunReport) error {
 	p := s.in.Program
-	intent := bot.GitHubRef{ExecutionID: s.in.Execution.ID, Key: phaseKey(phase), Reported: "creating"}
+	intent := bot.GitHubRef{ExecutionID: s.in.Execution.ID, Key: bot.CheckRunKey(phase), Reported: bot.CheckRunReport{State: bot.CheckRunCreating}.String()}
 	if err := r.putRef(ctx, intent); err != nil {
 		return err
 	}
@@ -412,7 +404,7 @@ func (r *Reporter) createCheckRun(ctx context.Context, s *snapshot, phase int, v
 		return fmt.Errorf("creating check run %s: %w", view.Name, err)
 	}
 	r.Logger.DebugContext(ctx, "check run created", "check_run", id, "phase", phase, "status", view.Status)
-	intent.GitHubID, intent.Reported = id, reported
+	intent.GitHubID, intent.Reported = id, shown.String()
 	return r.putRef(ctx, intent)
 }
 
@@ -430,7 +422,7 @@ func (r *Reporter) adopt(ctx context.Context, s *snapshot, view githubapp.CheckR
 	}
 	for _, id := range ids {
 		if !known[id] {
-			intent.GitHubID, intent.Reported = id, "adopted|" // its content is unknown: update it
+			intent.GitHubID, intent.Reported = id, bot.CheckRunReport{State: bot.CheckRunAdopted}.String() // its content is unknown: update it
 			r.Logger.InfoContext(ctx, "adopted a check run whose creation answer was lost", "check_run", id)
 			return intent, r.putRef(ctx, intent)
 		}
@@ -458,7 +450,7 @@ func (r *Reporter) closeGate(ctx context.Context, s *snapshot, ref bot.GitHubRef
 	case err != nil:
 		return fmt.Errorf("closing the %s check run %d: %w", gate, ref.GitHubID, err)
 	}
-	ref.Reported = reportedClosed
+	ref.Reported = bot.CheckRunReport{State: bot.CheckRunClosed}.String()
 	return r.putRef(ctx, ref)
 }
 
@@ -466,18 +458,19 @@ func (r *Reporter) putRef(ctx context.Context, ref bot.GitHubRef) error {
 	return r.Store.Update(ctx, func(tx bot.Tx) error { return tx.PutGitHubRef(ctx, ref) })
 }
 
-// gateOf names the gate a view stops at ("" when it is not a gate): the
-// check run of a gate is complete, and passing it starts a new one.
-func gateOf(v githubapp.CheckRunView, steps []bot.Step) string {
+// gateOf is the gate a view stops at (the zero Gate when it is not a
+// gate): the check run of a gate is complete, and passing it starts a new
+// one.
+func gateOf(v githubapp.CheckRunView, steps []bot.Step) bot.Gate {
 	if v.Status != githubapp.StatusCompleted || v.Conclusion != githubapp.ConclusionActionRequired {
-		return ""
+		return bot.Gate{}
 	}
 	for _, s := range steps {
 		if s.State == bot.StepWaiting {
-			return "gate:" + string(s.Name)
+			return bot.Gate{At: true, Step: s.Name}
 		}
 	}
-	return "gate"
+	return bot.Gate{At: true}
 }
 
 func hashView(v githubapp.CheckRunView) string {
@@ -510,7 +503,7 @@ func (r *Reporter) reportDeployments(ctx context.Context, s *snapshot) error {
 		default:
 			continue
 		}
-		key := "deployment/" + string(st.Name)
+		key := bot.DeploymentKey(st.Name)
 		ref := s.refs[key]
 		if ref.Reported == state {
 			continue

@@ -2,7 +2,6 @@ package reporter
 
 import (
 	"context"
-	"strings"
 
 	"github.com/stagehand-dev/stagehand/bot"
 )
@@ -34,10 +33,11 @@ func resendCheckRun(ctx context.Context, tx bot.ReportTx, executionID int64) err
 	}
 	forgot := false
 	for _, r := range refs {
-		if !strings.HasPrefix(r.Key, "check-run/") || r.GitHubID == 0 || r.Reported == reportedClosed {
+		_, checkRun := bot.CheckRunPhase(r.Key)
+		if !checkRun || r.GitHubID == 0 || bot.ParseCheckRunReport(r.Reported).State == bot.CheckRunClosed {
 			continue
 		}
-		r.Reported = ""
+		r.Reported = bot.CheckRunReport{State: bot.CheckRunForgotten}.String()
 		if err := tx.PutGitHubRef(ctx, r); err != nil {
 			return err
 		}

@@ -1,0 +1,59 @@
+package bot_test
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stagehand-dev/stagehand/bot"
+)
+
+// TestCheckRunReportEncoding: each report reads back as itself, in the
+// words stored before the reporter's state was typed.
+func TestCheckRunReportEncoding(t *testing.T) {
+	tests := []struct {
+		r    bot.CheckRunReport
+		want string
+	}{
+		{bot.CheckRunReport{}, ""},
+		{bot.CheckRunReport{State: bot.CheckRunCreating}, "creating"},
+		{bot.CheckRunReport{State: bot.CheckRunAdopted}, "adopted|"},
+		{bot.CheckRunReport{State: bot.CheckRunClosed}, "closed|"},
+		{bot.CheckRunReport{State: bot.CheckRunShown, Hash: "0a1b2c3d4e5f6071"}, "0a1b2c3d4e5f6071|"},
+		{bot.CheckRunReport{State: bot.CheckRunShown, Hash: "0a1b2c3d4e5f6071", Gate: bot.Gate{At: true}}, "0a1b2c3d4e5f6071|gate"},
+		{bot.CheckRunReport{State: bot.CheckRunShown, Hash: "0a1b2c3d4e5f6071", Gate: bot.Gate{At: true, Step: bot.StepApproval}}, "0a1b2c3d4e5f6071|gate:approval"},
+	}
+	for _, tt := range tests {
+		if got := tt.r.String(); got != tt.want {
+			t.Errorf("%+v.String() = %q, want %q", tt.r, got, tt.want)
+		}
+		if diff := cmp.Diff(tt.r, bot.ParseCheckRunReport(tt.want)); diff != "" {
+			t.Errorf("ParseCheckRunReport(%q) (-want +got):\n%s", tt.want, diff)
+		}
+	}
+	if got := (bot.Gate{At: true, Step: bot.StepSchedule}).Name(); got != "schedule" {
+		t.Errorf("a schedule gate's name = %q", got)
+	}
+	if got := (bot.Gate{At: true}).Name(); got != "gate" {
+		t.Errorf("a gate without a waiting step is named %q", got)
+	}
+}
+
+func TestReportKeys(t *testing.T) {
+	for _, n := range []int{0, 1, 12} {
+		if got, ok := bot.CheckRunPhase(bot.CheckRunKey(n)); !ok || got != n {
+			t.Errorf("CheckRunPhase(CheckRunKey(%d)) = %d, %v", n, got, ok)
+		}
+	}
+	if got := bot.CheckRunKey(1); got != "check-run/1" {
+		t.Errorf("CheckRunKey(1) = %q", got)
+	}
+	if got := bot.DeploymentKey(bot.StepDeployStage); got != "deployment/deploy-stage" {
+		t.Errorf("DeploymentKey(deploy-stage) = %q", got)
+	}
+	for _, key := range []string{"deployment/deploy-stage", "check-run/", "check-run/x", "check-run/-1", "check-run/01"} {
+		if _, ok := bot.CheckRunPhase(key); ok {
+			t.Errorf("CheckRunPhase(%q) is a check run's", key)
+		}
+	}
+}
