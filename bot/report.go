@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -119,4 +120,21 @@ func ParseCheckRunReport(s string) CheckRunReport {
 		r.Gate = Gate{At: true, Step: StepName(strings.TrimPrefix(rest, ":"))}
 	}
 	return r
+}
+
+// ButtonsShown is what an execution's check run shows now: the GitHub id
+// of its current phase's check run (0 when there is none yet, or it was
+// closed), the identifiers of the buttons the execution's state offers,
+// and how many events the execution has (its history so far: a button
+// offered again after it moved is a new gate).
+type ButtonsShown struct {
+	CheckRunID  int64
+	Identifiers []string
+	Events      int
+}
+
+// Offers reports whether a click of the button action on the check run
+// checkRunID is on what is shown now; any other click is stale.
+func (b ButtonsShown) Offers(checkRunID int64, action string) bool {
+	return b.CheckRunID == checkRunID && slices.Contains(b.Identifiers, action)
 }

@@ -57,3 +57,21 @@ func TestReportKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestButtonsShownOffers(t *testing.T) {
+	shown := bot.ButtonsShown{CheckRunID: 7, Identifiers: []string{"approve", "reject"}, Events: 3}
+	for _, tt := range []struct {
+		checkRun int64
+		action   string
+		want     bool
+	}{
+		{7, "approve", true},
+		{7, "reject", true},
+		{7, "deploy_now", false}, // not offered now
+		{6, "approve", false},    // an older check run
+	} {
+		if got := shown.Offers(tt.checkRun, tt.action); got != tt.want {
+			t.Errorf("Offers(%d, %q) = %v, want %v", tt.checkRun, tt.action, got, tt.want)
+		}
+	}
+}

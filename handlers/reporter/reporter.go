@@ -293,26 +293,15 @@ func (r *Reporter) report(ctx context.Context, id int64) error {
 	})
 }
 
-// Shown is what an execution's check run shows now: the GitHub id of its
-// current phase's check run (0 when there is none yet, or it was closed),
-// the identifiers of the buttons the execution's state offers, and how
-// many events the execution has (its history so far: a button offered
-// again after it moved is a new gate).
-type Shown struct {
-	CheckRunID  int64
-	Identifiers []string
-	Events      int
-}
-
 // Buttons says what the execution's check run shows now. A click that is
 // not on that check run, or not on one of those buttons, is stale.
-func (r *Reporter) Buttons(ctx context.Context, executionID int64) (Shown, error) {
+func (r *Reporter) Buttons(ctx context.Context, executionID int64) (bot.ButtonsShown, error) {
 	s, err := r.load(ctx, executionID)
 	if err != nil {
-		return Shown{}, err
+		return bot.ButtonsShown{}, err
 	}
 	s.in.Phase = currentPhase(s.refs)
-	shown := Shown{Events: len(s.in.Events)}
+	shown := bot.ButtonsShown{Events: len(s.in.Events)}
 	if last, ok := s.refs[bot.CheckRunKey(s.in.Phase)]; ok && bot.ParseCheckRunReport(last.Reported).State != bot.CheckRunClosed {
 		shown.CheckRunID = last.GitHubID
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -218,7 +217,7 @@ func (h *Webhooks) checkRun(ctx context.Context, d Delivery, ev *github.CheckRun
 	if err != nil {
 		return outcome{}, err
 	}
-	if action != "rerequested" && (shown.CheckRunID != checkRunID || !slices.Contains(shown.Identifiers, action)) {
+	if action != "rerequested" && !shown.Offers(checkRunID, action) {
 		return h.answerClick(ctx, ex, user, action, staleClick(action, ex))
 	}
 	// The key makes the click act once per gate and person: the same
