@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -169,12 +170,10 @@ func (a *Artifacts) storeBlob(root *os.Root, name string) (ArtifactFile, error) 
 	}
 	committed := false
 	defer func() { discardTemp(tmp, committed) }()
-	h := sha256.New()
-	size, err := io.Copy(io.MultiWriter(tmp, h), src)
+	sum, size, err := copyHashed(tmp, src)
 	if err != nil {
 		return ArtifactFile{}, err
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
 	f := ArtifactFile{Size: size, SHA256: sum, Mode: mode}
 
 	final := a.blobPath(sum)
@@ -267,10 +266,41 @@ func hashArtifactFile(name string) (string, int64, error) {
 		return "", 0, err
 	}
 	defer f.Close()
+	return copyHashed(io.Discard, f)
+}
+
+// copyHashed copies src to dst and returns the sha256 (hex) and size of
+// what it copied, as far as it got.
+func copyHashed(dst io.Writer, src io.Reader) (sum string, size int64, err error) {
 	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
+	size, err = io.Copy(io.MultiWriter(dst, h), src)
+	return hex.EncodeToString(h.Sum(nil)), size, err
+}
+
+// createArtifactFile creates the file f.Path in root, and its directories,
+// for writing with f's mode (before the umask); there must be no file
+// there yet.
+func createArtifactFile(root *os.Root, f ArtifactFile) (name string, dst *os.File, err error) {
+	name = filepath.FromSlash(f.Path)
+	if err := root.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return name, nil, err
 	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
+	dst, err = root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fs.FileMode(f.Mode))
+	return name, dst, err
+}
+
+// decodeManifest reads a manifest strictly (no unknown fields) and checks
+// its files (bot.CheckManifest); whether it hashes to its digest is the
+// caller's to check.
+func decodeManifest(data []byte) (ArtifactSet, error) {
+	var set ArtifactSet
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&set); err != nil {
+		return ArtifactSet{}, err
+	}
+	if err := bot.CheckManifest(set.Files); err != nil {
+		return ArtifactSet{}, err
+	}
+	return set, nil
 }

@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -251,14 +250,8 @@ func (a *NATSArtifacts) fetch(ctx context.Context, digest string) error {
 		return fmt.Errorf("fetching %s from %s: %w", key, a.where, err)
 	}
 	rerr := &RemoteArtifactError{Digest: digest, Bucket: a.bucket}
-	var set bot.ArtifactSet
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&set); err != nil {
-		rerr.Manifest = "malformed: " + err.Error()
-		return rerr
-	}
-	if err := bot.CheckManifest(set.Files); err != nil {
+	set, err := decodeManifest(data)
+	if err != nil {
 		rerr.Manifest = "malformed: " + err.Error()
 		return rerr
 	}
@@ -319,18 +312,13 @@ func (a *NATSArtifacts) fetchFile(ctx context.Context, root *os.Root, f bot.Arti
 		return "", err
 	}
 	defer obj.Close()
-	name := filepath.FromSlash(f.Path)
-	if err := root.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		return "", err
-	}
-	dst, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fs.FileMode(f.Mode))
+	_, dst, err := createArtifactFile(root, f)
 	if err != nil {
 		return "", err
 	}
 	defer dst.Close()
-	h := sha256.New()
 	// One byte more than the manifest says is enough to tell it is altered.
-	size, err := io.Copy(io.MultiWriter(dst, h), io.LimitReader(obj, f.Size+1))
+	sum, size, err := copyHashed(dst, io.LimitReader(obj, f.Size+1))
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
@@ -339,7 +327,7 @@ func (a *NATSArtifacts) fetchFile(ctx context.Context, root *os.Root, f bot.Arti
 		// stream underneath the object's metadata.
 		return "unreadable: " + err.Error(), nil
 	}
-	if p := contentProblem(f, hex.EncodeToString(h.Sum(nil)), size); p != "" {
+	if p := contentProblem(f, sum, size); p != "" {
 		return p, nil
 	}
 	if err := dst.Chmod(fs.FileMode(f.Mode)); err != nil { // exactly, whatever the umask
@@ -348,6 +336,10 @@ func (a *NATSArtifacts) fetchFile(ctx context.Context, root *os.Root, f bot.Arti
 	return "", dst.Close()
 }
 
+// contentProblem describes how a fetched blob of sum and size differs from
+// f, or is "". Unlike artifactProblem it looks at the size first: a blob is
+// read to at most f.Size+1 bytes, so the sha256 of a longer one is not its
+// own.
 func contentProblem(f bot.ArtifactFile, sum string, size int64) string {
 	switch {
 	case size != f.Size:

@@ -1,17 +1,11 @@
 package state
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/stagehand-dev/stagehand/bot"
 )
@@ -52,12 +46,8 @@ func (a *Artifacts) readManifest(ctx context.Context, digest string) (set Artifa
 	if err != nil {
 		return ArtifactSet{}, "", fmt.Errorf("artifact set %s: %w", bot.ShortHash(digest), err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&set); err != nil {
-		return ArtifactSet{}, "", fmt.Errorf("artifact set %s: malformed manifest: %w", bot.ShortHash(digest), err)
-	}
-	if err := bot.CheckManifest(set.Files); err != nil {
+	set, err = decodeManifest(data)
+	if err != nil {
 		return ArtifactSet{}, "", fmt.Errorf("artifact set %s: malformed manifest: %w", bot.ShortHash(digest), err)
 	}
 	if got := bot.ManifestDigest(set.Files); got != digest {
@@ -173,16 +163,11 @@ func (a *Artifacts) materializeFile(root *os.Root, f ArtifactFile) (problem stri
 		return "", err
 	}
 	defer src.Close()
-	name := filepath.FromSlash(f.Path)
-	if err := root.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		return "", err
-	}
-	dst, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fs.FileMode(f.Mode))
+	name, dst, err := createArtifactFile(root, f)
 	if err != nil {
 		return "", err
 	}
-	h := sha256.New()
-	size, err := io.Copy(io.MultiWriter(dst, h), src)
+	sum, size, err := copyHashed(dst, src)
 	if err == nil {
 		err = dst.Chmod(fs.FileMode(f.Mode)) // exactly, whatever the umask
 	}
@@ -190,7 +175,7 @@ func (a *Artifacts) materializeFile(root *os.Root, f ArtifactFile) (problem stri
 		err = cerr
 	}
 	if err == nil {
-		problem = artifactProblem(f, hex.EncodeToString(h.Sum(nil)), size)
+		problem = artifactProblem(f, sum, size)
 	}
 	if err != nil || problem != "" {
 		root.Remove(name)
