@@ -369,3 +369,41 @@ func (r *calendarRig) override(ex bot.Execution, at time.Time, reason string) {
 		r.t.Fatal(fmt.Errorf("advance after the override: %w", err))
 	}
 }
+
+// TestCalendarInStatus: /stagehand status shows each environment's
+// windows, the freezes not over yet, and whether deploys may start now.
+func TestCalendarInStatus(t *testing.T) {
+	r := newCalendarRig(t, berlin(t, 2026, 11, 8, 19, 0)) // a Sunday evening
+	src := newFakeSource()
+	src.set("acme/shop", "aaa", calendarPolicy(""))
+	r.eng.Policy = src
+	r.push("aaa", calendarPolicy(""), calendarPolicy(""))
+	out, err := r.eng.Status(r.ctx, bot.Internal("dev"), r.prog.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"  - deploy windows: mon–thu 09:00–16:00 Europe/Berlin\n",
+		"  - freeze 2026-12-20T00:00:00+01:00 to 2027-01-04T00:00:00+01:00: year-end freeze\n",
+		"  - closed: outside the deploy windows of production (mon–thu 09:00–16:00 Europe/Berlin); opens Mon 09:00 Europe/Berlin (in 14 h)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "- deploy windows:") != 1 {
+		t.Errorf("stage declares no windows, yet status shows some:\n%s", out)
+	}
+	r.set(berlin(t, 2026, 11, 9, 10, 0))
+	out, err = r.eng.Status(r.ctx, bot.Internal("dev"), r.prog.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "  - open now\n") {
+		t.Errorf("status on Monday 10:00 does not say open now:\n%s", out)
+	}
+	cal, err := r.eng.Calendar(r.ctx, r.prog.ID, bot.Production)
+	if err != nil || len(cal.Windows) != 1 || len(cal.Freezes) != 1 {
+		t.Errorf("Calendar = %+v, %v", cal, err)
+	}
+}

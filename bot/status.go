@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // SecretStatus says, for each declared secret of an environment, "set" or
@@ -56,8 +57,22 @@ func (e *Engine) Status(ctx context.Context, req Request, programID int64) (stri
 			default:
 				fmt.Fprintf(&b, "- %s: %s (%s #%d), artifact set %s, since %s\n", env, ShortSHA(d.Commit), d.Pipeline, d.Number, ShortDigest(d.ArtifactDigest), d.Since.UTC().Format("2006-01-02 15:04 MST"))
 			}
+			if pol.Config != nil {
+				writeCalendar(&b, pol.Config.Environment(env).Calendar(), env, e.Clock.Now())
+			}
 		}
 		return nil
 	})
 	return b.String(), err
+}
+
+// writeCalendar adds an environment's deploy windows and freezes, when it
+// declares any, and whether deploys may start now or when they may.
+func writeCalendar(b *strings.Builder, c DeployCalendar, env EnvironmentName, now time.Time) {
+	if !c.Restricted() {
+		return
+	}
+	for _, l := range c.Report(env, now).Lines() {
+		fmt.Fprintf(b, "  - %s\n", l)
+	}
 }
