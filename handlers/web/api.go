@@ -110,6 +110,40 @@ type APIEnvironment struct {
 	// variables).
 	Secrets      []APISecret `json:"secrets,omitempty"`
 	SecretsError string      `json:"secrets_error,omitempty"`
+	// Calendar is the environment's deploy windows and freezes (policy),
+	// absent when it declares none.
+	Calendar      *APICalendar `json:"calendar,omitempty"`
+	CalendarError string       `json:"calendar_error,omitempty"`
+}
+
+// APICalendar is an environment's deploy calendar as of the request.
+type APICalendar struct {
+	Windows []string    `json:"windows"` // "mon–thu 09:00–16:00 Europe/Berlin"
+	Freezes []APIFreeze `json:"freezes"` // those not over yet
+	Open    bool        `json:"open"`
+	// State is "open now", or "closed: <why>; opens Mon 09:00
+	// Europe/Berlin (in 14 h)".
+	State    string     `json:"state"`
+	NextOpen *time.Time `json:"next_open,omitempty"` // when closed: when deploys may start again
+}
+
+// APIFreeze is a freeze; Active: it is in effect now.
+type APIFreeze struct {
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	Reason string    `json:"reason"`
+	Active bool      `json:"active"`
+}
+
+func apiCalendar(r *bot.CalendarReport) *APICalendar {
+	if r == nil {
+		return nil
+	}
+	out := &APICalendar{Windows: append([]string{}, r.Windows...), Freezes: []APIFreeze{}, Open: r.Open, State: r.State, NextOpen: optTime(r.Next)}
+	for _, f := range r.Freezes {
+		out.Freezes = append(out.Freezes, APIFreeze{From: f.From, To: f.To, Reason: f.Reason, Active: f.Now})
+	}
+	return out
 }
 
 // APIProgramDetail is GET /api/v1/programs/{owner}/{repo}.
@@ -300,6 +334,8 @@ func (d *Dashboard) apiProgram(w http.ResponseWriter, r *http.Request) {
 			VariablesError:  ev.VariablesError,
 			VariablesHidden: ev.VariablesHidden,
 			SecretsError:    ev.SecretsError,
+			Calendar:        apiCalendar(ev.Calendar),
+			CalendarError:   ev.CalendarError,
 		}
 		for _, sv := range ev.Secrets {
 			e.Secrets = append(e.Secrets, APISecret(sv))

@@ -55,6 +55,9 @@ type Dashboard struct {
 	// server has a value for each ("set" or "missing"); values are never
 	// shown. Nil: no secrets are shown.
 	Secrets func(ctx context.Context, prog bot.Program, env bot.EnvironmentName) (map[string]string, error)
+	// Calendar is an environment's deploy windows and freezes under the
+	// policy (bot.Engine.Calendar). Nil: none are shown.
+	Calendar func(ctx context.Context, programID int64, env bot.EnvironmentName) (bot.DeployCalendar, error)
 	// Extra renders extra HTML on the execution page (the playground adds
 	// its buttons here); nil in production.
 	Extra func(r *http.Request, prog bot.Program, ex bot.Execution, steps []bot.Step) template.HTML
@@ -192,6 +195,10 @@ type environmentView struct {
 	// Secrets are the declared secrets' names and "set" or "missing".
 	Secrets      []secretView
 	SecretsError string
+	// Calendar is the environment's deploy windows and freezes and
+	// whether deploys may start now; nil when it declares none.
+	Calendar      *bot.CalendarReport
+	CalendarError string
 }
 
 // secretView is a declared secret: its name and whether the server has a
@@ -460,9 +467,11 @@ func (d *Dashboard) loadProgram(ctx context.Context, p bot.Program, perm Permiss
 	if err != nil {
 		return v, err
 	}
-	// Variables reads the store itself: outside the transaction above.
+	// Variables and the calendar read the store themselves: outside the
+	// transaction above.
 	for i := range v.Environments {
 		ev := &v.Environments[i]
+		d.loadCalendar(ctx, v.Program, ev)
 		if ev.VariablesHidden {
 			continue
 		}
@@ -829,4 +838,22 @@ func mimeAttachment(name string) string {
 
 func (d *Dashboard) serveUnknownPage(w http.ResponseWriter, r *http.Request) {
 	d.errorPage(w, r, notFound("There is no page at %s. Pages are /programs/OWNER/REPO, …/environments and …/executions/N.", r.URL.Path))
+}
+
+// loadCalendar adds the environment's deploy calendar, as of now, when it
+// declares windows or freezes. Everyone who sees the program sees it.
+func (d *Dashboard) loadCalendar(ctx context.Context, p bot.Program, ev *environmentView) {
+	if d.Calendar == nil {
+		return
+	}
+	cal, err := d.Calendar(ctx, p.ID, ev.Name)
+	if err != nil {
+		d.logger().WarnContext(ctx, "reading the deploy calendar for the dashboard", bot.LogRepo, p.FullName(), "environment", ev.Name, bot.LogError, err)
+		ev.CalendarError = "the policy's deploy windows and freezes could not be read"
+		return
+	}
+	if cal.Restricted() {
+		r := cal.Report(ev.Name, d.now())
+		ev.Calendar = &r
+	}
 }
