@@ -299,20 +299,10 @@ func (w *Worker) handle(ctx context.Context, subj WorkSubjects, m *nats.Msg) {
 	}
 	send(frame{Kind: frameAccepted})
 	logger.Info("step started")
-	beatDone := make(chan struct{})
-	go func() {
-		defer close(beatDone)
-		t := time.NewTicker(w.Beat)
-		defer t.Stop()
-		for {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-t.C:
-				send(frame{Kind: frameBeat})
-			}
-		}
-	}()
+	beatDone := worker.Beat(runCtx, w.Beat, func() bool {
+		send(frame{Kind: frameBeat})
+		return true
+	})
 	r := w.Run(runCtx, work, logFrames{send})
 	cancel()
 	<-beatDone

@@ -184,28 +184,18 @@ func (w *StepWorker) run(c bot.Claim) {
 	defer cancel()
 	var cancelled bool
 	var mu sync.Mutex
-	beatDone := make(chan struct{})
-	go func() {
-		defer close(beatDone)
-		t := time.NewTicker(w.Heartbeat)
-		defer t.Stop()
-		for {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-t.C:
-				if err := w.Engine.Heartbeat(ctx, c); errors.Is(err, bot.ErrStale) {
-					mu.Lock()
-					cancelled = true
-					mu.Unlock()
-					cancel()
-					return
-				} else if err != nil {
-					w.Logger.WarnContext(ctx, "renewing the step's lease", bot.LogError, err)
-				}
-			}
+	beatDone := Beat(runCtx, w.Heartbeat, func() bool {
+		if err := w.Engine.Heartbeat(ctx, c); errors.Is(err, bot.ErrStale) {
+			mu.Lock()
+			cancelled = true
+			mu.Unlock()
+			cancel()
+			return false
+		} else if err != nil {
+			w.Logger.WarnContext(ctx, "renewing the step's lease", bot.LogError, err)
 		}
-	}()
+		return true
+	})
 	w.Logger.InfoContext(ctx, "step started", "attempt", c.Step.Attempt)
 	if w.Sandbox == nil && w.Remote == nil {
 		w.Logger.WarnContext(ctx, "the step runs without a sandbox (--step-sandbox none): its commands can read and change the server's files, its environment and other executions' workspaces")
@@ -235,6 +225,30 @@ func (w *StepWorker) run(c bot.Claim) {
 		return
 	}
 	w.Logger.InfoContext(ctx, "step ended", "succeeded", o.Succeeded, "message", o.Message)
+}
+
+// Beat calls beat every interval until ctx is done or beat returns false;
+// done is closed once it has stopped. It renews a running step's lease
+// here, and tells the server that a worker of the worker role still runs
+// its step (router.Worker).
+func Beat(ctx context.Context, interval time.Duration, beat func() bool) (done <-chan struct{}) {
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if !beat() {
+					return
+				}
+			}
+		}
+	}()
+	return stopped
 }
 
 // execute runs the step's work and says how it went.
