@@ -190,8 +190,10 @@ type TriggerRecord struct {
 	Branch      string
 	Pipeline    PipelineKind // empty for a record about the whole push (an invalid config)
 	ExecutionID int64        // 0 when nothing started
-	// Reason is the push's TriggerReason in words (TriggerReason.String),
-	// kept as it was said then.
+	// Code and Reason are the push's TriggerReason: its code ("" in
+	// records kept before codes were) and its words (TriggerReason.String)
+	// as they were said then.
+	Code      ReasonCode
 	Reason    string
 	CreatedAt time.Time
 }

@@ -145,21 +145,28 @@ func (e *env) executions(t *testing.T) []summary {
 func (e *env) records(t *testing.T, commit string) []string {
 	t.Helper()
 	var out []string
+	for _, r := range e.triggerRecords(t, commit) {
+		out = append(out, string(r.Pipeline)+": "+r.Reason)
+	}
+	return out
+}
+
+// triggerRecords are the trigger records of the program at commit.
+func (e *env) triggerRecords(t *testing.T, commit string) []bot.TriggerRecord {
+	t.Helper()
+	var rs []bot.TriggerRecord
 	err := e.store.View(context.Background(), func(tx bot.Tx) error {
 		p, err := tx.ProgramByName(context.Background(), owner, repo)
 		if err != nil {
 			return err
 		}
-		rs, err := tx.TriggerRecords(context.Background(), p.ID, commit)
-		for _, r := range rs {
-			out = append(out, string(r.Pipeline)+": "+r.Reason)
-		}
+		rs, err = tx.TriggerRecords(context.Background(), p.ID, commit)
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
+	return rs
 }
 
 func TestPushQueuesStageOnlyAndExplainsTheRest(t *testing.T) {
@@ -181,6 +188,13 @@ func TestPushQueuesStageOnlyAndExplainsTheRest(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantRecords, e.records(t, sha)); diff != "" {
 		t.Errorf("trigger records (-want +got):\n%s", diff)
+	}
+	var codes []bot.ReasonCode
+	for _, r := range e.triggerRecords(t, sha) {
+		codes = append(codes, r.Code)
+	}
+	if diff := cmp.Diff([]bot.ReasonCode{bot.ReasonPriority, bot.ReasonQueued, bot.ReasonNeverOnPush}, codes); diff != "" {
+		t.Errorf("trigger records' codes (-want +got):\n%s", diff)
 	}
 
 	// The same delivery again (a broker redelivery): nothing changes and

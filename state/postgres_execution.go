@@ -234,16 +234,16 @@ func (t *postgresTx) UpdateStep(ctx context.Context, s bot.Step) error {
 // Trigger records.
 const (
 	pgInsertTriggerRecord = `INSERT INTO trigger_records (program_id, delivery_id, commit_sha, branch, pipeline,
-    execution_id, reason, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
-	pgSelectTriggerRecords = `SELECT program_id, delivery_id, commit_sha, branch, pipeline, execution_id, reason, created_at
+    execution_id, reason_code, reason, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	pgSelectTriggerRecords = `SELECT program_id, delivery_id, commit_sha, branch, pipeline, execution_id, reason_code, reason, created_at
 FROM trigger_records WHERE program_id = $1 AND commit_sha = $2 ORDER BY id`
 )
 
 // AddTriggerRecord stores r.
 func (t *postgresTx) AddTriggerRecord(ctx context.Context, r bot.TriggerRecord) error {
 	_, err := t.exec(ctx, pgInsertTriggerRecord, r.ProgramID, r.DeliveryID, r.Commit, r.Branch, string(r.Pipeline),
-		pgID(r.ExecutionID), r.Reason, r.CreatedAt)
+		pgID(r.ExecutionID), string(r.Code), r.Reason, r.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("add trigger record of program %d at %s: %w", r.ProgramID, r.Commit, err)
 	}
@@ -258,7 +258,7 @@ func (t *postgresTx) TriggerRecords(ctx context.Context, programID int64, commit
 	rs, err := queryAll(ctx, t, pgSelectTriggerRecords, []any{programID, commit}, func(row rowScanner) (bot.TriggerRecord, error) {
 		var r bot.TriggerRecord
 		err := row.Scan(&r.ProgramID, &r.DeliveryID, &r.Commit, &r.Branch, &r.Pipeline, pgIDDest{&r.ExecutionID},
-			&r.Reason, pgTimeDest{&r.CreatedAt})
+			&r.Code, &r.Reason, pgTimeDest{&r.CreatedAt})
 		return r, err
 	})
 	if err != nil {

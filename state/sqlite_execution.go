@@ -223,16 +223,16 @@ func (t *sqliteTx) UpdateStep(ctx context.Context, s bot.Step) error {
 // Trigger records.
 const (
 	insertTriggerRecord = `INSERT INTO trigger_records (program_id, delivery_id, commit_sha, branch, pipeline,
-    execution_id, reason, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
-	selectTriggerRecords = `SELECT program_id, delivery_id, commit_sha, branch, pipeline, execution_id, reason, created_at
+    execution_id, reason_code, reason, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	selectTriggerRecords = `SELECT program_id, delivery_id, commit_sha, branch, pipeline, execution_id, reason_code, reason, created_at
 FROM trigger_records WHERE program_id = ? AND commit_sha = ? ORDER BY id`
 )
 
 // AddTriggerRecord stores r.
 func (t *sqliteTx) AddTriggerRecord(ctx context.Context, r bot.TriggerRecord) error {
 	_, err := t.tx.ExecContext(ctx, insertTriggerRecord, r.ProgramID, r.DeliveryID, r.Commit, r.Branch, r.Pipeline,
-		dbID(r.ExecutionID), r.Reason, dbTime(r.CreatedAt))
+		dbID(r.ExecutionID), string(r.Code), r.Reason, dbTime(r.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("add trigger record of program %d at %s: %w", r.ProgramID, r.Commit, err)
 	}
@@ -250,7 +250,7 @@ func (t *sqliteTx) TriggerRecords(ctx context.Context, programID int64, commit s
 	for rows.Next() {
 		var r bot.TriggerRecord
 		err := rows.Scan(&r.ProgramID, &r.DeliveryID, &r.Commit, &r.Branch, &r.Pipeline, idDest{&r.ExecutionID},
-			&r.Reason, timeDest{&r.CreatedAt})
+			&r.Code, &r.Reason, timeDest{&r.CreatedAt})
 		if err != nil {
 			return nil, fmt.Errorf("trigger records of program %d at %s: %w", programID, commit, err)
 		}

@@ -96,13 +96,13 @@ func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) (
 		}
 		record := bot.TriggerRecord{ProgramID: prog.ID, DeliveryID: d.GUID, Commit: push.After, Branch: branch, CreatedAt: now}
 		if why.Code != "" {
-			record.Reason = why.String()
+			record.Code, record.Reason = why.Code, why.String()
 			return tx.AddTriggerRecord(ctx, record)
 		}
 		started = started[:0] // the transaction may be retried
 		for _, dec := range decisions {
 			r := record
-			r.Pipeline, r.Reason = dec.Pipeline, dec.Reason.String()
+			r.Pipeline, r.Code, r.Reason = dec.Pipeline, dec.Reason.Code, dec.Reason.String()
 			if dec.Start {
 				e, err := bot.QueuePushStart(ctx, tx, bot.PushStart{
 					Program: prog, Pipeline: dec.Pipeline, Commit: push.After, Branch: branch,
@@ -112,7 +112,7 @@ func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) (
 					return err
 				}
 				queued := bot.TriggerReason{Code: bot.ReasonQueued, Pipeline: e.Pipeline, Execution: e.String(), Commit: push.After}
-				r.ExecutionID, r.Reason = e.ID, queued.String()
+				r.ExecutionID, r.Code, r.Reason = e.ID, queued.Code, queued.String()
 				started = append(started, e)
 			}
 			if err := tx.AddTriggerRecord(ctx, r); err != nil {

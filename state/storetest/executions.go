@@ -239,11 +239,11 @@ func testTriggerRecords(t *testing.T, s bot.Store) {
 
 	c1 := []bot.TriggerRecord{
 		{ProgramID: p.ID, DeliveryID: "d1", Commit: "c1", Branch: "main", Pipeline: bot.StageOnly, ExecutionID: e.ID, CreatedAt: t0},
-		{ProgramID: p.ID, DeliveryID: "d1", Commit: "c1", Branch: "main", Pipeline: bot.FullStack,
+		{ProgramID: p.ID, DeliveryID: "d1", Commit: "c1", Branch: "main", Pipeline: bot.FullStack, Code: bot.ReasonPriority,
 			Reason: "full-stack not started: stage-only has priority on main", CreatedAt: t0.In(cet)},
 		{ProgramID: p.ID, DeliveryID: "d2", Commit: "c1", Branch: "main", Reason: "invalid configuration", CreatedAt: t0.Add(time.Second)},
 	}
-	c2 := bot.TriggerRecord{ProgramID: p.ID, DeliveryID: "d3", Commit: "c2", Branch: "dev", Pipeline: bot.StageOnly,
+	c2 := bot.TriggerRecord{ProgramID: p.ID, DeliveryID: "d3", Commit: "c2", Branch: "dev", Pipeline: bot.StageOnly, Code: bot.ReasonOtherBranch,
 		Reason: "stage-only not started: it follows branch main, the push was to dev"} // zero CreatedAt
 	otherC1 := bot.TriggerRecord{ProgramID: other.ID, DeliveryID: "d4", Commit: "c1", Branch: "main", Reason: "x", CreatedAt: t0}
 	update(t, s, func(tx bot.Tx) error {
