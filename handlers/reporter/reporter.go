@@ -98,7 +98,7 @@ func (r *Reporter) Tick(ctx context.Context) error {
 	}
 	holder := r.leaseHolder()
 	var held bool
-	err := r.Store.Update(ctx, func(tx bot.Tx) (err error) {
+	err := r.update(ctx, func(tx Tx) (err error) {
 		held, err = tx.AcquireLease(ctx, reporterLease, holder, r.Clock.Now(), ttl)
 		return err
 	})
@@ -130,7 +130,7 @@ func (r *Reporter) leaseHolder() string {
 // ReportOnce reports every execution with unreported changes.
 func (r *Reporter) ReportOnce(ctx context.Context) error {
 	var pending []bot.Execution
-	err := r.Store.View(ctx, func(tx bot.Tx) error {
+	err := r.view(ctx, func(tx Tx) error {
 		var err error
 		pending, err = tx.ExecutionsToReport(ctx, 100)
 		return err
@@ -191,7 +191,7 @@ type snapshot struct {
 
 func (r *Reporter) load(ctx context.Context, id int64) (snapshot, error) {
 	var s snapshot
-	err := r.Store.View(ctx, func(tx bot.Tx) error {
+	err := r.view(ctx, func(tx Tx) error {
 		ex, err := tx.Execution(ctx, id)
 		if err != nil {
 			return err
@@ -283,7 +283,7 @@ func (r *Reporter) report(ctx context.Context, id int64) error {
 	if err := r.reportDeployments(ctx, &s); err != nil {
 		return err
 	}
-	return r.Store.Update(ctx, func(tx bot.Tx) error {
+	return r.update(ctx, func(tx Tx) error {
 		if s.previous != 0 {
 			if err := tx.Touch(ctx, s.previous); err != nil {
 				return err
@@ -444,7 +444,7 @@ func (r *Reporter) closeGate(ctx context.Context, s *snapshot, ref bot.GitHubRef
 }
 
 func (r *Reporter) putRef(ctx context.Context, ref bot.GitHubRef) error {
-	return r.Store.Update(ctx, func(tx bot.Tx) error { return tx.PutGitHubRef(ctx, ref) })
+	return r.update(ctx, func(tx Tx) error { return tx.PutGitHubRef(ctx, ref) })
 }
 
 // gateOf is the gate a view stops at (the zero Gate when it is not a

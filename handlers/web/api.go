@@ -298,7 +298,7 @@ func (d *Dashboard) apiProgram(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var sources map[int64]int
-	err = d.Store.View(ctx, func(tx bot.Tx) error {
+	err = d.view(ctx, func(tx readTx) error {
 		lists := [][]bot.Execution{v.Queue}
 		for _, pipe := range v.Pipelines {
 			lists = append(lists, pipe.Last)
@@ -412,7 +412,7 @@ func (d *Dashboard) apiExecutions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var out APIExecutions
-	err = d.Store.View(ctx, func(tx bot.Tx) error {
+	err = d.view(ctx, func(tx readTx) error {
 		f.ProgramID = p.ID
 		es, err := tx.Executions(ctx, f)
 		if err != nil {

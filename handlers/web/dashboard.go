@@ -299,7 +299,7 @@ func (d *Dashboard) permission(ctx context.Context, p bot.Program) (Permission, 
 // readablePrograms are the programs the request's viewer may read.
 func (d *Dashboard) readablePrograms(ctx context.Context) ([]bot.Program, error) {
 	var all []bot.Program
-	err := d.Store.View(ctx, func(tx bot.Tx) (err error) {
+	err := d.view(ctx, func(tx readTx) (err error) {
 		all, err = tx.Programs(ctx)
 		return err
 	})
@@ -324,7 +324,7 @@ func (d *Dashboard) readablePrograms(ctx context.Context) ([]bot.Program, error)
 // that does not exist, which name the programs they can read.
 func (d *Dashboard) program(ctx context.Context, owner, repo string) (bot.Program, Permission, error) {
 	var p bot.Program
-	err := d.Store.View(ctx, func(tx bot.Tx) (err error) {
+	err := d.view(ctx, func(tx readTx) (err error) {
 		p, err = tx.ProgramByName(ctx, owner, repo)
 		return err
 	})
@@ -366,7 +366,7 @@ func (d *Dashboard) loadPrograms(ctx context.Context) ([]programSummary, error) 
 		return nil, err
 	}
 	var out []programSummary
-	err = d.Store.View(ctx, func(tx bot.Tx) error {
+	err = d.view(ctx, func(tx readTx) error {
 		out = nil
 		for _, p := range progs {
 			s := programSummary{Program: p}
@@ -419,7 +419,7 @@ const (
 func (d *Dashboard) loadProgram(ctx context.Context, p bot.Program, perm Permission) (programView, error) {
 	var v programView
 	setVars := map[bot.EnvironmentName]map[string]string{}
-	err := d.Store.View(ctx, func(tx bot.Tx) error {
+	err := d.view(ctx, func(tx readTx) error {
 		v = programView{Program: p}
 		pipes, err := tx.Pipelines(ctx, p.ID)
 		if err != nil {
@@ -538,7 +538,7 @@ func (d *Dashboard) loadExecution(ctx context.Context, p bot.Program, number str
 	if err != nil {
 		return v, err
 	}
-	err = d.Store.View(ctx, func(tx bot.Tx) (err error) {
+	err = d.view(ctx, func(tx readTx) (err error) {
 		v = executionView{}
 		ex, err := d.execution(ctx, tx, p, n)
 		if err != nil {
@@ -784,7 +784,7 @@ func (d *Dashboard) serveLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ex bot.Execution
-	err = d.Store.View(ctx, func(tx bot.Tx) (err error) {
+	err = d.view(ctx, func(tx readTx) (err error) {
 		ex, err = d.execution(ctx, tx, prog, n)
 		return err
 	})
