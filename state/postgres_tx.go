@@ -95,15 +95,8 @@ func queryAll[T any](ctx context.Context, t *postgresTx, query string, args []an
 		return nil, t.fail(ctx, err)
 	}
 	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, t.fail(ctx, err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanAll(rows, scan)
+	if err != nil {
 		return nil, t.fail(ctx, err)
 	}
 	return out, nil

@@ -149,20 +149,12 @@ func (t *sqliteTx) AddEvent(ctx context.Context, ev bot.Event) error {
 // Events returns an execution's events in the order they were added; none
 // for an execution without events, or no such execution.
 func (t *sqliteTx) Events(ctx context.Context, executionID int64) ([]bot.Event, error) {
-	rows, err := t.tx.QueryContext(ctx, selectEvents, executionID)
-	if err != nil {
-		return nil, fmt.Errorf("events of execution %d: %w", executionID, err)
-	}
-	defer rows.Close()
-	var evs []bot.Event
-	for rows.Next() {
+	evs, err := sqliteQueryAll(ctx, t, selectEvents, []any{executionID}, func(row rowScanner) (bot.Event, error) {
 		var ev bot.Event
-		if err := rows.Scan(&ev.ExecutionID, timeDest{&ev.At}, &ev.Actor, &ev.Kind, &ev.Detail); err != nil {
-			return nil, fmt.Errorf("events of execution %d: %w", executionID, err)
-		}
-		evs = append(evs, ev)
-	}
-	if err := rows.Err(); err != nil {
+		err := row.Scan(&ev.ExecutionID, timeDest{&ev.At}, &ev.Actor, &ev.Kind, &ev.Detail)
+		return ev, err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("events of execution %d: %w", executionID, err)
 	}
 	return evs, nil

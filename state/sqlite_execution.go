@@ -90,20 +90,8 @@ func (t *sqliteTx) ExecutionByNumber(ctx context.Context, programID int64, numbe
 // first. A zero ProgramID selects every program's executions.
 func (t *sqliteTx) Executions(ctx context.Context, f bot.ExecutionFilter) ([]bot.Execution, error) {
 	query, args := executionsQuery(f)
-	rows, err := t.tx.QueryContext(ctx, query, args...)
+	es, err := sqliteQueryAll(ctx, t, query, args, scanExecution)
 	if err != nil {
-		return nil, fmt.Errorf("executions %+v: %w", f, err)
-	}
-	defer rows.Close()
-	var es []bot.Execution
-	for rows.Next() {
-		e, err := scanExecution(rows)
-		if err != nil {
-			return nil, fmt.Errorf("executions %+v: %w", f, err)
-		}
-		es = append(es, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("executions %+v: %w", f, err)
 	}
 	return es, nil
@@ -175,22 +163,13 @@ WHERE execution_id = ? AND name = ?`
 // Steps returns the execution's steps in pipeline order. Every execution
 // has steps, so none means no such execution: ErrNotFound.
 func (t *sqliteTx) Steps(ctx context.Context, executionID int64) ([]bot.Step, error) {
-	rows, err := t.tx.QueryContext(ctx, selectSteps, executionID)
-	if err != nil {
-		return nil, fmt.Errorf("steps of execution %d: %w", executionID, err)
-	}
-	defer rows.Close()
-	var ss []bot.Step
-	for rows.Next() {
+	ss, err := sqliteQueryAll(ctx, t, selectSteps, []any{executionID}, func(row rowScanner) (bot.Step, error) {
 		var s bot.Step
-		err := rows.Scan(&s.ExecutionID, &s.Name, &s.State, &s.Message, &s.Attempt, timeDest{&s.LeaseUntil}, &s.LogTail,
+		err := row.Scan(&s.ExecutionID, &s.Name, &s.State, &s.Message, &s.Attempt, timeDest{&s.LeaseUntil}, &s.LogTail,
 			timeDest{&s.StartedAt}, timeDest{&s.FinishedAt})
-		if err != nil {
-			return nil, fmt.Errorf("steps of execution %d: %w", executionID, err)
-		}
-		ss = append(ss, s)
-	}
-	if err := rows.Err(); err != nil {
+		return s, err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("steps of execution %d: %w", executionID, err)
 	}
 	if len(ss) == 0 {
@@ -241,22 +220,13 @@ func (t *sqliteTx) AddTriggerRecord(ctx context.Context, r bot.TriggerRecord) er
 
 // TriggerRecords returns the records of a commit in the order they were added.
 func (t *sqliteTx) TriggerRecords(ctx context.Context, programID int64, commit string) ([]bot.TriggerRecord, error) {
-	rows, err := t.tx.QueryContext(ctx, selectTriggerRecords, programID, commit)
-	if err != nil {
-		return nil, fmt.Errorf("trigger records of program %d at %s: %w", programID, commit, err)
-	}
-	defer rows.Close()
-	var rs []bot.TriggerRecord
-	for rows.Next() {
+	rs, err := sqliteQueryAll(ctx, t, selectTriggerRecords, []any{programID, commit}, func(row rowScanner) (bot.TriggerRecord, error) {
 		var r bot.TriggerRecord
-		err := rows.Scan(&r.ProgramID, &r.DeliveryID, &r.Commit, &r.Branch, &r.Pipeline, idDest{&r.ExecutionID},
+		err := row.Scan(&r.ProgramID, &r.DeliveryID, &r.Commit, &r.Branch, &r.Pipeline, idDest{&r.ExecutionID},
 			&r.Code, &r.Reason, timeDest{&r.CreatedAt})
-		if err != nil {
-			return nil, fmt.Errorf("trigger records of program %d at %s: %w", programID, commit, err)
-		}
-		rs = append(rs, r)
-	}
-	if err := rows.Err(); err != nil {
+		return r, err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("trigger records of program %d at %s: %w", programID, commit, err)
 	}
 	return rs, nil

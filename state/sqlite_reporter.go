@@ -48,20 +48,8 @@ func (t *sqliteTx) ExecutionsToReport(ctx context.Context, limit int) ([]bot.Exe
 		query += " LIMIT ?"
 		args = append(args, limit)
 	}
-	rows, err := t.tx.QueryContext(ctx, query, args...)
+	es, err := sqliteQueryAll(ctx, t, query, args, scanExecution)
 	if err != nil {
-		return nil, fmt.Errorf("executions to report: %w", err)
-	}
-	defer rows.Close()
-	var es []bot.Execution
-	for rows.Next() {
-		e, err := scanExecution(rows)
-		if err != nil {
-			return nil, fmt.Errorf("executions to report: %w", err)
-		}
-		es = append(es, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("executions to report: %w", err)
 	}
 	return es, nil
@@ -104,20 +92,12 @@ ON CONFLICT (execution_id, ref_key) DO UPDATE SET github_id = excluded.github_id
 // GitHubRefs returns an execution's refs ordered by key; none for an
 // execution without refs, or no such execution.
 func (t *sqliteTx) GitHubRefs(ctx context.Context, executionID int64) ([]bot.GitHubRef, error) {
-	rows, err := t.tx.QueryContext(ctx, selectGitHubRefs, executionID)
-	if err != nil {
-		return nil, fmt.Errorf("github refs of execution %d: %w", executionID, err)
-	}
-	defer rows.Close()
-	var rs []bot.GitHubRef
-	for rows.Next() {
+	rs, err := sqliteQueryAll(ctx, t, selectGitHubRefs, []any{executionID}, func(row rowScanner) (bot.GitHubRef, error) {
 		var r bot.GitHubRef
-		if err := rows.Scan(&r.ExecutionID, &r.Key, &r.GitHubID, &r.Reported); err != nil {
-			return nil, fmt.Errorf("github refs of execution %d: %w", executionID, err)
-		}
-		rs = append(rs, r)
-	}
-	if err := rows.Err(); err != nil {
+		err := row.Scan(&r.ExecutionID, &r.Key, &r.GitHubID, &r.Reported)
+		return r, err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("github refs of execution %d: %w", executionID, err)
 	}
 	return rs, nil

@@ -270,6 +270,37 @@ type rowScanner interface {
 	Scan(dest ...any) error
 }
 
+// scanAll scans every row of rows with scan (both stores' queries of many
+// rows); the caller closes rows.
+func scanAll[T any](rows interface {
+	rowScanner
+	Next() bool
+	Err() error
+}, scan func(rowScanner) (T, error)) ([]T, error) {
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// sqliteQueryAll runs a query and scans each row with scan.
+func sqliteQueryAll[T any](ctx context.Context, t *sqliteTx, query string, args []any, scan func(rowScanner) (T, error)) ([]T, error) {
+	rows, err := t.tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	return scanAll(rows, scan)
+}
+
 func scanProgram(row rowScanner) (bot.Program, error) {
 	var p bot.Program
 	err := row.Scan(&p.ID, &p.InstallationID, &p.GitHubID, &p.Owner, &p.Repo, &p.DefaultBranch, &p.Removed)
@@ -329,20 +360,8 @@ func (t *sqliteTx) programWhere(ctx context.Context, what, query string, args ..
 // Programs lists every program, removed ones included, in the order they
 // were created.
 func (t *sqliteTx) Programs(ctx context.Context) ([]bot.Program, error) {
-	rows, err := t.tx.QueryContext(ctx, selectPrograms)
+	ps, err := sqliteQueryAll(ctx, t, selectPrograms, nil, scanProgram)
 	if err != nil {
-		return nil, fmt.Errorf("programs: %w", err)
-	}
-	defer rows.Close()
-	var ps []bot.Program
-	for rows.Next() {
-		p, err := scanProgram(rows)
-		if err != nil {
-			return nil, fmt.Errorf("programs: %w", err)
-		}
-		ps = append(ps, p)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("programs: %w", err)
 	}
 	return ps, nil
@@ -402,20 +421,12 @@ func (t *sqliteTx) SetPipelines(ctx context.Context, programID int64, ps []bot.P
 
 // Pipelines returns the program's pipelines in the order of bot.PipelineKinds.
 func (t *sqliteTx) Pipelines(ctx context.Context, programID int64) ([]bot.Pipeline, error) {
-	rows, err := t.tx.QueryContext(ctx, selectPipelines, programID)
-	if err != nil {
-		return nil, fmt.Errorf("pipelines of program %d: %w", programID, err)
-	}
-	defer rows.Close()
-	var ps []bot.Pipeline
-	for rows.Next() {
+	ps, err := sqliteQueryAll(ctx, t, selectPipelines, []any{programID}, func(row rowScanner) (bot.Pipeline, error) {
 		var p bot.Pipeline
-		if err := rows.Scan(&p.ProgramID, &p.Kind, &p.Branch, &p.Trigger, &p.Approval, &p.Scheduled); err != nil {
-			return nil, fmt.Errorf("pipelines of program %d: %w", programID, err)
-		}
-		ps = append(ps, p)
-	}
-	if err := rows.Err(); err != nil {
+		err := row.Scan(&p.ProgramID, &p.Kind, &p.Branch, &p.Trigger, &p.Approval, &p.Scheduled)
+		return p, err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("pipelines of program %d: %w", programID, err)
 	}
 	slices.SortFunc(ps, func(a, b bot.Pipeline) int {
