@@ -494,7 +494,9 @@ func (r *Reporter) reportDeployments(ctx context.Context, s *snapshot) error {
 		}
 		key := bot.DeploymentKey(st.Name)
 		ref := s.refs[key]
-		if ref.Reported == state {
+		if ref.Reported == state || (st.Attempt == 0 && ref.GitHubID == 0) {
+			// Reported already, or it never started (cancelled while it
+			// waited for its deploy window, say): nothing to show.
 			continue
 		}
 		if ref.GitHubID == 0 {
