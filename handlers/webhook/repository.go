@@ -19,8 +19,7 @@ var _ = handles("repository", (*Webhooks).repository)
 // program is marked removed (a repository created again under its name
 // gets a new program). A repository that is not a program is left alone.
 func (h *Webhooks) repository(ctx context.Context, d Delivery, ev *github.RepositoryEvent) (outcome, error) {
-	gr := ev.GetRepo()
-	r := bot.Repository{ID: gr.GetID(), Owner: gr.GetOwner().GetLogin(), Name: gr.GetName(), DefaultBranch: gr.GetDefaultBranch()}
+	r := repositoryOf(ev.GetRepo())
 	inst := ev.GetInstallation().GetID()
 	ctx = bot.WithLogAttrs(ctx, slog.String(bot.LogRepo, r.Owner+"/"+r.Name), slog.Int64(bot.LogInstallationID, inst))
 	action := ev.GetAction()
