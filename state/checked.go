@@ -24,6 +24,9 @@ type storeTx interface {
 	// executionProgram returns the program of an execution, or
 	// ErrNotFound; it locks nothing.
 	executionProgram(ctx context.Context, id int64) (int64, error)
+	// bumpVersion bumps the Version of an execution (the reporter looks
+	// at it again), or returns ErrNotFound.
+	bumpVersion(ctx context.Context, id int64) error
 }
 
 // checkedTx is the bot.Tx both stores hand to Update and View. It checks
@@ -205,7 +208,25 @@ func (t checkedTx) AddEvent(ctx context.Context, ev bot.Event) error {
 	if ev.At.IsZero() {
 		ev.At = t.now()
 	}
-	return t.storeTx.AddEvent(ctx, ev)
+	return t.bumpAfter(ctx, t.storeTx.AddEvent(ctx, ev), ev.ExecutionID, fmt.Sprintf("add event %s", ev.Kind))
+}
+
+// UpdateStep writes s over the step s.Name of execution s.ExecutionID and
+// bumps the execution's Version.
+func (t checkedTx) UpdateStep(ctx context.Context, s bot.Step) error {
+	return t.bumpAfter(ctx, t.storeTx.UpdateStep(ctx, s), s.ExecutionID, fmt.Sprintf("update step %s", s.Name))
+}
+
+// bumpAfter bumps execution id's Version after a write about it that
+// succeeded (err nil); what names the write in errors.
+func (t checkedTx) bumpAfter(ctx context.Context, err error, id int64, what string) error {
+	if err != nil {
+		return err
+	}
+	if err := t.bumpVersion(ctx, id); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
 }
 
 // AddTriggerRecord stores r. A zero CreatedAt becomes the store's clock time.

@@ -112,14 +112,11 @@ VALUES ($1, $2, $3, $4, $5)`
 FROM execution_events WHERE execution_id = $1 ORDER BY id`
 )
 
-// AddEvent appends ev to its execution's record and bumps the execution's
-// Version. A zero At becomes the store's clock time.
+// AddEvent appends ev to its execution's record (checked, its time stamped
+// and the execution's Version bumped: see checkedTx).
 func (t *postgresTx) AddEvent(ctx context.Context, ev bot.Event) error {
 	if _, err := t.exec(ctx, pgInsertEvent, ev.ExecutionID, ev.At, ev.Actor, ev.Kind, ev.Detail); err != nil {
 		return fmt.Errorf("add event %s to execution %d: %w", ev.Kind, ev.ExecutionID, err)
-	}
-	if err := t.bumpVersion(ctx, ev.ExecutionID); err != nil {
-		return fmt.Errorf("add event %s: %w", ev.Kind, err)
 	}
 	return nil
 }

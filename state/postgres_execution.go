@@ -211,8 +211,8 @@ func (t *postgresTx) Steps(ctx context.Context, executionID int64) ([]bot.Step, 
 	return ss, nil
 }
 
-// UpdateStep writes s over the step s.Name of execution s.ExecutionID and
-// bumps the execution's Version.
+// UpdateStep writes s over the step s.Name of execution s.ExecutionID (the
+// execution's Version is bumped by checkedTx).
 func (t *postgresTx) UpdateStep(ctx context.Context, s bot.Step) error {
 	if _, err := t.touchExecution(ctx, s.ExecutionID); err != nil {
 		return fmt.Errorf("update step %s of execution %d: %w", s.Name, s.ExecutionID, err)
@@ -224,9 +224,6 @@ func (t *postgresTx) UpdateStep(ctx context.Context, s bot.Step) error {
 	}
 	if n == 0 {
 		return fmt.Errorf("step %s of execution %d: %w", s.Name, s.ExecutionID, bot.ErrNotFound)
-	}
-	if err := t.bumpVersion(ctx, s.ExecutionID); err != nil {
-		return fmt.Errorf("update step %s: %w", s.Name, err)
 	}
 	return nil
 }

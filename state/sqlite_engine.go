@@ -133,15 +133,12 @@ const (
 FROM execution_events WHERE execution_id = ? ORDER BY id`
 )
 
-// AddEvent appends ev to its execution's record and bumps the execution's
-// Version. A zero At becomes the store's clock time.
+// AddEvent appends ev to its execution's record (checked, its time stamped
+// and the execution's Version bumped: see checkedTx).
 func (t *sqliteTx) AddEvent(ctx context.Context, ev bot.Event) error {
 	_, err := t.tx.ExecContext(ctx, insertEvent, ev.ExecutionID, dbTime(ev.At), ev.Actor, ev.Kind, ev.Detail)
 	if err != nil {
 		return fmt.Errorf("add event %s to execution %d: %w", ev.Kind, ev.ExecutionID, err)
-	}
-	if err := t.bumpVersion(ctx, ev.ExecutionID); err != nil {
-		return fmt.Errorf("add event %s: %w", ev.Kind, err)
 	}
 	return nil
 }

@@ -178,8 +178,8 @@ func (t *sqliteTx) Steps(ctx context.Context, executionID int64) ([]bot.Step, er
 	return ss, nil
 }
 
-// UpdateStep writes s over the step s.Name of execution s.ExecutionID and
-// bumps the execution's Version.
+// UpdateStep writes s over the step s.Name of execution s.ExecutionID (the
+// execution's Version is bumped by checkedTx).
 func (t *sqliteTx) UpdateStep(ctx context.Context, s bot.Step) error {
 	res, err := t.tx.ExecContext(ctx, updateStep, s.State, s.Message, s.Attempt, dbTime(s.LeaseUntil), s.LogTail,
 		dbTime(s.StartedAt), dbTime(s.FinishedAt), s.ExecutionID, s.Name)
@@ -192,9 +192,6 @@ func (t *sqliteTx) UpdateStep(ctx context.Context, s bot.Step) error {
 	}
 	if n == 0 {
 		return fmt.Errorf("step %s of execution %d: %w", s.Name, s.ExecutionID, bot.ErrNotFound)
-	}
-	if err := t.bumpVersion(ctx, s.ExecutionID); err != nil {
-		return fmt.Errorf("update step %s: %w", s.Name, err)
 	}
 	return nil
 }
