@@ -56,15 +56,15 @@ const (
 	CheckRunClosed CheckRunState = "closed"
 )
 
-// Gate is where a check run stopped for a person (completed with action
-// required); the zero Gate is no gate. Passing it starts a new phase.
-type Gate struct {
+// CheckRunGate is where a check run stopped for a person (completed with action
+// required); the zero CheckRunGate is no gate. Passing it starts a new phase.
+type CheckRunGate struct {
 	At   bool
 	Step StepName // the step that waits; "" when none does
 }
 
 // Name is the gate's name in messages: its step, or "gate".
-func (g Gate) Name() string {
+func (g CheckRunGate) Name() string {
 	if g.Step != "" {
 		return string(g.Step)
 	}
@@ -77,7 +77,7 @@ func (g Gate) Name() string {
 type CheckRunReport struct {
 	State CheckRunState
 	Hash  string
-	Gate  Gate
+	Gate  CheckRunGate
 }
 
 // String encodes the report as stored: "creating", "adopted|", "closed|",
@@ -117,9 +117,37 @@ func ParseCheckRunReport(s string) CheckRunReport {
 	hash, gate, _ := strings.Cut(s, "|")
 	r := CheckRunReport{State: CheckRunShown, Hash: hash}
 	if rest, ok := strings.CutPrefix(gate, "gate"); ok && (rest == "" || rest[0] == ':') {
-		r.Gate = Gate{At: true, Step: StepName(strings.TrimPrefix(rest, ":"))}
+		r.Gate = CheckRunGate{At: true, Step: StepName(strings.TrimPrefix(rest, ":"))}
 	}
 	return r
+}
+
+// DeploymentState is what the reporter last set a deploy step's GitHub
+// Deployment to (the Reported of its DeploymentKey): one of GitHub's
+// deployment status states.
+type DeploymentState string
+
+// The deployment states the reporter sets.
+const (
+	DeploymentNotReported DeploymentState = ""
+	DeploymentInProgress  DeploymentState = "in_progress"
+	DeploymentSuccess     DeploymentState = "success"
+	DeploymentFailure     DeploymentState = "failure"
+)
+
+// DeploymentStateOf is what a deploy step's Deployment shows: in progress
+// once a worker has claimed the step, success or failure when it ends; ok is
+// false before then (pending, or dispatched but not started).
+func DeploymentStateOf(s Step) (DeploymentState, bool) {
+	switch s.State {
+	case StepRunning:
+		return DeploymentInProgress, s.Attempt > 0
+	case StepSucceeded:
+		return DeploymentSuccess, true
+	case StepFailed, StepCancelled:
+		return DeploymentFailure, true
+	}
+	return DeploymentNotReported, false
 }
 
 // ButtonsShown is what an execution's check run shows now: the GitHub id

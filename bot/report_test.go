@@ -20,8 +20,8 @@ func TestCheckRunReportEncoding(t *testing.T) {
 		{bot.CheckRunReport{State: bot.CheckRunAdopted}, "adopted|"},
 		{bot.CheckRunReport{State: bot.CheckRunClosed}, "closed|"},
 		{bot.CheckRunReport{State: bot.CheckRunShown, Hash: "0a1b2c3d4e5f6071"}, "0a1b2c3d4e5f6071|"},
-		{bot.CheckRunReport{State: bot.CheckRunShown, Hash: "0a1b2c3d4e5f6071", Gate: bot.Gate{At: true}}, "0a1b2c3d4e5f6071|gate"},
-		{bot.CheckRunReport{State: bot.CheckRunShown, Hash: "0a1b2c3d4e5f6071", Gate: bot.Gate{At: true, Step: bot.StepApproval}}, "0a1b2c3d4e5f6071|gate:approval"},
+		{bot.CheckRunReport{State: bot.CheckRunShown, Hash: "0a1b2c3d4e5f6071", Gate: bot.CheckRunGate{At: true}}, "0a1b2c3d4e5f6071|gate"},
+		{bot.CheckRunReport{State: bot.CheckRunShown, Hash: "0a1b2c3d4e5f6071", Gate: bot.CheckRunGate{At: true, Step: bot.StepApproval}}, "0a1b2c3d4e5f6071|gate:approval"},
 	}
 	for _, tt := range tests {
 		if got := tt.r.String(); got != tt.want {
@@ -31,10 +31,10 @@ func TestCheckRunReportEncoding(t *testing.T) {
 			t.Errorf("ParseCheckRunReport(%q) (-want +got):\n%s", tt.want, diff)
 		}
 	}
-	if got := (bot.Gate{At: true, Step: bot.StepSchedule}).Name(); got != "schedule" {
+	if got := (bot.CheckRunGate{At: true, Step: bot.StepSchedule}).Name(); got != "schedule" {
 		t.Errorf("a schedule gate's name = %q", got)
 	}
-	if got := (bot.Gate{At: true}).Name(); got != "gate" {
+	if got := (bot.CheckRunGate{At: true}).Name(); got != "gate" {
 		t.Errorf("a gate without a waiting step is named %q", got)
 	}
 }
@@ -72,6 +72,27 @@ func TestButtonsShownOffers(t *testing.T) {
 	} {
 		if got := shown.Offers(tt.checkRun, tt.action); got != tt.want {
 			t.Errorf("Offers(%d, %q) = %v, want %v", tt.checkRun, tt.action, got, tt.want)
+		}
+	}
+}
+
+func TestDeploymentStateOf(t *testing.T) {
+	for _, tt := range []struct {
+		step bot.Step
+		want bot.DeploymentState
+		ok   bool
+	}{
+		{bot.Step{State: bot.StepPending}, bot.DeploymentNotReported, false},
+		{bot.Step{State: bot.StepRunning}, bot.DeploymentInProgress, false}, // dispatched, not started
+		{bot.Step{State: bot.StepRunning, Attempt: 1}, bot.DeploymentInProgress, true},
+		{bot.Step{State: bot.StepSucceeded, Attempt: 1}, bot.DeploymentSuccess, true},
+		{bot.Step{State: bot.StepFailed, Attempt: 1}, bot.DeploymentFailure, true},
+		{bot.Step{State: bot.StepCancelled}, bot.DeploymentFailure, true},
+		{bot.Step{State: bot.StepSkipped}, bot.DeploymentNotReported, false},
+	} {
+		got, ok := bot.DeploymentStateOf(tt.step)
+		if ok != tt.ok || ok && got != tt.want {
+			t.Errorf("DeploymentStateOf(%s, attempt %d) = %q, %v; want %q, %v", tt.step.State, tt.step.Attempt, got, ok, tt.want, tt.ok)
 		}
 	}
 }

@@ -447,19 +447,19 @@ func (r *Reporter) putRef(ctx context.Context, ref bot.GitHubRef) error {
 	return r.update(ctx, func(tx Tx) error { return tx.PutGitHubRef(ctx, ref) })
 }
 
-// gateOf is the gate a view stops at (the zero Gate when it is not a
+// gateOf is the gate a view stops at (the zero CheckRunGate when it is not a
 // gate): the check run of a gate is complete, and passing it starts a new
 // one.
-func gateOf(v githubapp.CheckRunView, steps []bot.Step) bot.Gate {
+func gateOf(v githubapp.CheckRunView, steps []bot.Step) bot.CheckRunGate {
 	if v.Status != githubapp.StatusCompleted || v.Conclusion != githubapp.ConclusionActionRequired {
-		return bot.Gate{}
+		return bot.CheckRunGate{}
 	}
 	for _, s := range steps {
 		if s.State == bot.StepWaiting {
-			return bot.Gate{At: true, Step: s.Name}
+			return bot.CheckRunGate{At: true, Step: s.Name}
 		}
 	}
-	return bot.Gate{At: true}
+	return bot.CheckRunGate{At: true}
 }
 
 func hashView(v githubapp.CheckRunView) string {
@@ -478,23 +478,13 @@ func (r *Reporter) reportDeployments(ctx context.Context, s *snapshot) error {
 			continue
 		}
 		env := kind.Environment
-		var state string
-		switch st.State {
-		case bot.StepRunning:
-			if st.Attempt == 0 {
-				continue // dispatched, not started
-			}
-			state = "in_progress"
-		case bot.StepSucceeded:
-			state = "success"
-		case bot.StepFailed, bot.StepCancelled:
-			state = "failure"
-		default:
+		state, ok := bot.DeploymentStateOf(st)
+		if !ok {
 			continue
 		}
 		key := bot.DeploymentKey(st.Name)
 		ref := s.refs[key]
-		if ref.Reported == state || (st.Attempt == 0 && ref.GitHubID == 0) {
+		if bot.DeploymentState(ref.Reported) == state || (st.Attempt == 0 && ref.GitHubID == 0) {
 			// Reported already, or it never started (cancelled while it
 			// waited for its deploy window, say): nothing to show.
 			continue
@@ -511,10 +501,10 @@ func (r *Reporter) reportDeployments(ctx context.Context, s *snapshot) error {
 				return err
 			}
 		}
-		if ref.Reported == "" && state != "in_progress" {
+		if bot.DeploymentState(ref.Reported) == bot.DeploymentNotReported && state != bot.DeploymentInProgress {
 			// The step ended before the deployment was reported: GitHub
 			// still gets the whole story, in_progress first.
-			if err := r.GitHub.CreateDeploymentStatus(ctx, p.InstallationID, p.Owner, p.Repo, ref.GitHubID, "in_progress", "", in.DetailsURL, "deploying"); err != nil {
+			if err := r.GitHub.CreateDeploymentStatus(ctx, p.InstallationID, p.Owner, p.Repo, ref.GitHubID, string(bot.DeploymentInProgress), "", in.DetailsURL, "deploying"); err != nil {
 				return fmt.Errorf("setting the %s deployment to in_progress: %w", env, err)
 			}
 		}
@@ -524,10 +514,10 @@ func (r *Reporter) reportDeployments(ctx context.Context, s *snapshot) error {
 				url = ec.URL
 			}
 		}
-		if err := r.GitHub.CreateDeploymentStatus(ctx, p.InstallationID, p.Owner, p.Repo, ref.GitHubID, state, url, in.DetailsURL, truncate(st.Message, 140)); err != nil {
+		if err := r.GitHub.CreateDeploymentStatus(ctx, p.InstallationID, p.Owner, p.Repo, ref.GitHubID, string(state), url, in.DetailsURL, truncate(st.Message, 140)); err != nil {
 			return fmt.Errorf("setting the %s deployment to %s: %w", env, state, err)
 		}
-		ref.Reported = state
+		ref.Reported = string(state)
 		if err := r.putRef(ctx, ref); err != nil {
 			return err
 		}
