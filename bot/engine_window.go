@@ -32,6 +32,21 @@ func (e *Engine) calendarHold(ex *Execution, kind StepKind, now time.Time) strin
 	return ""
 }
 
+// HeldByCalendar is the deploy step of steps that waits for its
+// environment's windows or the end of a freeze, or nil: what a break-glass
+// override (EventPolicyOverride) would start.
+func HeldByCalendar(ex Execution, steps []Step) *Step {
+	if ex.State != ExecutionWaiting {
+		return nil
+	}
+	for i := range steps {
+		if steps[i].State == StepWaiting && KindOf(steps[i].Name).Deploy {
+			return &steps[i]
+		}
+	}
+	return nil
+}
+
 // overridden reports whether a break-glass override was recorded for the
 // execution since its step s began to wait.
 func overridden(ctx context.Context, tx EngineTx, ex *Execution, s *Step) (bool, error) {

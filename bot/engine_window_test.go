@@ -407,3 +407,36 @@ func TestCalendarInStatus(t *testing.T) {
 		t.Errorf("Calendar = %+v, %v", cal, err)
 	}
 }
+
+// TestCalendarOfStage: stage is held only by windows it declares itself,
+// and HeldByCalendar names the held step.
+func TestCalendarOfStage(t *testing.T) {
+	policy := []byte(strings.Replace(string(calendarPolicy("")), "  stage: {deploy: ./deploy.sh stage}\n",
+		"  stage:\n    deploy: ./deploy.sh stage\n    windows: [{days: [mon, tue, wed, thu, fri], from: \"08:00\", to: \"18:00\", timezone: Europe/Berlin}]\n", 1))
+	r := newCalendarRig(t, berlin(t, 2026, 11, 7, 12, 0)) // a Saturday
+	ex := r.push("aaa", policy, policy)
+	r.work()
+	ex, s := r.step(ex, bot.StepDeployStage)
+	if ex.State != bot.ExecutionWaiting || s.State != bot.StepWaiting || s.Message != "waiting: outside the deploy windows of stage (mon–fri 08:00–18:00 Europe/Berlin); opens Mon 08:00 Europe/Berlin (in 44 h)" {
+		t.Fatalf("%s is %s, deploy-stage %s (%q)", ex, ex.State, s.State, s.Message)
+	}
+	var steps []bot.Step
+	err := r.store.View(r.ctx, func(tx bot.Tx) error {
+		var err error
+		steps, err = tx.Steps(r.ctx, ex.ID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held := bot.HeldByCalendar(ex, steps); held == nil || held.Name != bot.StepDeployStage {
+		t.Errorf("HeldByCalendar = %+v, want deploy-stage", held)
+	}
+	r.set(berlin(t, 2026, 11, 9, 8, 0))
+	r.reconcile()
+	r.work()
+	if _, s := r.step(ex, bot.StepDeployStage); s.State != bot.StepSucceeded {
+		t.Fatalf("deploy-stage is %s (%q) on Monday 08:00", s.State, s.Message)
+	}
+	r.held(ex, "outside the deploy windows of production") // production's own window opens at 09:00
+}

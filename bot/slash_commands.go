@@ -201,8 +201,8 @@ var SlashCommands = Commands{
 	{
 		Name:     "status",
 		Usage:    "/stagehand status",
-		Help:     []HelpRow{{"/stagehand status", "shows the pipelines, the active and queued executions, and what runs on stage and production"}},
-		Synopsis: "status", Effect: "pipelines, active and queued executions, what runs where",
+		Help:     []HelpRow{{"/stagehand status", "shows the pipelines, the active and queued executions, what runs on stage and production, and their deploy windows and freezes"}},
+		Synopsis: "status", Effect: "pipelines, active and queued executions, what runs where, deploy windows",
 		Run: func(ctx context.Context, call Call, _ SlashCommand) (string, error) {
 			return call.Engine.Status(ctx, call.Request, call.Program)
 		},
