@@ -244,19 +244,33 @@ func (e *Engine) approve(ctx context.Context, req Request, programID int64, numb
 			return err
 		}
 		s := stepIn(steps, StepApproval, StepWaiting)
-		detail := "approved by " + actor
+		kind := EventApproved
 		if ex.Rollback != "" {
-			detail = "rollback approved by " + actor + ": " + ex.Rollback
+			kind = EventApprovedRollback
+		}
+		q, err := e.quorum(ctx, tx, ex)
+		if err != nil {
+			return err
+		}
+		if q.Has(actor) {
+			return alreadyApproved(ex, actor, q)
+		}
+		if q = q.with(actor); !q.Met() {
+			res, err = e.approvePartly(ctx, tx, prog, ex, s, actor, kind, q)
+			return err
+		}
+		detail := "approved by " + actor
+		if q.Required > 1 {
+			detail = fmt.Sprintf("approved by %s (%s)", strings.Join(q.Approvers, ", "), q)
+		}
+		if ex.Rollback != "" {
+			detail = "rollback " + detail + ": " + ex.Rollback
 		}
 		if err := e.passStep(ctx, tx, s, detail, e.Clock.Now()); err != nil {
 			return err
 		}
 		res = Result{Execution: ex, Message: fmt.Sprintf("%s %s: %s", ex, detail, e.Link(prog, ex.Number))}
-		kind := EventApproved
-		if ex.Rollback != "" {
-			kind = EventApprovedRollback
-		}
-		return e.event(ctx, tx, ex, actor, kind, "")
+		return e.event(ctx, tx, ex, actor, kind, q.detail())
 	})
 	return res, err
 }

@@ -78,6 +78,9 @@ type Environment struct {
 	// the freezes.
 	Windows []Window
 	Freezes []Freeze
+	// BreakGlassOff is break_glass: false: no break-glass override
+	// (/stagehand deploy-now --override) for this environment.
+	BreakGlassOff bool
 }
 
 // Test is one stage test.
@@ -92,6 +95,10 @@ type Test struct {
 type Approvers struct {
 	Users []string
 	Teams []string // "org/team-slug"
+	// Required is how many distinct approvers a production deploy needs
+	// (the quorum); 0 when the file does not say, which means 1. See
+	// Quorum.
+	Required int
 }
 
 // PipelineConfig is one pipeline's settings.
@@ -180,6 +187,7 @@ func (c *Config) Check() []Problem {
 	if (full || hasProd) && c.Production == nil {
 		add("environments", "a pipeline that deploys to production needs environments.production")
 	}
+	ps = append(ps, c.checkQuorum()...)
 	if full && (stage || hasProd) {
 		ps = append(ps, Problem{Path: "pipelines.full-stack", Warning: true,
 			Message: "full-stack together with stage-only/prod-only pipelines is allowed but not recommended: promoting older stage-only artifacts can roll production back"})

@@ -73,6 +73,7 @@ func MergePolicy(commands, policy *Config) *Config {
 			env.URL, env.Variables, env.Approvers, env.PreventSelfApproval = pol.URL, pol.Variables, pol.Approvers, pol.PreventSelfApproval
 			env.Secrets = pol.Secrets
 			env.Windows, env.Freezes = pol.Windows, pol.Freezes
+			env.BreakGlassOff = pol.BreakGlassOff
 		}
 		if name == Stage {
 			out.Stage = env

@@ -10,14 +10,15 @@ import (
 
 // SlashCommand is one fully parsed command line of a comment.
 type SlashCommand struct {
-	Name        string          // help, run, promote, approve, reject, schedule, cancel, status, env
+	Name        string          // help, run, promote, approve, reject, schedule, deploy-now, cancel, status, env
 	Line        int             // 1-based line in the comment
 	Raw         string          // the line as written (trimmed)
 	Pipeline    PipelineKind    // run
 	From        int             // run prod-only --from N
 	Number      int             // promote/approve/reject/schedule/cancel [N]; 0 = default
 	Rollback    bool            // approve --rollback
-	Reason      string          // reject [N] [reason...]
+	Reason      string          // reject [N] [reason...]; deploy-now --override "reason"
+	Override    bool            // deploy-now --override
 	At          time.Time       // schedule: an RFC 3339 time, in UTC; zero with Now = true for "now"
 	Now         bool            // schedule now
 	EnvAction   string          // env: list | set | unset

@@ -188,6 +188,17 @@ var SlashCommands = Commands{
 		},
 	},
 	{
+		Name:     "deploy-now",
+		Usage:    `/stagehand deploy-now [N] --override "reason"`,
+		Help:     []HelpRow{{`/stagehand deploy-now [N] --override "<reason>"`, "break-glass: lets the production deploy of execution N start inside a freeze or outside a deploy window; the reason is mandatory and recorded (refused where production has `break_glass: false`)"}},
+		Synopsis: `deploy-now [N] --override "reason"`, Effect: "break-glass: a production deploy may start inside a freeze or outside a deploy window; the reason is recorded",
+		Who: production, ProductionHelp: "`deploy-now --override`",
+		Parse: slashDeployNow,
+		Run: func(ctx context.Context, call Call, c SlashCommand) (string, error) {
+			return result(call.Engine.Override(ctx, call.Request, call.Program, c.Number, c.Reason))
+		},
+	},
+	{
 		Name:     "cancel",
 		Usage:    "/stagehand cancel [N]",
 		Help:     []HelpRow{{"/stagehand cancel [N]", "cancels a queued, running or waiting execution"}},

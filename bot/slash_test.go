@@ -11,19 +11,22 @@ import (
 
 // The right forms that error messages quote.
 const (
-	slashUseHelp     = "use /stagehand help"
-	slashUseRun      = "use /stagehand run stage-only|full-stack or /stagehand run prod-only [--from N]"
-	slashUsePromote  = "use /stagehand promote [N]"
-	slashUseApprove  = "use /stagehand approve [N] [--rollback]"
-	slashUseReject   = "use /stagehand reject [N] [reason]"
-	slashUseSchedule = "use /stagehand schedule now|TIME [N], TIME in RFC 3339 such as 2026-12-01T10:00:00Z"
-	slashUseCancel   = "use /stagehand cancel [N]"
-	slashUseStatus   = "use /stagehand status"
-	slashUseEnv      = "use /stagehand env list|set|unset stage|production [KEY[=VALUE]]"
-	slashUseEnvList  = "use /stagehand env list stage|production"
-	slashUseEnvSet   = "use /stagehand env set stage|production KEY=VALUE"
-	slashUseEnvUnset = "use /stagehand env unset stage|production KEY"
-	slashUnknownCmd  = "is not a command; use help, run, promote, approve, reject, schedule, cancel, status or env (/stagehand help explains them)"
+	slashUseHelp          = "use /stagehand help"
+	slashUseRun           = "use /stagehand run stage-only|full-stack or /stagehand run prod-only [--from N]"
+	slashUsePromote       = "use /stagehand promote [N]"
+	slashUseApprove       = "use /stagehand approve [N] [--rollback]"
+	slashUseReject        = "use /stagehand reject [N] [reason]"
+	slashUseDeployNow     = `use /stagehand deploy-now [N] --override "reason"`
+	slashDeployNowMissing = `--override "reason" is missing: deploy-now is the break-glass override of deploy windows and freezes, and needs a reason (for a scheduled deploy, use /stagehand schedule now)`
+	slashNoReason         = `--override needs a reason, which is recorded and shown: --override "why it cannot wait"`
+	slashUseSchedule      = "use /stagehand schedule now|TIME [N], TIME in RFC 3339 such as 2026-12-01T10:00:00Z"
+	slashUseCancel        = "use /stagehand cancel [N]"
+	slashUseStatus        = "use /stagehand status"
+	slashUseEnv           = "use /stagehand env list|set|unset stage|production [KEY[=VALUE]]"
+	slashUseEnvList       = "use /stagehand env list stage|production"
+	slashUseEnvSet        = "use /stagehand env set stage|production KEY=VALUE"
+	slashUseEnvUnset      = "use /stagehand env unset stage|production KEY"
+	slashUnknownCmd       = "is not a command; use help, run, promote, approve, reject, schedule, deploy-now, cancel, status or env (/stagehand help explains them)"
 )
 
 type slashCase struct {
@@ -151,6 +154,16 @@ func slashCases() []slashCase {
 		slashBad("schedule zero time", "/stagehand schedule 0001-01-01T00:00:00Z", `/stagehand schedule: "0001-01-01T00:00:00Z" is not a usable time; `+slashUseSchedule),
 		slashBad("schedule two numbers", "/stagehand schedule now 7 8", `/stagehand schedule: unexpected "8": it takes one execution number at most; `+slashUseSchedule),
 		slashBad("schedule bad number", "/stagehand schedule now x", `/stagehand schedule: "x" is not an execution number; `+slashUseSchedule),
+
+		// deploy-now --override "reason" (break-glass)
+		slashOK("deploy-now with a quoted reason", `/stagehand deploy-now --override "hotfix for the outage, INC-42"`, SlashCommand{Name: "deploy-now", Override: true, Reason: "hotfix for the outage, INC-42"}),
+		slashOK("deploy-now with a number and words", `/stagehand deploy-now #7 --OVERRIDE payment provider down`, SlashCommand{Name: "deploy-now", Number: 7, Override: true, Reason: "payment provider down"}),
+		slashOK("deploy-now with = and typographic quotes", "/stagehand deploy-now 3 --override=“CVE fix”", SlashCommand{Name: "deploy-now", Number: 3, Override: true, Reason: "CVE fix"}),
+		slashBad("deploy-now without --override", "/stagehand deploy-now 7", "/stagehand deploy-now: "+slashDeployNowMissing+"; "+slashUseDeployNow),
+		slashBad("deploy-now without a reason", "/stagehand deploy-now --override", "/stagehand deploy-now: "+slashNoReason+"; "+slashUseDeployNow),
+		slashBad("deploy-now with an empty reason", `/stagehand deploy-now 7 --override ""`, "/stagehand deploy-now: "+slashNoReason+"; "+slashUseDeployNow),
+		slashBad("deploy-now with another option", "/stagehand deploy-now --force", `/stagehand deploy-now: "--force" is not an option; `+slashUseDeployNow),
+		slashBad("deploy-now with two numbers", `/stagehand deploy-now 7 8 --override "x"`, `/stagehand deploy-now: unexpected "8": it takes one execution number before --override; `+slashUseDeployNow),
 
 		// cancel
 		slashOK("cancel", "/stagehand cancel", SlashCommand{Name: "cancel"}),
@@ -495,6 +508,11 @@ func checkSlashCommand(c SlashCommand) string {
 		}
 	case "promote", "approve", "reject", "schedule", "cancel":
 		numbered = true
+	case "deploy-now":
+		numbered = true
+		if !c.Override || strings.TrimSpace(c.Reason) == "" {
+			return "deploy-now without --override and a reason"
+		}
 	case "env":
 		env = true
 	default:
@@ -509,7 +527,10 @@ func checkSlashCommand(c SlashCommand) string {
 	if c.Rollback && c.Name != "approve" {
 		return "Rollback outside approve"
 	}
-	if c.Reason != "" && (c.Name != "reject" || c.Reason != strings.TrimSpace(c.Reason) || slashOption(strings.Fields(c.Reason)[0])) {
+	if c.Override != (c.Name == "deploy-now") {
+		return "Override outside deploy-now"
+	}
+	if c.Reason != "" && c.Name != "deploy-now" && (c.Name != "reject" || c.Reason != strings.TrimSpace(c.Reason) || slashOption(strings.Fields(c.Reason)[0])) {
 		return "bad Reason"
 	}
 	if c.Name == "schedule" {

@@ -16,9 +16,9 @@ var (
 	topKeys         = mapSpec{"top-level key", []string{"version", "build", "environments", "pipelines", "commands"}}
 	buildKeys       = mapSpec{"key", []string{"run", "artifacts", "timeout"}}
 	environmentKeys = mapSpec{"environment", []string{string(bot.Stage), string(bot.Production)}}
-	envKeys         = mapSpec{"key", []string{"deploy", "deploy_timeout", "url", "variables", "secrets", "tests", "approvers", "prevent_self_approval", "windows", "freezes"}}
+	envKeys         = mapSpec{"key", []string{"deploy", "deploy_timeout", "url", "variables", "secrets", "tests", "approvers", "prevent_self_approval", "windows", "freezes", "break_glass"}}
 	testKeys        = mapSpec{"key", []string{"name", "run", "timeout"}}
-	approverKeys    = mapSpec{"key", []string{"users", "teams"}}
+	approverKeys    = mapSpec{"key", []string{"users", "teams", "required"}}
 	pipelineKinds   = mapSpec{"pipeline kind", []string{string(bot.FullStack), string(bot.StageOnly), string(bot.ProdOnly)}}
 	pipelineKeys    = mapSpec{"key", []string{"branch", "trigger", "approval", "scheduled"}}
 	commandKeys     = mapSpec{"key", []string{"bare_aliases"}}
@@ -175,16 +175,8 @@ func (w *walker) environment(e entry, name bot.EnvironmentName) *bot.Environment
 			env.Windows = w.windows(f)
 		case "freezes":
 			env.Freezes = w.freezes(f)
-		case "approvers", "prevent_self_approval":
-			if name != bot.Production {
-				w.errorf(f.keyPos, f.path, "%s is allowed on production only: stage deployments are never approved; move it to environments.production", f.key)
-				continue
-			}
-			if f.key == "approvers" {
-				env.Approvers = w.approvers(f)
-			} else {
-				env.PreventSelfApproval, _ = w.boolean(f)
-			}
+		case "approvers", "prevent_self_approval", "break_glass":
+			w.productionPolicy(env, name, f)
 		}
 	}
 	if ok {
@@ -273,20 +265,6 @@ func (w *walker) tests(e entry) []bot.Test {
 		tests = append(tests, t)
 	}
 	return tests
-}
-
-func (w *walker) approvers(e entry) bot.Approvers {
-	var a bot.Approvers
-	entries, _ := w.fields(e.path, e.valuePos, e.value, approverKeys)
-	for _, f := range entries {
-		switch f.key {
-		case "users":
-			a.Users, _ = w.stringList(f, "GitHub logins such as octocat", validLogin(w))
-		case "teams":
-			a.Teams, _ = w.stringList(f, "teams written org/team-slug", validTeam(w))
-		}
-	}
-	return a
 }
 
 // validSecretName checks a declared secret's name: the same rule as for

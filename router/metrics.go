@@ -19,6 +19,7 @@ type Metrics struct {
 	Handled       *prometheus.CounterVec // messages handled, by event and outcome
 	HandlerErrors *prometheus.CounterVec // handler attempts that failed, by event
 	Refusals      *prometheus.CounterVec // refused clicks and commands, by action
+	Overrides     prometheus.Counter     // break-glass overrides carried out
 }
 
 // Outcomes of a delivery at the intake, the "outcome" label.
@@ -62,7 +63,11 @@ func NewMetrics(poisonCount func(context.Context) (uint64, error), events ...str
 		Name: "stagehand_refusals_total",
 		Help: "Clicks and slash commands Stagehand refused (permission, approvers, rules), by action.",
 	}, []string{"action"})
-	m.Registry.MustRegister(m.Deliveries, m.IntakeSeconds, m.Handled, m.HandlerErrors, m.Refusals,
+	m.Overrides = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "stagehand_policy_overrides_total",
+		Help: "Break-glass overrides of deploy windows and freezes carried out (/stagehand deploy-now --override); each also names its reason in the execution's events.",
+	})
+	m.Registry.MustRegister(m.Deliveries, m.IntakeSeconds, m.Handled, m.HandlerErrors, m.Refusals, m.Overrides,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, event := range events { // show zeros before the first error
 		m.HandlerErrors.WithLabelValues(event)

@@ -54,8 +54,11 @@ type RenderInput struct {
 	PromoteRequested bool
 	// Scheduled: the pipeline is scheduled (scheduled: true). The Deploy
 	// Now button itself appears whenever the schedule step waits.
-	Scheduled  bool
-	DetailsURL string
+	Scheduled bool
+	// RequiredApprovals is the production quorum the execution runs
+	// under (approvers.required; 0 or 1: one approval).
+	RequiredApprovals int
+	DetailsURL        string
 	Now        time.Time // for the durations of running and waiting steps
 }
 
@@ -226,6 +229,10 @@ func RenderCheckRun(in RenderInput) CheckRunView {
 			v.Title = "waiting for approval to deploy " + bot.ShortSHA(ex.Commit) + " to production"
 			intro = append(intro, fmt.Sprintf("⏸️ Waiting for approval. **%s** deploys commit `%s` to production (or comment `/stagehand approve %d`); **Reject** ends this execution as cancelled (`/stagehand reject %d [reason]`).", approve.Label, bot.ShortSHA(ex.Commit), n, n))
 		}
+		if q, ok := renderQuorumState(in); ok {
+			v.Title += ": " + q.String()
+			intro = append(intro, renderQuorum(q))
+		}
 		if in.Scheduled {
 			intro = append(intro, fmt.Sprintf("The pipeline is scheduled: after approval the deploy waits for its time (`/stagehand schedule <RFC 3339 time> %d`, or **Deploy Now**).", n))
 		}
@@ -373,6 +380,9 @@ func renderSummary(in RenderInput, steps []bot.Step, phase renderPhase, intro []
 	for _, p := range intro {
 		b.WriteString(p + "\n\n")
 	}
+	for _, p := range renderOverrides(in) {
+		b.WriteString(p + "\n\n")
+	}
 
 	b.WriteString("| step | state | duration |\n| --- | --- | --- |\n")
 	for _, s := range steps {
@@ -428,6 +438,8 @@ func renderActivity(in RenderInput) []string {
 			did = "scheduled the production deploy"
 		case bot.EventCancelled:
 			did = "cancelled it"
+		case bot.EventPolicyOverride:
+			did = "overrode the deploy windows and freezes (break-glass)"
 		default:
 			did = renderInline(string(ev.Kind))
 		}

@@ -181,7 +181,8 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	webhooks := &webhook.Webhooks{
 		Store: store, Engine: engine, Commands: engine, GitHub: app, Checks: app, AppID: cfg.GitHubAppID, PublicURL: cfg.PublicURL,
 		Files: app, Policies: policies, Clock: bot.SystemClock{}, Logger: logger, ParseConfig: parse,
-		Refusals: func(action string) { metrics.Refusals.WithLabelValues(action).Inc() },
+		Refusals:  func(action string) { metrics.Refusals.WithLabelValues(action).Inc() },
+		Overrides: metrics.Overrides.Inc,
 	}
 	metrics.CountGitHubCalls(app.Calls)
 	reporter := &reporter.Reporter{Store: store, GitHub: app, Clock: bot.SystemClock{}, Logger: logger, PublicURL: cfg.PublicURL, ParseConfig: parse}

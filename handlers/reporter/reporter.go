@@ -240,6 +240,7 @@ func (r *Reporter) load(ctx context.Context, id int64) (snapshot, error) {
 			if p, ok := cfg.Pipelines[s.in.Execution.Pipeline]; ok {
 				s.in.Scheduled = p.Scheduled
 			}
+			s.in.RequiredApprovals = bot.RequiredApprovals(cfg)
 		}
 	}
 	s.in.PromoteRequested = bot.PromoteRequested(s.in.Events)

@@ -146,5 +146,8 @@ func (h *Webhooks) runCommand(ctx context.Context, prog bot.Program, req bot.Req
 		h.Logger.ErrorContext(ctx, "command failed", "command", c.Raw, bot.LogError, err)
 		return "⚠️ " + prefix + "failed: " + err.Error()
 	}
+	if c.Name == bot.OverrideCommand && h.Overrides != nil {
+		h.Overrides()
+	}
 	return "✅ " + prefix + msg
 }

@@ -51,7 +51,10 @@ type Webhooks struct {
 	PublicURL string
 	// Refusals counts refused clicks and commands (optional).
 	Refusals func(action string)
-	Files    FileFetcher
+	// Overrides counts the break-glass overrides carried out
+	// (/stagehand deploy-now --override; optional).
+	Overrides func()
+	Files     FileFetcher
 	// Policies reads programs' policies from their default branches
 	// (SPEC §3): pushes are decided, and commands and clicks authorized,
 	// against it.
