@@ -59,7 +59,7 @@ type RenderInput struct {
 	// under (approvers.required; 0 or 1: one approval).
 	RequiredApprovals int
 	DetailsURL        string
-	Now        time.Time // for the durations of running and waiting steps
+	Now               time.Time // for the durations of running and waiting steps
 }
 
 // Identifiers of the check-run buttons (at most 20 characters each). The
