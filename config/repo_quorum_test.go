@@ -8,20 +8,6 @@ import (
 	"github.com/stagehand-dev/stagehand/bot"
 )
 
-// quorumYAML is a valid file whose production environment holds prod.
-func quorumYAML(prod string) string {
-	return `version: 1
-build: {run: make dist, artifacts: [dist/**]}
-environments:
-  stage: {deploy: ./deploy.sh}
-  production:
-    deploy: ./deploy.sh
-` + prod + `pipelines:
-  stage-only: {branch: main}
-  prod-only: {}
-`
-}
-
 // quorumConfig is what quorumYAML parses to with production changed by edit.
 func quorumConfig(edit func(*bot.Environment)) *bot.Config {
 	c := minimalConfig()
@@ -37,7 +23,7 @@ func quorumConfig(edit func(*bot.Environment)) *bot.Config {
 var quorumCases = []parseCase{
 	{
 		name: "quorum of two users and a team, break-glass off",
-		yaml: quorumYAML("    approvers: {users: [alice, bob], teams: [acme/release], required: 3}\n    break_glass: false\n"),
+		yaml: calendarYAML("    approvers: {users: [alice, bob], teams: [acme/release], required: 3}\n    break_glass: false\n"),
 		want: quorumConfig(func(e *bot.Environment) {
 			e.Approvers = bot.Approvers{Users: []string{"alice", "bob"}, Teams: []string{"acme/release"}, Required: 3}
 			e.BreakGlassOff = true
@@ -45,17 +31,17 @@ var quorumCases = []parseCase{
 	},
 	{
 		name: "quorum of anyone with write permission, break-glass on",
-		yaml: quorumYAML("    approvers: {required: 2}\n    break_glass: true\n"),
+		yaml: calendarYAML("    approvers: {required: 2}\n    break_glass: true\n"),
 		want: quorumConfig(func(e *bot.Environment) { e.Approvers.Required = 2 }),
 	},
 	{
 		name: "quorum of every listed user",
-		yaml: quorumYAML("    approvers:\n      users: [alice, bob]\n      required: 2\n"),
+		yaml: calendarYAML("    approvers:\n      users: [alice, bob]\n      required: 2\n"),
 		want: quorumConfig(func(e *bot.Environment) { e.Approvers = bot.Approvers{Users: []string{"alice", "bob"}, Required: 2} }),
 	},
 	{
 		name: "quorum of every listed user, who may not approve what they promote",
-		yaml: quorumYAML("    approvers:\n      users: [alice, bob]\n      required: 2\n    prevent_self_approval: true\n"),
+		yaml: calendarYAML("    approvers:\n      users: [alice, bob]\n      required: 2\n    prevent_self_approval: true\n"),
 		want: quorumConfig(func(e *bot.Environment) {
 			e.Approvers = bot.Approvers{Users: []string{"alice", "bob"}, Required: 2}
 			e.PreventSelfApproval = true
@@ -64,49 +50,49 @@ var quorumCases = []parseCase{
 	},
 	{
 		name:  "required larger than the users listed",
-		yaml:  quorumYAML("    approvers:\n      users: [alice, bob]\n      required: 3\n"),
+		yaml:  calendarYAML("    approvers:\n      users: [alice, bob]\n      required: 3\n"),
 		diags: bot.Diagnostics{errAt(9, 17, "environments.production.approvers.required: required: 3 needs 3 distinct approvers, but users lists only 2 (alice, bob) and no team; list more users or teams, or lower required")},
 	},
 	{
 		name: "the same user twice does not make two approvers",
-		yaml: quorumYAML("    approvers:\n      users: [alice, Alice]\n      required: 2\n"),
+		yaml: calendarYAML("    approvers:\n      users: [alice, Alice]\n      required: 2\n"),
 		diags: bot.Diagnostics{
 			errAt(8, 22, "environments.production.approvers.users[1]: Alice is listed twice (the first at line 8); each approver counts once"),
 		},
 	},
 	{
 		name:  "required zero",
-		yaml:  quorumYAML("    approvers: {required: 0}\n"),
+		yaml:  calendarYAML("    approvers: {required: 0}\n"),
 		diags: bot.Diagnostics{errAt(7, 27, "environments.production.approvers.required: required must be a whole number from 1 to 20, got 0")},
 	},
 	{
 		name:  "required negative",
-		yaml:  quorumYAML("    approvers: {required: -1}\n"),
+		yaml:  calendarYAML("    approvers: {required: -1}\n"),
 		diags: bot.Diagnostics{errAt(7, 27, "environments.production.approvers.required: required must be a whole number from 1 to 20, got -1")},
 	},
 	{
 		name:  "required too large",
-		yaml:  quorumYAML("    approvers: {teams: [acme/all], required: 21}\n"),
+		yaml:  calendarYAML("    approvers: {teams: [acme/all], required: 21}\n"),
 		diags: bot.Diagnostics{errAt(7, 46, "environments.production.approvers.required: required must be a whole number from 1 to 20, got 21")},
 	},
 	{
 		name:  "required as words",
-		yaml:  quorumYAML("    approvers: {required: two}\n"),
+		yaml:  calendarYAML("    approvers: {required: two}\n"),
 		diags: bot.Diagnostics{errAt(7, 27, `environments.production.approvers.required: expected the number of approvals a production deploy needs, such as 2, got the string "two"`)},
 	},
 	{
 		name:  "required as a fraction",
-		yaml:  quorumYAML("    approvers: {required: 1.5}\n"),
+		yaml:  calendarYAML("    approvers: {required: 1.5}\n"),
 		diags: bot.Diagnostics{errAt(7, 27, "environments.production.approvers.required: expected the number of approvals a production deploy needs, such as 2, got the number 1.5")},
 	},
 	{
 		name:  "required without a value",
-		yaml:  quorumYAML("    approvers:\n      required:\n"),
+		yaml:  calendarYAML("    approvers:\n      required:\n"),
 		diags: bot.Diagnostics{errAt(8, 7, "environments.production.approvers.required: expected the number of approvals a production deploy needs, such as 2, got nothing")},
 	},
 	{
 		name:  "break_glass not a boolean",
-		yaml:  quorumYAML("    break_glass: no-way\n"),
+		yaml:  calendarYAML("    break_glass: no-way\n"),
 		diags: bot.Diagnostics{errAt(7, 18, `environments.production.break_glass: expected true or false, got the string "no-way"`)},
 	},
 	{
@@ -122,7 +108,7 @@ pipelines:
 	},
 	{
 		name:  "an unknown key beside required",
-		yaml:  quorumYAML("    approvers: {users: [alice], quorum: 2}\n"),
+		yaml:  calendarYAML("    approvers: {users: [alice], quorum: 2}\n"),
 		diags: bot.Diagnostics{errAt(7, 33, "environments.production.approvers.quorum: unknown key; allowed here: users, teams, required")},
 	},
 }
