@@ -352,6 +352,7 @@ type propStats struct {
 	ops, refusals, stale int
 	byOp, refusedByOp    map[string]int
 	rollbacks            int            // approvals whose check found a rollback (rule G)
+	quorums              int            // production deploys of the quorum program, after two approvers
 	queuedBehind         map[string]int // queued executions seen blocked, by "<queued kind> behind <blocker kind>"
 	endStates            map[string]int
 	executions           int
@@ -420,7 +421,7 @@ func newHarness(t *testing.T, seed int64, stats *propStats) *harness {
 		{", approval: false", "approval: false"},
 	}
 	for i, s := range settings {
-		p := &progModel{owner: "acme", repo: fmt.Sprintf("app%d", i), raw: pipelineYAML(s.fullStack, s.prodOnly)}
+		p := &progModel{owner: "acme", repo: fmt.Sprintf("app%d", i), raw: propPolicy(i, pipelineYAML(s.fullStack, s.prodOnly))}
 		if i == 1 {
 			p.raw = withCalendar(p.raw)
 		}
@@ -594,6 +595,7 @@ func (h *harness) claim(j bot.Job) (bot.Claim, bool) {
 		if c.Step.Name == bot.StepDeployProduction {
 			h.checkRollbackApproved(c)
 			h.checkCalendar(c)
+			h.checkQuorum(c)
 		}
 	}
 	return c, true
@@ -964,8 +966,9 @@ var operations = []operation{
 		if rollback {
 			approve = h.eng.ApproveRollback
 		}
-		res, err := approve(h.ctx, bot.Internal("approver"), p.id, n)
-		h.result(fmt.Sprintf("%s: approve %d (rollback %v)", p.repo, n, rollback), res.Message, err)
+		who := h.approver()
+		res, err := approve(h.ctx, bot.Internal(who), p.id, n)
+		h.result(fmt.Sprintf("%s: approve %d by %s (rollback %v)", p.repo, n, who, rollback), res.Message, err)
 	}},
 	{"reject", 2, func(h *harness, snap snapshot) {
 		p := h.pickProgram()
@@ -1145,8 +1148,10 @@ func (h *harness) drain() snapshot {
 			for _, e := range snap[p.id] {
 				switch {
 				case waitingFor(bot.StepApproval)(e):
-					res, err := h.eng.ApproveRollback(h.ctx, bot.Internal("approver"), p.id, e.Number)
-					h.result(fmt.Sprintf("drain: %s: approve %d --rollback", p.repo, e.Number), res.Message, err)
+					for _, who := range []string{"ann", "ben"} { // a quorum of two
+						res, err := h.eng.ApproveRollback(h.ctx, bot.Internal(who), p.id, e.Number)
+						h.result(fmt.Sprintf("drain: %s: approve %d --rollback by %s", p.repo, e.Number, who), res.Message, err)
+					}
 					acted++
 				case waitingFor(bot.StepSchedule)(e):
 					res, err := h.eng.Schedule(h.ctx, bot.Internal("approver"), p.id, e.Number, time.Time{})
@@ -1259,6 +1264,7 @@ func TestEngineRuleBProperty(t *testing.T) {
 	t.Logf("%d seeds x %d operations (workers die: %v): %d operations, %d refused; %d stale jobs; %d rollbacks flagged by the approval check; %d drain rounds",
 		len(list), ops, *propDeaths && os.Getenv("STAGEHAND_PROPERTY_DEATHS") != "0", stats.ops, stats.refusals, stats.stale, stats.rollbacks, stats.drainRounds)
 	t.Logf("operations run (refused): %s", opCounts(stats))
+	t.Logf("%d production deploys passed a quorum of two", stats.quorums)
 	t.Logf("%d executions, at the end: %v", stats.executions, stats.endStates)
 	t.Logf("deploy calendar: %d production deploys inside it, %d after an override; %d clock jumps with a deploy held", stats.calendarOpen, stats.overridden, stats.calendarHeld)
 	t.Logf("queued executions seen blocked (rule C): %v", stats.queuedBehind)

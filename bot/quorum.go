@@ -149,3 +149,21 @@ func plural(n int, one, many string) string {
 	}
 	return many
 }
+
+// WaitingApproval is where the approval of an execution stands while its
+// approval step waits (ok is false otherwise): the quorum of the
+// configuration it runs with (parse reads it; nil: one approval) and the
+// approvals its events record. The check run, the dashboard and the API
+// show it.
+func WaitingApproval(parse func([]byte) (*Config, error), ex Execution, steps []Step, events []Event) (QuorumState, bool) {
+	if !ex.State.Active() || stepIn(steps, StepApproval, StepWaiting) == nil {
+		return QuorumState{}, false
+	}
+	required := 1
+	if parse != nil && len(ex.Config) > 0 {
+		if cfg, err := ExecutionConfig(parse, ex); err == nil {
+			required = RequiredApprovals(cfg)
+		}
+	}
+	return QuorumOf(required, events), true
+}
