@@ -114,6 +114,9 @@ type APIEnvironment struct {
 	// absent when it declares none.
 	Calendar      *APICalendar `json:"calendar,omitempty"`
 	CalendarError string       `json:"calendar_error,omitempty"`
+	// WaitingApprovals are the holders waiting for approval, with where
+	// their quorum stands.
+	WaitingApprovals []APIWaitingApproval `json:"waiting_approvals,omitempty"`
 }
 
 // APICalendar is an environment's deploy calendar as of the request.
@@ -200,6 +203,9 @@ type APIExecutionDetail struct {
 	// Notes say what the push of this commit did to other pipelines
 	// (rule A: why they did not start).
 	Notes []string `json:"notes,omitempty"`
+	// Approval is where its waiting approval stands (absent when it does
+	// not wait for one).
+	Approval *APIQuorum `json:"approval,omitempty"`
 }
 
 func optTime(t time.Time) *time.Time {
@@ -327,15 +333,16 @@ func (d *Dashboard) apiProgram(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, ev := range v.Environments {
 		e := APIEnvironment{
-			Name:            string(ev.Name),
-			HeldBy:          apiExecutionList(p, ev.Holders, sources),
-			QueuedNext:      apiExecutionList(p, ev.Next, sources),
-			Variables:       []APIVariable{},
-			VariablesError:  ev.VariablesError,
-			VariablesHidden: ev.VariablesHidden,
-			SecretsError:    ev.SecretsError,
-			Calendar:        apiCalendar(ev.Calendar),
-			CalendarError:   ev.CalendarError,
+			Name:             string(ev.Name),
+			HeldBy:           apiExecutionList(p, ev.Holders, sources),
+			QueuedNext:       apiExecutionList(p, ev.Next, sources),
+			Variables:        []APIVariable{},
+			VariablesError:   ev.VariablesError,
+			VariablesHidden:  ev.VariablesHidden,
+			SecretsError:     ev.SecretsError,
+			Calendar:         apiCalendar(ev.Calendar),
+			CalendarError:    ev.CalendarError,
+			WaitingApprovals: apiWaitingApprovals(p, ev.Approvals),
 		}
 		for _, sv := range ev.Secrets {
 			e.Secrets = append(e.Secrets, APISecret(sv))
@@ -450,6 +457,10 @@ func (d *Dashboard) apiExecution(w http.ResponseWriter, r *http.Request) {
 		Events:        []APIEvent{},
 		ArtifactError: v.ArtifactsError,
 		Notes:         v.Notes,
+	}
+	if v.Approval != nil {
+		q := apiQuorum(*v.Approval)
+		out.Approval = &q
 	}
 	for _, s := range v.Steps {
 		st := APIStep{Name: string(s.Name), State: string(s.State), Message: s.Message, Attempt: s.Attempt,

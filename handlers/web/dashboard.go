@@ -61,6 +61,10 @@ type Dashboard struct {
 	// Extra renders extra HTML on the execution page (the playground adds
 	// its buttons here); nil in production.
 	Extra func(r *http.Request, prog bot.Program, ex bot.Execution, steps []bot.Step) template.HTML
+	// ParseConfig reads executions' configurations, for the quorum of a
+	// waiting approval (approvers.required). Nil: one approval is shown as
+	// enough.
+	ParseConfig bot.ConfigParser
 	// Public shows every program to every visitor (--dashboard public).
 	Public bool
 	// Guard wraps every route but the style sheet (SignIn.Require).
@@ -184,8 +188,10 @@ type environmentView struct {
 	Deployment *bot.Deployment
 	// Holders are the running or waiting executions that hold the
 	// environment (rule E); Next are queued ones that will.
-	Holders   []bot.Execution
-	Next      []bot.Execution
+	Holders []bot.Execution
+	Next    []bot.Execution
+	// Approvals are the holders waiting for approval, with their quorum.
+	Approvals []approvalView
 	Variables []variableView
 	// VariablesError says why the variables could not be read.
 	VariablesError string
@@ -244,6 +250,10 @@ type executionView struct {
 	// Notes are what the push of this commit did to the other pipelines
 	// (rule A: why they did not start).
 	Notes []string
+	// Approval is where its waiting approval stands (nil: not waiting).
+	Approval *bot.QuorumState
+	// Overrides are its break-glass overrides (the reason in Detail).
+	Overrides []bot.Event
 }
 
 // runOrder sorts active executions in the order they run: those running
@@ -454,6 +464,9 @@ func (d *Dashboard) loadProgram(ctx context.Context, p bot.Program, perm Permiss
 					ev.Holders = append(ev.Holders, a)
 				}
 			}
+			if ev.Approvals, err = d.waitingApprovals(ctx, tx, ev.Holders); err != nil {
+				return err
+			}
 			ev.VariablesHidden = perm < WriteAccess
 			if !ev.VariablesHidden {
 				if setVars[env], err = tx.Variables(ctx, p.ID, env); err != nil {
@@ -547,6 +560,10 @@ func (d *Dashboard) loadExecution(ctx context.Context, p bot.Program, number str
 		if v.ExecutionDetail, err = bot.LoadExecutionDetail(ctx, tx, ex); err != nil {
 			return err
 		}
+		if q, ok := d.approval(ex, v.ExecutionDetail.Steps, v.Events); ok {
+			v.Approval = &q
+		}
+		v.Overrides = bot.Overrides(v.Events)
 		if ex.Commit != "" {
 			recs, err := tx.TriggerRecords(ctx, p.ID, ex.Commit)
 			if err != nil {

@@ -207,6 +207,8 @@ func eventText(ev bot.Event) string {
 		return "promotion dismissed by " + actor
 	case bot.EventRefused:
 		return "request by " + actor + " refused"
+	case bot.EventPolicyOverride:
+		return "break-glass override of the deploy windows and freezes by " + actor
 	}
 	return string(ev.Kind) + " by " + actor
 }
