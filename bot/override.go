@@ -17,16 +17,18 @@ const RefusalBreakGlassOff RefusalCode = "break-glass-off"
 const maxOverrideReason = 1000
 
 // Override is the break-glass (/stagehand deploy-now --override "reason"):
-// a production approver lets the production deploy of an active execution
-// start inside a freeze or outside a deploy window. It is refused without
-// a reason, to anyone who is not a production approver (SPEC §5), and
-// where the policy says break_glass: false. It changes no other gate: the
-// approval (and its quorum) and a schedule still apply. The override is an
-// event of the execution (EventPolicyOverride, the reason its detail), so
-// the check run, the dashboard and the API show who overrode and why.
+// a production approver lets a deploy that its environment's deploy
+// windows or freezes hold start now. It is refused without a reason, to
+// anyone who is not a production approver (SPEC §5), where the policy says
+// break_glass: false, and unless the deploy is held right now: an override
+// cannot be given in advance. It changes no other gate (the approval and
+// its quorum, and a schedule, come before the deploy). The override is an
+// event of the execution (EventPolicyOverride, the reason its detail),
+// recorded in the same transaction that lets the deploy start, so the
+// check run, the dashboard and the API show who overrode and why.
 func (e *Engine) Override(ctx context.Context, req Request, programID int64, number int, reason string) (Result, error) {
 	actor := req.Actor
-	if err := requireProductionApprover(req, "override production's deploy windows and freezes (break-glass)"); err != nil {
+	if err := requireProductionApprover(req, "override the deploy windows and freezes (break-glass)"); err != nil {
 		return Result{}, err
 	}
 	reason = strings.Join(strings.Fields(reason), " ")
@@ -38,38 +40,41 @@ func (e *Engine) Override(ctx context.Context, req Request, programID int64, num
 	}
 	var res Result
 	err := e.updateWithPolicy(ctx, req, programID, func(tx EngineTx, prog Program, pol Policy) error {
-		if pol.Config == nil || pol.Config.Production == nil {
-			return &Refusal{Code: RefusalNotConfigured, Message: fmt.Sprintf("%s has no production environment in .github/stagehand.yml on its default branch (%s); there is nothing to override", prog.FullName(), pol.Describe())}
-		}
-		if pol.Config.Production.BreakGlassOff {
-			return &Refusal{Code: RefusalBreakGlassOff, Message: fmt.Sprintf("production has break_glass: false in .github/stagehand.yml (%s): its deploy windows and freezes cannot be overridden; wait for the window, or change the policy on the default branch", pol.Describe())}
-		}
-		ex, _, err := e.pick(ctx, tx, prog, number, "about to deploy to production", productionDeployAhead)
+		ex, steps, err := e.pick(ctx, tx, prog, number, "held by a deploy window or freeze", func(ex Execution, steps []Step) bool {
+			return heldDeploy(ex, steps) != nil
+		})
 		if err != nil {
 			return err
+		}
+		held := heldDeploy(ex, steps)
+		env := KindOf(held.Name).Environment
+		if pol.Config != nil {
+			if ec := pol.Config.Environment(env); ec != nil && ec.BreakGlassOff {
+				return &Refusal{Code: RefusalBreakGlassOff, Message: fmt.Sprintf("%s has break_glass: false in .github/stagehand.yml (%s): its deploy windows and freezes cannot be overridden; %s waits until they open, or change the policy on the default branch", env, pol.Describe(), ex)}
+			}
 		}
 		if err := e.event(ctx, tx, ex, actor, EventPolicyOverride, reason); err != nil {
 			return err
 		}
-		res = Result{Execution: ex, Message: fmt.Sprintf("%s: break-glass override by %s recorded (%q): its production deploy may start inside a freeze or outside a deploy window; its approval and schedule still apply: %s",
-			ex, actor, reason, e.Link(prog, ex.Number))}
+		res = Result{Execution: ex, Message: fmt.Sprintf("%s: break-glass override by %s recorded (%q): %s starts now, although %s: %s",
+			ex, actor, reason, held.Name, strings.TrimPrefix(held.Message, "waiting: "), e.Link(prog, ex.Number))}
 		return nil
 	})
 	return res, err
 }
 
-// productionDeployAhead accepts an active execution whose production
-// deploy has not started yet.
-func productionDeployAhead(ex Execution, steps []Step) bool {
-	if !ex.State.Active() || !Holds(ex.Pipeline, Production) {
-		return false
+// heldDeploy is the deploy step of an active execution that waits for its
+// environment's calendar (windows and freezes), or nil.
+func heldDeploy(ex Execution, steps []Step) *Step {
+	if !ex.State.Active() {
+		return nil
 	}
-	for _, s := range steps {
-		if k := KindOf(s.Name); k.Deploy && k.Environment == Production {
-			return s.State == StepPending || s.State == StepWaiting
+	for i, s := range steps {
+		if KindOf(s.Name).Deploy && s.State == StepWaiting {
+			return &steps[i]
 		}
 	}
-	return false
+	return nil
 }
 
 // Overrides are the break-glass overrides of an execution, oldest first.

@@ -83,15 +83,34 @@ func TestAttackQuorumSamePersonTwice(t *testing.T) {
 	e.waitState(2, bot.ExecutionSucceeded)
 }
 
+// centuryFreeze holds every production deploy of the tests below.
+const centuryFreeze = "    freezes:\n      - {from: 2000-01-01T00:00:00Z, to: 2100-01-01T00:00:00Z, reason: the long freeze}\n"
+
+// approvedAndHeld has bob approve prod-only #2, whose deploy the freeze
+// then holds.
+func (e *surfaceEnv) approvedAndHeld() {
+	e.t.Helper()
+	e.promotedAndWaiting()
+	if reply := e.comment("bob", "/stagehand approve 2"); !strings.HasPrefix(reply.Body, "✅") {
+		e.t.Fatalf("bob's approval was answered %q", reply.Body)
+	}
+	e.waitStep(2, bot.StepDeployProduction, bot.StepWaiting)
+}
+
 // TestBreakGlassThroughComments: deploy-now --override is refused to a
 // writer who is not a production approver and without a reason; an
 // approver's override is recorded with its reason, shown on the check run
-// and counted.
+// and counted, and the frozen deploy runs.
 func TestBreakGlassThroughComments(t *testing.T) {
-	e := newSurfaceEnv(t, policyWith("    approvers: {users: [bob]}\n"))
+	e := newSurfaceEnv(t, policyWith("    approvers: {users: [bob]}\n"+centuryFreeze))
 	overrides := 0
 	e.hooks.Overrides = func() { overrides++ }
-	e.promotedAndWaiting()
+	e.approvedAndHeld()
+	e.report()
+	runs := e.checkRuns(bot.ProdOnly, "")
+	if sum := e.gh.CheckRun(runs[len(runs)-1].ID).Output.Summary; !strings.Contains(sum, "`/stagehand deploy-now 2 --override \"reason\"`") {
+		t.Errorf("the held deploy's check run does not name the break-glass command:\n%s", sum)
+	}
 
 	if reply := e.comment("mallory", `/stagehand deploy-now 2 --override "I want it out"`); !strings.HasPrefix(reply.Body, "🚫") || !strings.Contains(reply.Body, "production approvers (bob)") {
 		t.Errorf("a writer's override was answered %q", reply.Body)
@@ -108,8 +127,9 @@ func TestBreakGlassThroughComments(t *testing.T) {
 	if got := e.eventsOf(2, bot.EventPolicyOverride); len(got) != 1 || got[0] != "bob: INC-42: payments down" || overrides != 1 {
 		t.Errorf("override events %q, counted %d; want bob's once", got, overrides)
 	}
+	e.waitState(2, bot.ExecutionSucceeded)
 	e.report()
-	runs := e.checkRuns(bot.ProdOnly, "")
+	runs = e.checkRuns(bot.ProdOnly, "")
 	if sum := e.gh.CheckRun(runs[len(runs)-1].ID).Output.Summary; !strings.Contains(sum, "Break-glass override** of the deploy windows and freezes by **bob**") || !strings.Contains(sum, "INC-42: payments down") {
 		t.Errorf("the check run does not show the override:\n%s", sum)
 	}
@@ -118,10 +138,10 @@ func TestBreakGlassThroughComments(t *testing.T) {
 // TestBreakGlassForbidden: where production says break_glass: false even
 // an approver's override is refused, and nothing is recorded or counted.
 func TestBreakGlassForbidden(t *testing.T) {
-	e := newSurfaceEnv(t, policyWith("    approvers: {users: [bob]}\n    break_glass: false\n"))
+	e := newSurfaceEnv(t, policyWith("    approvers: {users: [bob]}\n    break_glass: false\n"+centuryFreeze))
 	overrides := 0
 	e.hooks.Overrides = func() { overrides++ }
-	e.promotedAndWaiting()
+	e.approvedAndHeld()
 	if reply := e.comment("bob", `/stagehand deploy-now --override "INC-42"`); !strings.HasPrefix(reply.Body, "🚫") || !strings.Contains(reply.Body, "break_glass: false") {
 		t.Errorf("an override where break_glass is false was answered %q", reply.Body)
 	}

@@ -58,8 +58,12 @@ type RenderInput struct {
 	// RequiredApprovals is the production quorum the execution runs
 	// under (approvers.required; 0 or 1: one approval).
 	RequiredApprovals int
-	DetailsURL        string
-	Now               time.Time // for the durations of running and waiting steps
+	// BreakGlassOff: production forbids break-glass overrides
+	// (break_glass: false), so a held deploy's check run does not offer
+	// one.
+	BreakGlassOff bool
+	DetailsURL    string
+	Now           time.Time // for the durations of running and waiting steps
 }
 
 // Identifiers of the check-run buttons (at most 20 characters each). The
@@ -262,6 +266,7 @@ func RenderCheckRun(in RenderInput) CheckRunView {
 			v.Title = renderShort(string(cur.Name) + " waits: " + why[i+2:])
 		}
 		intro = append(intro, "⏸️ **"+string(cur.Name)+" waits**: "+renderSentence(renderInline(why))+" It starts by itself then; the execution holds its environments meanwhile.")
+		intro = append(intro, renderBreakGlass(in))
 	case renderSucceeded:
 		v.Conclusion = ConclusionSuccess
 		switch {

@@ -22,6 +22,17 @@ func renderQuorum(q bot.QuorumState) string {
 		renderInline(q.String()), q.Required)
 }
 
+// renderBreakGlass says how a held deploy can start before its calendar
+// opens. It is a command, not a button: a button carries no text, and the
+// reason is mandatory (and a held check run is in progress, where GitHub
+// shows no buttons).
+func renderBreakGlass(in RenderInput) string {
+	if in.BreakGlassOff {
+		return "🔒 Break-glass is off here (`break_glass: false`): nobody can start it earlier."
+	}
+	return fmt.Sprintf("🔓 Break-glass: a production approver can start it now with `/stagehand deploy-now %d --override \"reason\"`; the reason is recorded and shown here.", in.Execution.Number)
+}
+
 // renderOverrides are the summary's paragraphs about break-glass
 // overrides: who overrode the deploy windows and freezes, and why.
 func renderOverrides(in RenderInput) []string {

@@ -55,3 +55,25 @@ func TestRenderOverride(t *testing.T) {
 		}
 	}
 }
+
+// A held deploy's check run names the break-glass command (there is no
+// button: the reason is mandatory), unless break_glass is false.
+func TestRenderHeldOffersBreakGlass(t *testing.T) {
+	in := renderCases()["promoted"]
+	in.Steps = append([]bot.Step(nil), in.Steps...)
+	in.Execution.State = bot.ExecutionWaiting
+	for i := range in.Steps {
+		if in.Steps[i].Name == bot.StepDeployProduction {
+			in.Steps[i].State, in.Steps[i].Message = bot.StepWaiting, renderHeldMessage
+		}
+	}
+	v := githubapp.RenderCheckRun(in)
+	if want := "a production approver can start it now with `/stagehand deploy-now 14 --override \"reason\"`"; !strings.Contains(v.Summary, want) {
+		t.Errorf("summary lacks %q:\n%s", want, v.Summary)
+	}
+	in.BreakGlassOff = true
+	v = githubapp.RenderCheckRun(in)
+	if want := "Break-glass is off here (`break_glass: false`)"; !strings.Contains(v.Summary, want) || strings.Contains(v.Summary, "deploy-now") {
+		t.Errorf("summary with break_glass: false:\n%s", v.Summary)
+	}
+}

@@ -241,6 +241,7 @@ func (r *Reporter) load(ctx context.Context, id int64) (snapshot, error) {
 				s.in.Scheduled = p.Scheduled
 			}
 			s.in.RequiredApprovals = bot.RequiredApprovals(cfg)
+			s.in.BreakGlassOff = cfg.Production != nil && cfg.Production.BreakGlassOff
 		}
 	}
 	s.in.PromoteRequested = bot.PromoteRequested(s.in.Events)
