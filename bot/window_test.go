@@ -1,6 +1,8 @@
 package bot
 
 import (
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,5 +119,17 @@ func TestMergePolicyKeepsTheCalendar(t *testing.T) {
 	merged := MergePolicy(own, &Config{Stage: &Environment{}, Production: &Environment{}})
 	if merged.Stage.Calendar().Restricted() || merged.Production.Calendar().Restricted() {
 		t.Errorf("a commit's file declared windows or freezes of its own: %+v %+v", merged.Stage, merged.Production)
+	}
+}
+
+// TestBinaryCarriesTimeZones: the shipped binary embeds Go's time zone
+// database (time/tzdata), so deploy windows work on a server without one.
+func TestBinaryCarriesTimeZones(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "../cmd/stagehand").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	if !slices.Contains(strings.Fields(string(out)), "time/tzdata") {
+		t.Error("./cmd/stagehand does not link time/tzdata: deploy windows would need the server's time zone database")
 	}
 }

@@ -49,6 +49,9 @@ func TestDashboardCalendar(t *testing.T) {
 		"release train 2026-03-05 00:00", "2026-03-06 00:00",
 	)
 	mustNotContain(t, "environments page", body, "over already")
+	mustContain(t, "program page", text(f.page("/programs/acme/app")),
+		"production commit 1111111 execution prod-only #2 artifact set",
+		"Deploy windows: closed: outside the deploy windows of production (mon–thu 09:00–16:00 Europe/Berlin); opens Mon 09:00 Europe/Berlin (in 21 h)")
 	if n := strings.Count(text(body), "Deploy windows"); n != 1 {
 		t.Errorf("%d calendars shown; stage declares none", n)
 	}
