@@ -44,7 +44,7 @@ func (e *Engine) ClaimStep(ctx context.Context, j Job) (Claim, error) {
 	var jobs []Job
 	var stale bool
 	now := e.Clock.Now()
-	err := e.Store.Update(ctx, func(tx Tx) error {
+	err := e.updateTx(ctx, func(tx EngineTx) error {
 		c, jobs, stale = Claim{}, nil, false
 		ex, err := tx.Execution(ctx, j.ExecutionID)
 		if err != nil {
@@ -146,7 +146,7 @@ func (e *Engine) loadClaim(ctx context.Context, tx EngineTx, d ExecutionDetail, 
 // must stop: the execution was cancelled or the claim was lost.
 func (e *Engine) Heartbeat(ctx context.Context, c Claim) error {
 	now := e.Clock.Now()
-	return e.Store.Update(ctx, func(tx Tx) error {
+	return e.updateTx(ctx, func(tx EngineTx) error {
 		s, err := findStep(ctx, tx, c.Execution.ID, c.Step.Name)
 		if err != nil {
 			return err
@@ -181,7 +181,7 @@ type Outcome struct {
 func (e *Engine) FinishStep(ctx context.Context, c Claim, o Outcome) error {
 	now := e.Clock.Now()
 	var jobs []Job
-	err := e.Store.Update(ctx, func(tx Tx) error {
+	err := e.updateTx(ctx, func(tx EngineTx) error {
 		jobs = nil
 		ex, err := tx.Execution(ctx, c.Execution.ID)
 		if err != nil {

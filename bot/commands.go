@@ -23,7 +23,7 @@ var ErrAlreadyDone = errors.New("carried out already, when this request was firs
 // publishes the resulting jobs.
 func (e *Engine) update(ctx context.Context, req Request, programID int64, fn func(tx EngineTx, prog Program) error) error {
 	var jobs []Job
-	err := e.Store.Update(ctx, func(tx Tx) error {
+	err := e.updateTx(ctx, func(tx EngineTx) error {
 		if err := tx.LockProgram(ctx, programID); err != nil {
 			return err
 		}

@@ -56,11 +56,22 @@ type EngineTx interface {
 	MarkDelivery(ctx context.Context, d Delivery) (fresh bool, err error)
 }
 
+// updateTx runs fn in a transaction of the engine's store, which fn sees
+// as an EngineTx.
+func (e *Engine) updateTx(ctx context.Context, fn func(tx EngineTx) error) error {
+	return e.Store.Update(ctx, func(tx Tx) error { return fn(tx) })
+}
+
+// viewTx runs fn in a read-only transaction, seen as an EngineTx.
+func (e *Engine) viewTx(ctx context.Context, fn func(tx EngineTx) error) error {
+	return e.Store.View(ctx, func(tx Tx) error { return fn(tx) })
+}
+
 // Engine advances executions through their steps. Every transition is
 // decided inside one store transaction from what is stored, so the rules
 // hold across goroutines, restarts and replicas.
 type Engine struct {
-	Store       Store
+	Store       Transactor
 	Clock       Clock
 	Jobs        JobPublisher
 	Source      Source
@@ -131,7 +142,7 @@ func (e *Engine) Link(prog Program, number int) string {
 // jobs that result.
 func (e *Engine) Advance(ctx context.Context, programID int64) error {
 	var jobs []Job
-	err := e.Store.Update(ctx, func(tx Tx) error {
+	err := e.updateTx(ctx, func(tx EngineTx) error {
 		var err error
 		jobs, err = e.advance(ctx, tx, programID)
 		return err
@@ -335,7 +346,7 @@ func (e *Engine) Reconcile(ctx context.Context) error {
 	}
 	var work []todo
 	now := e.Clock.Now()
-	err := e.Store.View(ctx, func(tx Tx) error {
+	err := e.viewTx(ctx, func(tx EngineTx) error {
 		active, err := tx.Executions(ctx, ExecutionFilter{States: ActiveStates})
 		if err != nil {
 			return err

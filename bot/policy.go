@@ -165,7 +165,7 @@ func (e *Engine) programPolicy(ctx context.Context, req Request, programID int64
 // handler read it).
 func (e *Engine) programAndPolicy(ctx context.Context, req Request, programID int64) (Program, Policy, error) {
 	var prog Program
-	err := e.Store.View(ctx, func(tx Tx) error {
+	err := e.viewTx(ctx, func(tx EngineTx) error {
 		var err error
 		prog, err = tx.Program(ctx, programID)
 		return err

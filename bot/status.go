@@ -23,7 +23,7 @@ func (e *Engine) Status(ctx context.Context, req Request, programID int64) (stri
 		return "", err
 	}
 	var b strings.Builder
-	err = e.Store.View(ctx, func(tx Tx) error {
+	err = e.viewTx(ctx, func(tx EngineTx) error {
 		var pipes []Pipeline
 		if pol.Config != nil {
 			pipes = PipelinesOf(prog.ID, pol.Config)

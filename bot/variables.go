@@ -75,7 +75,7 @@ func (e *Engine) variables(ctx context.Context, pol Policy, programID int64, env
 			maps.Copy(out, ec.Variables)
 		}
 	}
-	err := e.Store.View(ctx, func(tx Tx) error {
+	err := e.viewTx(ctx, func(tx EngineTx) error {
 		set, err := tx.Variables(ctx, programID, env)
 		maps.Copy(out, set)
 		return err

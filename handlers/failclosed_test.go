@@ -26,10 +26,10 @@ func (b brokenFiles) FetchFile(ctx context.Context, inst int64, owner, repo, pat
 
 // eventsFailStore is a store whose transactions fail to read events: the
 // self-approval check reads them.
-type eventsFailStore struct{ bot.Store }
+type eventsFailStore struct{ bot.Transactor }
 
 func (s eventsFailStore) Update(ctx context.Context, fn func(tx bot.Tx) error) error {
-	return s.Store.Update(ctx, func(tx bot.Tx) error { return fn(eventsFailTx{tx}) })
+	return s.Transactor.Update(ctx, func(tx bot.Tx) error { return fn(eventsFailTx{tx}) })
 }
 
 type eventsFailTx struct{ bot.Tx }

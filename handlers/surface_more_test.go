@@ -566,7 +566,7 @@ func (c moreCalls) String() string {
 // that reacted to each change would: the worst case for the number of
 // API calls. Ticks are serialised, as the reporter's loop is.
 type moreReportingStore struct {
-	bot.Store
+	bot.Transactor
 	mu    sync.Mutex
 	e     *surfaceEnv
 	ticks int
@@ -574,7 +574,7 @@ type moreReportingStore struct {
 }
 
 func (s *moreReportingStore) Update(ctx context.Context, fn func(tx bot.Tx) error) error {
-	if err := s.Store.Update(ctx, fn); err != nil {
+	if err := s.Transactor.Update(ctx, fn); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -616,7 +616,7 @@ func TestGitHubAPICallsPerExecution(t *testing.T) {
 	const maxStageOnly, maxProdOnly = 7, 10
 	t.Run("every change", func(t *testing.T) {
 		e := newSurfaceEnv(t, sampleConfig(splitPipelines))
-		rs := &moreReportingStore{Store: e.engine.Store, e: e}
+		rs := &moreReportingStore{Transactor: e.engine.Store, e: e}
 		e.engine.Store = rs // before anything runs: no goroutine reads it yet
 		ctx := context.Background()
 		mark := len(e.gh.Calls())
