@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -204,14 +205,17 @@ func startPlayground(t *testing.T) (base, dataDir string) {
 	if tmp := os.Getenv("TMPDIR"); tmp != "" {
 		cmd.Env = append(cmd.Env, "TMPDIR="+tmp)
 	}
+	// Its own process group, so that the cleanup also ends what it started
+	// (push hooks, step scripts), which would otherwise go on writing in
+	// the data directory while the test removes it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting the playground: %v", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
+		stopGroup(cmd.Process.Pid, exited)
 		f.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logs)
@@ -512,4 +516,21 @@ func (tr *tour) screenshot(step, path, file string) {
 		tr.fail(step, "writing %s: %v", file, err)
 	}
 	tr.t.Logf("wrote %s (%d bytes)", file, len(buf))
+}
+
+// stopGroup ends the process group led by pid: SIGTERM, so the server
+// shuts down as it would in production, then SIGKILL for whatever is left
+// after 20 s or after the leader exited. exited receives the leader's end.
+func stopGroup(pid int, exited <-chan error) {
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		<-exited
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL) // children that outlived the leader
+	for i := 0; i < 100 && syscall.Kill(-pid, 0) == nil; i++ {
+		time.Sleep(20 * time.Millisecond) // the group is gone once its last process is reaped
+	}
 }
