@@ -180,3 +180,79 @@ func (c *accessCache) forget(viewer string) {
 		}
 	}
 }
+
+// permission is what the request's viewer may see of p.
+func (d *Dashboard) permission(ctx context.Context, p bot.Program) (Permission, error) {
+	if d.Public {
+		return WriteAccess, nil
+	}
+	v := viewerFrom(ctx)
+	if v == nil {
+		return NoAccess, nil // no viewer: nothing (a dashboard without Guard)
+	}
+	return v.permission(ctx, p)
+}
+
+// readablePrograms are the programs the request's viewer may read.
+func (d *Dashboard) readablePrograms(ctx context.Context) ([]bot.Program, error) {
+	var all []bot.Program
+	err := d.view(ctx, func(tx readTx) (err error) {
+		all, err = tx.Programs(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []bot.Program
+	for _, p := range all {
+		perm, err := d.permission(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		if perm >= ReadAccess {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// program finds owner/repo for the request's viewer, with what they may
+// see of it. One they may not read is not found, in the same words as one
+// that does not exist, which name the programs they can read.
+func (d *Dashboard) program(ctx context.Context, owner, repo string) (bot.Program, Permission, error) {
+	var p bot.Program
+	err := d.view(ctx, func(tx readTx) (err error) {
+		p, err = tx.ProgramByName(ctx, owner, repo)
+		return err
+	})
+	perm := NoAccess
+	if err == nil {
+		perm, err = d.permission(ctx, p)
+	}
+	if err != nil && !errors.Is(err, bot.ErrNotFound) {
+		return p, NoAccess, err
+	}
+	if perm >= ReadAccess {
+		return p, perm, nil
+	}
+	readable, err := d.readablePrograms(ctx)
+	if err != nil {
+		return bot.Program{}, NoAccess, err
+	}
+	names := make([]string, len(readable))
+	for i, p := range readable {
+		names[i] = p.FullName()
+	}
+	if d.Public {
+		msg := fmt.Sprintf("Stagehand has no program %s/%s. A program appears when the GitHub App is installed on its repository", owner, repo)
+		if len(names) == 0 {
+			return bot.Program{}, NoAccess, notFound("%s; no repository has it yet.", msg)
+		}
+		return bot.Program{}, NoAccess, notFound("%s; known programs: %s.", msg, strings.Join(names, ", "))
+	}
+	msg := fmt.Sprintf("Stagehand has no program %s/%s that you can read. You see the programs whose repository you can read on GitHub", owner, repo)
+	if len(names) == 0 {
+		return bot.Program{}, NoAccess, notFound("%s; you can read none yet.", msg)
+	}
+	return bot.Program{}, NoAccess, notFound("%s: %s.", msg, strings.Join(names, ", "))
+}
