@@ -19,13 +19,9 @@ func calendarConfig(now time.Time) string {
 	return strings.Replace(cfg, "    variables: {LOG_LEVEL: info}\n", "    variables: {LOG_LEVEL: info}\n"+freeze, 1)
 }
 
-// TestCalendarOnGitHub: through the webhook handlers, the worker and the
-// reporter, a promoted deploy approved inside a freeze waits; its check
-// run says why and until when (in progress, no button), GitHub gets no
-// Deployment for it, /stagehand status shows the freeze; when the freeze
-// ends a reconcile deploys it, once.
-func TestCalendarOnGitHub(t *testing.T) {
-	start := time.Now()
+// heldInFreeze pushes, promotes stage-only #1 and approves prod-only #2,
+// whose production deploy then waits for the freeze around start.
+func heldInFreeze(t *testing.T, start time.Time) *surfaceEnv {
 	e := newSurfaceEnv(t, calendarConfig(start))
 	ctx := context.Background()
 	e.push()
@@ -38,6 +34,18 @@ func TestCalendarOnGitHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitStep(2, bot.StepDeployProduction, bot.StepWaiting)
+	return e
+}
+
+// TestCalendarOnGitHub: through the webhook handlers, the worker and the
+// reporter, a promoted deploy approved inside a freeze waits; its check
+// run says why and until when (in progress, no button), GitHub gets no
+// Deployment for it, /stagehand status shows the freeze; when the freeze
+// ends a reconcile deploys it, once.
+func TestCalendarOnGitHub(t *testing.T) {
+	start := time.Now()
+	e := heldInFreeze(t, start)
+	ctx := context.Background()
 	e.report()
 	runs := e.checkRuns(bot.ProdOnly, "")
 	last := runs[len(runs)-1]
@@ -79,18 +87,8 @@ func TestCalendarOnGitHub(t *testing.T) {
 // TestCalendarCancelledWhileHeld: a deploy cancelled while it waits for
 // its calendar never ran, so GitHub gets no failed Deployment for it.
 func TestCalendarCancelledWhileHeld(t *testing.T) {
-	e := newSurfaceEnv(t, calendarConfig(time.Now()))
+	e := heldInFreeze(t, time.Now())
 	ctx := context.Background()
-	e.push()
-	e.waitState(1, bot.ExecutionSucceeded)
-	if _, err := e.engine.Promote(ctx, bot.Internal("alice"), e.prog.ID, 1); err != nil {
-		t.Fatal(err)
-	}
-	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
-	if _, err := e.engine.Approve(ctx, bot.Internal("bob"), e.prog.ID, 2); err != nil {
-		t.Fatal(err)
-	}
-	e.waitStep(2, bot.StepDeployProduction, bot.StepWaiting)
 	if _, err := e.engine.Cancel(ctx, bot.Internal("bob"), e.prog.ID, 2); err != nil {
 		t.Fatal(err)
 	}
