@@ -82,17 +82,17 @@ type Intake struct {
 	budget     *byteBudget
 }
 
-// intakeError is a refusal with its HTTP status and metric outcome.
-type intakeError struct {
+// intakeRefusal is the intake's answer to a request it refuses: the HTTP
+// status, the metric outcome and the words. It is an answer, not an error:
+// it never travels up a call chain.
+type intakeRefusal struct {
 	status  int
 	outcome string
 	msg     string
 }
 
-func (e *intakeError) Error() string { return e.msg }
-
-func refuse(status int, outcome, format string, args ...any) *intakeError {
-	return &intakeError{status: status, outcome: outcome, msg: fmt.Sprintf(format, args...)}
+func refuse(status int, outcome, format string, args ...any) *intakeRefusal {
+	return &intakeRefusal{status: status, outcome: outcome, msg: fmt.Sprintf(format, args...)}
 }
 
 // ServeHTTP implements http.Handler.
@@ -198,12 +198,12 @@ func (in *Intake) accept(w http.ResponseWriter, r *http.Request, event, guid str
 	return http.StatusAccepted, OutcomeAccepted, "stored"
 }
 
-func fail(e *intakeError) (int, string, string) { return e.status, e.outcome, e.msg }
+func fail(e *intakeRefusal) (int, string, string) { return e.status, e.outcome, e.msg }
 
 // readBody reads the body into memory, writing it to sum as it arrives,
 // within the body budget and before the body deadline. release gives the
 // body's bytes back to the budget; it is never nil.
-func (in *Intake) readBody(w http.ResponseWriter, r *http.Request, sum io.Writer) (body []byte, release func(), _ *intakeError) {
+func (in *Intake) readBody(w http.ResponseWriter, r *http.Request, sum io.Writer) (body []byte, release func(), _ *intakeRefusal) {
 	budget, wait, timeout := in.limits()
 	// A deadline for this request only: the dashboard's pages and log
 	// downloads share the server and keep its longer timeouts.
@@ -271,14 +271,14 @@ func (in *Intake) limits() (*byteBudget, time.Duration, time.Duration) {
 }
 
 // busy is the answer to a delivery that found no room in the body budget.
-func busy(n int64, wait time.Duration) *intakeError {
+func busy(n int64, wait time.Duration) *intakeRefusal {
 	return refuse(http.StatusServiceUnavailable, OutcomeBusy,
 		"the server is busy: the bodies of other deliveries fill its memory budget for webhooks, and %d bytes did not become free within %s; "+
 			"GitHub does not retry a failed delivery by itself: redeliver it from the GitHub App's settings (Advanced, Recent deliveries)", n, wait)
 }
 
 // readFailed is the answer to a body that could not be read.
-func readFailed(err error, timeout time.Duration) *intakeError {
+func readFailed(err error, timeout time.Duration) *intakeRefusal {
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
