@@ -274,5 +274,8 @@ func (e *Engine) openApproval(ctx context.Context, tx EngineTx, ex *Execution, s
 	default:
 		s.State, s.Message, s.FinishedAt = StepSucceeded, "approval not required", now
 	}
+	if s.State == StepWaiting {
+		s.Message += e.quorumNote(*ex)
+	}
 	return nil
 }

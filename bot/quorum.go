@@ -167,3 +167,19 @@ func WaitingApproval(parse func([]byte) (*Config, error), ex Execution, steps []
 	}
 	return QuorumOf(required, events), true
 }
+
+// quorumNote is what an approval that opens under a quorum adds to its
+// message ("; 2 distinct approvals needed"), or "" without one.
+func (e *Engine) quorumNote(ex Execution) string {
+	if e.ParseConfig == nil || len(ex.Config) == 0 {
+		return ""
+	}
+	cfg, err := e.executionConfig(ex)
+	if err != nil {
+		return ""
+	}
+	if n := RequiredApprovals(cfg); n > 1 {
+		return fmt.Sprintf("; %d distinct approvals needed", n)
+	}
+	return ""
+}

@@ -26,6 +26,9 @@ func (e *gateEnv) approvals(n int) []string {
 // says so; the second lets the deploy go on.
 func TestQuorumNeedsTwoApprovers(t *testing.T) {
 	e := newGateEnv(t, gateYAML(quorumOfTwo), nil)
+	if s := e.wantApprovalWaiting(2); s.Message != "waiting for approval; 2 distinct approvals needed" {
+		t.Errorf("approval step opens saying %q", s.Message)
+	}
 	res, err := e.eng.Approve(e.ctx, approver("alice", "c1"), e.prog, 2)
 	if err != nil {
 		t.Fatal(err)
