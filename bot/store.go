@@ -41,6 +41,7 @@ type Tx interface {
 	ExecutionWriter
 	ReportTx
 	SessionTx
+	HistoryReader
 }
 
 // DeliveryTx records which webhook deliveries were handled, and which went

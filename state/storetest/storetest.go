@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 		{"TriggerRecords", testTriggerRecords},
 		{"LockProgram", testLockProgram},
 		{"Deployments", testDeployments},
+		{"EnvironmentHistory", testEnvironmentHistory},
 		{"Variables", testVariables},
 		{"Events", testEvents},
 		{"ExecutionVersions", testExecutionVersions},
