@@ -26,7 +26,7 @@ type HistoryQuery struct {
 	// newest first: the Limit deploys just above it. At most one is set;
 	// with neither the page starts at the newest.
 	Before, After HistoryPosition
-	Limit int
+	Limit         int
 }
 
 // HistoryPosition is a deploy's place in its environment's history: the
