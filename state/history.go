@@ -16,16 +16,44 @@ import (
 
 // historyDialect is how one store writes the history's queries.
 type historyDialect struct {
-	// arg adds v to args and returns its placeholder; time adds a time.
-	arg  func(args *[]any, v any) string
-	time func(args *[]any, t time.Time) string
-	// in adds ids to args and returns the condition "column is one of
-	// them".
-	in func(args *[]any, column string, ids []int64) string
+	// placeholder is the text of the n-th argument (from 1).
+	placeholder func(n int) string
+	// timeArg is a time as an argument; timeCast follows its placeholder.
+	timeArg  func(t time.Time) any
+	timeCast string
+	// ids are execution ids as arguments (one each, or one array) and
+	// whether the condition on them is "= ANY(…)" rather than "IN (…)".
+	ids   func(ids []int64) []any
+	array bool
 	// timeDest scans a time column into t.
 	timeDest func(t *time.Time) any
 	// query runs a query; scan reads each row.
 	query func(ctx context.Context, query string, args []any, scan func(rowScanner) error) error
+}
+
+// args collects a query's arguments, each given the dialect's placeholder.
+type historyArgs struct {
+	d    historyDialect
+	list []any
+}
+
+func (a *historyArgs) add(v any) string {
+	a.list = append(a.list, v)
+	return a.d.placeholder(len(a.list))
+}
+
+func (a *historyArgs) time(t time.Time) string { return a.add(a.d.timeArg(t)) + a.d.timeCast }
+
+// in is the condition "column is one of ids".
+func (a *historyArgs) in(column string, ids []int64) string {
+	var marks []string
+	for _, v := range a.d.ids(ids) {
+		marks = append(marks, a.add(v))
+	}
+	if a.d.array {
+		return column + " = ANY(" + strings.Join(marks, ", ") + ")"
+	}
+	return column + " IN (" + strings.Join(marks, ", ") + ")"
 }
 
 // historyStarted says which deploy steps ran: given to a worker (running,
@@ -44,22 +72,22 @@ WHERE `
 // approvals of its executions.
 func environmentHistory(ctx context.Context, d historyDialect, q bot.HistoryQuery) ([]bot.EnvironmentDeployment, error) {
 	step := bot.DeployStepOf(q.Environment)
-	var args []any
-	conds := []string{"e.program_id = " + d.arg(&args, q.ProgramID), "s.name = " + d.arg(&args, string(step)), historyStarted}
+	args := &historyArgs{d: d}
+	conds := []string{"e.program_id = " + args.add(q.ProgramID), "s.name = " + args.add(string(step)), historyStarted}
 	order := "DESC"
 	switch {
 	case !q.Before.IsZero():
-		conds = append(conds, "(s.started_at, e.id) < ("+d.time(&args, q.Before.StartedAt)+", "+d.arg(&args, q.Before.ExecutionID)+")")
+		conds = append(conds, "(s.started_at, e.id) < ("+args.time(q.Before.StartedAt)+", "+args.add(q.Before.ExecutionID)+")")
 	case !q.After.IsZero():
-		conds = append(conds, "(s.started_at, e.id) > ("+d.time(&args, q.After.StartedAt)+", "+d.arg(&args, q.After.ExecutionID)+")")
+		conds = append(conds, "(s.started_at, e.id) > ("+args.time(q.After.StartedAt)+", "+args.add(q.After.ExecutionID)+")")
 		order = "ASC" // the Limit just above After, turned newest first below
 	}
 	query := selectHistory + strings.Join(conds, " AND ") + " ORDER BY s.started_at " + order + ", e.id " + order
 	if q.Limit > 0 {
-		query += " LIMIT " + d.arg(&args, q.Limit)
+		query += " LIMIT " + args.add(q.Limit)
 	}
 	var out []bot.EnvironmentDeployment
-	err := d.query(ctx, query, args, func(row rowScanner) error {
+	err := d.query(ctx, query, args.list, func(row rowScanner) error {
 		h := bot.EnvironmentDeployment{Environment: q.Environment}
 		err := row.Scan(&h.ExecutionID, &h.Number, &h.Pipeline, &h.Commit, &h.ArtifactDigest, &h.SourceNumber,
 			&h.Cause, &h.TriggeredBy, &h.Outcome, &h.Message, d.timeDest(&h.StartedAt), d.timeDest(&h.FinishedAt))
@@ -90,14 +118,14 @@ func historyApprovals(ctx context.Context, d historyDialect, hs []bot.Environmen
 		ids[i] = h.ExecutionID
 		at[h.ExecutionID] = append(at[h.ExecutionID], i)
 	}
-	var args []any
-	query := `SELECT execution_id, occurred_at, actor, kind, detail FROM execution_events WHERE ` + d.in(&args, "execution_id", ids)
+	args := &historyArgs{d: d}
+	query := `SELECT execution_id, occurred_at, actor, kind, detail FROM execution_events WHERE ` + args.in("execution_id", ids)
 	kinds := make([]string, len(bot.ApprovalEventKinds))
 	for i, k := range bot.ApprovalEventKinds {
-		kinds[i] = d.arg(&args, string(k)) // after the ids: placeholders in the order of the text
+		kinds[i] = args.add(string(k)) // after the ids: placeholders in the order of the text
 	}
 	query += ` AND kind IN (` + strings.Join(kinds, ", ") + `) ORDER BY id`
-	return d.query(ctx, query, args, func(row rowScanner) error {
+	return d.query(ctx, query, args.list, func(row rowScanner) error {
 		var ev bot.Event
 		if err := row.Scan(&ev.ExecutionID, d.timeDest(&ev.At), &ev.Actor, &ev.Kind, &ev.Detail); err != nil {
 			return err
