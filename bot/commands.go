@@ -228,36 +228,26 @@ func (e *Engine) ApproveRollback(ctx context.Context, req Request, programID int
 
 func (e *Engine) approve(ctx context.Context, req Request, programID int64, number int, rollback bool) (Result, error) {
 	actor := req.Actor
-	if err := requireProductionApprover(req, "approve a production deployment"); err != nil {
-		return Result{}, err
-	}
-	var res Result
-	err := e.updateWithPolicy(ctx, req, programID, func(tx EngineTx, prog Program, pol Policy) error {
-		ex, steps, err := e.pick(ctx, tx, prog, number, "waiting for approval", waitingForApproval)
-		if err != nil {
-			return err
-		}
+	return e.answerApproval(ctx, req, programID, number, "approve a production deployment", func(tx EngineTx, prog Program, pol Policy, ex Execution, s *Step) (Result, error) {
 		if ex.Rollback != "" && !rollback {
-			return &Refusal{Code: RefusalNeedsRollbackApproval, Rule: "G", Message: fmt.Sprintf("%s %s; approving it needs Approve Rollback (/stagehand approve %d --rollback)", ex, ex.Rollback, ex.Number)}
+			return Result{}, &Refusal{Code: RefusalNeedsRollbackApproval, Rule: "G", Message: fmt.Sprintf("%s %s; approving it needs Approve Rollback (/stagehand approve %d --rollback)", ex, ex.Rollback, ex.Number)}
 		}
 		if err := e.checkSelfApproval(ctx, tx, pol, ex, actor); err != nil {
-			return err
+			return Result{}, err
 		}
-		s := stepIn(steps, StepApproval, StepWaiting)
 		kind := EventApproved
 		if ex.Rollback != "" {
 			kind = EventApprovedRollback
 		}
 		q, err := e.quorum(ctx, tx, ex)
 		if err != nil {
-			return err
+			return Result{}, err
 		}
 		if q.Has(actor) {
-			return alreadyApproved(ex, actor, q)
+			return Result{}, alreadyApproved(ex, actor, q)
 		}
 		if q = q.with(actor); !q.Met() {
-			res, err = e.approvePartly(ctx, tx, prog, ex, s, actor, kind, q)
-			return err
+			return e.approvePartly(ctx, tx, prog, ex, s, actor, kind, q)
 		}
 		detail := "approved by " + actor
 		if q.Required > 1 {
@@ -267,10 +257,30 @@ func (e *Engine) approve(ctx context.Context, req Request, programID int64, numb
 			detail = "rollback " + detail + ": " + ex.Rollback
 		}
 		if err := e.passStep(ctx, tx, s, detail, e.Clock.Now()); err != nil {
+			return Result{}, err
+		}
+		res := Result{Execution: ex, Message: fmt.Sprintf("%s %s: %s", ex, detail, e.Link(prog, ex.Number))}
+		return res, e.event(ctx, tx, ex, actor, kind, q.detail())
+	})
+}
+
+// answerApproval runs answer on execution number of the program, which
+// must be waiting for approval, with its approval step, in a transaction
+// that read the program's policy: what approving and rejecting share. Only
+// a production approver may (what says what they tried).
+func (e *Engine) answerApproval(ctx context.Context, req Request, programID int64, number int, what string,
+	answer func(tx EngineTx, prog Program, pol Policy, ex Execution, approval *Step) (Result, error)) (Result, error) {
+	if err := requireProductionApprover(req, what); err != nil {
+		return Result{}, err
+	}
+	var res Result
+	err := e.updateWithPolicy(ctx, req, programID, func(tx EngineTx, prog Program, pol Policy) error {
+		ex, steps, err := e.pick(ctx, tx, prog, number, "waiting for approval", waitingForApproval)
+		if err != nil {
 			return err
 		}
-		res = Result{Execution: ex, Message: fmt.Sprintf("%s %s: %s", ex, detail, e.Link(prog, ex.Number))}
-		return e.event(ctx, tx, ex, actor, kind, q.detail())
+		res, err = answer(tx, prog, pol, ex, stepIn(steps, StepApproval, StepWaiting))
+		return err
 	})
 	return res, err
 }
@@ -307,33 +317,23 @@ func (e *Engine) checkSelfApproval(ctx context.Context, tx EngineTx, pol Policy,
 // Manager does; what was deployed to stage stays.
 func (e *Engine) Reject(ctx context.Context, req Request, programID int64, number int, reason string) (Result, error) {
 	actor := req.Actor
-	if err := requireProductionApprover(req, "reject a production deployment"); err != nil {
-		return Result{}, err
-	}
-	var res Result
-	err := e.updateWithPolicy(ctx, req, programID, func(tx EngineTx, prog Program, pol Policy) error {
-		ex, steps, err := e.pick(ctx, tx, prog, number, "waiting for approval", waitingForApproval)
-		if err != nil {
-			return err
-		}
+	return e.answerApproval(ctx, req, programID, number, "reject a production deployment", func(tx EngineTx, prog Program, pol Policy, ex Execution, s *Step) (Result, error) {
 		// SPEC §5: reject, like approve, respects prevent_self_approval
 		// (the person who started it can still cancel it).
 		if err := e.checkSelfApproval(ctx, tx, pol, ex, actor); err != nil {
-			return err
+			return Result{}, err
 		}
-		s := stepIn(steps, StepApproval, StepWaiting)
 		msg := "rejected by " + actor
 		if reason != "" {
 			msg += ": " + reason
 		}
 		s.State, s.Message, s.FinishedAt = StepCancelled, msg, e.Clock.Now()
 		if err := tx.UpdateStep(ctx, *s); err != nil {
-			return err
+			return Result{}, err
 		}
-		res = Result{Execution: ex, Message: fmt.Sprintf("%s %s; it ends cancelled: %s", ex, msg, e.Link(prog, ex.Number))}
-		return e.event(ctx, tx, ex, actor, EventRejected, reason)
+		res := Result{Execution: ex, Message: fmt.Sprintf("%s %s; it ends cancelled: %s", ex, msg, e.Link(prog, ex.Number))}
+		return res, e.event(ctx, tx, ex, actor, EventRejected, reason)
 	})
-	return res, err
 }
 
 // Schedule sets when a scheduled production deploy runs; a zero time
