@@ -21,13 +21,16 @@ var sqliteMigrationFiles embed.FS
 // sqliteMigrations holds the SQLite schema changes, one file per version,
 // named NNNN_what.sql. A released file never changes; a new change is a new
 // file.
-var sqliteMigrations = func() fs.FS {
-	sub, err := fs.Sub(sqliteMigrationFiles, "migrations/sqlite")
+var sqliteMigrations = embeddedDir(sqliteMigrationFiles, "migrations/sqlite")
+
+// embeddedDir is the directory dir of files, which embeds it.
+func embeddedDir(files embed.FS, dir string) fs.FS {
+	sub, err := fs.Sub(files, dir)
 	if err != nil {
-		panic(err) // the directory is embedded above
+		panic(err) // the directory is embedded
 	}
 	return sub
-}()
+}
 
 const (
 	createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -252,13 +252,7 @@ var postgresMigrationFiles embed.FS
 // postgresMigrations holds the Postgres schema changes, one file per
 // version, named NNNN_what.sql, as the SQLite ones. A released file never
 // changes; a new change is a new file.
-var postgresMigrations = func() fs.FS {
-	sub, err := fs.Sub(postgresMigrationFiles, "migrations/postgres")
-	if err != nil {
-		panic(err) // the directory is embedded above
-	}
-	return sub
-}()
+var postgresMigrations = embeddedDir(postgresMigrationFiles, "migrations/postgres")
 
 const (
 	// lockPostgresMigrations serialises the migrations of one schema: a
