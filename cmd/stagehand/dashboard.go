@@ -31,7 +31,7 @@ import (
 //   - github without them, or off: no dashboard; / and /api/v1/ say how to
 //     turn it on, and so does the log at start;
 //   - public: no sign-in, with a warning at start.
-func serveDashboard(mux *http.ServeMux, cfg *config.Server, store bot.Store, d *web.Dashboard, logger *slog.Logger) error {
+func serveDashboard(mux *http.ServeMux, cfg *config.Server, store bot.Transactor, d *web.Dashboard, logger *slog.Logger) error {
 	switch {
 	case cfg.Dashboard == config.DashboardPublic:
 		logger.Warn("the dashboard is public (--dashboard public): anyone who reaches "+cfg.Listen+
