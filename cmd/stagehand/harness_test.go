@@ -130,9 +130,12 @@ func (h *harness) get(path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// waitReady waits for /readyz; the deadline is generous because a loaded
+// machine (CI runs the packages side by side, under -race) can take tens of
+// seconds to start the embedded broker, migrate and probe the sandbox.
 func (h *harness) waitReady(t *testing.T) {
 	t.Helper()
-	waitFor(t, 30*time.Second, "the server to be ready", func() bool {
+	waitFor(t, 90*time.Second, "the server to be ready", func() bool {
 		code, _ := h.get("/readyz")
 		return code == http.StatusOK
 	})
