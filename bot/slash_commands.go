@@ -154,7 +154,7 @@ var SlashCommands = Commands{
 	{
 		Name:     "approve",
 		Usage:    "/stagehand approve [N] [--rollback]",
-		Help:     []HelpRow{{"/stagehand approve [N] [--rollback]", "approves an execution waiting for approval; `--rollback` is needed when its deploy would roll production back"}},
+		Help:     []HelpRow{{"/stagehand approve [N] [--rollback]", "approves an execution waiting for approval; `--rollback` is needed when its deploy would roll production back. Under a quorum (`approvers.required`) each approver counts once"}},
 		Synopsis: "approve [N] [--rollback]", Effect: "answer a waiting approval",
 		Who: production, ProductionHelp: "`approve` (also with `--rollback`)",
 		Parse: slashApprove,
