@@ -82,6 +82,7 @@ func (d *Dashboard) Routes() []Route {
 		{"GET /{$}", h(d.servePrograms)},
 		{"GET /programs/{owner}/{repo}", h(d.serveProgram)},
 		{"GET /programs/{owner}/{repo}/environments", h(d.serveEnvironments)},
+		{"GET /programs/{owner}/{repo}/environments/{env}/deployments", h(d.serveHistory)},
 		{"GET /programs/{owner}/{repo}/executions/{number}", h(d.serveExecution)},
 		{"GET /programs/{owner}/{repo}/executions/{number}/logs/{step}", h(d.serveLog)},
 		{"GET /programs/", h(d.serveUnknownPage)},
@@ -91,6 +92,7 @@ func (d *Dashboard) Routes() []Route {
 		{"GET /api/v1/programs/{owner}/{repo}", h(d.apiProgram)},
 		{"GET /api/v1/programs/{owner}/{repo}/executions", h(d.apiExecutions)},
 		{"GET /api/v1/programs/{owner}/{repo}/executions/{number}", h(d.apiExecution)},
+		{"GET /api/v1/programs/{owner}/{repo}/environments/{env}/deployments", h(d.apiHistory)},
 		{"/api/v1/", h(d.apiUnknown)},
 	}
 }

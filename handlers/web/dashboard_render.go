@@ -19,7 +19,7 @@ var dashboardFS embed.FS
 
 // dashboardPages are the page templates; each is parsed with the layout
 // and the shared partials.
-var dashboardPages = []string{"programs", "program", "environments", "execution", "error", "signin"}
+var dashboardPages = []string{"programs", "program", "environments", "history", "execution", "error", "signin"}
 
 var (
 	dashboardTemplates = parseDashboardTemplates()
@@ -51,6 +51,7 @@ func parseDashboardTemplates() map[string]*template.Template {
 		"mode":         func(m uint32) string { return fmt.Sprintf("%04o", m) },
 		"progPath":     bot.ProgramPath,
 		"envPath":      environmentsPath,
+		"historyPath":  historyPath,
 		"execPath":     bot.ExecutionPath,
 		"event":        eventText,
 		"styleVersion": func() string { return styleVersion },

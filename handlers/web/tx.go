@@ -12,6 +12,7 @@ import (
 type readTx interface {
 	bot.ExecutionReader
 	bot.DetailReader
+	bot.HistoryReader
 	Programs(ctx context.Context) ([]bot.Program, error)
 	ProgramByName(ctx context.Context, owner, repo string) (bot.Program, error)
 	Pipelines(ctx context.Context, programID int64) ([]bot.Pipeline, error)

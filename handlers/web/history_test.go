@@ -1,0 +1,218 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stagehand-dev/stagehand/bot"
+)
+
+// prunedDigest names an artifact set the artifact store does not hold.
+const prunedDigest = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// addProductionDeploys adds n prod-only executions (#6, #7, …) of #1's
+// commit that deployed to production one after the other after #2, each
+// approved by erin; the even-numbered ones deployed a build whose artifact
+// set is gone.
+func (f *dashFixture) addProductionDeploys(n int) {
+	f.t.Helper()
+	ctx := context.Background()
+	err := f.store.Update(ctx, func(tx bot.Tx) error {
+		for i := range n {
+			e, err := tx.CreateExecution(ctx, bot.Execution{ProgramID: f.prog.ID, Pipeline: bot.ProdOnly, Commit: commitOne,
+				State: bot.ExecutionSucceeded, Cause: bot.CausePromotion, TriggeredBy: "dave", SourceID: f.ex[1].ID, ArtifactDigest: f.set.Digest})
+			if err != nil {
+				return err
+			}
+			if e.Number%2 == 0 {
+				e.ArtifactDigest = prunedDigest
+				if err := tx.UpdateExecution(ctx, e); err != nil {
+					return err
+				}
+			}
+			f.ex[e.Number] = e
+			s := bot.Step{ExecutionID: e.ID, Name: bot.StepDeployProduction, State: bot.StepSucceeded, Message: "deployed",
+				Attempt: 1, StartedAt: dashAt(100 + 10*i), FinishedAt: dashAt(101 + 10*i)}
+			if err := tx.UpdateStep(ctx, s); err != nil {
+				return err
+			}
+			if err := tx.AddEvent(ctx, bot.Event{ExecutionID: e.ID, At: dashAt(99 + 10*i), Actor: "erin", Kind: bot.EventApproved}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func TestAPIHistory(t *testing.T) {
+	f := newDashFixture(t)
+	digest := f.set.Digest
+	tests := []struct {
+		path string
+		want APIEnvironmentDeployments
+	}{
+		{"/api/v1/programs/acme/app/environments/stage/deployments", APIEnvironmentDeployments{Environment: "stage", Deployments: []APIEnvironmentDeployment{{
+			ExecutionNumber: 1, Pipeline: "stage-only", Commit: commitOne, ArtifactDigest: digest, BuildNumber: 1, Cause: "push",
+			TriggeredBy: "alice", Outcome: "succeeded", Message: "deployed to stage", StartedAt: dashAt(2), FinishedAt: tp(dashAt(4)),
+			HTMLPath: "/programs/acme/app/executions/1",
+		}}}},
+		// #3 was rejected: its deploy never ran, so it is not history.
+		{"/api/v1/programs/acme/app/environments/production/deployments", APIEnvironmentDeployments{Environment: "production", Deployments: []APIEnvironmentDeployment{{
+			ExecutionNumber: 2, Pipeline: "prod-only", Commit: commitOne, ArtifactDigest: digest, BuildNumber: 1, Cause: "promotion",
+			TriggeredBy: "alice", Outcome: "succeeded", Message: "deployed to production", StartedAt: dashAt(15), FinishedAt: tp(dashAt(20)),
+			Approval:  &APIQuorum{Required: 1, Approvals: 1, Approvers: []string{"bob"}, Summary: "1 of 1 approvals: @bob"},
+			Artifacts: "kept", HTMLPath: "/programs/acme/app/executions/2",
+		}}}},
+		{"/api/v1/programs/acme/other/environments/production/deployments", APIEnvironmentDeployments{Environment: "production", Deployments: []APIEnvironmentDeployment{}}},
+	}
+	for _, tt := range tests {
+		var got APIEnvironmentDeployments
+		f.getJSON(tt.path, http.StatusOK, &got)
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("GET %s (-want +got):\n%s", tt.path, diff)
+		}
+	}
+}
+
+// TestAPIHistoryPaging walks production's history three at a time, down
+// with next_cursor and back up with prev_cursor.
+func TestAPIHistoryPaging(t *testing.T) {
+	f := newDashFixture(t)
+	f.addProductionDeploys(6) // #6 … #11
+	const base = "/api/v1/programs/acme/app/environments/production/deployments?limit=3"
+	type page struct {
+		numbers    []int
+		next, prev bool
+	}
+	read := func(cursor string) (page, APIEnvironmentDeployments) {
+		t.Helper()
+		path := base
+		if cursor != "" {
+			path += "&cursor=" + url.QueryEscape(cursor)
+		}
+		var got APIEnvironmentDeployments
+		f.getJSON(path, http.StatusOK, &got)
+		p := page{next: got.NextCursor != "", prev: got.PrevCursor != ""}
+		for _, d := range got.Deployments {
+			p.numbers = append(p.numbers, d.ExecutionNumber)
+		}
+		return p, got
+	}
+	want := []page{
+		{numbers: []int{11, 10, 9}, next: true},
+		{numbers: []int{8, 7, 6}, next: true, prev: true},
+		{numbers: []int{2}, prev: true},
+	}
+	var pages []APIEnvironmentDeployments
+	cursor := ""
+	for i, w := range want {
+		got, body := read(cursor)
+		if diff := cmp.Diff(w, got, cmp.AllowUnexported(page{})); diff != "" {
+			t.Fatalf("page %d down (-want +got):\n%s", i+1, diff)
+		}
+		pages = append(pages, body)
+		cursor = body.NextCursor
+	}
+	// Back up from the last page.
+	for i := len(want) - 2; i >= 0; i-- {
+		got, _ := read(pages[i+1].PrevCursor)
+		if diff := cmp.Diff(want[i], got, cmp.AllowUnexported(page{})); diff != "" {
+			t.Errorf("page %d up (-want +got):\n%s", i+1, diff)
+		}
+	}
+	// Whether each build can be restored: the even ones' sets are gone.
+	for _, d := range pages[0].Deployments {
+		want := "kept"
+		if d.ExecutionNumber%2 == 0 {
+			want = "pruned"
+		}
+		if d.Artifacts != want || d.Approval == nil || d.Approval.Summary != "1 of 1 approvals: @erin" || d.TriggeredBy != "dave" || d.BuildNumber != 1 {
+			t.Errorf("#%d: artifacts %q (want %q), approval %+v, triggered by %q, build #%d", d.ExecutionNumber, d.Artifacts, want, d.Approval, d.TriggeredBy, d.BuildNumber)
+		}
+	}
+}
+
+func TestAPIHistoryRefusals(t *testing.T) {
+	f := newDashFixture(t)
+	const path = "/api/v1/programs/acme/app/environments/"
+	for query, want := range map[string]struct {
+		status int
+		msg    string
+	}{
+		"production/deployments?limit=0":            {400, "limit must be a number from 1 to 200, got \"0\""},
+		"production/deployments?limit=many":         {400, "limit must be a number from 1 to 200, got \"many\""},
+		"production/deployments?cursor=bm90IG1pbmU": {400, "the cursor \"bm90IG1pbmU\" is not one this server gave: take next_cursor or prev_cursor from an answer, or leave it out to start at the newest"},
+		"production/deployments?cursor=%25%25":      {400, "the cursor \"%%\" is not one this server gave: take next_cursor or prev_cursor from an answer, or leave it out to start at the newest"},
+		"qa/deployments":                            {404, "There is no environment \"qa\": the environments are stage and production."},
+	} {
+		var got APIError
+		f.getJSON(path+query, want.status, &got)
+		if got.Error != want.msg {
+			t.Errorf("GET %s: %q, want %q", path+query, got.Error, want.msg)
+		}
+	}
+}
+
+func TestHistoryPage(t *testing.T) {
+	f := newDashFixture(t)
+	envs := f.page("/programs/acme/app/environments")
+	for _, link := range []string{`href="/programs/acme/app/environments/stage/deployments"`, `href="/programs/acme/app/environments/production/deployments"`} {
+		mustContain(t, "the environments page", envs, link)
+	}
+
+	prod := f.page("/programs/acme/app/environments/production/deployments")
+	mustContain(t, "production's history", text(prod),
+		"production history of acme/app", "prod-only #2", "(build of #1)", "succeeded", bot.ShortSHA(commitOne),
+		bot.ShortDigest(f.set.Digest), "alice (promotion)", "bob", "2026-03-01 10:15:00 UTC", "2026-03-01 10:20:00 UTC", "can be restored")
+	mustContain(t, "production's history", prod, `href="/programs/acme/app/executions/2"`)
+	mustNotContain(t, "production's history", text(prod), "prod-only #3", "older", "newer")
+
+	stage := f.page("/programs/acme/app/environments/stage/deployments")
+	mustContain(t, "stage's history", text(stage), "stage-only #1", "deployed to stage", "alice (push)")
+	mustNotContain(t, "stage's history", text(stage), "approved by", "restore", "bob")
+
+	mustContain(t, "an empty history", text(f.page("/programs/acme/other/environments/production/deployments")), "Nothing has been deployed to production yet.")
+	status, _, body := f.get("/programs/acme/app/environments/qa/deployments")
+	if status != http.StatusNotFound {
+		t.Errorf("GET …/environments/qa/deployments: %d, want 404", status)
+	}
+	mustContain(t, "an unknown environment", text(body), `There is no environment "qa": the environments are stage and production.`)
+}
+
+// TestHistoryPagePaging: a page holds 25 deploys; "older" and "newer"
+// links walk the rest.
+func TestHistoryPagePaging(t *testing.T) {
+	f := newDashFixture(t)
+	f.addProductionDeploys(30) // #6 … #35, then #2
+	first := f.page("/programs/acme/app/environments/production/deployments")
+	mustContain(t, "the first page", text(first), "prod-only #35", "prod-only #11", "artifacts pruned", "can be restored", "older →")
+	mustNotContain(t, "the first page", text(first), "prod-only #10 ", "prod-only #2 ", "← newer")
+	older := linkOf(t, first, "next")
+	second := f.page(older)
+	mustContain(t, "the second page", text(second), "prod-only #10", "prod-only #6", "prod-only #2", "← newer")
+	mustNotContain(t, "the second page", text(second), "prod-only #11 ", "older →")
+	back := f.page(linkOf(t, second, "prev"))
+	mustContain(t, "the page above the second", text(back), "prod-only #35", "prod-only #11")
+	mustNotContain(t, "the page above the second", text(back), "prod-only #10 ", "← newer")
+}
+
+// linkOf is the href of the page's link with rel.
+func linkOf(t *testing.T, page, rel string) string {
+	t.Helper()
+	i := strings.Index(page, `rel="`+rel+`"`)
+	if i < 0 {
+		t.Fatalf("no %s link in:\n%s", rel, page)
+	}
+	start := strings.LastIndex(page[:i], `href="`)
+	href := page[start+len(`href="`):]
+	href = href[:strings.IndexByte(href, '"')]
+	return strings.ReplaceAll(href, "&amp;", "&")
+}
