@@ -20,7 +20,7 @@ import (
 
 // Limits of an environment's history.
 const (
-	historyPageLimit   = 25 // rows on the dashboard's page
+	historyPageLimit    = 25 // rows on the dashboard's page
 	defaultHistoryLimit = 50
 	maxHistoryLimit     = 200
 )
