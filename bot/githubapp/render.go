@@ -116,6 +116,19 @@ var (
 	renderButtonDeployNow       = github.CheckRunAction{Label: "Deploy Now", Description: "Deploy to production now, not later", Identifier: ActionDeployNow}
 )
 
+// ButtonIdentifiers are the identifiers of every button a check run may
+// show: the webhook room acts on each of them.
+func ButtonIdentifiers() []string {
+	var ids []string
+	for _, b := range []github.CheckRunAction{renderButtonPromote, renderButtonConfirm, renderButtonCreatePromote, renderButtonDismiss,
+		renderButtonPromoteToProd, renderButtonApprove, renderButtonApproveRollback, renderButtonReject, renderButtonDeployNow} {
+		if !slices.Contains(ids, b.Identifier) {
+			ids = append(ids, b.Identifier)
+		}
+	}
+	return ids
+}
+
 // renderPhase is what a check run shows of an execution.
 type renderPhase int
 

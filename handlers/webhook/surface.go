@@ -200,11 +200,14 @@ func (h *Webhooks) checkRun(ctx context.Context, d Delivery, ev *github.CheckRun
 	if action == "requested_action" {
 		action = ev.GetRequestedAction().Identifier
 	}
-	production := action == githubapp.ActionApprove || action == githubapp.ActionApproveRollback || action == githubapp.ActionReject || action == githubapp.ActionDeployNow
+	b, known := buttons[action]
+	if !known {
+		return ignored("check run action not used by Stagehand", slog.String("action", action)), nil
+	}
 	req := bot.Request{Actor: user, Source: bot.FromButton}
 	auth, err := h.authorize(ctx, prog, user)
 	if err == nil {
-		req, err = auth.request(ctx, req, production)
+		req, err = auth.request(ctx, req, b.production)
 	}
 	if err != nil {
 		return h.answerClick(ctx, ex, user, action, err)
@@ -226,31 +229,7 @@ func (h *Webhooks) checkRun(ctx context.Context, d Delivery, ev *github.CheckRun
 	// The gate is the check run and the execution's history so far (a
 	// button offered again after the state moved is a new gate).
 	req.Key = fmt.Sprintf("click/%d/%d/%s/%s", checkRunID, shown.Events, action, strings.ToLower(user))
-	e := h.Commands
-	var cmdErr error
-	switch action {
-	case "rerequested":
-		_, cmdErr = e.Rerun(ctx, req, prog.ID, ex.Number)
-	case githubapp.ActionPromote:
-		cmdErr = e.RequestPromotion(ctx, req, prog.ID, ex.Number)
-	case githubapp.ActionConfirm:
-		_, cmdErr = e.Promote(ctx, req, prog.ID, ex.Number)
-	case githubapp.ActionCreatePromote:
-		_, cmdErr = e.CreateAndPromote(ctx, req, prog.ID, ex.Number)
-	case githubapp.ActionDismiss:
-		cmdErr = h.note(ctx, ex, user, bot.EventPromoteDismissed, "")
-	case githubapp.ActionApprove:
-		_, cmdErr = e.Approve(ctx, req, prog.ID, ex.Number)
-	case githubapp.ActionApproveRollback:
-		_, cmdErr = e.ApproveRollback(ctx, req, prog.ID, ex.Number)
-	case githubapp.ActionReject:
-		_, cmdErr = e.Reject(ctx, req, prog.ID, ex.Number, "rejected on GitHub")
-	case githubapp.ActionDeployNow:
-		_, cmdErr = e.Schedule(ctx, req, prog.ID, ex.Number, h.Clock.Now())
-	default:
-		return ignored("check run action not used by Stagehand", slog.String("action", action)), nil
-	}
-	return h.answerClick(ctx, ex, user, action, cmdErr)
+	return h.answerClick(ctx, ex, user, action, b.press(h, ctx, req, prog, ex))
 }
 
 // staleClick is the refusal of a click on a button its check run no longer
