@@ -145,6 +145,9 @@ func (e *Engine) StartManual(ctx context.Context, req Request, programID int64, 
 			return err
 		}
 		res = Result{Execution: ex, Message: fmt.Sprintf("started %s at %s of %s: %s", ex, ShortSHA(commit), pipe.Branch, e.Link(prog, ex.Number))}
+		if err := e.audit(ctx, tx, req, AuditStart, ex, res.Message, string(kind)); err != nil {
+			return err
+		}
 		return e.event(ctx, tx, ex, actor, EventTriggered, "manual start")
 	})
 	return res, err
@@ -247,7 +250,11 @@ func (e *Engine) approve(ctx context.Context, req Request, programID int64, numb
 			return Result{}, alreadyApproved(ex, actor, q)
 		}
 		if q = q.with(actor); !q.Met() {
-			return e.approvePartly(ctx, tx, prog, ex, s, actor, kind, q)
+			res, err := e.approvePartly(ctx, tx, prog, ex, s, actor, kind, q)
+			if err != nil {
+				return Result{}, err
+			}
+			return res, e.audit(ctx, tx, req, AuditApprove, ex, res.Message, q.String())
 		}
 		detail := "approved by " + actor
 		if q.Required > 1 {
@@ -260,6 +267,9 @@ func (e *Engine) approve(ctx context.Context, req Request, programID int64, numb
 			return Result{}, err
 		}
 		res := Result{Execution: ex, Message: fmt.Sprintf("%s %s: %s", ex, detail, e.Link(prog, ex.Number))}
+		if err := e.audit(ctx, tx, req, AuditApprove, ex, res.Message, q.String()); err != nil {
+			return Result{}, err
+		}
 		return res, e.event(ctx, tx, ex, actor, kind, q.detail())
 	})
 }
@@ -332,6 +342,9 @@ func (e *Engine) Reject(ctx context.Context, req Request, programID int64, numbe
 			return Result{}, err
 		}
 		res := Result{Execution: ex, Message: fmt.Sprintf("%s %s; it ends cancelled: %s", ex, msg, e.Link(prog, ex.Number))}
+		if err := e.audit(ctx, tx, req, AuditReject, ex, res.Message, ""); err != nil {
+			return Result{}, err
+		}
 		return res, e.event(ctx, tx, ex, actor, EventRejected, reason)
 	})
 }
@@ -382,6 +395,9 @@ func (e *Engine) Schedule(ctx context.Context, req Request, programID int64, num
 			when = at.UTC().Format(time.RFC3339)
 		}
 		res = Result{Execution: ex, Message: fmt.Sprintf("%s deploys to production %s: %s", ex, when, e.Link(prog, ex.Number))}
+		if err := e.audit(ctx, tx, req, AuditSchedule, ex, res.Message, at.UTC().Format(time.RFC3339)); err != nil {
+			return err
+		}
 		return e.event(ctx, tx, ex, actor, EventScheduled, at.UTC().Format(time.RFC3339))
 	})
 	return res, err
@@ -422,6 +438,9 @@ func (e *Engine) Cancel(ctx context.Context, req Request, programID int64, numbe
 			return err
 		}
 		res = Result{Execution: ex, Message: fmt.Sprintf("%s cancelled: %s", ex, e.Link(prog, ex.Number))}
+		if err := e.audit(ctx, tx, req, AuditCancel, ex, res.Message, ""); err != nil {
+			return err
+		}
 		return e.event(ctx, tx, ex, actor, EventCancelled, "")
 	})
 	return res, err
@@ -462,6 +481,9 @@ func (e *Engine) Rerun(ctx context.Context, req Request, programID int64, number
 			}
 		}
 		res = Result{Execution: ex, Message: fmt.Sprintf("%s re-runs %s at %s: %s", ex, old, ShortSHA(old.Commit), e.Link(prog, ex.Number))}
+		if err := e.audit(ctx, tx, req, AuditRerun, ex, res.Message, "re-run of "+old.String()); err != nil {
+			return err
+		}
 		return e.event(ctx, tx, ex, actor, EventTriggered, "re-run of "+old.String())
 	})
 	return res, err

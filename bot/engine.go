@@ -54,6 +54,8 @@ type EngineTx interface {
 	Pipelines(ctx context.Context, programID int64) ([]Pipeline, error)
 	// MarkDelivery records a command key (see WithCommandKey).
 	MarkDelivery(ctx context.Context, d Delivery) (fresh bool, err error)
+	// AddAudit appends to the audit trail (see AuditTx).
+	AddAudit(ctx context.Context, r AuditRecord) (int64, error)
 }
 
 // updateTx runs fn in a transaction of the engine's store, which fn sees

@@ -58,7 +58,7 @@ func (e *Engine) Override(ctx context.Context, req Request, programID int64, num
 		}
 		res = Result{Execution: ex, Message: fmt.Sprintf("%s: break-glass override by %s recorded (%q): %s starts now, although %s: %s",
 			ex, actor, reason, held.Name, strings.TrimPrefix(held.Message, "waiting: "), e.Link(prog, ex.Number))}
-		return nil
+		return e.audit(ctx, tx, req, AuditOverride, ex, res.Message, reason)
 	})
 	return res, err
 }

@@ -74,6 +74,9 @@ func (e *Engine) promote(ctx context.Context, req Request, programID int64, numb
 			return err
 		}
 		res = Result{Execution: ex, Message: fmt.Sprintf("%s promotes %s (%s, artifact set %s): %s", ex, src, ShortSHA(src.Commit), ShortDigest(src.ArtifactDigest), e.Link(prog, ex.Number))}
+		if err := e.audit(ctx, tx, req, AuditPromote, ex, res.Message, "from "+src.String()); err != nil {
+			return err
+		}
 		if err := e.event(ctx, tx, ex, actor, EventPromoted, fmt.Sprintf("from %s", src)); err != nil {
 			return err
 		}
@@ -121,6 +124,9 @@ func (e *Engine) RequestPromotion(ctx context.Context, req Request, programID in
 		}
 		if len(latest) == 0 || latest[0].ID != ex.ID {
 			return &Refusal{Code: RefusalNotPromotable, Rule: "D", Message: fmt.Sprintf("%s is no longer the latest successful stage-only execution", ex)}
+		}
+		if err := e.audit(ctx, tx, req, AuditPromoteRequest, ex, "promotion of "+ex.String()+" requested", ""); err != nil {
+			return err
 		}
 		return e.event(ctx, tx, ex, req.Actor, EventPromoteRequested, "")
 	})

@@ -20,6 +20,9 @@ type Request struct {
 	Key string
 	// Source is where the request comes from.
 	Source RequestSource
+	// Delivery is the GUID of the webhook delivery the request came from,
+	// for the audit trail (empty when it did not come from one).
+	Delivery string
 	// Authorization is what the webhook handler established about Actor
 	// at that moment; production actions (SPEC §5) are refused, in the
 	// command's own transaction, unless it says they are a production

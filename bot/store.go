@@ -42,6 +42,7 @@ type Tx interface {
 	ReportTx
 	SessionTx
 	HistoryReader
+	AuditTx
 }
 
 // DeliveryTx records which webhook deliveries were handled, and which went

@@ -46,11 +46,19 @@ func (e *Engine) changeVariable(ctx context.Context, req Request, programID int6
 				return &Refusal{Code: RefusalBlocked, Rule: "E", Message: fmt.Sprintf("%s is held by %s (%s: %s); its variables can change when that execution ends", env, a, describeState(a), e.Link(prog, a.Number))}
 			}
 		}
+		// The audit trail names the variable, never its value.
+		scope := Execution{ProgramID: programID}
 		if value == nil {
 			msg = fmt.Sprintf("%s: %s removed; the next deployment uses the configuration's value, if any", env, key)
+			if err := e.audit(ctx, tx, req, AuditVariableUnset, scope, msg, string(env)+"/"+key); err != nil {
+				return err
+			}
 			return tx.UnsetVariable(ctx, programID, env, key)
 		}
 		msg = fmt.Sprintf("%s: %s set; the next deployment to %s uses it", env, key, env)
+		if err := e.audit(ctx, tx, req, AuditVariableSet, scope, msg, string(env)+"/"+key); err != nil {
+			return err
+		}
 		return tx.SetVariable(ctx, programID, env, key, *value)
 	})
 	return msg, err

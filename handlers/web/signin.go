@@ -259,11 +259,18 @@ func (s *SignIn) serveCallback(w http.ResponseWriter, r *http.Request) {
 	secret := randomString(32)
 	sess := bot.Session{ID: sessionID(secret), UserID: user.ID, Login: user.Login, CreatedAt: now, ExpiresAt: now.Add(SessionLifetime)}
 	sess.Tokens = s.sealTokens(sess.ID, tokensOf(tok, now))
-	err = s.updateSessions(ctx, func(tx bot.SessionTx) error {
+	// The session and its audit record are written together. A sign-in
+	// that fails is not recorded: nobody is known yet, and anyone could
+	// fill the trail by calling back.
+	err = s.store.Update(ctx, func(tx bot.Tx) error {
 		if _, err := tx.DeleteExpiredSessions(ctx, now); err != nil {
 			return err
 		}
-		return tx.PutSession(ctx, sess)
+		if err := tx.PutSession(ctx, sess); err != nil {
+			return err
+		}
+		_, err := tx.AddAudit(ctx, bot.AuditRecord{At: now, Actor: user.Login, Action: bot.AuditSignIn, Outcome: bot.AuditDone, Reason: "signed in to the dashboard"})
+		return err
 	})
 	if err != nil {
 		s.logger.ErrorContext(ctx, "sign-in failed: storing the session", bot.LogError, err)

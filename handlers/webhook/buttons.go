@@ -34,7 +34,7 @@ var buttons = map[string]button{
 		return err
 	}},
 	githubapp.ActionDismiss: {press: func(h *Webhooks, ctx context.Context, req bot.Request, prog bot.Program, ex bot.Execution) error {
-		return h.note(ctx, ex, req.Actor, bot.EventPromoteDismissed, "")
+		return h.dismiss(ctx, ex, req)
 	}},
 	githubapp.ActionApprove: {production: true, press: func(h *Webhooks, ctx context.Context, req bot.Request, prog bot.Program, ex bot.Execution) error {
 		_, err := h.Commands.Approve(ctx, req, prog.ID, ex.Number)

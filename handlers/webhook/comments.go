@@ -69,14 +69,15 @@ func (h *Webhooks) issueComment(ctx context.Context, d Delivery, ev *github.Issu
 	var answers []string
 	if age := h.Clock.Now().Sub(ev.GetComment().GetCreatedAt().Time); age > MaxCommentAge {
 		// A replayed or long-delayed delivery: the commands are not run.
-		h.refuse(ctx, user, "stale-comment", fmt.Errorf("comment %d written %s ago", commentID, age.Round(time.Second)))
+		h.refuse(ctx, bot.Request{Actor: user, Source: bot.FromComment, Delivery: d.GUID}, "stale-comment", prog.ID, 0,
+			&bot.Refusal{Code: bot.RefusalStale, Message: fmt.Sprintf("comment %d written %s ago", commentID, age.Round(time.Second))})
 		answers = append(answers, fmt.Sprintf("🚫 This comment was written at %s, %s before Stagehand received it; Stagehand runs commands only from comments at most %s old (an older one is a delayed or replayed delivery). Nothing was done: comment again to run them.",
 			ev.GetComment().GetCreatedAt().UTC().Format(time.RFC3339), age.Round(time.Second), MaxCommentAge))
 	} else {
 		bare := pol != nil
 		for _, e := range errs {
 			answers = append(answers, fmt.Sprintf("❓ `%s`: %s", e.Raw, e.Message))
-			h.refuse(ctx, user, "parse", e)
+			h.refuse(ctx, bot.Request{Actor: user, Source: bot.FromComment, Delivery: d.GUID}, "parse", prog.ID, 0, parseRefusal(e))
 		}
 		// The commands of one comment share the moment it was handled: one
 		// permission check and one reading of the policy, asked for when
@@ -86,7 +87,7 @@ func (h *Webhooks) issueComment(ctx context.Context, d Delivery, ev *github.Issu
 			// The key makes each command of a comment take effect once:
 			// GitHub handling the delivery again, and a replay of the signed
 			// delivery under a new GUID, find it recorded.
-			req := bot.Request{Actor: user, Key: fmt.Sprintf("comment/%d/command-%d", commentID, i+1), Source: bot.FromComment}
+			req := bot.Request{Actor: user, Key: fmt.Sprintf("comment/%d/command-%d", commentID, i+1), Source: bot.FromComment, Delivery: d.GUID}
 			answers = append(answers, h.runCommand(ctx, prog, req, c, bare, authorize))
 		}
 	}
@@ -115,7 +116,6 @@ func mayHoldBareAlias(body string) bool {
 // what happened.
 func (h *Webhooks) runCommand(ctx context.Context, prog bot.Program, req bot.Request, c bot.SlashCommand, bare bool, authorize func() (*authorization, error)) string {
 	prefix := fmt.Sprintf("`%s`: ", c.Raw)
-	user := req.Actor
 	call := bot.Call{Engine: h.Commands, Request: req, Program: prog.ID, BareAliases: bare}
 	access := bot.SlashCommands.Access(c)
 	if access != bot.AccessAnyone {
@@ -125,10 +125,10 @@ func (h *Webhooks) runCommand(ctx context.Context, prog bot.Program, req bot.Req
 		}
 		if err != nil {
 			if bot.Refused(err) != nil {
-				h.refuse(ctx, user, c.Name, err)
+				h.refuse(ctx, req, c.Name, prog.ID, 0, err)
 				return "🚫 " + prefix + err.Error()
 			}
-			h.refuse(ctx, user, c.Name, err)
+			h.refuse(ctx, req, c.Name, prog.ID, 0, err)
 			return "⚠️ " + prefix + "refused: Stagehand could not check that you may do this (" + err.Error() + "); nothing was done, try again later"
 		}
 	}
@@ -140,7 +140,7 @@ func (h *Webhooks) runCommand(ctx context.Context, prog bot.Program, req bot.Req
 	case errors.Is(err, bot.ErrAlreadyDone):
 		return "✅ " + prefix + "done when this comment was first handled (Stagehand received the comment again, and did not repeat the command)"
 	case re != nil:
-		h.refuse(ctx, user, c.Name, err)
+		h.refuse(ctx, req, c.Name, prog.ID, 0, err)
 		return "🚫 " + prefix + re.Error()
 	case err != nil:
 		h.Logger.ErrorContext(ctx, "command failed", "command", c.Raw, bot.LogError, err)
@@ -150,4 +150,16 @@ func (h *Webhooks) runCommand(ctx context.Context, prog bot.Program, req bot.Req
 		h.Overrides()
 	}
 	return "✅ " + prefix + msg
+}
+
+// parseRefusal is the refusal of a line that could not be parsed, for the
+// audit trail: its words, unless the line holds a "=" (env set KEY=VALUE
+// written wrong: the value might be a secret, so only the line number is
+// kept).
+func parseRefusal(e bot.SlashError) *bot.Refusal {
+	msg := e.Error()
+	if strings.Contains(e.Raw, "=") || strings.Contains(e.Message, "=") {
+		msg = fmt.Sprintf("line %d: not a valid command (its words are not recorded: the line holds a value)", e.Line)
+	}
+	return &bot.Refusal{Code: bot.RefusalBadRequest, Message: msg}
 }

@@ -76,6 +76,7 @@ func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) (
 		}
 	}
 	now := h.Clock.Now()
+	audit := bot.AuditRecord{At: now, Actor: ev.GetSender().GetLogin(), Delivery: d.GUID}
 	var started []bot.Execution
 	effects := func(tx bot.Tx) error {
 		prog, err := tx.EnsureProgram(ctx, inst, repoRef)
@@ -94,9 +95,17 @@ func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) (
 		if err != nil {
 			return err
 		}
+		if branch == prog.DefaultBranch {
+			if err := auditPolicy(ctx, tx, prog.ID, audit, push.After, ownRaw, ownInvalid); err != nil {
+				return err
+			}
+		}
 		record := bot.TriggerRecord{ProgramID: prog.ID, DeliveryID: d.GUID, Commit: push.After, Branch: branch, CreatedAt: now}
 		if why.Code != "" {
 			record.Code, record.Reason = why.Code, why.String()
+			if err := auditTrigger(ctx, tx, audit, record); err != nil {
+				return err
+			}
 			return tx.AddTriggerRecord(ctx, record)
 		}
 		started = started[:0] // the transaction may be retried
@@ -114,6 +123,9 @@ func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) (
 				queued := bot.TriggerReason{Code: bot.ReasonQueued, Pipeline: e.Pipeline, Execution: e.String(), Commit: push.After}
 				r.ExecutionID, r.Code, r.Reason = e.ID, queued.Code, queued.String()
 				started = append(started, e)
+			}
+			if err := auditTrigger(ctx, tx, audit, r); err != nil {
+				return err
 			}
 			if err := tx.AddTriggerRecord(ctx, r); err != nil {
 				return err

@@ -24,11 +24,23 @@ type InteractAPI interface {
 }
 
 // refuse records a refusal (a *bot.Refusal: a click or command Stagehand
-// would not carry out, answered and changing nothing): logged and counted.
-func (h *Webhooks) refuse(ctx context.Context, who, what string, err error) {
-	h.Logger.InfoContext(ctx, "refused", "sender", who, "action", what, "reason", err.Error())
+// would not carry out, answered and changing nothing; or one it could not
+// check, and so did not carry out): logged, counted, and appended to the
+// audit trail in a transaction of its own (the command's own transaction,
+// if any, rolled back). This is the one place every refused click and
+// command of the GitHub surface passes. err's words must hold no secret
+// value: the engine's refusals name variables, never their values.
+func (h *Webhooks) refuse(ctx context.Context, req bot.Request, what string, programID, executionID int64, err error) {
+	h.Logger.InfoContext(ctx, "refused", "sender", req.Actor, "action", what, "reason", err.Error())
 	if h.Refusals != nil {
 		h.Refusals(what)
+	}
+	rec := bot.RefusalRecord(h.Clock.Now(), req, what, programID, executionID, err)
+	if aerr := h.Store.Update(ctx, func(tx bot.Tx) error {
+		_, err := tx.AddAudit(ctx, rec)
+		return err
+	}); aerr != nil {
+		h.Logger.ErrorContext(ctx, "recording a refusal in the audit trail", "action", what, bot.LogError, aerr)
 	}
 }
 
@@ -204,13 +216,13 @@ func (h *Webhooks) checkRun(ctx context.Context, d Delivery, ev *github.CheckRun
 	if !known {
 		return ignored("check run action not used by Stagehand", slog.String("action", action)), nil
 	}
-	req := bot.Request{Actor: user, Source: bot.FromButton}
+	req := bot.Request{Actor: user, Source: bot.FromButton, Delivery: d.GUID}
 	auth, err := h.authorize(ctx, prog, user)
 	if err == nil {
 		req, err = auth.request(ctx, req, b.production)
 	}
 	if err != nil {
-		return h.answerClick(ctx, ex, user, action, err)
+		return h.answerClick(ctx, ex, req, action, err)
 	}
 	// A button acts only while its check run shows it (SPEC §7, replays):
 	// a click on an older check run, or on a button the execution's state
@@ -221,7 +233,7 @@ func (h *Webhooks) checkRun(ctx context.Context, d Delivery, ev *github.CheckRun
 		return outcome{}, err
 	}
 	if action != "rerequested" && !shown.Offers(checkRunID, action) {
-		return h.answerClick(ctx, ex, user, action, staleClick(action, ex))
+		return h.answerClick(ctx, ex, req, action, staleClick(action, ex))
 	}
 	// The key makes the click act once per gate and person: the same
 	// person's second click, GitHub handling the delivery again and a
@@ -229,7 +241,7 @@ func (h *Webhooks) checkRun(ctx context.Context, d Delivery, ev *github.CheckRun
 	// The gate is the check run and the execution's history so far (a
 	// button offered again after the state moved is a new gate).
 	req.Key = fmt.Sprintf("click/%d/%d/%s/%s", checkRunID, shown.Events, action, strings.ToLower(user))
-	return h.answerClick(ctx, ex, user, action, b.press(h, ctx, req, prog, ex))
+	return h.answerClick(ctx, ex, req, action, b.press(h, ctx, req, prog, ex))
 }
 
 // staleClick is the refusal of a click on a button its check run no longer
@@ -252,7 +264,8 @@ func sameRepository(prog bot.Program, r bot.Repository) bool {
 // answerClick is a click's outcome: for a refused or stale click, the
 // reason is noted on the execution, so its check run is re-rendered with
 // the buttons that apply now and says why.
-func (h *Webhooks) answerClick(ctx context.Context, ex bot.Execution, user, action string, err error) (outcome, error) {
+func (h *Webhooks) answerClick(ctx context.Context, ex bot.Execution, req bot.Request, action string, err error) (outcome, error) {
+	user := req.Actor
 	switch {
 	case err == nil:
 	case errors.Is(err, bot.ErrAlreadyDone):
@@ -260,7 +273,7 @@ func (h *Webhooks) answerClick(ctx context.Context, ex bot.Execution, user, acti
 		// replay: it acted once already.
 		h.Logger.InfoContext(ctx, "click already acted on; nothing to do", "sender", user, "action", action)
 	case bot.Refused(err) != nil:
-		h.refuse(ctx, user, action, err)
+		h.refuse(ctx, req, action, ex.ProgramID, ex.ID, err)
 		if nerr := h.note(ctx, ex, user, bot.EventRefused, fmt.Sprintf("%s by @%s refused: %v", action, user, err)); nerr != nil {
 			return outcome{}, nerr
 		}
@@ -268,6 +281,20 @@ func (h *Webhooks) answerClick(ctx context.Context, ex bot.Execution, user, acti
 		return outcome{}, err // retried by the router
 	}
 	return outcome{}, nil
+}
+
+// dismiss is a click on Dismiss: an event of the execution (the check run
+// drops the confirmation) and its audit record, in one transaction.
+func (h *Webhooks) dismiss(ctx context.Context, ex bot.Execution, req bot.Request) error {
+	return h.Store.Update(ctx, func(tx bot.Tx) error {
+		now := h.Clock.Now()
+		if err := tx.AddEvent(ctx, bot.Event{ExecutionID: ex.ID, At: now, Actor: req.Actor, Kind: bot.EventPromoteDismissed}); err != nil {
+			return err
+		}
+		_, err := tx.AddAudit(ctx, bot.AuditRecord{At: now, Actor: req.Actor, Action: bot.AuditPromoteDismiss, ProgramID: ex.ProgramID, ExecutionID: ex.ID,
+			Outcome: bot.AuditDone, Reason: "promotion of " + ex.String() + " dismissed", Delivery: req.Delivery})
+		return err
+	})
 }
 
 // note adds an event to an execution; the event also makes the reporter
@@ -309,7 +336,7 @@ func (h *Webhooks) checkSuite(ctx context.Context, d Delivery, ev *github.CheckS
 	if err != nil {
 		return outcome{}, err
 	}
-	req := bot.Request{Actor: user, Source: bot.FromButton}
+	req := bot.Request{Actor: user, Source: bot.FromButton, Delivery: d.GUID}
 	auth, err := h.authorize(ctx, prog, user)
 	if err == nil {
 		req, err = auth.request(ctx, req, false)
@@ -318,7 +345,7 @@ func (h *Webhooks) checkSuite(ctx context.Context, d Delivery, ev *github.CheckS
 		if bot.Refused(err) == nil {
 			return outcome{}, err // could not check: retried, never allowed
 		}
-		h.refuse(ctx, user, "rerequested", err)
+		h.refuse(ctx, req, "rerequested", prog.ID, 0, err)
 		return outcome{}, nil
 	}
 	for _, kind := range bot.PipelineKinds {
@@ -327,7 +354,7 @@ func (h *Webhooks) checkSuite(ctx context.Context, d Delivery, ev *github.CheckS
 			// key, a re-run of the re-run does not.
 			req.Key = fmt.Sprintf("suite/%d/rerun-%s-%d/%s", ev.GetCheckSuite().GetID(), kind, e.Number, strings.ToLower(user))
 			if _, err := h.Commands.Rerun(ctx, req, prog.ID, e.Number); err != nil && !errors.Is(err, bot.ErrAlreadyDone) {
-				h.refuse(ctx, user, "rerequested", err)
+				h.refuse(ctx, req, "rerequested", prog.ID, e.ID, err)
 			}
 		}
 	}

@@ -67,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 		{"Leases", testLeases},
 		{"ConcurrentLeases", testConcurrentLeases},
 		{"Sessions", testSessions},
+		{"Audit", testAudit},
 		{"Checks", testChecks},
 	}
 	for _, tt := range tests {

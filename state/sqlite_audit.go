@@ -1,0 +1,36 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/stagehand-dev/stagehand/bot"
+)
+
+const insertAudit = `INSERT INTO audit_records (` + auditColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// AddAudit appends a record to the audit trail.
+func (t *sqliteTx) AddAudit(ctx context.Context, r bot.AuditRecord) (int64, error) {
+	res, err := t.tx.ExecContext(ctx, insertAudit, auditArgs(r, dbTime(r.At))...)
+	if err != nil {
+		return 0, fmt.Errorf("add audit record %s: %w", r.Action, err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("add audit record %s: %w", r.Action, err)
+	}
+	return id, nil
+}
+
+// AuditRecords lists the audit records f selects.
+func (t *sqliteTx) AuditRecords(ctx context.Context, f bot.AuditFilter) ([]bot.AuditRecord, error) {
+	q, args := auditQuery(f, func(int) string { return "?" }, func(at time.Time) any { return dbTime(at) })
+	rs, err := sqliteQueryAll(ctx, t, q, args, func(row rowScanner) (bot.AuditRecord, error) {
+		return scanAudit(row, func(at *time.Time) any { return timeDest{at} })
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit records: %w", err)
+	}
+	return rs, nil
+}
