@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -108,12 +109,15 @@ func (e *Engine) audit(ctx context.Context, tx EngineTx, req Request, action Aud
 }
 
 // RefusalRecord is the audit record of a refused request: err's code (a
-// *Refusal's, "failed" for anything else: it was not carried out either)
-// and words.
+// *Refusal's; "already-done" for ErrAlreadyDone, a replay of what was
+// done; "failed" for anything else: it was not carried out either) and
+// words.
 func RefusalRecord(at time.Time, req Request, action string, programID, executionID int64, err error) AuditRecord {
 	code := "failed"
 	if re := Refused(err); re != nil {
 		code = string(re.Code)
+	} else if errors.Is(err, ErrAlreadyDone) {
+		code = "already-done"
 	}
 	return AuditRecord{
 		At: at, Actor: req.Actor, Action: AuditAction(action), ProgramID: programID, ExecutionID: executionID,

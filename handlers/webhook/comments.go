@@ -138,6 +138,7 @@ func (h *Webhooks) runCommand(ctx context.Context, prog bot.Program, req bot.Req
 	case access == bot.AccessAnyone && err == nil:
 		return msg // help: a whole answer of its own
 	case errors.Is(err, bot.ErrAlreadyDone):
+		h.auditRefusal(ctx, bot.RefusalRecord(h.Clock.Now(), req, c.Name, prog.ID, 0, err))
 		return "✅ " + prefix + "done when this comment was first handled (Stagehand received the comment again, and did not repeat the command)"
 	case re != nil:
 		h.refuse(ctx, req, c.Name, prog.ID, 0, err)

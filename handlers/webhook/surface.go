@@ -35,12 +35,18 @@ func (h *Webhooks) refuse(ctx context.Context, req bot.Request, what string, pro
 	if h.Refusals != nil {
 		h.Refusals(what)
 	}
-	rec := bot.RefusalRecord(h.Clock.Now(), req, what, programID, executionID, err)
+	h.auditRefusal(ctx, bot.RefusalRecord(h.Clock.Now(), req, what, programID, executionID, err))
+}
+
+// auditRefusal appends the record of something not done to the audit
+// trail, in a transaction of its own: a refusal, or a replay of what was
+// done already (code "already-done"), which is not counted as a refusal.
+func (h *Webhooks) auditRefusal(ctx context.Context, rec bot.AuditRecord) {
 	if aerr := h.Store.Update(ctx, func(tx bot.Tx) error {
 		_, err := tx.AddAudit(ctx, rec)
 		return err
 	}); aerr != nil {
-		h.Logger.ErrorContext(ctx, "recording a refusal in the audit trail", "action", what, bot.LogError, aerr)
+		h.Logger.ErrorContext(ctx, "recording a refusal in the audit trail", "action", string(rec.Action), bot.LogError, aerr)
 	}
 }
 
@@ -272,6 +278,7 @@ func (h *Webhooks) answerClick(ctx context.Context, ex bot.Execution, req bot.Re
 		// A second click of the same person on the same gate, or a
 		// replay: it acted once already.
 		h.Logger.InfoContext(ctx, "click already acted on; nothing to do", "sender", user, "action", action)
+		h.auditRefusal(ctx, bot.RefusalRecord(h.Clock.Now(), req, action, ex.ProgramID, ex.ID, err))
 	case bot.Refused(err) != nil:
 		h.refuse(ctx, req, action, ex.ProgramID, ex.ID, err)
 		if nerr := h.note(ctx, ex, user, bot.EventRefused, fmt.Sprintf("%s by @%s refused: %v", action, user, err)); nerr != nil {

@@ -1,0 +1,259 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
+	"github.com/stagehand-dev/stagehand/handlers/webhook"
+	"github.com/stagehand-dev/stagehand/handlers/worker"
+)
+
+// auditSince returns the audit records after the one of ID after, oldest
+// first.
+func (e *surfaceEnv) auditSince(after int64) []bot.AuditRecord {
+	e.t.Helper()
+	var out []bot.AuditRecord
+	e.view(func(tx bot.Tx) (err error) {
+		out, err = tx.AuditRecords(context.Background(), bot.AuditFilter{Oldest: true, After: after})
+		return err
+	})
+	return out
+}
+
+// lastAuditID is the ID of the newest record (0: none).
+func (e *surfaceEnv) lastAuditID() int64 {
+	e.t.Helper()
+	var out []bot.AuditRecord
+	e.view(func(tx bot.Tx) (err error) {
+		out, err = tx.AuditRecords(context.Background(), bot.AuditFilter{Limit: 1})
+		return err
+	})
+	if len(out) == 0 {
+		return 0
+	}
+	return out[0].ID
+}
+
+// refusal is what an attack's record must say.
+type refusal struct {
+	Actor, Action, Code string
+	Outcome             bot.AuditOutcome
+}
+
+// TestAuditAttacksLeaveRefusals: every command and click of the attack
+// table (docs/security.md) leaves a refusal record naming the person, the
+// action, the refusal's code and the delivery it came from, and changes
+// nothing else.
+func TestAuditAttacksLeaveRefusals(t *testing.T) {
+	e := newSurfaceEnv(t, guardedPolicy())
+	e.gh.SetPermission(owner, repo, "stranger", "none")
+	e.push()
+	e.waitReported(1, bot.ExecutionSucceeded)
+	refused := func(a, action, code string) refusal {
+		return refusal{Actor: a, Action: action, Code: code, Outcome: bot.AuditRefused}
+	}
+	check := func(name string, attack func(), want ...refusal) {
+		t.Helper()
+		from := e.lastAuditID()
+		attack()
+		var got []refusal
+		for _, r := range e.auditSince(from) {
+			if r.Delivery == "" {
+				t.Errorf("%s: record %+v names no delivery", name, r)
+			}
+			if r.Outcome != bot.AuditRefused || r.Reason == "" {
+				t.Errorf("%s: record %+v, want a refusal with its words", name, r)
+			}
+			got = append(got, refusal{Actor: r.Actor, Action: string(r.Action), Code: r.Code, Outcome: r.Outcome})
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: audit records (-want +got):\n%s", name, diff)
+		}
+	}
+
+	// A side branch's file: its push starts nothing; the decision is
+	// recorded, refused with rule A's reason.
+	evil := strings.Replace(guardedPolicy(), "  stage-only: {branch: main, trigger: on-git-changes}\n  prod-only: {approval: true, scheduled: true}\n",
+		"  full-stack: {branch: evil, trigger: on-git-changes, approval: false}\n", 1)
+	from := e.lastAuditID()
+	e.pushBranch("evil", map[string]string{".github/stagehand.yml": evil})
+	e.settle()
+	pushed := e.auditSince(from)
+	if len(pushed) == 0 {
+		t.Error("the side branch's push left no audit record")
+	}
+	for _, r := range pushed {
+		if r.Action != bot.AuditTrigger || r.Outcome != bot.AuditRefused || r.Actor != "mallory" || r.Code == "" || r.Delivery == "" {
+			t.Errorf("the side branch's push left %+v, want refused triggers by mallory with a reason code", r)
+		}
+	}
+
+	e.comment("alice", "/stagehand promote")
+	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
+	e.report()
+	check("a writer approves by comment", func() { e.deliverComment("mallory", "/stagehand approve 2", nil) },
+		refused("mallory", "approve", string(bot.RefusalNotApprover)))
+	prod := e.checkRuns(bot.ProdOnly, "")
+	check("a writer approves by button", func() { e.click(prod[len(prod)-1], githubapp.ActionApprove, "mallory"); e.settle() },
+		refused("mallory", githubapp.ActionApprove, string(bot.RefusalNotApprover)))
+	check("a denied variable name", func() { e.deliverComment("bob", "/stagehand env set stage BASH_ENV=/tmp/x", nil) },
+		refused("bob", "env", string(bot.RefusalBadRequest)))
+	check("who may not: read permission", func() { e.deliverComment("rita", "/stagehand promote", nil) },
+		refused("rita", "promote", string(bot.RefusalNoPermission)))
+	check("who may not: no access, by button", func() { e.click(e.checkRuns(bot.StageOnly, "")[0], githubapp.ActionPromote, "stranger"); e.settle() },
+		refused("stranger", githubapp.ActionPromote, string(bot.RefusalNoPermission)))
+
+	e.comment("bob", "/stagehand approve 2")
+	e.waitStep(2, bot.StepSchedule, bot.StepWaiting)
+	e.report()
+	for _, cmd := range []struct{ body, action string }{
+		{"/stagehand schedule now 2", "schedule"}, {"/stagehand schedule 2030-01-01T10:00:00Z 2", "schedule"}, {"/stagehand cancel 2", "cancel"},
+		{"/stagehand env set production LOG_LEVEL=trace", "env"}, {"/stagehand env unset production LOG_LEVEL", "env"},
+	} {
+		check(cmd.body+" by a writer", func() { e.deliverComment("mallory", cmd.body, nil) },
+			refused("mallory", cmd.action, string(bot.RefusalNotApprover)))
+	}
+	prod = e.checkRuns(bot.ProdOnly, "")
+	check("Deploy Now by a writer", func() { e.click(prod[len(prod)-1], githubapp.ActionDeployNow, "mallory"); e.settle() },
+		refused("mallory", githubapp.ActionDeployNow, string(bot.RefusalNotApprover)))
+
+	// Replays: a comment under a new GUID; the same comment too late; a
+	// click its check run no longer offers.
+	var captured []byte
+	e.deliverComment("bob", "/stagehand cancel 2", func(p map[string]any) { captured, _ = json.Marshal(p) })
+	e.waitState(2, bot.ExecutionCancelled)
+	e.report()
+	check("a replayed comment", func() {
+		if err := e.hooks.HandleDelivery(context.Background(), webhook.Delivery{GUID: "replayed-guid", Event: "issue_comment", Payload: captured}); err != nil {
+			t.Fatal(err)
+		}
+	}, refused("bob", "cancel", "already-done"))
+	e.clock.Advance(11 * 60e9)
+	check("a stale comment", func() {
+		if err := e.hooks.HandleDelivery(context.Background(), webhook.Delivery{GUID: "replayed-later", Event: "issue_comment", Payload: captured}); err != nil {
+			t.Fatal(err)
+		}
+	}, refused("bob", "stale-comment", string(bot.RefusalStale)))
+	check("a replayed click", func() { e.click(prod[len(prod)-1], githubapp.ActionDeployNow, "bob"); e.settle() },
+		refused("bob", githubapp.ActionDeployNow, string(bot.RefusalStale)))
+}
+
+// auditChain is what a chain test compares of a record.
+type auditChain struct {
+	Action    bot.AuditAction
+	Actor     string
+	Outcome   bot.AuditOutcome
+	Execution int64
+	Detail    string
+}
+
+// TestAuditPromoteApproveDeploy: a push, a promotion, an approval by one
+// of two approvers, the second approval and Deploy Now leave the expected
+// chain of records, each in the transaction of what it records.
+func TestAuditPromoteApproveDeploy(t *testing.T) {
+	cfg := strings.Replace(guardedPolicy(), "    approvers: {users: [bob]}\n", "    approvers: {users: [bob, carol], required: 2}\n", 1)
+	e := newSurfaceEnv(t, cfg)
+	e.gh.SetPermission(owner, repo, "carol", "write")
+	e.push()
+	e.waitReported(1, bot.ExecutionSucceeded)
+	e.comment("alice", "/stagehand promote")
+	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
+	e.comment("bob", "/stagehand approve 2")
+	e.comment("carol", "/stagehand approve 2")
+	e.waitStep(2, bot.StepSchedule, bot.StepWaiting)
+	e.comment("bob", "/stagehand schedule now 2")
+	e.waitState(2, bot.ExecutionSucceeded)
+	ex1, _ := e.execution(1)
+	ex2, _ := e.execution(2)
+
+	var got []auditChain
+	for _, r := range e.auditSince(0) {
+		if r.Outcome == bot.AuditDone && r.Delivery == "" {
+			t.Errorf("record %+v names no delivery", r)
+		}
+		if r.Action == bot.AuditTrigger && r.Outcome == bot.AuditRefused {
+			continue // prod-only is not started by pushes
+		}
+		detail := r.Detail
+		switch r.Action {
+		case bot.AuditPolicyChange:
+			detail, _, _ = strings.Cut(detail, ":") // sha256:<hex>
+		case bot.AuditSchedule:
+			if detail != e.clock.Now().UTC().Format(time.RFC3339) {
+				t.Errorf("schedule record's detail %q, want the time it was scheduled for", detail)
+			}
+			detail = ""
+		}
+		got = append(got, auditChain{r.Action, r.Actor, r.Outcome, r.ExecutionID, detail})
+	}
+	sender := "Codertocat" // the push payload's sender
+	want := []auditChain{
+		{bot.AuditPolicyChange, sender, bot.AuditDone, 0, "sha256"},
+		{bot.AuditTrigger, sender, bot.AuditDone, ex1.ID, string(bot.StageOnly)},
+		{bot.AuditPromote, "alice", bot.AuditDone, ex2.ID, "from stage-only #1"},
+		{bot.AuditApprove, "bob", bot.AuditDone, ex2.ID, "1 of 2 approvals: @bob"},
+		{bot.AuditApprove, "carol", bot.AuditDone, ex2.ID, "2 of 2 approvals: @bob, @carol"},
+		{bot.AuditSchedule, "bob", bot.AuditDone, ex2.ID, ""},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("audit chain (-want +got):\n%s", diff)
+	}
+}
+
+// TestAuditNeverHoldsSecrets: a canary secret set through --secrets-dir
+// and canary variable values set (and mistyped) by comment appear in no
+// audit record; the variables are recorded by name.
+func TestAuditNeverHoldsSecrets(t *testing.T) {
+	const secret, variable = "sk_canary_secret_5f1e2d", "canary-variable-value-9a8b"
+	cfg := strings.Replace(guardedPolicy(), "    variables: {LOG_LEVEL: info}\n", "    variables: {LOG_LEVEL: info}\n    secrets: [DEPLOY_TOKEN]\n", 1)
+	e := newSurfaceEnv(t, cfg)
+	dir := t.TempDir()
+	for _, env := range []string{"stage", "production"} {
+		p := filepath.Join(dir, owner, repo, env, "DEPLOY_TOKEN")
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(secret+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.worker.Secrets = worker.SecretsDir{Dir: dir}
+	e.push()
+	e.waitReported(1, bot.ExecutionSucceeded)
+	e.deliverComment("alice", "/stagehand env set stage CANARY="+variable, nil)
+	e.deliverComment("mallory", "/stagehand env set production CANARY="+variable, nil)
+	e.deliverComment("bob", "/stagehand env set production CANARY="+variable, nil)
+	e.deliverComment("bob", "/stagehand env set production CANARY="+variable+" extra words", nil)
+	e.deliverComment("bob", "/stagehand env set nowhere CANARY="+variable, nil)
+	e.deliverComment("bob", "/stagehand env unset stage CANARY", nil)
+	e.deliverComment("alice", "/stagehand env set stage DEPLOY_TOKEN="+secret, nil)
+	records := e.auditSince(0)
+	var sets int
+	for _, r := range records {
+		text := fmt.Sprintf("%+v", r)
+		for _, leak := range []string{secret, variable} {
+			if strings.Contains(text, leak) {
+				t.Errorf("audit record shows a value (%q): %s", leak, text)
+			}
+		}
+		if r.Action == bot.AuditVariableSet && r.Outcome == bot.AuditDone {
+			sets++
+			if !strings.HasSuffix(r.Detail, "/CANARY") && !strings.HasSuffix(r.Detail, "/DEPLOY_TOKEN") {
+				t.Errorf("a variable record does not name the variable: %+v", r)
+			}
+		}
+	}
+	if sets < 2 {
+		t.Errorf("%d variable-set records, want the stage and production sets:\n%+v", sets, records)
+	}
+}
