@@ -19,7 +19,7 @@ var dashboardFS embed.FS
 
 // dashboardPages are the page templates; each is parsed with the layout
 // and the shared partials.
-var dashboardPages = []string{"programs", "program", "environments", "history", "execution", "error", "signin"}
+var dashboardPages = []string{"programs", "program", "environments", "history", "execution", "error", "signin", "audit"}
 
 var (
 	dashboardTemplates = parseDashboardTemplates()
@@ -52,6 +52,7 @@ func parseDashboardTemplates() map[string]*template.Template {
 		"progPath":     bot.ProgramPath,
 		"envPath":      environmentsPath,
 		"historyPath":  historyPath,
+		"auditPath":    auditPath,
 		"execPath":     bot.ExecutionPath,
 		"event":        eventText,
 		"styleVersion": func() string { return styleVersion },

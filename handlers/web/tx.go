@@ -17,6 +17,7 @@ type readTx interface {
 	ProgramByName(ctx context.Context, owner, repo string) (bot.Program, error)
 	Pipelines(ctx context.Context, programID int64) ([]bot.Pipeline, error)
 	TriggerRecords(ctx context.Context, programID int64, commit string) ([]bot.TriggerRecord, error)
+	AuditRecords(ctx context.Context, f bot.AuditFilter) ([]bot.AuditRecord, error)
 }
 
 // view runs fn in a read-only transaction of d's store, seen as a readTx.
