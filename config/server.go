@@ -92,14 +92,13 @@ func RegisterServerFlags(fs *pflag.FlagSet) *Server {
 	}
 	str(&s.Listen, "listen", ":8080", "HTTP address to listen on")
 	str(&s.PublicURL, "public-url", "http://localhost:8080", "base URL of links in check runs and comments (where users reach this server)")
-	str(&s.DataDir, "data-dir", "./stagehand-data", "directory for the embedded database, broker, artifacts and workspaces")
+	registerStoreFlags(fs, s)
 	fs.Int64Var(&s.GitHubAppID, "github-app-id", 0, "GitHub App ID, shown on the App's settings page (env "+EnvName("github-app-id")+"; required)")
 	str(&s.GitHubPrivateKeyFile, "github-private-key-file", "", "PEM file of the App's private key; "+EnvPrefix+"GITHUB_PRIVATE_KEY may hold the PEM itself (required, one of the two)")
 	str(&s.GitHubWebhookSecret, "github-webhook-secret", "", "secret GitHub signs webhook deliveries with (required, or --github-webhook-secret-file)")
 	str(&s.GitHubWebhookSecretFile, "github-webhook-secret-file", "", "file holding the webhook secret")
 	str(&s.GitHubAPIURL, "github-api-url", "https://api.github.com/", "GitHub REST API base (GitHub Enterprise: https://HOST/api/v3/)")
 	str(&s.GitHubGitURL, "github-git-url", "https://github.com/", "clone base: <git-url><owner>/<repo>.git; file:///... works for local repositories")
-	str(&s.DatabaseURL, "database-url", "", "state database; empty: SQLite in the data dir")
 	str(&s.SecretsDir, "secrets-dir", "", "where the values of the secrets environments declare are read: one file per value at <dir>/<owner>/<repo>/<environment>/<NAME> (a Kubernetes Secret, a Docker secret or a Vault agent presents them so); empty: no secret source, and a step whose environment declares a secret fails")
 	str(&s.NATSURL, "nats-url", "", "external NATS JetStream server (nats://...); empty: a broker embedded in the data dir")
 	str(&s.NATSPrefix, "nats-prefix", "stagehand", "prefix of the NATS subjects and streams (several Stagehand installations can share one NATS cluster)")
@@ -117,6 +116,33 @@ func RegisterServerFlags(fs *pflag.FlagSet) *Server {
 	str(&s.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	str(&s.LogFormat, "log-format", "text", "log format: text or json (json for production)")
 	return s
+}
+
+// RegisterStoreFlags adds the flags that say where serve keeps its state,
+// --data-dir and --database-url, as serve has them, for commands that read
+// the same state (stagehand audit export).
+func RegisterStoreFlags(fs *pflag.FlagSet) *Server {
+	s := &Server{}
+	registerStoreFlags(fs, s)
+	return s
+}
+
+func registerStoreFlags(fs *pflag.FlagSet, s *Server) {
+	fs.StringVar(&s.DataDir, "data-dir", "./stagehand-data", "directory for the embedded database, broker, artifacts and workspaces (env "+EnvName("data-dir")+")")
+	fs.StringVar(&s.DatabaseURL, "database-url", "", "state database; empty: SQLite in the data dir (env "+EnvName("database-url")+")")
+}
+
+// ResolveStore checks the flags of RegisterStoreFlags; it returns the
+// problems.
+func (s *Server) ResolveStore() []string {
+	var problems []string
+	if s.DatabaseURL != "" && !strings.HasPrefix(s.DatabaseURL, "postgres://") && !strings.HasPrefix(s.DatabaseURL, "postgresql://") {
+		problems = append(problems, "--database-url must be a postgres:// URL (or empty for SQLite in the data dir)")
+	}
+	if s.DataDir == "" {
+		problems = append(problems, "--data-dir is empty: name a directory for the database and the broker")
+	}
+	return problems
 }
 
 // ApplyEnv sets every flag not given on the command line from its
@@ -181,9 +207,6 @@ func (s *Server) Resolve(getenv func(string) string) error {
 			problems = append(problems, fmt.Sprintf("--%s %q is not an absolute URL", u.flag, u.value))
 		}
 	}
-	if s.DatabaseURL != "" && !strings.HasPrefix(s.DatabaseURL, "postgres://") && !strings.HasPrefix(s.DatabaseURL, "postgresql://") {
-		problems = append(problems, "--database-url must be a postgres:// URL (or empty for SQLite in the data dir)")
-	}
 	switch {
 	case s.StepRunner != RunnerLocal && s.StepRunner != RunnerRemote:
 		problems = append(problems, fmt.Sprintf("--step-runner %q: use %s (the default) or %s", s.StepRunner, RunnerLocal, RunnerRemote))
@@ -199,9 +222,7 @@ func (s *Server) Resolve(getenv func(string) string) error {
 	if s.LogFormat != "text" && s.LogFormat != "json" {
 		problems = append(problems, fmt.Sprintf("--log-format %q: use text or json", s.LogFormat))
 	}
-	if s.DataDir == "" {
-		problems = append(problems, "--data-dir is empty: name a directory for the database and the broker")
-	}
+	problems = append(problems, s.ResolveStore()...)
 	if len(problems) > 0 {
 		return errors.New("stagehand serve cannot start:\n  - " + strings.Join(problems, "\n  - "))
 	}

@@ -1,5 +1,6 @@
 // Command stagehand is the Stagehand GitHub App: `stagehand serve` runs the
 // server, `stagehand worker` runs its steps in scale-out, `stagehand validate` checks a .github/stagehand.yml, `stagehand
+// audit export` writes the audit trail, `stagehand
 // version` prints the build.
 package main
 
@@ -45,6 +46,7 @@ Usage:
   stagehand serve [flags]      run the GitHub App server (webhooks, pipelines, dashboard)
   stagehand worker [flags]     run the steps of a server started with --step-runner remote
   stagehand validate [FILE]    check a configuration file (default .github/stagehand.yml)
+  stagehand audit export       write the audit trail (jsonl or csv) for compliance
   stagehand version            print the version
   stagehand help [COMMAND]     show help
 
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return playgroundHook(rest, os.Stdin, stdout)
 	case "validate":
 		return validate(rest, stdout, stderr)
+	case "audit":
+		return audit(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version":
 		return version(rest, stdout, stderr)
 	case "help", "-h", "--help":

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/config"
+)
+
+const auditUsage = `Usage: stagehand audit export --since TIME [--until TIME] [--format jsonl|csv] [flags]
+
+Writes the audit trail to stdout, oldest first: every decision and refusal
+that changed, or tried to change, something (pushes' triggers, starts,
+promotions, approvals with their quorum, rejections, break-glass overrides,
+cancels, variable changes by name, policy-file changes on the default branch,
+dashboard sign-ins), with who, when, the program and execution, the outcome
+(done or refused), the refusal's code and words, and the GitHub delivery it
+came from. Secret and variable values are never in it.
+
+It reads the state serve keeps: --data-dir (SQLite in it) or --database-url
+(PostgreSQL), and their environment variables, as serve does. It only reads;
+a data directory without a database gives no records (jsonl: nothing; csv:
+only the header) and exit status 0.
+
+TIME is RFC 3339 (2026-12-01T09:00:00Z) or a date (2026-12-01, midnight UTC).
+Records at or after --since and before --until are written.
+
+Formats:
+  jsonl  one JSON object a line
+  csv    RFC 4180, with a header line
+
+Columns (csv) and fields (jsonl): ` + auditExportColumns + `
+
+Flags:
+`
+
+// auditExportColumns are the export's columns, in order.
+const auditExportColumns = "id, at, actor, action, outcome, program, execution, code, reason, detail, delivery"
+
+// auditExportRecord is one record as the export writes it.
+type auditExportRecord struct {
+	ID        int64  `json:"id"`
+	At        string `json:"at"` // RFC 3339 with nanoseconds, UTC
+	Actor     string `json:"actor"`
+	Action    string `json:"action"`
+	Outcome   string `json:"outcome"`
+	Program   string `json:"program"`   // owner/repo; empty: none
+	Execution int    `json:"execution"` // number; 0: none
+	Code      string `json:"code"`
+	Reason    string `json:"reason"`
+	Detail    string `json:"detail"`
+	Delivery  string `json:"delivery"`
+}
+
+func (r auditExportRecord) row() []string {
+	return []string{strconv.FormatInt(r.ID, 10), r.At, r.Actor, r.Action, r.Outcome, r.Program, strconv.Itoa(r.Execution), r.Code, r.Reason, r.Detail, r.Delivery}
+}
+
+// audit runs `stagehand audit SUBCOMMAND`.
+func audit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
+		fmt.Fprint(stderr, "Usage: stagehand audit export --since TIME [--until TIME] [--format jsonl|csv]\n\nRun \"stagehand audit export --help\" for what it writes.\n")
+		if len(args) == 0 {
+			return exitError{2}
+		}
+		return nil
+	}
+	if args[0] != "export" {
+		fmt.Fprintf(stderr, "stagehand audit: unknown subcommand %q: the one there is, is export\n", args[0])
+		return exitError{2}
+	}
+	return auditExport(ctx, args[1:], getenv, stdout, stderr)
+}
+
+func auditExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("audit export", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := config.RegisterStoreFlags(fs)
+	since := fs.String("since", "", "write records at or after this time (required)")
+	until := fs.String("until", "", "write records before this time (default: all until now)")
+	format := fs.String("format", "jsonl", "jsonl or csv")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, auditUsage)
+		fs.PrintDefaults()
+	}
+	if ok, err := parseFlags(fs, args, stderr); !ok {
+		return err
+	}
+	if err := noArguments(fs, stderr); err != nil {
+		return err
+	}
+	for _, name := range []string{"data-dir", "database-url"} {
+		if v := getenv(config.EnvName(name)); v != "" && !fs.Changed(name) {
+			if err := fs.Set(name, v); err != nil {
+				return err
+			}
+		}
+	}
+	var problems []string
+	f := bot.AuditFilter{Oldest: true, Limit: 1000}
+	var err error
+	if *since == "" {
+		problems = append(problems, "--since is required: the first time to export, e.g. --since 2026-12-01")
+	} else if f.Since, err = parseAuditTime(*since); err != nil {
+		problems = append(problems, "--since: "+err.Error())
+	}
+	if *until != "" {
+		if f.Until, err = parseAuditTime(*until); err != nil {
+			problems = append(problems, "--until: "+err.Error())
+		} else if !f.Since.IsZero() && !f.Until.After(f.Since) {
+			problems = append(problems, "--until must come after --since")
+		}
+	}
+	if *format != "jsonl" && *format != "csv" {
+		problems = append(problems, fmt.Sprintf("--format %q: use jsonl or csv", *format))
+	}
+	problems = append(problems, cfg.ResolveStore()...)
+	if len(problems) > 0 {
+		fmt.Fprintf(stderr, "stagehand audit export:\n  - %s\nRun \"stagehand audit export --help\" to see its flags.\n", strings.Join(problems, "\n  - "))
+		return exitError{2}
+	}
+
+	w := newAuditWriter(*format, stdout)
+	if cfg.DatabaseURL == "" {
+		// Export only reads: a data directory without a database (empty,
+		// or not there yet) has no records, and is not made.
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, "stagehand.db")); errors.Is(err, os.ErrNotExist) {
+			return w.close()
+		}
+	}
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	programs := map[int64]string{}
+	numbers := map[int64]int{}
+	for {
+		var page []bot.AuditRecord
+		err := store.View(ctx, func(tx bot.Tx) error {
+			if len(programs) == 0 {
+				ps, err := tx.Programs(ctx)
+				if err != nil {
+					return err
+				}
+				for _, p := range ps {
+					programs[p.ID] = p.FullName()
+				}
+			}
+			var err error
+			if page, err = tx.AuditRecords(ctx, f); err != nil {
+				return err
+			}
+			for _, r := range page {
+				if _, ok := numbers[r.ExecutionID]; r.ExecutionID == 0 || ok {
+					continue
+				}
+				ex, err := tx.Execution(ctx, r.ExecutionID)
+				if err != nil && !errors.Is(err, bot.ErrNotFound) {
+					return err
+				}
+				numbers[r.ExecutionID] = ex.Number
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("reading the audit trail: %w", err)
+		}
+		for _, r := range page {
+			rec := auditExportRecord{ID: r.ID, At: r.At.UTC().Format(time.RFC3339Nano), Actor: r.Actor, Action: string(r.Action),
+				Outcome: string(r.Outcome), Program: programs[r.ProgramID], Execution: numbers[r.ExecutionID],
+				Code: r.Code, Reason: r.Reason, Detail: r.Detail, Delivery: r.Delivery}
+			if err := w.write(rec); err != nil {
+				return err
+			}
+		}
+		if len(page) < f.Limit {
+			return w.close()
+		}
+		f.After = page[len(page)-1].ID
+	}
+}
+
+// parseAuditTime reads RFC 3339 or a date (midnight UTC).
+func parseAuditTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2026-12-01T09:00:00Z) nor a date (2026-12-01)", s)
+}
+
+// auditWriter writes export records in one format.
+type auditWriter struct {
+	csv  *csv.Writer
+	json *json.Encoder
+}
+
+func newAuditWriter(format string, w io.Writer) *auditWriter {
+	if format == "csv" {
+		cw := csv.NewWriter(w)
+		_ = cw.Write(strings.Split(auditExportColumns, ", "))
+		return &auditWriter{csv: cw}
+	}
+	return &auditWriter{json: json.NewEncoder(w)}
+}
+
+func (a *auditWriter) write(r auditExportRecord) error {
+	if a.csv != nil {
+		return a.csv.Write(r.row())
+	}
+	return a.json.Encode(r)
+}
+
+func (a *auditWriter) close() error {
+	if a.csv != nil {
+		a.csv.Flush()
+		return a.csv.Error()
+	}
+	return nil
+}
