@@ -16,6 +16,7 @@ import (
 	"github.com/stagehand-dev/stagehand/bot/githubapp"
 	"github.com/stagehand-dev/stagehand/handlers/webhook"
 	"github.com/stagehand-dev/stagehand/handlers/worker"
+	"github.com/stagehand-dev/stagehand/state"
 )
 
 // auditSince returns the audit records after the one of ID after, oldest
@@ -250,6 +251,21 @@ func TestAuditNeverHoldsSecrets(t *testing.T) {
 			sets++
 			if !strings.HasSuffix(r.Detail, "/CANARY") && !strings.HasSuffix(r.Detail, "/DEPLOY_TOKEN") {
 				t.Errorf("a variable record does not name the variable: %+v", r)
+			}
+		}
+	}
+	// Nor does the compliance export, in either format.
+	for _, format := range []string{"jsonl", "csv"} {
+		var out strings.Builder
+		if err := state.ExportAudit(context.Background(), e.store, bot.AuditFilter{}, format, &out); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "CANARY") {
+			t.Errorf("the %s export does not name the variable:\n%s", format, out.String())
+		}
+		for _, leak := range []string{secret, variable} {
+			if strings.Contains(out.String(), leak) {
+				t.Errorf("the %s export shows a value (%q):\n%s", format, leak, out.String())
 			}
 		}
 	}

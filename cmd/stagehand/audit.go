@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/config"
+	"github.com/stagehand-dev/stagehand/state"
 )
 
 const auditUsage = `Usage: stagehand audit export --since TIME [--until TIME] [--format jsonl|csv] [flags]
@@ -30,7 +28,7 @@ dashboard sign-ins), with who, when, the program and execution, the outcome
 came from. Secret and variable values are never in it.
 
 It reads the state serve keeps: --data-dir (SQLite in it) or --database-url
-(PostgreSQL), and their environment variables, as serve does. It only reads;
+(PostgreSQL), and their environment variables, as serve does. It changes no record;
 a data directory without a database gives no records (jsonl: nothing; csv:
 only the header) and exit status 0.
 
@@ -41,32 +39,10 @@ Formats:
   jsonl  one JSON object a line
   csv    RFC 4180, with a header line
 
-Columns (csv) and fields (jsonl): ` + auditExportColumns + `
+Columns (csv) and fields (jsonl): ` + state.AuditExportColumns + `
 
 Flags:
 `
-
-// auditExportColumns are the export's columns, in order.
-const auditExportColumns = "id, at, actor, action, outcome, program, execution, code, reason, detail, delivery"
-
-// auditExportRecord is one record as the export writes it.
-type auditExportRecord struct {
-	ID        int64  `json:"id"`
-	At        string `json:"at"` // RFC 3339 with nanoseconds, UTC
-	Actor     string `json:"actor"`
-	Action    string `json:"action"`
-	Outcome   string `json:"outcome"`
-	Program   string `json:"program"`   // owner/repo; empty: none
-	Execution int    `json:"execution"` // number; 0: none
-	Code      string `json:"code"`
-	Reason    string `json:"reason"`
-	Detail    string `json:"detail"`
-	Delivery  string `json:"delivery"`
-}
-
-func (r auditExportRecord) row() []string {
-	return []string{strconv.FormatInt(r.ID, 10), r.At, r.Actor, r.Action, r.Outcome, r.Program, strconv.Itoa(r.Execution), r.Code, r.Reason, r.Detail, r.Delivery}
-}
 
 // audit runs `stagehand audit SUBCOMMAND`.
 func audit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -109,7 +85,7 @@ func auditExport(ctx context.Context, args []string, getenv func(string) string,
 		}
 	}
 	var problems []string
-	f := bot.AuditFilter{Oldest: true, Limit: 1000}
+	var f bot.AuditFilter
 	var err error
 	if *since == "" {
 		problems = append(problems, "--since is required: the first time to export, e.g. --since 2026-12-01")
@@ -132,12 +108,11 @@ func auditExport(ctx context.Context, args []string, getenv func(string) string,
 		return exitError{2}
 	}
 
-	w := newAuditWriter(*format, stdout)
 	if cfg.DatabaseURL == "" {
 		// Export only reads: a data directory without a database (empty,
 		// or not there yet) has no records, and is not made.
 		if _, err := os.Stat(filepath.Join(cfg.DataDir, "stagehand.db")); errors.Is(err, os.ErrNotExist) {
-			return w.close()
+			return state.ExportAudit(ctx, nil, f, *format, stdout)
 		}
 	}
 	store, err := openStore(ctx, cfg)
@@ -145,52 +120,7 @@ func auditExport(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	defer store.Close()
-	programs := map[int64]string{}
-	numbers := map[int64]int{}
-	for {
-		var page []bot.AuditRecord
-		err := store.View(ctx, func(tx bot.Tx) error {
-			if len(programs) == 0 {
-				ps, err := tx.Programs(ctx)
-				if err != nil {
-					return err
-				}
-				for _, p := range ps {
-					programs[p.ID] = p.FullName()
-				}
-			}
-			var err error
-			if page, err = tx.AuditRecords(ctx, f); err != nil {
-				return err
-			}
-			for _, r := range page {
-				if _, ok := numbers[r.ExecutionID]; r.ExecutionID == 0 || ok {
-					continue
-				}
-				ex, err := tx.Execution(ctx, r.ExecutionID)
-				if err != nil && !errors.Is(err, bot.ErrNotFound) {
-					return err
-				}
-				numbers[r.ExecutionID] = ex.Number
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("reading the audit trail: %w", err)
-		}
-		for _, r := range page {
-			rec := auditExportRecord{ID: r.ID, At: r.At.UTC().Format(time.RFC3339Nano), Actor: r.Actor, Action: string(r.Action),
-				Outcome: string(r.Outcome), Program: programs[r.ProgramID], Execution: numbers[r.ExecutionID],
-				Code: r.Code, Reason: r.Reason, Detail: r.Detail, Delivery: r.Delivery}
-			if err := w.write(rec); err != nil {
-				return err
-			}
-		}
-		if len(page) < f.Limit {
-			return w.close()
-		}
-		f.After = page[len(page)-1].ID
-	}
+	return state.ExportAudit(ctx, store, f, *format, stdout)
 }
 
 // parseAuditTime reads RFC 3339 or a date (midnight UTC).
@@ -202,34 +132,4 @@ func parseAuditTime(s string) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2026-12-01T09:00:00Z) nor a date (2026-12-01)", s)
-}
-
-// auditWriter writes export records in one format.
-type auditWriter struct {
-	csv  *csv.Writer
-	json *json.Encoder
-}
-
-func newAuditWriter(format string, w io.Writer) *auditWriter {
-	if format == "csv" {
-		cw := csv.NewWriter(w)
-		_ = cw.Write(strings.Split(auditExportColumns, ", "))
-		return &auditWriter{csv: cw}
-	}
-	return &auditWriter{json: json.NewEncoder(w)}
-}
-
-func (a *auditWriter) write(r auditExportRecord) error {
-	if a.csv != nil {
-		return a.csv.Write(r.row())
-	}
-	return a.json.Encode(r)
-}
-
-func (a *auditWriter) close() error {
-	if a.csv != nil {
-		a.csv.Flush()
-		return a.csv.Error()
-	}
-	return nil
 }

@@ -60,7 +60,7 @@ func TestAuditExportRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2026, 12, 1, 9, 0, 0, 123456789, time.UTC)
-	var want []auditExportRecord
+	var want []state.AuditExportRecord
 	err = s.Update(ctx, func(tx bot.Tx) error {
 		prog, err := tx.EnsureProgram(ctx, 7, bot.Repository{ID: 70, Owner: "acme", Name: "app", DefaultBranch: "main"})
 		if err != nil {
@@ -85,7 +85,7 @@ func TestAuditExportRoundTrip(t *testing.T) {
 			if i == 0 || i == len(recs)-1 {
 				continue // outside --since/--until
 			}
-			w := auditExportRecord{ID: id, At: r.At.UTC().Format(time.RFC3339Nano), Actor: r.Actor, Action: string(r.Action), Outcome: string(r.Outcome),
+			w := state.AuditExportRecord{ID: id, At: r.At.UTC().Format(time.RFC3339Nano), Actor: r.Actor, Action: string(r.Action), Outcome: string(r.Outcome),
 				Code: r.Code, Reason: r.Reason, Detail: r.Detail, Delivery: r.Delivery}
 			if r.ProgramID != 0 {
 				w.Program = "acme/app"
@@ -103,11 +103,11 @@ func TestAuditExportRoundTrip(t *testing.T) {
 	s.Close()
 	window := []string{"--since", t0.Format(time.RFC3339Nano), "--until", "2026-12-02"}
 
-	var fromJSON []auditExportRecord
+	var fromJSON []state.AuditExportRecord
 	dec := json.NewDecoder(strings.NewReader(exportAudit(t, nil, append(window, "--format", "jsonl", "--data-dir", dir)...)))
 	dec.DisallowUnknownFields()
 	for dec.More() {
-		var r auditExportRecord
+		var r state.AuditExportRecord
 		if err := dec.Decode(&r); err != nil {
 			t.Fatal(err)
 		}
@@ -124,11 +124,11 @@ func TestAuditExportRoundTrip(t *testing.T) {
 	if len(rows) == 0 || strings.Join(rows[0], ",") != auditCSVHeader {
 		t.Fatalf("csv header: %v", rows)
 	}
-	var fromCSV []auditExportRecord
+	var fromCSV []state.AuditExportRecord
 	for _, row := range rows[1:] {
 		id, _ := strconv.ParseInt(row[0], 10, 64)
 		n, _ := strconv.Atoi(row[6])
-		fromCSV = append(fromCSV, auditExportRecord{ID: id, At: row[1], Actor: row[2], Action: row[3], Outcome: row[4], Program: row[5],
+		fromCSV = append(fromCSV, state.AuditExportRecord{ID: id, At: row[1], Actor: row[2], Action: row[3], Outcome: row[4], Program: row[5],
 			Execution: n, Code: row[7], Reason: row[8], Detail: row[9], Delivery: row[10]})
 	}
 	if diff := cmp.Diff(want, fromCSV); diff != "" {
