@@ -1,9 +1,13 @@
 package bot
 
 import (
+	"maps"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestEnvironmentDeploymentApproval(t *testing.T) {
@@ -46,5 +50,41 @@ func TestDeployStepOf(t *testing.T) {
 		if got := DeployStepOf(env); got != want {
 			t.Errorf("DeployStepOf(%q) = %q, want %q", env, got, want)
 		}
+	}
+}
+
+func TestRetentionKeepRestorable(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	old := now.Add(-90 * 24 * time.Hour)
+	execs := []Execution{
+		{ID: 1, Number: 1, Pipeline: StageOnly, State: ExecutionSucceeded, ArtifactDigest: "a", FinishedAt: old},
+		{ID: 2, Number: 2, Pipeline: StageOnly, State: ExecutionSucceeded, ArtifactDigest: "b", FinishedAt: old},
+		{ID: 3, Number: 3, Pipeline: StageOnly, State: ExecutionSucceeded, ArtifactDigest: "c", FinishedAt: old},
+	}
+	// Newest first: c deployed and failed, then b, then a.
+	production := []EnvironmentDeployment{
+		{Environment: Production, ArtifactDigest: "c", Outcome: StepFailed},
+		{Environment: Production, ArtifactDigest: "b", Outcome: StepSucceeded},
+		{Environment: Production, ArtifactDigest: "a", Outcome: StepSucceeded},
+	}
+	for _, tt := range []struct {
+		keepDeployed int
+		want         []string
+	}{
+		{0, nil},
+		{1, []string{"c"}},
+		{2, []string{"b", "c"}},
+		{10, []string{"a", "b", "c"}},
+	} {
+		r := Retention{Age: 30 * 24 * time.Hour, KeepDeployed: tt.keepDeployed}
+		plan := r.Plan(now, execs, nil)
+		r.KeepRestorable(plan, production)
+		got := slices.Sorted(maps.Keys(plan.Keep))
+		if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("KeepDeployed %d: kept (-want +got):\n%s", tt.keepDeployed, diff)
+		}
+	}
+	if DefaultRetention.KeepDeployed != 10 {
+		t.Errorf("DefaultRetention.KeepDeployed = %d, want 10", DefaultRetention.KeepDeployed)
 	}
 }

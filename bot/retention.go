@@ -18,10 +18,14 @@ type Retention struct {
 	// stage-only executions keep their artifact sets whatever their age:
 	// they can still be promoted, or promoted again to roll back.
 	KeepPromotable int
+	// KeepDeployed is how many of each program's newest production
+	// deploys keep the artifact sets they deployed whatever their age:
+	// those builds can be restored (KeepRestorable).
+	KeepDeployed int
 }
 
 // DefaultRetention is what `stagehand serve` uses unless told otherwise.
-var DefaultRetention = Retention{Age: 30 * 24 * time.Hour, KeepPromotable: 10}
+var DefaultRetention = Retention{Age: 30 * 24 * time.Hour, KeepPromotable: 10, KeepDeployed: 10}
 
 // RetentionPlan is what a retention pass keeps and removes.
 type RetentionPlan struct {
@@ -76,6 +80,20 @@ func (r Retention) Plan(now time.Time, execs []Execution, deployed []Deployment)
 	}
 	sort.Slice(plan.DropLogs, func(i, j int) bool { return plan.DropLogs[i] < plan.DropLogs[j] })
 	return plan
+}
+
+// KeepRestorable adds to plan the artifact sets of the KeepDeployed newest
+// of a program's production deploys (production: its history, newest
+// first; deploys that failed or were cancelled count, they ran there too).
+func (r Retention) KeepRestorable(plan RetentionPlan, production []EnvironmentDeployment) {
+	for i, d := range production {
+		if i >= r.KeepDeployed {
+			break
+		}
+		if d.ArtifactDigest != "" {
+			plan.Keep[d.ArtifactDigest] = true
+		}
+	}
 }
 
 // PruneStats is what removing unneeded artifact sets removed.

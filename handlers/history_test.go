@@ -33,28 +33,7 @@ func TestEnvironmentHistoryAfterPromotion(t *testing.T) {
 	one, _ := e.execution(1)
 	two, _ := e.execution(2)
 
-	arts, err := state.OpenArtifacts(filepath.Join(e.dataDir, "artifacts"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dash := &web.Dashboard{Store: e.store, Artifacts: arts, Public: true}
-	mux := http.NewServeMux()
-	dash.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	history := func(env string) web.APIEnvironmentDeployments {
-		t.Helper()
-		resp, err := http.Get(srv.URL + "/api/v1/programs/" + owner + "/" + repo + "/environments/" + env + "/deployments")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out web.APIEnvironmentDeployments
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET the %s history: %d, %v", env, resp.StatusCode, err)
-		}
-		return out
-	}
+	history := e.apiHistory
 	ignore := cmpopts.IgnoreFields(web.APIEnvironmentDeployment{}, "StartedAt", "FinishedAt", "Message")
 	path := func(n string) string { return "/programs/" + owner + "/" + repo + "/executions/" + n }
 
@@ -79,4 +58,27 @@ func TestEnvironmentHistoryAfterPromotion(t *testing.T) {
 	if got := history("production").Deployments[0]; got.StartedAt.IsZero() || got.FinishedAt == nil || got.FinishedAt.Before(got.StartedAt) {
 		t.Errorf("production's deploy ran from %v to %v", got.StartedAt, got.FinishedAt)
 	}
+}
+
+// apiHistory reads an environment's history through the dashboard's API.
+func (e *surfaceEnv) apiHistory(env string) web.APIEnvironmentDeployments {
+	e.t.Helper()
+	arts, err := state.OpenArtifacts(filepath.Join(e.dataDir, "artifacts"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	(&web.Dashboard{Store: e.store, Artifacts: arts, Public: true}).Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/v1/programs/" + owner + "/" + repo + "/environments/" + env + "/deployments")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out web.APIEnvironmentDeployments
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("GET the %s history: %d, %v", env, resp.StatusCode, err)
+	}
+	return out
 }

@@ -21,7 +21,8 @@ type ArtifactPruner interface {
 // Retainer keeps the data directory from growing without end: it removes
 // the step logs of executions that finished longer ago than the policy's
 // age, and the artifact sets nothing needs any more (bot.Retention.Plan
-// says what stays: what is deployed, what runs, what can be promoted).
+// says what stays: what is deployed, what runs, what can be promoted; and
+// KeepRestorable: what production ran in its last KeepDeployed deploys).
 // The executions, their log tails and events stay in the database.
 type Retainer struct {
 	Store     bot.Viewer
@@ -79,6 +80,13 @@ func (r *Retainer) RunOnce(ctx context.Context) (RetentionStats, error) {
 				deployed = append(deployed, d)
 			}
 			plan := r.Policy.Plan(r.Clock.Now(), execs, deployed)
+			if r.Policy.KeepDeployed > 0 {
+				production, err := tx.EnvironmentHistory(ctx, bot.HistoryQuery{ProgramID: p.ID, Environment: bot.Production, Limit: r.Policy.KeepDeployed})
+				if err != nil {
+					return err
+				}
+				r.Policy.KeepRestorable(plan, production)
+			}
 			for d := range plan.Keep {
 				keep[d] = true
 			}
