@@ -72,7 +72,10 @@ type AuditRecord struct {
 type AuditFilter struct {
 	// ProgramIDs: records of these programs only (nil: of any program,
 	// and of none).
-	ProgramIDs  []int64
+	ProgramIDs []int64
+	// OwnBy, with ProgramIDs, also selects the records of no program
+	// whose actor it is (any case): a person's own sign-ins.
+	OwnBy       string
 	ExecutionID int64
 	Actor       string
 	Action      AuditAction

@@ -22,17 +22,23 @@ func auditQuery(f bot.AuditFilter, arg func(n int) string, dbt func(time.Time) a
 		where = append(where, fmt.Sprintf(cond, arg(len(args))))
 	}
 	if f.ProgramIDs != nil {
-		if len(f.ProgramIDs) == 0 {
-			where = append(where, "1 = 0")
-		}
+		var or []string
 		var in []string
 		for _, id := range f.ProgramIDs {
 			args = append(args, id)
 			in = append(in, arg(len(args)))
 		}
 		if len(in) > 0 {
-			where = append(where, "program_id IN ("+strings.Join(in, ", ")+")")
+			or = append(or, "program_id IN ("+strings.Join(in, ", ")+")")
 		}
+		if f.OwnBy != "" {
+			args = append(args, f.OwnBy)
+			or = append(or, "(program_id = 0 AND LOWER(actor) = LOWER("+arg(len(args))+"))")
+		}
+		if len(or) == 0 {
+			or = append(or, "1 = 0")
+		}
+		where = append(where, "("+strings.Join(or, " OR ")+")")
 	}
 	if f.ExecutionID != 0 {
 		add("execution_id = %s", f.ExecutionID)

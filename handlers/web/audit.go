@@ -13,7 +13,8 @@ import (
 
 // The audit trail on the dashboard (…/audit, per program) and in the API
 // (GET /api/v1/audit). A viewer sees the records of the programs they may
-// read, newest first, a page at a time; the cursor is opaque.
+// read, and (in the API, without ?program=) their own sign-ins, newest
+// first, a page at a time; the cursor is opaque.
 
 // Limits of the audit listings.
 const (
@@ -145,6 +146,9 @@ func (d *Dashboard) auditOf(r *http.Request, p *bot.Program) (auditPage, error) 
 		for _, rp := range readable {
 			progs[rp.ID] = rp
 		}
+	}
+	if v := viewerFrom(ctx); v != nil && p == nil {
+		f.OwnBy = v.login // and their own sign-ins, which are of no program
 	}
 	f.ProgramIDs = make([]int64, 0, len(progs))
 	for id := range progs {

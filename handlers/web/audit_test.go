@@ -68,8 +68,9 @@ func auditKeys(a APIAudit) []string {
 }
 
 // TestAPIAuditFiltersAndPermission: the API lists the records of the
-// programs the viewer may read only, newest first, with each filter, and
-// a program the viewer may not read is not found.
+// programs the viewer may read only (and their own sign-ins, never
+// another's), newest first, with each filter, and a program the viewer
+// may not read is not found.
 func TestAPIAuditFiltersAndPermission(t *testing.T) {
 	f := auditFixture(t)
 	alice, bob, mallory := f.signInAs("alice"), f.signInAs("bob"), f.signInAs("mallory")
@@ -80,14 +81,15 @@ func TestAPIAuditFiltersAndPermission(t *testing.T) {
 		query string
 		want  []string
 	}{
-		{alice, "alice, everything", "", []string{"bob approve", "alice variable-set", "mallory approve", "alice start"}},
+		{alice, "alice, everything: her programs' and her own sign-in", "", []string{"alice sign-in", "bob approve", "alice variable-set", "mallory approve", "alice start"}},
 		{alice, "program", "program=acme/app", []string{"bob approve", "alice variable-set", "mallory approve", "alice start"}},
 		{alice, "execution", "program=acme/app&execution=2", []string{"bob approve", "mallory approve", "alice start"}},
-		{alice, "actor", "actor=ALICE", []string{"alice variable-set", "alice start"}},
+		{alice, "actor", "actor=ALICE", []string{"alice sign-in", "alice variable-set", "alice start"}},
 		{alice, "action", "action=approve", []string{"bob approve", "mallory approve"}},
 		{alice, "since and until", "since=" + since + "&until=" + until, []string{"alice variable-set", "mallory approve"}},
-		{bob, "bob, everything", "", []string{"bob cancel"}},
-		{mallory, "mallory, everything", "", []string{}},
+		{bob, "bob, everything", "", []string{"bob sign-in", "bob cancel"}},
+		{mallory, "mallory, everything: her own sign-in", "", []string{"mallory sign-in"}},
+		{mallory, "mallory, a sign-in of someone else", "actor=zed", []string{}},
 	} {
 		status, got := tt.who.auditOfAPI(tt.query)
 		if status != http.StatusOK {
@@ -154,7 +156,7 @@ func TestAPIAuditPaging(t *testing.T) {
 		}
 		query = "limit=1&cursor=" + url.QueryEscape(page.NextCursor)
 	}
-	if diff := cmp.Diff([]string{"bob approve", "alice variable-set", "mallory approve", "alice start"}, all); diff != "" {
+	if diff := cmp.Diff([]string{"alice sign-in", "bob approve", "alice variable-set", "mallory approve", "alice start"}, all); diff != "" {
 		t.Errorf("paged (-want +got):\n%s", diff)
 	}
 	_, _, body := alice.get("/programs/acme/app/audit?limit=2")
