@@ -159,6 +159,11 @@ func TestAPIAuditPaging(t *testing.T) {
 	if diff := cmp.Diff([]string{"alice sign-in", "bob approve", "alice variable-set", "mallory approve", "alice start"}, all); diff != "" {
 		t.Errorf("paged (-want +got):\n%s", diff)
 	}
-	_, _, body := alice.get("/programs/acme/app/audit?limit=2")
+	_, _, page := alice.get("/programs/acme/app/executions/2")
+	mustContain(t, "the execution page", page, `href="/programs/acme/app/audit?execution=2"`)
+	_, _, body := alice.get("/programs/acme/app/audit?execution=2")
+	mustContain(t, "the execution's audit page", text(body), "app-refusal-words")
+	mustNotContain(t, "the execution's audit page", body, "stage/LOG_LEVEL")
+	_, _, body = alice.get("/programs/acme/app/audit?limit=2")
 	mustContain(t, "the audit page's first page", body, "older records")
 }
