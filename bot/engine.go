@@ -52,6 +52,7 @@ type EngineTx interface {
 	ExecutionWriter
 	Program(ctx context.Context, id int64) (Program, error)
 	Pipelines(ctx context.Context, programID int64) ([]Pipeline, error)
+	LatestPolicy(ctx context.Context, programID int64) (Policy, error)
 	// MarkDelivery records a command key (see WithCommandKey).
 	MarkDelivery(ctx context.Context, d Delivery) (fresh bool, err error)
 	// AddAudit appends to the audit trail (see AuditTx).
@@ -261,7 +262,10 @@ func (e *Engine) step(ctx context.Context, tx EngineTx, ex *Execution, now time.
 	// gate itself; a step worker runs the others (the approval's rollback
 	// check too, because it needs the repository's history).
 	settings := e.settings(ex)
-	held := e.calendarHold(ex, kind, now)
+	held, err := e.calendarHold(ctx, tx, ex, kind, now)
+	if err != nil {
+		return nil, false, err
+	}
 	switch {
 	case kind.Gate == GateSchedule && !settings.Scheduled:
 		return nil, true, e.passStep(ctx, tx, s, "no schedule: the pipeline is not scheduled", now)

@@ -58,6 +58,9 @@ type calendarRig struct {
 	deploys map[int64]int // production deploys claimed, by execution
 	// overridden are the executions given a break-glass override.
 	overridden map[int64]bool
+	// latest is the default branch's file recorded as the program's latest
+	// policy (land), whose calendar holds every execution; nil: none.
+	latest []byte
 }
 
 func berlin(t *testing.T, y int, m time.Month, d, h, min int) time.Time {
@@ -154,7 +157,7 @@ func (r *calendarRig) work() {
 			}
 			if c.Step.Name == bot.StepDeployProduction {
 				r.deploys[c.Execution.ID]++
-				if now := r.clock.Now(); !r.overridden[c.Execution.ID] && !c.Config.Production.Calendar().At(c.Step.StartedAt).Open {
+				if now := r.clock.Now(); !r.overridden[c.Execution.ID] && !r.calendar(c.Config).At(c.Step.StartedAt).Open {
 					r.t.Errorf("%s deploys to production at %s, outside its windows (now %s)", c.Execution, c.Step.StartedAt, now)
 				}
 			}

@@ -93,6 +93,10 @@ type ProgramReader interface {
 	ProgramByName(ctx context.Context, owner, repo string) (Program, error)
 	Programs(ctx context.Context) ([]Program, error)
 	Pipelines(ctx context.Context, programID int64) ([]Pipeline, error)
+	// LatestPolicy is the newest valid policy seen at a head of the
+	// program's default branch (SetLatestPolicy): its Branch, Commit and
+	// Raw, Config nil. The zero Policy when none was recorded.
+	LatestPolicy(ctx context.Context, programID int64) (Policy, error)
 }
 
 // ExecutionReader reads executions and what hangs off them.
@@ -120,6 +124,12 @@ type ExecutionWriter interface {
 	LockProgram(ctx context.Context, programID int64) error
 	// SetPipelines replaces a program's pipelines.
 	SetPipelines(ctx context.Context, programID int64, ps []Pipeline) error
+	// SetLatestPolicy records p, a valid file read at a head of the
+	// program's default branch (Branch, Commit and Raw set), as its latest
+	// policy, replacing the one before. Only a default-branch head's valid
+	// file may be recorded: the deploy calendar gate holds every waiting
+	// execution to its windows and freezes.
+	SetLatestPolicy(ctx context.Context, programID int64, p Policy) error
 	// CreateExecution stores e with the next number of its program and
 	// returns it with ID and Number set. Its steps are created pending.
 	CreateExecution(ctx context.Context, e Execution) (Execution, error)

@@ -92,6 +92,27 @@ func (t checkedTx) SetPipelines(ctx context.Context, programID int64, ps []bot.P
 	return t.storeTx.SetPipelines(ctx, programID, ps)
 }
 
+// SetLatestPolicy records p as the program's latest policy: a valid file
+// read at a head of the default branch, so Branch, Commit and Raw are set.
+func (t checkedTx) SetLatestPolicy(ctx context.Context, programID int64, p bot.Policy) error {
+	if p.Branch == "" || p.Commit == "" || len(p.Raw) == 0 {
+		return fmt.Errorf("set the latest policy of program %d: branch %q, commit %q and a file of %d bytes: all three are needed", programID, p.Branch, p.Commit, len(p.Raw))
+	}
+	if err := t.requireProgram(ctx, programID); err != nil {
+		return fmt.Errorf("set the latest policy: %w", err)
+	}
+	return t.storeTx.SetLatestPolicy(ctx, programID, p)
+}
+
+// LatestPolicy returns the program's latest policy (Config nil), the zero
+// Policy when none was recorded.
+func (t checkedTx) LatestPolicy(ctx context.Context, programID int64) (bot.Policy, error) {
+	if err := t.requireProgram(ctx, programID); err != nil {
+		return bot.Policy{}, fmt.Errorf("the latest policy: %w", err)
+	}
+	return t.storeTx.LatestPolicy(ctx, programID)
+}
+
 // CreateExecution stores e as the next execution of its program, with one
 // pending step per bot.StepsOf(e.Pipeline); the store chooses the number
 // inside the transaction, so two creations never share one. A zero

@@ -100,6 +100,16 @@ func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) (
 				return err
 			}
 		}
+		// A valid file pushed to the default branch is the program's
+		// latest policy: the deploy calendar gate of executions already
+		// queued or waiting reads its windows and freezes. An invalid or
+		// missing one changes nothing (the last valid one stays), and a
+		// push to another branch never records one (SPEC §3).
+		if branch == prog.DefaultBranch && own != nil && len(pol.Raw) > 0 {
+			if err := tx.SetLatestPolicy(ctx, prog.ID, pol); err != nil {
+				return err
+			}
+		}
 		record := bot.TriggerRecord{ProgramID: prog.ID, DeliveryID: d.GUID, Commit: push.After, Branch: branch, CreatedAt: now}
 		if why.Code != "" {
 			record.Code, record.Reason = why.Code, why.String()

@@ -31,6 +31,9 @@ func testChecks(t *testing.T, s bot.Store) {
 		{"SetPipelines with another program's pipeline", func(tx bot.Tx) error {
 			return tx.SetPipelines(ctx, p.ID, []bot.Pipeline{{ProgramID: other.ID, Kind: bot.StageOnly}})
 		}},
+		{"SetLatestPolicy without a file", func(tx bot.Tx) error {
+			return tx.SetLatestPolicy(ctx, p.ID, bot.Policy{Branch: "main", Commit: "aaa"})
+		}},
 		{"CreateExecution of an unknown pipeline", func(tx bot.Tx) error {
 			_, err := tx.CreateExecution(ctx, bot.Execution{ProgramID: p.ID, Pipeline: "nightly", State: bot.ExecutionQueued})
 			return err

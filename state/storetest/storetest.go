@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 		{"ProgramAdoptsGitHubID", testProgramAdoptsGitHubID},
 		{"ConcurrentEnsureProgram", testConcurrentEnsureProgram},
 		{"Pipelines", testPipelines},
+		{"LatestPolicy", testLatestPolicy},
 		{"ExecutionRoundTrip", testExecutionRoundTrip},
 		{"ExecutionNumbers", testExecutionNumbers},
 		{"ExecutionFilters", testExecutionFilters},
