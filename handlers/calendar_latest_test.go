@@ -1,0 +1,112 @@
+package handlers
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stagehand-dev/stagehand/bot"
+)
+
+// The deploy calendar gate holds executions to the windows and freezes of
+// the latest policy pushed to the default branch.
+
+// latestPolicy is what the store holds as the program's latest policy.
+func (e *surfaceEnv) latestPolicy() bot.Policy {
+	e.t.Helper()
+	var pol bot.Policy
+	e.view(func(tx bot.Tx) (err error) {
+		pol, err = tx.LatestPolicy(context.Background(), e.prog.ID)
+		return err
+	})
+	return pol
+}
+
+// pushMain commits file as .github/stagehand.yml on main and sends the push.
+func (e *surfaceEnv) pushMain(file string) string {
+	e.t.Helper()
+	e.repo.commit("policy change", map[string]string{bot.ConfigPath: file})
+	return e.push()
+}
+
+// stillHeld reconciles and fails unless prod-only #2's deploy still waits
+// with a message holding want.
+func (e *surfaceEnv) stillHeld(want string) {
+	e.t.Helper()
+	if err := e.engine.Reconcile(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+	ex, steps := e.execution(2)
+	last := steps[len(steps)-1]
+	if ex.State != bot.ExecutionWaiting || last.State != bot.StepWaiting || !strings.Contains(last.Message, want) {
+		e.t.Fatalf("%s is %s (%q), %s %s (%q); want it held with %q", ex, ex.State, ex.Message, last.Name, last.State, last.Message, want)
+	}
+}
+
+// TestCalendarFreezeMergedWhileWaitingForApproval: prod-only #2 waits for
+// its approval when a freeze is pushed to the default branch; approved
+// inside the freeze it waits, and deploys once the freeze ends.
+func TestCalendarFreezeMergedWhileWaitingForApproval(t *testing.T) {
+	start := time.Now()
+	e := newSurfaceEnv(t, sampleConfig(splitPipelines))
+	ctx := context.Background()
+	e.push()
+	e.waitState(1, bot.ExecutionSucceeded)
+	if _, err := e.engine.Promote(ctx, bot.Internal("alice"), e.prog.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
+	sha := e.pushMain(calendarConfig(start))
+	if got := e.latestPolicy(); got.Commit != sha {
+		t.Fatalf("the latest policy is at %s, want the pushed %s", got.Commit, sha)
+	}
+	if _, err := e.engine.Approve(ctx, bot.Internal("bob"), e.prog.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStep(2, bot.StepDeployProduction, bot.StepWaiting)
+	e.stillHeld("production is frozen until")
+	e.clock.Advance(time.Hour + time.Minute)
+	if err := e.engine.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(2, bot.ExecutionSucceeded)
+	if _, steps := e.execution(2); steps[len(steps)-1].Attempt != 1 {
+		t.Errorf("the deploy ran %d times, want once", steps[len(steps)-1].Attempt)
+	}
+}
+
+// TestCalendarFreezeLiftedOnTheDefaultBranch: a deploy held by a freeze
+// goes when a push to the default branch removes the freeze.
+func TestCalendarFreezeLiftedOnTheDefaultBranch(t *testing.T) {
+	e := heldInFreeze(t, time.Now())
+	e.stillHeld("release train")
+	e.pushMain(sampleConfig(splitPipelines))
+	if err := e.engine.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(2, bot.ExecutionSucceeded)
+}
+
+// TestCalendarLatestPolicyAttacks: what may not lift a freeze.
+func TestCalendarLatestPolicyAttacks(t *testing.T) {
+	t.Run("an invalid file on the default branch keeps the last valid freeze", func(t *testing.T) {
+		e := heldInFreeze(t, time.Now())
+		before := e.latestPolicy()
+		e.pushMain("version: 1\nenvironments: {production: {freezes: oops}}\n")
+		if got := e.latestPolicy(); got.Commit != before.Commit {
+			t.Fatalf("an invalid file became the latest policy (%s, was %s)", got.Commit, before.Commit)
+		}
+		e.stillHeld("release train")
+	})
+	t.Run("a side branch's push without the freeze changes nothing", func(t *testing.T) {
+		e := heldInFreeze(t, time.Now())
+		before := e.latestPolicy()
+		e.pushBranch("main-but-not", map[string]string{bot.ConfigPath: sampleConfig(splitPipelines)})
+		e.settle()
+		if got := e.latestPolicy(); got.Commit != before.Commit || string(got.Raw) != string(before.Raw) {
+			t.Fatalf("a side-branch push changed the latest policy to %s (was %s)", got.Commit, before.Commit)
+		}
+		e.stillHeld("release train")
+	})
+}
