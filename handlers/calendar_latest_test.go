@@ -49,14 +49,8 @@ func (e *surfaceEnv) stillHeld(want string) {
 // inside the freeze it waits, and deploys once the freeze ends.
 func TestCalendarFreezeMergedWhileWaitingForApproval(t *testing.T) {
 	start := time.Now()
-	e := newSurfaceEnv(t, sampleConfig(splitPipelines))
+	e := waitingForApproval(t, sampleConfig(splitPipelines))
 	ctx := context.Background()
-	e.push()
-	e.waitState(1, bot.ExecutionSucceeded)
-	if _, err := e.engine.Promote(ctx, bot.Internal("alice"), e.prog.ID, 1); err != nil {
-		t.Fatal(err)
-	}
-	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
 	sha := e.pushMain(calendarConfig(start))
 	if got := e.latestPolicy(); got.Commit != sha {
 		t.Fatalf("the latest policy is at %s, want the pushed %s", got.Commit, sha)

@@ -22,18 +22,25 @@ func calendarConfig(now time.Time) string {
 // heldInFreeze pushes, promotes stage-only #1 and approves prod-only #2,
 // whose production deploy then waits for the freeze around start.
 func heldInFreeze(t *testing.T, start time.Time) *surfaceEnv {
-	e := newSurfaceEnv(t, calendarConfig(start))
+	e := waitingForApproval(t, calendarConfig(start))
 	ctx := context.Background()
-	e.push()
-	e.waitState(1, bot.ExecutionSucceeded)
-	if _, err := e.engine.Promote(ctx, bot.Internal("alice"), e.prog.ID, 1); err != nil {
-		t.Fatal(err)
-	}
-	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
 	if _, err := e.engine.Approve(ctx, bot.Internal("bob"), e.prog.ID, 2); err != nil {
 		t.Fatal(err)
 	}
 	e.waitStep(2, bot.StepDeployProduction, bot.StepWaiting)
+	return e
+}
+
+// waitingForApproval pushes cfg, promotes stage-only #1 and returns when
+// prod-only #2 waits for its approval.
+func waitingForApproval(t *testing.T, cfg string) *surfaceEnv {
+	e := newSurfaceEnv(t, cfg)
+	e.push()
+	e.waitState(1, bot.ExecutionSucceeded)
+	if _, err := e.engine.Promote(context.Background(), bot.Internal("alice"), e.prog.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
 	return e
 }
 
