@@ -282,6 +282,12 @@ type progModel struct {
 	raw         []byte
 	cfg         *bot.Config
 	head        int // sequence number of the head of main
+	// base is the file without a calendar; calendars are production's
+	// deploy calendars in the latest default-branch policy, each in
+	// effect from its at (the first one, at the zero time, is the one
+	// every execution is created under until a change is recorded).
+	base      []byte
+	calendars []calendarChange
 }
 
 type execView struct {
@@ -359,6 +365,7 @@ type propStats struct {
 	calendarOpen         int // production deploys of a program with a calendar, started inside it
 	overridden           int // ... started outside it after a break-glass override
 	calendarHeld         int // times the clock moved with a deploy held by the calendar
+	calendarChanges      int // calendars pushed to the default branch while executions ran
 	drainRounds          int
 }
 
@@ -423,12 +430,13 @@ func newHarness(t *testing.T, seed int64, stats *propStats) *harness {
 	for i, s := range settings {
 		p := &progModel{owner: "acme", repo: fmt.Sprintf("app%d", i), raw: propPolicy(i, pipelineYAML(s.fullStack, s.prodOnly))}
 		if i == 1 {
-			p.raw = withCalendar(p.raw)
+			p.base, p.raw = p.raw, withCalendar(p.raw)
 		}
 		var err error
 		if p.cfg, err = parseRepoConfig.Config(p.raw); err != nil {
 			t.Fatalf("configuration of %s: %v", p.repo, err)
 		}
+		p.calendars = []calendarChange{{cal: p.cfg.Production.Calendar()}}
 		h.progs = append(h.progs, p)
 		// The first push creates the program and its first stage-only
 		// execution.
@@ -636,18 +644,35 @@ func (h *harness) events(executionID int64) []bot.Event {
 // freeze, as the model's configuration declares them, unless a break-glass
 // override was recorded before it started.
 func (h *harness) checkCalendar(c bot.Claim) {
-	var cal bot.DeployCalendar
-	for _, p := range h.progs {
-		if p.id == c.Program.ID {
-			cal = p.cfg.Production.Calendar()
+	var p *progModel
+	for _, q := range h.progs {
+		if q.id == c.Program.ID {
+			p = q
 		}
 	}
-	if !cal.Restricted() {
+	if p == nil {
 		return
 	}
-	if cal.At(c.Step.StartedAt).Open {
-		h.stats.calendarOpen++
-		return
+	// The calendars in effect when it was dispatched: the latest change
+	// at or before then, and one made at that very instant (either may
+	// have come first).
+	at := c.Step.StartedAt
+	var cal bot.DeployCalendar
+	for i, ch := range p.calendars {
+		if ch.at.After(at) {
+			break
+		}
+		if i+1 < len(p.calendars) && p.calendars[i+1].at.Before(at) {
+			continue
+		}
+		if !ch.cal.Restricted() {
+			return
+		}
+		if ch.cal.At(at).Open {
+			h.stats.calendarOpen++
+			return
+		}
+		cal = ch.cal
 	}
 	events := h.events(c.Execution.ID)
 	for _, ev := range events {
@@ -1081,6 +1106,7 @@ var operations = []operation{
 			h.logf("%s: override of %s (%s)", p.repo, e.Execution, e.State)
 		}
 	}},
+	{"calendar changes", 1, func(h *harness, _ snapshot) { h.changeCalendar() }},
 	{"clock", 6, func(h *harness, _ snapshot) {
 		d := []time.Duration{time.Second, 10 * time.Second, 31 * time.Second, 5 * time.Minute}[h.rng.Intn(4)]
 		h.clock.Advance(d)
@@ -1225,7 +1251,10 @@ func (h *harness) lease() time.Duration {
 //   - the deploy calendar: with random clock jumps of hours and days, a
 //     production deploy of the program with windows and freezes starts
 //     only inside a window and outside every freeze, unless a break-glass
-//     override was recorded first;
+//     override was recorded first; the calendar in force is the latest
+//     one pushed to the default branch ("calendar changes": windows, a
+//     freeze merged while deploys wait, a freeze lifted), also for the
+//     executions created before it;
 //   - consistency: step states match the execution's, steps run in order,
 //     an ended execution has no pending, running or waiting step and never
 //     changes again.
@@ -1266,7 +1295,7 @@ func TestEngineRuleBProperty(t *testing.T) {
 	t.Logf("operations run (refused): %s", opCounts(stats))
 	t.Logf("%d production deploys passed a quorum of two", stats.quorums)
 	t.Logf("%d executions, at the end: %v", stats.executions, stats.endStates)
-	t.Logf("deploy calendar: %d production deploys inside it, %d after an override; %d clock jumps with a deploy held", stats.calendarOpen, stats.overridden, stats.calendarHeld)
+	t.Logf("deploy calendar: %d production deploys inside it, %d after an override; %d clock jumps with a deploy held; %d calendar changes on the default branch", stats.calendarOpen, stats.overridden, stats.calendarHeld, stats.calendarChanges)
 	t.Logf("queued executions seen blocked (rule C): %v", stats.queuedBehind)
 }
 
