@@ -53,8 +53,12 @@ type EnvironmentDeployment struct {
 	// SourceNumber is, for a prod-only execution, the number of the
 	// stage-only execution whose build it deploys; 0 otherwise.
 	SourceNumber int
-	Cause        Cause
-	TriggeredBy  string // who pushed, started or promoted the execution
+	// BuildState is the state of the execution that built what d
+	// deployed (Build): only a build whose execution succeeded can be
+	// restored.
+	BuildState  ExecutionState
+	Cause       Cause
+	TriggeredBy string // who pushed, started or promoted the execution
 	// Outcome is the deploy step's state: running, succeeded, failed or
 	// cancelled; Message its words.
 	Outcome    StepState

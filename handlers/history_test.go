@@ -39,7 +39,7 @@ func TestEnvironmentHistoryAfterPromotion(t *testing.T) {
 
 	want := web.APIEnvironmentDeployments{Environment: "production", Deployments: []web.APIEnvironmentDeployment{{
 		ExecutionNumber: 2, Pipeline: "prod-only", Commit: one.Commit, ArtifactDigest: one.ArtifactDigest, BuildNumber: 1,
-		Cause: "promotion", TriggeredBy: "mallory", Outcome: "succeeded", Artifacts: "kept", HTMLPath: path("2"),
+		Cause: "promotion", TriggeredBy: "mallory", Outcome: "succeeded", BuildState: "succeeded", Artifacts: "kept", Restorable: true, HTMLPath: path("2"),
 		Approval: &web.APIQuorum{Required: 2, Approvals: 2, Approvers: []string{"alice", "bob"}, Summary: "2 of 2 approvals: @alice, @bob"},
 	}}}
 	if diff := cmp.Diff(want, history("production"), ignore); diff != "" {
@@ -47,7 +47,7 @@ func TestEnvironmentHistoryAfterPromotion(t *testing.T) {
 	}
 	want = web.APIEnvironmentDeployments{Environment: "stage", Deployments: []web.APIEnvironmentDeployment{{
 		ExecutionNumber: 1, Pipeline: "stage-only", Commit: one.Commit, ArtifactDigest: one.ArtifactDigest, BuildNumber: 1,
-		Cause: "push", TriggeredBy: "Codertocat", Outcome: "succeeded", HTMLPath: path("1"),
+		Cause: "push", TriggeredBy: "Codertocat", Outcome: "succeeded", BuildState: "succeeded", Artifacts: "kept", Restorable: true, HTMLPath: path("1"),
 	}}}
 	if diff := cmp.Diff(want, history("stage"), ignore); diff != "" {
 		t.Errorf("stage's history (-want +got):\n%s", diff)

@@ -62,7 +62,7 @@ func (a *historyArgs) in(column string, ids []int64) string {
 const historyStarted = `s.started_at IS NOT NULL AND (s.state IN ('running', 'succeeded', 'failed') OR s.attempt > 0)`
 
 const selectHistory = `SELECT e.id, e.number, e.pipeline, e.commit_sha, e.artifact_digest, COALESCE(src.number, 0),
-    e.cause, e.triggered_by, s.state, s.message, s.started_at, s.finished_at
+    COALESCE(src.state, e.state), e.cause, e.triggered_by, s.state, s.message, s.started_at, s.finished_at
 FROM steps s
 JOIN executions e ON e.id = s.execution_id
 LEFT JOIN executions src ON src.id = e.source_id
@@ -90,7 +90,7 @@ func environmentHistory(ctx context.Context, d historyDialect, q bot.HistoryQuer
 	err := d.query(ctx, query, args.list, func(row rowScanner) error {
 		h := bot.EnvironmentDeployment{Environment: q.Environment}
 		err := row.Scan(&h.ExecutionID, &h.Number, &h.Pipeline, &h.Commit, &h.ArtifactDigest, &h.SourceNumber,
-			&h.Cause, &h.TriggeredBy, &h.Outcome, &h.Message, d.timeDest(&h.StartedAt), d.timeDest(&h.FinishedAt))
+			&h.BuildState, &h.Cause, &h.TriggeredBy, &h.Outcome, &h.Message, d.timeDest(&h.StartedAt), d.timeDest(&h.FinishedAt))
 		out = append(out, h)
 		return err
 	})

@@ -35,9 +35,12 @@ const (
 type historyRow struct {
 	bot.EnvironmentDeployment
 	Approval bot.QuorumState // production: who approved it
-	// Artifacts is, for a production deploy, whether its build's artifact
-	// set is still kept (artifactsKept, artifactsPruned); "" when unknown.
+	// Artifacts is whether the artifact set of its build is still kept
+	// (artifactsKept, artifactsPruned); "" when unknown.
 	Artifacts string
+	// Restorable: its build succeeded and its artifact set is kept, so
+	// production can be restored to it.
+	Restorable bool
 }
 
 // historyView is a page of an environment's history.
@@ -165,10 +168,8 @@ func (d *Dashboard) historyOf(r *http.Request, limit int) (historyView, error) {
 	}
 	kept := map[string]string{}
 	for _, h := range rows {
-		row := historyRow{EnvironmentDeployment: h, Approval: h.Approval()}
-		if env == bot.Production {
-			row.Artifacts = d.artifactsKept(ctx, h.ArtifactDigest, kept)
-		}
+		row := historyRow{EnvironmentDeployment: h, Approval: h.Approval(), Artifacts: d.artifactsKept(ctx, h.ArtifactDigest, kept)}
+		row.Restorable = row.Artifacts == artifactsKept && h.BuildState == bot.ExecutionSucceeded
 		v.Rows = append(v.Rows, row)
 	}
 	return v, nil
@@ -255,10 +256,14 @@ type APIEnvironmentDeployment struct {
 	Message          string     `json:"message,omitempty"`
 	StartedAt        time.Time  `json:"started_at"`
 	FinishedAt       *time.Time `json:"finished_at,omitempty"`
-	// Artifacts is, for production, "kept" (the build can be restored) or
-	// "pruned" (retention removed its artifact set); absent when unknown.
-	Artifacts string `json:"artifacts,omitempty"`
-	HTMLPath  string `json:"html_path"`
+	// BuildState is the state of the build's execution; Artifacts "kept"
+	// or "pruned" (retention removed its artifact set; absent when
+	// unknown); Restorable: the build succeeded and its set is kept, so
+	// production can be restored to it.
+	BuildState string `json:"build_state"`
+	Artifacts  string `json:"artifacts,omitempty"`
+	Restorable bool   `json:"restorable"`
+	HTMLPath   string `json:"html_path"`
 }
 
 func (d *Dashboard) apiHistory(w http.ResponseWriter, r *http.Request) {
@@ -279,7 +284,7 @@ func (d *Dashboard) apiHistory(w http.ResponseWriter, r *http.Request) {
 			ExecutionNumber: h.Number, Pipeline: string(h.Pipeline), Commit: h.Commit, ArtifactDigest: h.ArtifactDigest,
 			BuildNumber: h.Build(), Cause: string(h.Cause), TriggeredBy: h.TriggeredBy, RollbackApproved: h.RolledBack(),
 			Outcome: string(h.Outcome), Message: h.Message, StartedAt: h.StartedAt.UTC(), FinishedAt: optTime(h.FinishedAt),
-			Artifacts: h.Artifacts, HTMLPath: bot.ExecutionPath(v.Program, h.Number),
+			BuildState: string(h.BuildState), Artifacts: h.Artifacts, Restorable: h.Restorable, HTMLPath: bot.ExecutionPath(v.Program, h.Number),
 		}
 		if v.Environment == bot.Production {
 			q := apiQuorum(h.Approval)

@@ -62,14 +62,14 @@ func TestAPIHistory(t *testing.T) {
 		{"/api/v1/programs/acme/app/environments/stage/deployments", APIEnvironmentDeployments{Environment: "stage", Deployments: []APIEnvironmentDeployment{{
 			ExecutionNumber: 1, Pipeline: "stage-only", Commit: commitOne, ArtifactDigest: digest, BuildNumber: 1, Cause: "push",
 			TriggeredBy: "alice", Outcome: "succeeded", Message: "deployed to stage", StartedAt: dashAt(2), FinishedAt: tp(dashAt(4)),
-			HTMLPath: "/programs/acme/app/executions/1",
+			BuildState: "succeeded", Artifacts: "kept", Restorable: true, HTMLPath: "/programs/acme/app/executions/1",
 		}}}},
 		// #3 was rejected: its deploy never ran, so it is not history.
 		{"/api/v1/programs/acme/app/environments/production/deployments", APIEnvironmentDeployments{Environment: "production", Deployments: []APIEnvironmentDeployment{{
 			ExecutionNumber: 2, Pipeline: "prod-only", Commit: commitOne, ArtifactDigest: digest, BuildNumber: 1, Cause: "promotion",
 			TriggeredBy: "alice", Outcome: "succeeded", Message: "deployed to production", StartedAt: dashAt(15), FinishedAt: tp(dashAt(20)),
 			Approval:  &APIQuorum{Required: 1, Approvals: 1, Approvers: []string{"bob"}, Summary: "1 of 1 approvals: @bob"},
-			Artifacts: "kept", HTMLPath: "/programs/acme/app/executions/2",
+			BuildState: "succeeded", Artifacts: "kept", Restorable: true, HTMLPath: "/programs/acme/app/executions/2",
 		}}}},
 		{"/api/v1/programs/acme/other/environments/production/deployments", APIEnvironmentDeployments{Environment: "production", Deployments: []APIEnvironmentDeployment{}}},
 	}
@@ -134,7 +134,7 @@ func TestAPIHistoryPaging(t *testing.T) {
 		if d.ExecutionNumber%2 == 0 {
 			want = "pruned"
 		}
-		if d.Artifacts != want || d.Approval == nil || d.Approval.Summary != "1 of 1 approvals: @erin" || d.TriggeredBy != "dave" || d.BuildNumber != 1 {
+		if d.Artifacts != want || d.Restorable != (want == "kept") || d.Approval == nil || d.Approval.Summary != "1 of 1 approvals: @erin" || d.TriggeredBy != "dave" || d.BuildNumber != 1 {
 			t.Errorf("#%d: artifacts %q (want %q), approval %+v, triggered by %q, build #%d", d.ExecutionNumber, d.Artifacts, want, d.Approval, d.TriggeredBy, d.BuildNumber)
 		}
 	}
@@ -176,8 +176,8 @@ func TestHistoryPage(t *testing.T) {
 	mustNotContain(t, "production's history", text(prod), "prod-only #3", "older", "newer")
 
 	stage := f.page("/programs/acme/app/environments/stage/deployments")
-	mustContain(t, "stage's history", text(stage), "stage-only #1", "deployed to stage", "alice (push)")
-	mustNotContain(t, "stage's history", text(stage), "approved by", "restore", "bob")
+	mustContain(t, "stage's history", text(stage), "stage-only #1", "deployed to stage", "alice (push)", "can be restored")
+	mustNotContain(t, "stage's history", text(stage), "approved by", "bob")
 
 	mustContain(t, "an empty history", text(f.page("/programs/acme/other/environments/production/deployments")), "Nothing has been deployed to production yet.")
 	status, _, body := f.get("/programs/acme/app/environments/qa/deployments")
@@ -215,4 +215,35 @@ func linkOf(t *testing.T, page, rel string) string {
 	href := page[start+len(`href="`):]
 	href = href[:strings.IndexByte(href, '"')]
 	return strings.ReplaceAll(href, "&amp;", "&")
+}
+
+// TestHistoryFailedBuild: a full-stack execution whose production deploy
+// failed ran there, but its build cannot be restored: its execution did
+// not succeed.
+func TestHistoryFailedBuild(t *testing.T) {
+	f := newDashFixture(t)
+	ctx := context.Background()
+	err := f.store.Update(ctx, func(tx bot.Tx) error {
+		e, err := tx.CreateExecution(ctx, bot.Execution{ProgramID: f.prog.ID, Pipeline: bot.FullStack, Commit: commitFour,
+			State: bot.ExecutionFailed, Cause: bot.CauseManual, TriggeredBy: "erin", ArtifactDigest: f.set.Digest})
+		if err != nil {
+			return err
+		}
+		return tx.UpdateStep(ctx, bot.Step{ExecutionID: e.ID, Name: bot.StepDeployProduction, State: bot.StepFailed,
+			Message: "exit status 1", Attempt: 1, StartedAt: dashAt(200), FinishedAt: dashAt(201)})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got APIEnvironmentDeployments
+	f.getJSON("/api/v1/programs/acme/app/environments/production/deployments?limit=1", http.StatusOK, &got)
+	if len(got.Deployments) != 1 {
+		t.Fatalf("got %d deploys, want 1", len(got.Deployments))
+	}
+	d := got.Deployments[0]
+	if d.ExecutionNumber != 6 || d.Outcome != "failed" || d.BuildState != "failed" || d.Artifacts != "kept" || d.Restorable || d.BuildNumber != 6 {
+		t.Errorf("the failed full-stack deploy: %+v", d)
+	}
+	page := text(f.page("/programs/acme/app/environments/production/deployments"))
+	mustContain(t, "production's history", page, "full-stack #6", "failed exit status 1", "erin (manual)", "build failed", "prod-only #2")
 }

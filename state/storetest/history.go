@@ -50,7 +50,9 @@ func testEnvironmentHistory(t *testing.T, s bot.Store) {
 			ArtifactDigest: digest, Cause: bot.CausePush, TriggeredBy: by}
 	}
 	e1 := run(stageOnly("c1", "d1", "mona"), []bot.Step{step(bot.StepDeployStage, bot.StepSucceeded, 1, 1, 2)})
-	e2 := run(stageOnly("c2", "d2", "hubot"), []bot.Step{step(bot.StepDeployStage, bot.StepFailed, 1, 2, 3)})
+	failed := stageOnly("c2", "d2", "hubot")
+	failed.State = bot.ExecutionFailed
+	e2 := run(failed, []bot.Step{step(bot.StepDeployStage, bot.StepFailed, 1, 2, 3)})
 	full := stageOnly("c3", "d3", "mona")
 	full.Pipeline = bot.FullStack
 	e3 := run(full, []bot.Step{step(bot.StepDeployStage, bot.StepSucceeded, 1, 3, 4), step(bot.StepDeployProduction, bot.StepSucceeded, 1, 5, 6)},
@@ -78,18 +80,18 @@ func testEnvironmentHistory(t *testing.T, s bot.Store) {
 
 	stage := []bot.EnvironmentDeployment{
 		{Environment: bot.Stage, ExecutionID: e3.ID, Number: e3.Number, Pipeline: bot.FullStack, Commit: "c3", ArtifactDigest: "d3",
-			Cause: bot.CausePush, TriggeredBy: "mona", Outcome: bot.StepSucceeded, Message: "succeeded", StartedAt: at(3), FinishedAt: at(4),
+			BuildState: bot.ExecutionSucceeded, Cause: bot.CausePush, TriggeredBy: "mona", Outcome: bot.StepSucceeded, Message: "succeeded", StartedAt: at(3), FinishedAt: at(4),
 			Approvals: []bot.Event{
 				{ExecutionID: e3.ID, At: at(4), Actor: "alice", Kind: bot.EventApproved, Detail: "1 of 2 approvals: @alice"},
 				{ExecutionID: e3.ID, At: at(5), Actor: "bob", Kind: bot.EventApproved, Detail: "2 of 2 approvals: @alice, @bob"}}},
 		{Environment: bot.Stage, ExecutionID: e2.ID, Number: e2.Number, Pipeline: bot.StageOnly, Commit: "c2", ArtifactDigest: "d2",
-			Cause: bot.CausePush, TriggeredBy: "hubot", Outcome: bot.StepFailed, Message: "failed", StartedAt: at(2), FinishedAt: at(3)},
+			BuildState: bot.ExecutionFailed, Cause: bot.CausePush, TriggeredBy: "hubot", Outcome: bot.StepFailed, Message: "failed", StartedAt: at(2), FinishedAt: at(3)},
 		{Environment: bot.Stage, ExecutionID: e1.ID, Number: e1.Number, Pipeline: bot.StageOnly, Commit: "c1", ArtifactDigest: "d1",
-			Cause: bot.CausePush, TriggeredBy: "mona", Outcome: bot.StepSucceeded, Message: "succeeded", StartedAt: at(1), FinishedAt: at(2)},
+			BuildState: bot.ExecutionSucceeded, Cause: bot.CausePush, TriggeredBy: "mona", Outcome: bot.StepSucceeded, Message: "succeeded", StartedAt: at(1), FinishedAt: at(2)},
 	}
 	prodRow := func(e bot.Execution, by string, outcome bot.StepState, from, to int, approvals ...bot.Event) bot.EnvironmentDeployment {
 		r := bot.EnvironmentDeployment{Environment: bot.Production, ExecutionID: e.ID, Number: e.Number, Pipeline: bot.ProdOnly, Commit: "c1",
-			ArtifactDigest: "d1", SourceNumber: e1.Number, Cause: bot.CausePromotion, TriggeredBy: by, Outcome: outcome, Message: string(outcome),
+			ArtifactDigest: "d1", SourceNumber: e1.Number, BuildState: bot.ExecutionSucceeded, Cause: bot.CausePromotion, TriggeredBy: by, Outcome: outcome, Message: string(outcome),
 			StartedAt: at(from), Approvals: approvals}
 		if to > 0 {
 			r.FinishedAt = at(to)
