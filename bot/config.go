@@ -51,6 +51,9 @@ type Config struct {
 	Production  *Environment
 	Pipelines   map[PipelineKind]PipelineConfig
 	BareAliases bool
+	// Notifications are the program's notification targets (policy: the
+	// default branch's file only; see MergePolicy).
+	Notifications []NotificationTarget
 }
 
 // Build says how a commit is built and which files form its artifact set.

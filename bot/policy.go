@@ -52,6 +52,7 @@ func MergePolicy(commands, policy *Config) *Config {
 	}
 	if policy != nil {
 		out.BareAliases = policy.BareAliases
+		out.Notifications = policy.Notifications
 		maps.Copy(out.Pipelines, policy.Pipelines)
 	}
 	for _, name := range []EnvironmentName{Stage, Production} {

@@ -83,7 +83,7 @@ pipelines:
 	{
 		name:  "unknown top-level key",
 		yaml:  minimalYAML + "notify: {slack: '#deploys'}\n",
-		diags: bot.Diagnostics{errAt(10, 1, "notify: unknown top-level key; allowed here: version, build, environments, pipelines, commands")},
+		diags: bot.Diagnostics{errAt(10, 1, "notify: unknown top-level key; allowed here: version, build, environments, pipelines, commands, notifications")},
 	},
 	{
 		name: "unknown nested keys",

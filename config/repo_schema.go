@@ -13,7 +13,7 @@ import (
 
 // The keys each mapping of the file may hold (SPEC §3).
 var (
-	topKeys         = mapSpec{"top-level key", []string{"version", "build", "environments", "pipelines", "commands"}}
+	topKeys         = mapSpec{"top-level key", []string{"version", "build", "environments", "pipelines", "commands", "notifications"}}
 	buildKeys       = mapSpec{"key", []string{"run", "artifacts", "timeout"}}
 	environmentKeys = mapSpec{"environment", []string{string(bot.Stage), string(bot.Production)}}
 	envKeys         = mapSpec{"key", []string{"deploy", "deploy_timeout", "url", "variables", "secrets", "tests", "approvers", "prevent_self_approval", "windows", "freezes", "break_glass"}}
@@ -59,6 +59,8 @@ func (w *walker) walkFile(data []byte) *bot.Config {
 			w.pipelines(cfg, e)
 		case "commands":
 			w.commands(cfg, e)
+		case "notifications":
+			w.notifications(cfg, e)
 		}
 	}
 	w.require(entries, pos{1, 1}, "", "version", "add version: 1 at the top of the file")
@@ -246,12 +248,9 @@ func (w *walker) tests(e entry) []bot.Test {
 				if !ok {
 					continue
 				}
-				if p, dup := first[name]; dup {
-					w.errorf(f.valuePos, f.path, "duplicate test name %q (the first is at line %d); test names must be unique", name, p.line)
-					continue
+				if w.distinctName(first, f, name, "test") {
+					t.Name = name
 				}
-				first[name] = f.valuePos
-				t.Name = name
 			case "run":
 				t.Run, _ = w.nonEmptyStr(f, "the test command as a string, such as ./smoke.sh")
 			case "timeout":
@@ -386,4 +385,15 @@ func (w *walker) commands(cfg *bot.Config, e entry) {
 			cfg.BareAliases, _ = w.boolean(f)
 		}
 	}
+}
+
+// distinctName records where name (of a what: "test", "target") is first
+// defined in first, or reports f as a duplicate and returns false.
+func (w *walker) distinctName(first map[string]pos, f entry, name, what string) bool {
+	if p, dup := first[name]; dup {
+		w.errorf(f.valuePos, f.path, "duplicate %s name %q (the first is at line %d); %s names must be unique", what, name, p.line, what)
+		return false
+	}
+	first[name] = f.valuePos
+	return true
 }

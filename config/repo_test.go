@@ -385,7 +385,7 @@ func TestValidateFile(t *testing.T) {
 	}
 	want := bot.Diagnostics{
 		{Path: bad, Line: 1, Column: 1, Message: "pipelines: no pipeline is configured; add at least one of full-stack, stage-only or prod-only"},
-		{Path: bad, Line: 3, Column: 1, Message: "buidl: unknown top-level key; allowed here: version, build, environments, pipelines, commands"},
+		{Path: bad, Line: 3, Column: 1, Message: "buidl: unknown top-level key; allowed here: version, build, environments, pipelines, commands, notifications"},
 	}
 	if diff := cmp.Diff(want, ds); diff != "" {
 		t.Errorf("ValidateFile(bad) (-want +got):\n%s", diff)
