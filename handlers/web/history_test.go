@@ -163,9 +163,11 @@ func TestAPIHistoryRefusals(t *testing.T) {
 
 func TestHistoryPage(t *testing.T) {
 	f := newDashFixture(t)
-	envs := f.page("/programs/acme/app/environments")
-	for _, link := range []string{`href="/programs/acme/app/environments/stage/deployments"`, `href="/programs/acme/app/environments/production/deployments"`} {
-		mustContain(t, "the environments page", envs, link)
+	for _, from := range []string{"/programs/acme/app/environments", "/programs/acme/app"} {
+		page := f.page(from)
+		for _, link := range []string{`href="/programs/acme/app/environments/stage/deployments"`, `href="/programs/acme/app/environments/production/deployments"`} {
+			mustContain(t, from, page, link)
+		}
 	}
 
 	prod := f.page("/programs/acme/app/environments/production/deployments")
