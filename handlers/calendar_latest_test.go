@@ -2,11 +2,13 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
 )
 
 // The deploy calendar gate holds executions to the windows and freezes of
@@ -103,4 +105,34 @@ func TestCalendarLatestPolicyAttacks(t *testing.T) {
 		}
 		e.stillHeld("release train")
 	})
+}
+
+// pushOf sends the push webhook of sha to main, as GitHub sends it (late,
+// here: main may have moved on since).
+func (e *surfaceEnv) pushOf(sha string) {
+	e.t.Helper()
+	var p map[string]any
+	if err := json.Unmarshal(githubtest.Payload("push/branch-created.json"), &p); err != nil {
+		e.t.Fatal(err)
+	}
+	p["ref"], p["after"], p["created"] = "refs/heads/main", sha, false
+	p["repository"].(map[string]any)["default_branch"] = "main"
+	e.setRepo(p)
+	e.deliver("push", p)
+}
+
+// TestCalendarLatePushKeepsTheNewerPolicy: the push of an older commit
+// of the default branch, handled after a newer one (a retry, a delayed
+// delivery), does not bring its older policy back: the latest policy is
+// the file at the branch's head.
+func TestCalendarLatePushKeepsTheNewerPolicy(t *testing.T) {
+	start := time.Now()
+	e := heldInFreeze(t, start)
+	lifted := e.repo.commit("lift the freeze", map[string]string{bot.ConfigPath: sampleConfig(splitPipelines)})
+	frozen := e.pushMain(calendarConfig(start)) // the freeze again, handled first
+	e.pushOf(lifted)                            // the older push, handled late
+	if got := e.latestPolicy(); got.Commit != frozen {
+		t.Fatalf("the latest policy is at %s after the late push of %s, want the head %s", got.Commit, lifted, frozen)
+	}
+	e.stillHeld("release train")
 }

@@ -75,6 +75,12 @@ func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) (
 			decisions = nil
 		}
 	}
+	var latest *bot.Policy // what the push records as the program's latest policy
+	if branch == prog.DefaultBranch {
+		if latest, err = h.latestPolicy(ctx, prog, pol); err != nil {
+			return outcome{}, err
+		}
+	}
 	now := h.Clock.Now()
 	audit := bot.AuditRecord{At: now, Actor: ev.GetSender().GetLogin(), Delivery: d.GUID}
 	var started []bot.Execution
@@ -100,13 +106,10 @@ func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) (
 				return err
 			}
 		}
-		// A valid file pushed to the default branch is the program's
-		// latest policy: the deploy calendar gate of executions already
-		// queued or waiting reads its windows and freezes. An invalid or
-		// missing one changes nothing (the last valid one stays), and a
-		// push to another branch never records one (SPEC §3).
-		if branch == prog.DefaultBranch && own != nil && len(pol.Raw) > 0 {
-			if err := tx.SetLatestPolicy(ctx, prog.ID, pol); err != nil {
+		// The deploy calendar gate of executions already queued or
+		// waiting reads the latest policy's windows and freezes.
+		if latest != nil {
+			if err := tx.SetLatestPolicy(ctx, prog.ID, *latest); err != nil {
 				return err
 			}
 		}
@@ -190,6 +193,39 @@ func (h *Webhooks) readCommands(ctx context.Context, prog bot.Program, sha strin
 		return nil, nil, diags, nil
 	}
 	return cfg, data, diags, nil
+}
+
+// latestPolicy is what a push to the default branch records as the
+// program's latest policy, or nil: the pushed file when valid; but when the
+// branch has moved on since (this delivery is handled late, or again), the
+// valid file at its head now, so a late delivery never brings an older
+// policy back (a lifted freeze, say). An invalid or missing file records
+// nothing: the last valid policy stays (an invalid file never lifts a
+// freeze), and a push to another branch never records one (SPEC §3). When
+// the head cannot be read, the pushed file is taken (deliveries mostly
+// arrive in order).
+func (h *Webhooks) latestPolicy(ctx context.Context, prog bot.Program, pushed bot.Policy) (*bot.Policy, error) {
+	valid := func(p bot.Policy) *bot.Policy {
+		if p.Config == nil || len(p.Raw) == 0 {
+			return nil
+		}
+		return &p
+	}
+	if h.Policies == nil {
+		return valid(pushed), nil
+	}
+	head, err := h.Policies.Heads.HeadCommit(ctx, prog, prog.DefaultBranch)
+	if err != nil || head == "" || head == pushed.Commit {
+		return valid(pushed), nil
+	}
+	pol, err := h.Policies.At(ctx, prog, prog.DefaultBranch, head)
+	switch {
+	case bot.Refused(err) != nil:
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return valid(pol), nil
 }
 
 // sideBranchPolicy reads the policy a push to a branch other than the
