@@ -21,6 +21,7 @@ const (
 	AuditPromoteRequest AuditAction = "promote-request" // a click on Promote Build
 	AuditPromoteDismiss AuditAction = "promote-dismiss" // a click on Dismiss
 	AuditPromote        AuditAction = "promote"         // a promotion (Confirm, /stagehand promote)
+	AuditRestore        AuditAction = "restore"         // a restore of an earlier build to production
 	AuditApprove        AuditAction = "approve"         // an approval; Detail holds the quorum state
 	AuditReject         AuditAction = "reject"          // a rejection
 	AuditSchedule       AuditAction = "schedule"        // a schedule or Deploy Now

@@ -86,7 +86,10 @@ type Engine struct {
 	// Secrets says whether declared secrets have a value, for
 	// /stagehand env list (optional: without it every one is missing).
 	Secrets SecretStatus
-	Logger  *slog.Logger
+	// Artifacts says whether an artifact set is still kept, for
+	// /stagehand restore (nil: restores are refused).
+	Artifacts ArtifactSets
+	Logger    *slog.Logger
 	// PublicURL is the base of links in messages (the dashboard).
 	PublicURL string
 	// parsed caches ParseConfig's results by the file's content: the engine

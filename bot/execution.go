@@ -91,6 +91,7 @@ const (
 	CauseManual    Cause = "manual"
 	CausePromotion Cause = "promotion"
 	CauseRerun     Cause = "rerun"
+	CauseRestore   Cause = "restore" // /stagehand restore production N: a prod-only execution from an earlier build
 )
 
 // Execution is one run of a pipeline, pinned to one commit.

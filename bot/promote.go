@@ -33,27 +33,9 @@ func (e *Engine) promote(ctx context.Context, req Request, programID int64, numb
 	actor := req.Actor
 	var res Result
 	err := e.updateWithPolicy(ctx, req, programID, func(tx EngineTx, prog Program, pol Policy) error {
-		succeeded, err := latestSuccessfulStageOnly(ctx, tx, programID)
+		src, err := e.promotionSource(ctx, tx, prog, number, cause)
 		if err != nil {
 			return err
-		}
-		if len(succeeded) == 0 {
-			return &Refusal{Code: RefusalNotPromotable, Rule: "F", Message: fmt.Sprintf("%s has no successful stage-only execution to promote yet", prog.FullName())}
-		}
-		src := succeeded[0]
-		if number != 0 && number != src.Number {
-			if src, err = tx.ExecutionByNumber(ctx, programID, number); err != nil {
-				if errors.Is(err, ErrNotFound) {
-					return noSuchExecution(prog, number)
-				}
-				return err
-			}
-			if src.Pipeline != StageOnly || src.State != ExecutionSucceeded {
-				return &Refusal{Code: RefusalNotPromotable, Rule: "F", Message: fmt.Sprintf("%s is %s; only a succeeded stage-only execution can be promoted", src, src.State)}
-			}
-			if cause == CausePromotion { // Promote Build: only the latest successful one
-				return &Refusal{Code: RefusalNotPromotable, Rule: "D", Message: fmt.Sprintf("%s is no longer the latest successful stage-only execution (%s is); promote that one, or start prod-only with --from %d", src, succeeded[0], src.Number)}
-			}
 		}
 		if err := e.ensureProdOnly(ctx, tx, prog, pol, missing); err != nil {
 			return err
@@ -67,14 +49,18 @@ func (e *Engine) promote(ctx context.Context, req Request, programID int64, numb
 		}
 		ex, err := tx.CreateExecution(ctx, Execution{
 			ProgramID: programID, Pipeline: ProdOnly, Commit: src.Commit, Branch: src.Branch, State: ExecutionQueued,
-			Message: fmt.Sprintf("promotes %s by %s", src, actor), Cause: cause, TriggeredBy: actor,
+			Message: fmt.Sprintf("%s %s by %s", promotionWord(cause), src, actor), Cause: cause, TriggeredBy: actor,
 			SourceID: src.ID, Config: src.Config, Policy: pol.Raw, ArtifactDigest: src.ArtifactDigest, CreatedAt: e.Clock.Now(),
 		})
 		if err != nil {
 			return err
 		}
-		res = Result{Execution: ex, Message: fmt.Sprintf("%s promotes %s (%s, artifact set %s): %s", ex, src, ShortSHA(src.Commit), ShortDigest(src.ArtifactDigest), e.Link(prog, ex.Number))}
-		if err := e.audit(ctx, tx, req, AuditPromote, ex, res.Message, "from "+src.String()); err != nil {
+		verb, action := "promotes", AuditPromote
+		if cause == CauseRestore {
+			verb, action = "restores", AuditRestore
+		}
+		res = Result{Execution: ex, Message: fmt.Sprintf("%s %s %s (%s, artifact set %s): %s", ex, verb, src, ShortSHA(src.Commit), ShortDigest(src.ArtifactDigest), e.Link(prog, ex.Number))}
+		if err := e.audit(ctx, tx, req, action, ex, res.Message, "from "+src.String()); err != nil {
 			return err
 		}
 		if err := e.event(ctx, tx, ex, actor, EventPromoted, fmt.Sprintf("from %s", src)); err != nil {
@@ -83,6 +69,49 @@ func (e *Engine) promote(ctx context.Context, req Request, programID int64, numb
 		return e.event(ctx, tx, src, actor, EventPromoted, fmt.Sprintf("to %s", ex))
 	})
 	return res, err
+}
+
+// promotionSource is the execution whose artifact set a promotion of
+// number deploys (rule F): the latest successful stage-only execution
+// (number 0, or its number); another successful stage-only execution only
+// for prod-only --from (cause CauseManual); for a restore (CauseRestore),
+// a successful stage-only or full-stack execution whose set is still kept.
+func (e *Engine) promotionSource(ctx context.Context, tx EngineTx, prog Program, number int, cause Cause) (Execution, error) {
+	if cause == CauseRestore {
+		return e.restoreSource(ctx, tx, prog, number)
+	}
+	succeeded, err := latestSuccessfulStageOnly(ctx, tx, prog.ID)
+	if err != nil {
+		return Execution{}, err
+	}
+	if len(succeeded) == 0 {
+		return Execution{}, &Refusal{Code: RefusalNotPromotable, Rule: "F", Message: fmt.Sprintf("%s has no successful stage-only execution to promote yet", prog.FullName())}
+	}
+	src := succeeded[0]
+	if number == 0 || number == src.Number {
+		return src, nil
+	}
+	if src, err = tx.ExecutionByNumber(ctx, prog.ID, number); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return Execution{}, noSuchExecution(prog, number)
+		}
+		return Execution{}, err
+	}
+	if src.Pipeline != StageOnly || src.State != ExecutionSucceeded {
+		return Execution{}, &Refusal{Code: RefusalNotPromotable, Rule: "F", Message: fmt.Sprintf("%s is %s; only a succeeded stage-only execution can be promoted", src, src.State)}
+	}
+	if cause == CausePromotion { // Promote Build: only the latest successful one
+		return Execution{}, &Refusal{Code: RefusalNotPromotable, Rule: "D", Message: fmt.Sprintf("%s is no longer the latest successful stage-only execution (%s is); promote that one, or start prod-only with --from %d", src, succeeded[0], src.Number)}
+	}
+	return src, nil
+}
+
+// promotionWord is how a prod-only execution's message says what it does.
+func promotionWord(cause Cause) string {
+	if cause == CauseRestore {
+		return "restores"
+	}
+	return "promotes"
 }
 
 // ensureProdOnly makes sure the program has a prod-only pipeline, creating

@@ -152,6 +152,17 @@ var SlashCommands = Commands{
 		},
 	},
 	{
+		Name:     "restore",
+		Usage:    "/stagehand restore production N",
+		Help:     []HelpRow{{"/stagehand restore production <N>", "puts the build of an earlier succeeded stage-only or full-stack execution N back in production: a prod-only execution from it, with its artifacts re-verified and the approval as usual (going back needs Approve Rollback); builds whose artifacts retention removed cannot be restored"}},
+		Synopsis: "restore production <N>", Effect: "put the build of an earlier execution N back in production (its byte-identical artifacts; approval and Approve Rollback as usual)",
+		Who: production, ProductionHelp: "`restore production`",
+		Parse: slashRestore,
+		Run: func(ctx context.Context, call Call, c SlashCommand) (string, error) {
+			return result(call.Engine.Restore(ctx, call.Request, call.Program, c.Environment, c.Number))
+		},
+	},
+	{
 		Name:     "approve",
 		Usage:    "/stagehand approve [N] [--rollback]",
 		Help:     []HelpRow{{"/stagehand approve [N] [--rollback]", "approves an execution waiting for approval; `--rollback` is needed when its deploy would roll production back. Under a quorum (`approvers.required`) each approver counts once"}},

@@ -26,7 +26,7 @@ const (
 	slashUseEnvList       = "use /stagehand env list stage|production"
 	slashUseEnvSet        = "use /stagehand env set stage|production KEY=VALUE"
 	slashUseEnvUnset      = "use /stagehand env unset stage|production KEY"
-	slashUnknownCmd       = "is not a command; use help, run, promote, approve, reject, schedule, deploy-now, cancel, status or env (/stagehand help explains them)"
+	slashUnknownCmd       = "is not a command; use help, run, promote, restore, approve, reject, schedule, deploy-now, cancel, status or env (/stagehand help explains them)"
 )
 
 type slashCase struct {
@@ -155,6 +155,14 @@ func slashCases() []slashCase {
 		slashBad("schedule two numbers", "/stagehand schedule now 7 8", `/stagehand schedule: unexpected "8": it takes one execution number at most; `+slashUseSchedule),
 		slashBad("schedule bad number", "/stagehand schedule now x", `/stagehand schedule: "x" is not an execution number; `+slashUseSchedule),
 
+		// restore production N
+		slashOK("restore production", "/stagehand restore production #3", SlashCommand{Name: "restore", Environment: Production, Number: 3}),
+		slashOK("restore, any case", "/stagehand Restore PRODUCTION 12", SlashCommand{Name: "restore", Environment: Production, Number: 12}),
+		slashBad("restore stage", "/stagehand restore stage 3", "/stagehand restore: only production can be restored, not stage: stage runs whatever the latest stage-only or full-stack build deployed there; use /stagehand restore production N"),
+		slashBad("restore without a number", "/stagehand restore production", "/stagehand restore: the execution number is missing; use /stagehand restore production N"),
+		slashBad("restore without an environment", "/stagehand restore", "/stagehand restore: the environment is missing; use /stagehand restore production N"),
+		slashBad("restore of something else", "/stagehand restore prod 3", `/stagehand restore: "prod" is not an environment (only production can be restored); use /stagehand restore production N`),
+		slashBad("restore with two numbers", "/stagehand restore production 3 4", `/stagehand restore: unexpected "4": it takes the environment and one execution number; use /stagehand restore production N`),
 		// deploy-now --override "reason" (break-glass)
 		slashOK("deploy-now with a quoted reason", `/stagehand deploy-now --override "hotfix for the outage, INC-42"`, SlashCommand{Name: "deploy-now", Override: true, Reason: "hotfix for the outage, INC-42"}),
 		slashOK("deploy-now with a number and words", `/stagehand deploy-now #7 --OVERRIDE payment provider down`, SlashCommand{Name: "deploy-now", Number: 7, Override: true, Reason: "payment provider down"}),
@@ -405,7 +413,7 @@ func TestSlashHelp(t *testing.T) {
 				continue
 			}
 			form := strings.Split(line, "`")[1]
-			example := strings.NewReplacer("<pipeline>", "prod-only", "<environment>", "stage", "<time>", "now", "[N]", "4", "[--from N]", "--from 3",
+			example := strings.NewReplacer("<pipeline>", "prod-only", "<environment>", "stage", "<time>", "now", "[N]", "4", "<N>", "4", "[--from N]", "--from 3",
 				"[--rollback]", "--rollback", "[reason]", "not yet", "KEY=VALUE", "K=V", "KEY", "K").Replace(form)
 			if cmds, errs := ParseSlash(example, false); len(cmds) != 1 || len(errs) != 0 {
 				t.Errorf("SlashHelp(%v) shows %q, but its example %q gives %v, %v", bare, form, example, cmds, errs)
@@ -515,6 +523,11 @@ func checkSlashCommand(c SlashCommand) string {
 		}
 	case "env":
 		env = true
+	case "restore":
+		if c.Environment != Production || c.Number < 1 || c.Number > slashMaxNumber || c.EnvAction != "" || c.Key != "" || c.Value != "" {
+			return "restore needs production and an execution number"
+		}
+		return ""
 	default:
 		return "unknown command name"
 	}

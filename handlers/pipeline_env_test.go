@@ -246,7 +246,7 @@ func (e *pipelineEnv) open() {
 	policies := &webhook.Policies{Heads: git, Files: e.repo, Parse: parseConfig}
 	e.engine = &bot.Engine{
 		Store: store, Clock: e.clock, Jobs: jobs, Source: worker.RepoSource{GitRepos: git, Files: e.repo},
-		ParseConfig: parseConfig, Policy: policies, Logger: logger, PublicURL: "http://stagehand.test",
+		ParseConfig: parseConfig, Policy: policies, Logger: logger, PublicURL: "http://stagehand.test", Artifacts: arts,
 	}
 	e.worker = &worker.StepWorker{Engine: e.engine, Git: git, Artifacts: arts, DataDir: e.dataDir,
 		Path: os.Getenv("PATH"), Logger: logger, Heartbeat: 100 * time.Millisecond}

@@ -207,6 +207,16 @@ func (a *NATSArtifacts) Materialize(ctx context.Context, digest, dir string) err
 	return a.local.Materialize(ctx, digest, dir)
 }
 
+// Get reads the manifest of the set of digest (see state.Artifacts.Get),
+// fetching the set from the bucket first if the local store does not have
+// it: ErrNotFound when neither has it.
+func (a *NATSArtifacts) Get(ctx context.Context, digest string) (bot.ArtifactSet, error) {
+	if err := a.ensureLocal(ctx, digest); err != nil {
+		return bot.ArtifactSet{}, err
+	}
+	return a.local.Get(ctx, digest)
+}
+
 // ensureLocal fetches the set of digest into the local store unless it holds
 // it. Any other trouble with the local copy is left for the local store to
 // report.

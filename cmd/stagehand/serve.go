@@ -156,6 +156,7 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	engine := &bot.Engine{
 		Store: store, Clock: bot.SystemClock{}, Jobs: router.JobQueue{Publisher: broker.Publisher()},
 		Source: hworker.RepoSource{GitRepos: git, Files: app}, ParseConfig: parse, Policy: policies, Logger: logger, PublicURL: cfg.PublicURL,
+		Artifacts: artifacts,
 	}
 	// With an external NATS, every replica reaches every artifact set: they
 	// are shared through a JetStream object store, the local store caching.
@@ -170,6 +171,7 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 			return err
 		}
 		stepArtifacts = shared
+		engine.Artifacts = shared // a restore finds a set another replica built
 	}
 	secrets := hworker.SecretsDir{Dir: cfg.SecretsDir}
 	engine.Secrets = secrets // env list says whether each declared secret has a value

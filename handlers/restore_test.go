@@ -1,0 +1,160 @@
+package handlers
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/handlers/worker"
+)
+
+// deployBuilds pushes n builds, each promoted by mallory and approved by
+// alice through comments, so production ran each in turn: build i is
+// stage-only #2i+1, its deploy prod-only #2i+2. It returns their artifact
+// digests and what production held after each deploy.
+func (e *surfaceEnv) deployBuilds(n int) (digests, production []string) {
+	e.t.Helper()
+	for i := range n {
+		build, deploy := 2*i+1, 2*i+2
+		e.repo.commit("change "+strconv.Itoa(i), map[string]string{"page.txt": strconv.Itoa(i)})
+		e.push()
+		digests = append(digests, e.waitState(build, bot.ExecutionSucceeded).ArtifactDigest)
+		if reply := e.comment("mallory", "/stagehand promote"); !strings.Contains(reply.Body, "prod-only #"+strconv.Itoa(deploy)) {
+			e.t.Fatalf("promote reply: %q", reply.Body)
+		}
+		e.waitStep(deploy, bot.StepApproval, bot.StepWaiting)
+		if reply := e.comment("alice", "/stagehand approve "+strconv.Itoa(deploy)); !strings.HasPrefix(reply.Body, "✅") {
+			e.t.Fatalf("alice's approval of #%d was answered %q", deploy, reply.Body)
+		}
+		e.waitState(deploy, bot.ExecutionSucceeded)
+		production = append(production, e.repo.readRecord("production/app.txt"))
+	}
+	return digests, production
+}
+
+// TestRestoreProductionToAnOlderBuild: builds A and B ran in production,
+// each promoted and approved through comments. mallory (write, not an
+// approver) may not restore; bob restores A: a prod-only execution from
+// stage-only #1 whose approval needs Approve Rollback (a plain approve is
+// refused), and production then runs A's byte-identical artifacts. The
+// restore is in the audit trail.
+func TestRestoreProductionToAnOlderBuild(t *testing.T) {
+	e := newSurfaceEnv(t, policyWith("    approvers: {users: [bob, alice]}\n"))
+	digests, production := e.deployBuilds(2)
+	if digests[0] == digests[1] || production[0] == production[1] {
+		t.Fatalf("the builds made equal artifact sets %v; the test needs distinct ones", digests)
+	}
+
+	// An attack: write permission is not enough for a production action.
+	if reply := e.comment("mallory", "/stagehand restore production 1"); !strings.Contains(reply.Body, "not one of the production approvers") {
+		t.Fatalf("mallory's restore was answered %q", reply.Body)
+	}
+	if _, err := e.executionOrErr(5); err == nil {
+		t.Fatal("mallory's refused restore created #5")
+	}
+	if reply := e.comment("bob", "/stagehand restore stage 1"); !strings.Contains(reply.Body, "only production can be restored") {
+		t.Errorf("restore stage was answered %q", reply.Body)
+	}
+	if reply := e.comment("bob", "/stagehand restore production 2"); !strings.Contains(reply.Body, "only the build of a succeeded stage-only or full-stack execution can be restored") {
+		t.Errorf("restore of prod-only #2 was answered %q", reply.Body)
+	}
+	if reply := e.comment("bob", "/stagehand restore production 99"); !strings.Contains(reply.Body, "has no execution #99") {
+		t.Errorf("restore of #99 was answered %q", reply.Body)
+	}
+
+	before := e.lastAuditID()
+	reply := e.comment("bob", "/stagehand restore production 1")
+	if !strings.HasPrefix(reply.Body, "✅") || !strings.Contains(reply.Body, "prod-only #5 restores stage-only #1") {
+		t.Fatalf("bob's restore was answered %q", reply.Body)
+	}
+	var recorded bool
+	for _, r := range e.auditSince(before) {
+		if r.Action == bot.AuditRestore && r.Actor == "bob" && r.Outcome == bot.AuditDone && r.Detail == "from stage-only #1" {
+			recorded = true
+		}
+	}
+	if !recorded {
+		t.Errorf("no audit record of bob's restore: %+v", e.auditSince(before))
+	}
+
+	// Going back from B to A is a rollback (rule G): a plain approve is
+	// refused and changes nothing.
+	e.waitStep(5, bot.StepApproval, bot.StepWaiting)
+	if reply := e.comment("alice", "/stagehand approve 5"); strings.HasPrefix(reply.Body, "✅") || !strings.Contains(reply.Body, "--rollback") {
+		t.Fatalf("a plain approve of the restore was answered %q", reply.Body)
+	}
+	if ex, _ := e.execution(5); ex.State != bot.ExecutionWaiting {
+		t.Fatalf("a plain approve of the restore moved #5 to %s", ex.State)
+	}
+	if got := e.repo.readRecord("production/app.txt"); got != production[1] {
+		t.Fatalf("production changed before the rollback was approved: %q", got)
+	}
+	if reply := e.comment("alice", "/stagehand approve 5 --rollback"); !strings.HasPrefix(reply.Body, "✅") {
+		t.Fatalf("alice's approve --rollback was answered %q", reply.Body)
+	}
+	ex := e.waitState(5, bot.ExecutionSucceeded)
+	if ex.Cause != bot.CauseRestore || ex.ArtifactDigest != digests[0] {
+		t.Errorf("#5: cause %q, artifact set %s; want restore of %s", ex.Cause, ex.ArtifactDigest, digests[0])
+	}
+	if got := e.repo.readRecord("production/app.txt"); got != production[0] {
+		t.Errorf("after the restore production holds %q, want A's byte-identical %q", got, production[0])
+	}
+	var deployedSum string
+	for _, line := range strings.Split(e.repo.readRecord("deploys.log"), "\n") {
+		if f := strings.Fields(line); len(f) >= 6 && f[1] == "production" && f[3] == "#5" {
+			deployedSum = f[5]
+		}
+	}
+	for _, line := range strings.Split(e.repo.readRecord("deploys.log"), "\n") {
+		if f := strings.Fields(line); len(f) >= 6 && f[1] == "production" && f[3] == "#2" && f[5] != deployedSum {
+			t.Errorf("#5 deployed a file with sha256 %s, #2 (build A) %s", deployedSum, f[5])
+		}
+	}
+	var d bot.Deployment
+	e.view(func(tx bot.Tx) (err error) {
+		d, err = tx.Deployment(context.Background(), ex.ProgramID, bot.Production)
+		return err
+	})
+	if d.ArtifactDigest != digests[0] {
+		t.Errorf("production's deployment holds set %s, want A's %s", d.ArtifactDigest, digests[0])
+	}
+}
+
+// TestRestoreOfAPrunedBuildIsRefused: three builds ran in production; a
+// retention pass that keeps only production's last two deploys removes the
+// first build's artifact set, and restoring it is refused with the reason.
+func TestRestoreOfAPrunedBuildIsRefused(t *testing.T) {
+	e := newSurfaceEnv(t, policyWith("    approvers: {users: [bob, alice]}\n"))
+	e.deployBuilds(3)
+	r := &worker.Retainer{Store: e.store, Artifacts: e.worker.Artifacts.(worker.ArtifactPruner), DataDir: e.dataDir, Clock: e.clock,
+		Policy: bot.Retention{Age: 30 * 24 * time.Hour, KeepDeployed: 2}, Logger: e.hooks.Logger}
+	e.clock.Advance(31 * 24 * time.Hour)
+	if _, err := r.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reply := e.comment("bob", "/stagehand restore production 1")
+	for _, want := range []string{"stage-only #1 cannot be restored", "pruned by retention", "restorable builds are listed on the environment history page", "/environments/production/deployments"} {
+		if !strings.Contains(reply.Body, want) {
+			t.Errorf("the restore of a pruned build was answered %q, which does not say %q", reply.Body, want)
+		}
+	}
+	if _, err := e.executionOrErr(7); err == nil {
+		t.Error("the refused restore created #7")
+	}
+	if reply := e.comment("bob", "/stagehand restore production 3"); !strings.Contains(reply.Body, "prod-only #7 restores stage-only #3") {
+		t.Errorf("the restore of a kept build was answered %q", reply.Body)
+	}
+}
+
+// executionOrErr reads execution n, or says it does not exist.
+func (e *pipelineEnv) executionOrErr(n int) (bot.Execution, error) {
+	var ex bot.Execution
+	err := e.store.View(context.Background(), func(tx bot.Tx) (err error) {
+		ex, err = tx.ExecutionByNumber(context.Background(), e.prog.ID, n)
+		return err
+	})
+	return ex, err
+}
