@@ -57,6 +57,8 @@ type EngineTx interface {
 	MarkDelivery(ctx context.Context, d Delivery) (fresh bool, err error)
 	// AddAudit appends to the audit trail (see AuditTx).
 	AddAudit(ctx context.Context, r AuditRecord) (int64, error)
+	// EnqueueNotification queues a notification (see NotifyTx).
+	EnqueueNotification(ctx context.Context, n Notification) (int64, error)
 }
 
 // updateTx runs fn in a transaction of the engine's store, which fn sees
@@ -224,7 +226,10 @@ func (e *Engine) tryStart(ctx context.Context, tx EngineTx, ex *Execution, activ
 		return false, nil
 	}
 	ex.State, ex.StartedAt, ex.Message = ExecutionRunning, now, "running"
-	return true, tx.UpdateExecution(ctx, *ex)
+	if err := tx.UpdateExecution(ctx, *ex); err != nil {
+		return false, err
+	}
+	return true, e.notify(ctx, tx, *ex, NotifyStarted, "")
 }
 
 // step moves one running or waiting execution as far as it can go now.
@@ -259,7 +264,11 @@ func (e *Engine) step(ctx context.Context, tx EngineTx, ex *Execution, now time.
 		if kind.Deploy {
 			return e.heldByCalendar(ctx, tx, ex, s, kind, now)
 		}
-		return nil, false, e.setState(ctx, tx, ex, ExecutionWaiting, s.Message)
+		wasWaiting := ex.State == ExecutionWaiting
+		if err := e.setState(ctx, tx, ex, ExecutionWaiting, s.Message); err != nil || wasWaiting || kind.Gate != GateApproval {
+			return nil, false, err
+		}
+		return nil, false, e.notify(ctx, tx, *ex, NotifyWaitingForApproval, "")
 	}
 	// The step is pending: dispatch it. The engine decides the schedule
 	// gate itself; a step worker runs the others (the approval's rollback
@@ -341,6 +350,12 @@ func (e *Engine) finish(ctx context.Context, tx EngineTx, ex *Execution, steps [
 		return err
 	}
 	e.Logger.InfoContext(ctx, "execution ended", LogPipeline, string(ex.Pipeline), LogExecution, ex.Number, "state", string(st), "message", msg)
+	switch st {
+	case ExecutionSucceeded:
+		return e.notify(ctx, tx, *ex, NotifySucceeded, "")
+	case ExecutionFailed:
+		return e.notify(ctx, tx, *ex, NotifyFailed, msg)
+	}
 	return nil
 }
 

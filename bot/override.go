@@ -56,6 +56,9 @@ func (e *Engine) Override(ctx context.Context, req Request, programID int64, num
 		if err := e.event(ctx, tx, ex, actor, EventPolicyOverride, reason); err != nil {
 			return err
 		}
+		if err := e.notify(ctx, tx, ex, NotifyOverridden, reason); err != nil {
+			return err
+		}
 		res = Result{Execution: ex, Message: fmt.Sprintf("%s: break-glass override by %s recorded (%q): %s starts now, although %s: %s",
 			ex, actor, reason, held.Name, strings.TrimPrefix(held.Message, "waiting: "), e.Link(prog, ex.Number))}
 		return e.audit(ctx, tx, req, AuditOverride, ex, res.Message, reason)

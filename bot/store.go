@@ -43,6 +43,7 @@ type Tx interface {
 	SessionTx
 	HistoryReader
 	AuditTx
+	NotifyTx
 }
 
 // DeliveryTx records which webhook deliveries were handled, and which went

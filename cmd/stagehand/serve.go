@@ -19,6 +19,7 @@ import (
 	"github.com/stagehand-dev/stagehand/bot/githubapp"
 	"github.com/stagehand-dev/stagehand/bot/runner"
 	"github.com/stagehand-dev/stagehand/config"
+	"github.com/stagehand-dev/stagehand/handlers/notify"
 	"github.com/stagehand-dev/stagehand/handlers/reporter"
 	"github.com/stagehand-dev/stagehand/handlers/web"
 	"github.com/stagehand-dev/stagehand/handlers/webhook"
@@ -226,7 +227,17 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 		defer close(retainerDone)
 		retainer.Run(reconcileCtx, time.Hour)
 	}()
-	defer func() { stopReconcile(); <-reconcileDone; <-reporterDone; <-retainerDone }()
+	// Notifications (handlers/notify): the engine queues them in its
+	// transactions; one replica at a time (a lease) posts them, apart from
+	// the pipeline.
+	sender := &notify.Sender{Outbox: notify.StoreOutbox{Store: store, PublicURL: cfg.PublicURL}, Secrets: secrets,
+		Logger: logger, Metrics: notify.NewMetrics(metrics.Registry)}
+	senderDone := make(chan struct{})
+	go func() {
+		defer close(senderDone)
+		sender.Run(reconcileCtx, 2*time.Second, notify.StoreLease(store, notify.NewHolder(), time.Now, 10*time.Second))
+	}()
+	defer func() { stopReconcile(); <-reconcileDone; <-reporterDone; <-retainerDone; <-senderDone }()
 
 	mux := http.NewServeMux()
 	metricsOnMux := metrics // nil: /metrics is on --metrics-listen

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 		{"ConcurrentEnsureProgram", testConcurrentEnsureProgram},
 		{"Pipelines", testPipelines},
 		{"LatestPolicy", testLatestPolicy},
+		{"Notifications", testNotifications},
 		{"ExecutionRoundTrip", testExecutionRoundTrip},
 		{"ExecutionNumbers", testExecutionNumbers},
 		{"ExecutionFilters", testExecutionFilters},

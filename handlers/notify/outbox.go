@@ -1,0 +1,80 @@
+package notify
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/stagehand-dev/stagehand/bot"
+)
+
+// StoreOutbox is the Outbox of a store: the notifications the engine
+// queued (bot.NotifyTx) with their program and execution as they are now.
+type StoreOutbox struct {
+	Store     bot.Transactor
+	PublicURL string // for the link to the execution on the dashboard
+}
+
+// Due lists what is due at now.
+func (o StoreOutbox) Due(ctx context.Context, now time.Time, limit int) ([]Pending, error) {
+	var out []Pending
+	err := o.Store.View(ctx, func(tx bot.Tx) error {
+		ns, err := tx.DueNotifications(ctx, now, limit)
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			prog, err := tx.Program(ctx, n.ProgramID)
+			if err != nil {
+				return fmt.Errorf("program of notification %d: %w", n.ID, err)
+			}
+			ex, err := tx.Execution(ctx, n.ExecutionID)
+			if err != nil {
+				return fmt.Errorf("execution of notification %d: %w", n.ID, err)
+			}
+			out = append(out, Pending{ID: n.ID, Target: n.Target, Attempts: n.Attempts, CreatedAt: n.CreatedAt,
+				Message: Message{Delivery: n.Delivery, Event: n.Event, At: n.CreatedAt, Program: prog, Execution: ex,
+					URL: bot.ExecutionURL(o.PublicURL, prog, ex.Number), Detail: n.Detail}})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Record stores an attempt's result.
+func (o StoreOutbox) Record(ctx context.Context, id int64, r Result) error {
+	n := bot.Notification{ID: id, Attempts: r.Attempts, Error: r.Error, NextAt: r.NextAt, State: bot.NotificationPending}
+	switch r.Outcome {
+	case OutcomeSent:
+		n.State = bot.NotificationSent
+	case OutcomeGaveUp:
+		n.State = bot.NotificationGaveUp
+	}
+	return o.Store.Update(ctx, func(tx bot.Tx) error { return tx.RecordNotification(ctx, n) })
+}
+
+// notifyLease is the lease the sending replica holds.
+const notifyLease = "notifications"
+
+// StoreLease is the lease of the store under which one replica sends: as
+// the reporter's, held for ttl and renewed each turn.
+func StoreLease(store bot.Transactor, holder string, now func() time.Time, ttl time.Duration) Lease {
+	return func(ctx context.Context) (bool, error) {
+		var held bool
+		err := store.Update(ctx, func(tx bot.Tx) (err error) {
+			held, err = tx.AcquireLease(ctx, notifyLease, holder, now(), ttl)
+			return err
+		})
+		return held, err
+	}
+}
+
+// NewHolder names this process in the lease: host, pid and a random part.
+func NewHolder() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), bot.NewDeliveryID()[:8])
+}
