@@ -123,6 +123,23 @@ func TestNotificationsNeverBlockThePipeline(t *testing.T) {
 			t.Errorf("notification %s of execution %d: %s after %d attempts (%s)", n.Event, n.ExecutionID, n.State, n.Attempts, n.Error)
 		}
 	}
+	var audit []bot.AuditRecord
+	if err := e.store.View(context.Background(), func(tx bot.Tx) (err error) {
+		audit, err = tx.AuditRecords(context.Background(), bot.AuditFilter{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range audit {
+		if strings.Contains(r.Reason+r.Detail, "SECRETPATH") || strings.Contains(r.Reason+r.Detail, key) {
+			t.Errorf("audit record %s shows a notification secret", r.Action)
+		}
+	}
+	for _, n := range notes {
+		if strings.Contains(n.Error, "SECRETPATH") {
+			t.Errorf("notification record shows the URL: %q", n.Error)
+		}
+	}
 	e.report()
 	for _, cr := range e.gh.CheckRuns(owner, repo) {
 		if strings.Contains(cr.Output.Summary+cr.Output.Text+cr.Output.Title, "SECRETPATH") {

@@ -251,4 +251,7 @@ type executionView struct {
 	Approval *bot.QuorumState
 	// Overrides are its break-glass overrides (the reason in Detail).
 	Overrides []bot.Event
+	// FailedNotifications are its notifications given up (their reason
+	// never holds the target's URL).
+	FailedNotifications []bot.Notification
 }

@@ -82,6 +82,15 @@ func (d *Dashboard) loadExecution(ctx context.Context, p bot.Program, number str
 			v.Approval = &q
 		}
 		v.Overrides = bot.Overrides(v.Events)
+		notes, err := tx.NotificationsOf(ctx, ex.ID)
+		if err != nil {
+			return err
+		}
+		for _, n := range notes {
+			if n.State == bot.NotificationGaveUp {
+				v.FailedNotifications = append(v.FailedNotifications, n)
+			}
+		}
 		if ex.Commit != "" {
 			recs, err := tx.TriggerRecords(ctx, p.ID, ex.Commit)
 			if err != nil {

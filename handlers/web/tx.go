@@ -18,6 +18,7 @@ type readTx interface {
 	Pipelines(ctx context.Context, programID int64) ([]bot.Pipeline, error)
 	TriggerRecords(ctx context.Context, programID int64, commit string) ([]bot.TriggerRecord, error)
 	AuditRecords(ctx context.Context, f bot.AuditFilter) ([]bot.AuditRecord, error)
+	NotificationsOf(ctx context.Context, executionID int64) ([]bot.Notification, error)
 }
 
 // view runs fn in a read-only transaction of d's store, seen as a readTx.
