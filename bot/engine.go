@@ -229,7 +229,13 @@ func (e *Engine) tryStart(ctx context.Context, tx EngineTx, ex *Execution, activ
 	if err := tx.UpdateExecution(ctx, *ex); err != nil {
 		return false, err
 	}
-	return true, e.notify(ctx, tx, *ex, NotifyStarted, "")
+	if err := e.notify(ctx, tx, *ex, NotifyStarted, ""); err != nil {
+		return false, err
+	}
+	if ex.Cause == CauseRestore {
+		return true, e.notify(ctx, tx, *ex, NotifyRestored, "")
+	}
+	return true, nil
 }
 
 // step moves one running or waiting execution as far as it can go now.
