@@ -147,4 +147,3 @@ func TestNotificationsNeverBlockThePipeline(t *testing.T) {
 		}
 	}
 }
-
