@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -16,20 +17,32 @@ type StoreOutbox struct {
 	PublicURL string // for the link to the execution on the dashboard
 }
 
-// Due lists what is due at now.
+// Due lists what is due at now. A notification whose program or
+// execution is no longer in the store is given up, so it cannot hold back
+// the others.
 func (o StoreOutbox) Due(ctx context.Context, now time.Time, limit int) ([]Pending, error) {
 	var out []Pending
+	var orphans []bot.Notification
 	err := o.Store.View(ctx, func(tx bot.Tx) error {
+		out, orphans = nil, nil
 		ns, err := tx.DueNotifications(ctx, now, limit)
 		if err != nil {
 			return err
 		}
 		for _, n := range ns {
 			prog, err := tx.Program(ctx, n.ProgramID)
-			if err != nil {
+			if err != nil && !errors.Is(err, bot.ErrNotFound) {
 				return fmt.Errorf("program of notification %d: %w", n.ID, err)
 			}
-			ex, err := tx.Execution(ctx, n.ExecutionID)
+			var ex bot.Execution
+			if err == nil {
+				ex, err = tx.Execution(ctx, n.ExecutionID)
+			}
+			if errors.Is(err, bot.ErrNotFound) {
+				n.State, n.Error = bot.NotificationGaveUp, "its execution is no longer in the store"
+				orphans = append(orphans, n)
+				continue
+			}
 			if err != nil {
 				return fmt.Errorf("execution of notification %d: %w", n.ID, err)
 			}
@@ -39,7 +52,17 @@ func (o StoreOutbox) Due(ctx context.Context, now time.Time, limit int) ([]Pendi
 		}
 		return nil
 	})
-	return out, err
+	if err != nil || len(orphans) == 0 {
+		return out, err
+	}
+	return out, o.Store.Update(ctx, func(tx bot.Tx) error {
+		for _, n := range orphans {
+			if err := tx.RecordNotification(ctx, n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Record stores an attempt's result.
