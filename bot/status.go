@@ -63,6 +63,16 @@ func (e *Engine) Status(ctx context.Context, req Request, programID int64) (stri
 		}
 		return nil
 	})
+	if err != nil {
+		return "", err
+	}
+	err = e.Store.View(ctx, func(tx Tx) error {
+		pin, err := ReadRestorePin(ctx, tx, prog.ID)
+		if pin.Pinned() {
+			fmt.Fprintf(&b, "\n📌 Production is %s.\n", pin)
+		}
+		return err
+	})
 	return b.String(), err
 }
 

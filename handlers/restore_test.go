@@ -2,12 +2,16 @@ package handlers
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/handlers/web"
 	"github.com/stagehand-dev/stagehand/handlers/worker"
 )
 
@@ -121,6 +125,14 @@ func TestRestoreProductionToAnOlderBuild(t *testing.T) {
 	if d.ArtifactDigest != digests[0] {
 		t.Errorf("production's deployment holds set %s, want A's %s", d.ArtifactDigest, digests[0])
 	}
+
+	// While A runs there, the program says production is pinned.
+	if reply := e.comment("alice", "/stagehand status"); !strings.Contains(reply.Body, "Production is pinned by restore of #1 (prod-only #5, rolled back from #3)") {
+		t.Errorf("status does not show the pin:\n%s", reply.Body)
+	}
+	if page := e.programPage(); !strings.Contains(page, "pinned by restore of #1 (prod-only #5, rolled back from #3)") {
+		t.Errorf("the program page does not show the pin:\n%s", page)
+	}
 }
 
 // TestRestoreOfAPrunedBuildIsRefused: three builds ran in production; a
@@ -157,4 +169,23 @@ func (e *pipelineEnv) executionOrErr(n int) (bot.Execution, error) {
 		return err
 	})
 	return ex, err
+}
+
+// programPage reads the program's page on the dashboard (served publicly).
+func (e *surfaceEnv) programPage() string {
+	e.t.Helper()
+	mux := http.NewServeMux()
+	(&web.Dashboard{Store: e.store, Public: true}).Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/programs/" + owner + "/" + repo)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("GET the program page: %d, %v", resp.StatusCode, err)
+	}
+	return string(body)
 }

@@ -50,6 +50,10 @@ type RenderInput struct {
 	// PromoteRequested: someone clicked Promote Build; the check run asks
 	// for confirmation (Confirm or Create & Promote, and Dismiss).
 	PromoteRequested bool
+	// RestorePin: production runs a restored build ("pinned by restore
+	// of #N"); promoting a build older than the one rolled back from asks
+	// for an extra confirmation.
+	RestorePin bot.RestorePin
 	// Scheduled: the pipeline is scheduled (scheduled: true). The Deploy
 	// Now button itself appears whenever the schedule step waits.
 	Scheduled bool
@@ -291,6 +295,10 @@ func RenderCheckRun(in RenderInput) CheckRunView {
 			v.Title = "succeeded on stage: ready to promote"
 			intro = append(intro, fmt.Sprintf("✅ Succeeded on stage. **Promote Build** deploys exactly these artifacts to production through the prod-only pipeline, without rebuilding (or comment `/stagehand promote %d`).", n))
 			v.Actions = []*github.CheckRunAction{&renderButtonPromote}
+		case in.HasProdOnly && in.RestorePin.OlderThanRolledBack(n):
+			v.Title = "older than the build rolled back from: Confirm or Dismiss"
+			intro = append(intro, fmt.Sprintf("⚠️ Production is %s. This build, #%d, is **older than #%d, the build production was rolled back from**: confirm only if you mean to deploy an older build. **Confirm** starts a prod-only execution that deploys exactly these artifacts to production; **Dismiss** promotes nothing.", in.RestorePin, n, in.RestorePin.From))
+			v.Actions = []*github.CheckRunAction{&renderButtonConfirm, &renderButtonDismiss}
 		case in.HasProdOnly:
 			v.Title = "promote to production? Confirm or Dismiss"
 			intro = append(intro, "❔ Promotion requested. **Confirm** starts a prod-only execution that deploys exactly these artifacts to production; **Dismiss** promotes nothing.")
@@ -299,6 +307,9 @@ func RenderCheckRun(in RenderInput) CheckRunView {
 			v.Title = "no prod-only pipeline yet: Create & Promote or Dismiss"
 			intro = append(intro, "❔ Promotion requested, but this program has no prod-only pipeline yet. **Create & Promote** creates one with the default settings (approval on, no schedule) and starts it with these artifacts; **Dismiss** creates and promotes nothing. To choose other settings, add `prod-only` to `"+bot.ConfigPath+"` first.")
 			v.Actions = []*github.CheckRunAction{&renderButtonCreatePromote, &renderButtonDismiss}
+		}
+		if in.RestorePin.Pinned() && !strings.Contains(strings.Join(intro, "\n"), in.RestorePin.String()) {
+			intro = append(intro, "📌 Production is "+in.RestorePin.String()+".")
 		}
 	case renderFailed:
 		v.Conclusion = ConclusionFailure

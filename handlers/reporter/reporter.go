@@ -216,6 +216,11 @@ func (r *Reporter) load(ctx context.Context, id int64) (snapshot, error) {
 				s.in.HasProdOnly = true
 			}
 		}
+		if ex.State == bot.ExecutionSucceeded {
+			if s.in.RestorePin, err = bot.ReadRestorePin(ctx, tx, ex.ProgramID); err != nil {
+				return err
+			}
+		}
 		if ex.Pipeline == bot.StageOnly && ex.State == bot.ExecutionSucceeded {
 			latest, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: ex.ProgramID, Pipeline: bot.StageOnly, States: []bot.ExecutionState{bot.ExecutionSucceeded}, Limit: 2})
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 type Tx interface {
 	bot.ReportTx
 	bot.DetailReader
+	bot.HistoryReader // production's history: is it pinned by a restore
 	Pipelines(ctx context.Context, programID int64) ([]bot.Pipeline, error)
 	Executions(ctx context.Context, f bot.ExecutionFilter) ([]bot.Execution, error)
 }

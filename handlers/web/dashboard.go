@@ -187,6 +187,8 @@ type environmentView struct {
 	// environment (rule E); Next are queued ones that will.
 	Holders []bot.Execution
 	Next    []bot.Execution
+	// Pin: production runs a restored build ("pinned by restore of #N").
+	Pin bot.RestorePin
 	// Approvals are the holders waiting for approval, with their quorum.
 	Approvals []approvalView
 	Variables []variableView

@@ -115,6 +115,11 @@ func (d *Dashboard) loadProgram(ctx context.Context, p bot.Program, perm Permiss
 			if ev.Deployment, err = deployment(ctx, tx, p.ID, env); err != nil {
 				return err
 			}
+			if env == bot.Production {
+				if ev.Pin, err = bot.ReadRestorePin(ctx, tx, p.ID); err != nil {
+					return err
+				}
+			}
 			for _, a := range v.Queue {
 				if !bot.Holds(a.Pipeline, env) {
 					continue
