@@ -189,3 +189,52 @@ func (e *surfaceEnv) programPage() string {
 	}
 	return string(body)
 }
+
+// TestRestoreAFullStackBuild: the build of full-stack #2 ran in
+// production, then stage-only #3 promoted as #4; restoring #2 deploys
+// full-stack #2's byte-identical artifacts after Approve Rollback.
+func TestRestoreAFullStackBuild(t *testing.T) {
+	e := newSurfaceEnv(t, strings.Replace(sampleConfig("  full-stack: {branch: main, trigger: manual}\n  stage-only: {branch: main, trigger: on-git-changes}\n  prod-only: {approval: true}\n"),
+		"    variables: {LOG_LEVEL: info}\n", "    variables: {LOG_LEVEL: info}\n    approvers: {users: [bob, alice]}\n", 1))
+	e.push()
+	e.waitState(1, bot.ExecutionSucceeded)
+	e.repo.commit("full-stack change", map[string]string{"page.txt": "fs"})
+	if reply := e.comment("bob", "/stagehand run full-stack"); !strings.Contains(reply.Body, "full-stack #2") {
+		t.Fatalf("run full-stack: %q", reply.Body)
+	}
+	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
+	if reply := e.comment("alice", "/stagehand approve 2"); !strings.HasPrefix(reply.Body, "✅") {
+		t.Fatalf("approve 2: %q", reply.Body)
+	}
+	fs := e.waitState(2, bot.ExecutionSucceeded)
+	fullStackProduction := e.repo.readRecord("production/app.txt")
+
+	e.repo.commit("later", map[string]string{"page.txt": "later"})
+	e.push()
+	e.waitState(3, bot.ExecutionSucceeded)
+	if reply := e.comment("mallory", "/stagehand promote"); !strings.Contains(reply.Body, "prod-only #4") {
+		t.Fatalf("promote: %q", reply.Body)
+	}
+	e.waitStep(4, bot.StepApproval, bot.StepWaiting)
+	if reply := e.comment("alice", "/stagehand approve 4"); !strings.HasPrefix(reply.Body, "✅") {
+		t.Fatalf("approve 4: %q", reply.Body)
+	}
+	e.waitState(4, bot.ExecutionSucceeded)
+	if e.repo.readRecord("production/app.txt") == fullStackProduction {
+		t.Fatal("#4 did not change production")
+	}
+
+	if reply := e.comment("bob", "/stagehand restore production 2"); !strings.Contains(reply.Body, "prod-only #5 restores full-stack #2") {
+		t.Fatalf("restore of full-stack #2: %q", reply.Body)
+	}
+	e.waitStep(5, bot.StepApproval, bot.StepWaiting)
+	if reply := e.comment("alice", "/stagehand approve 5 --rollback"); !strings.HasPrefix(reply.Body, "✅") {
+		t.Fatalf("approve 5 --rollback: %q", reply.Body)
+	}
+	if ex := e.waitState(5, bot.ExecutionSucceeded); ex.ArtifactDigest != fs.ArtifactDigest {
+		t.Errorf("#5 deployed set %s, want full-stack #2's %s", ex.ArtifactDigest, fs.ArtifactDigest)
+	}
+	if got := e.repo.readRecord("production/app.txt"); got != fullStackProduction {
+		t.Errorf("after the restore production holds %q, want full-stack #2's %q", got, fullStackProduction)
+	}
+}
