@@ -172,8 +172,10 @@ func TestAuditPromoteApproveDeploy(t *testing.T) {
 	e.comment("bob", "/stagehand approve 2")
 	e.comment("carol", "/stagehand approve 2")
 	e.waitStep(2, bot.StepSchedule, bot.StepWaiting)
+	scheduledFrom := e.clock.Now().UTC().Truncate(time.Second)
 	e.comment("bob", "/stagehand schedule now 2")
 	e.waitState(2, bot.ExecutionSucceeded)
+	scheduledBy := e.clock.Now().UTC()
 	ex1, _ := e.execution(1)
 	ex2, _ := e.execution(2)
 
@@ -190,8 +192,10 @@ func TestAuditPromoteApproveDeploy(t *testing.T) {
 		case bot.AuditPolicyChange:
 			detail, _, _ = strings.Cut(detail, ":") // sha256:<hex>
 		case bot.AuditSchedule:
-			if detail != e.clock.Now().UTC().Format(time.RFC3339) {
-				t.Errorf("schedule record's detail %q, want the time it was scheduled for", detail)
+			// "now": the moment the command ran, between the comment and
+			// the execution's end (the clock is the real one).
+			if at, err := time.Parse(time.RFC3339, detail); err != nil || at.Before(scheduledFrom) || at.After(scheduledBy) {
+				t.Errorf("schedule record's detail %q, want the time it was scheduled for (between %s and %s)", detail, scheduledFrom.Format(time.RFC3339), scheduledBy.Format(time.RFC3339))
 			}
 			detail = ""
 		}
