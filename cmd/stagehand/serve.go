@@ -231,11 +231,11 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	// transactions; one replica at a time (a lease) posts them, apart from
 	// the pipeline.
 	sender := &notify.Sender{Outbox: notify.StoreOutbox{Store: store, PublicURL: cfg.PublicURL}, Secrets: secrets,
-		Logger: logger, Metrics: notify.NewMetrics(metrics.Registry)}
+		Logger: logger, Metrics: notify.NewMetrics(metrics.Registry), PassBudget: 10 * time.Second} // + a 10 s attempt < the 30 s lease
 	senderDone := make(chan struct{})
 	go func() {
 		defer close(senderDone)
-		sender.Run(reconcileCtx, 2*time.Second, notify.StoreLease(store, notify.NewHolder(), time.Now, 10*time.Second))
+		sender.Run(reconcileCtx, 2*time.Second, notify.StoreLease(store, notify.NewHolder(), time.Now, 30*time.Second))
 	}()
 	defer func() { stopReconcile(); <-reconcileDone; <-reporterDone; <-retainerDone; <-senderDone }()
 

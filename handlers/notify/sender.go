@@ -103,6 +103,10 @@ type Sender struct {
 	// after it was queued): then the notification is given up.
 	MaxAttempts int
 	MaxAge      time.Duration
+	// PassBudget, when set, stops a Pass from starting another attempt
+	// once it has run that long, so a pass (with the client's timeout)
+	// ends within the lease that lets this replica send.
+	PassBudget time.Duration
 }
 
 func (s *Sender) now() time.Time {
@@ -120,7 +124,11 @@ func (s *Sender) Pass(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading the notifications due: %w", err)
 	}
+	start := s.now()
 	for _, p := range due {
+		if s.PassBudget > 0 && s.now().Sub(start) >= s.PassBudget {
+			return nil // the rest waits for the next pass
+		}
 		r := s.Attempt(ctx, p)
 		if err := s.Outbox.Record(ctx, p.ID, r); err != nil {
 			return fmt.Errorf("recording notification %d: %w", p.ID, err)

@@ -80,9 +80,22 @@ func (o *fakeOutbox) Record(_ context.Context, id int64, r Result) error {
 var t0 = time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 
 // clock is a settable clock.
-type clock struct{ now time.Time }
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
 
-func (c *clock) Now() time.Time { return c.now }
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
 
 func message(ev bot.NotifyEvent) Message {
 	prog := bot.Program{ID: 1, Owner: "acme", Repo: "shop"}
@@ -150,13 +163,13 @@ func TestWebhookRetriesUntilDelivered(t *testing.T) {
 		Client: &http.Client{Timeout: 100 * time.Millisecond}, Now: clk.Now, Metrics: metrics, Backoff: time.Minute}
 	ctx := context.Background()
 	for _, step := range []time.Duration{0, time.Minute, 2 * time.Minute} {
-		clk.now = clk.now.Add(step)
+		clk.add(step)
 		if err := s.Pass(ctx); err != nil {
 			t.Fatal(err)
 		}
 		// Nothing is due before its backoff has passed.
-		if due, _ := outbox.Due(ctx, clk.now.Add(time.Second), 10); len(due) > 0 && clk.now != t0.Add(3*time.Minute) {
-			t.Errorf("due again at once after attempt at %s", clk.now)
+		if due, _ := outbox.Due(ctx, clk.now.Add(time.Second), 10); len(due) > 0 && clk.Now() != t0.Add(3*time.Minute) {
+			t.Errorf("due again at once after attempt at %s", clk.Now())
 		}
 	}
 	want := []Result{
@@ -254,5 +267,35 @@ func TestUnreachableURLIsNotShown(t *testing.T) {
 	}
 	if strings.Contains(r.Error, "SECRETTOKEN") || strings.Contains(r.Error, srv.URL) {
 		t.Errorf("the reason shows the URL: %q", r.Error)
+	}
+}
+
+// TestPassBudget: a pass starts no attempt once it has run its budget;
+// what is left is sent by the next pass.
+func TestPassBudget(t *testing.T) {
+	clk := &clock{now: t0}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		clk.add(4 * time.Second) // each answer takes 4 s on the sender's clock
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	target := bot.NotificationTarget{Name: "releases", Type: bot.NotifySlack, URLSecret: "SLACK_URL"}
+	var ps []Pending
+	for id := int64(1); id <= 4; id++ {
+		ps = append(ps, Pending{ID: id, Message: message(bot.NotifyStarted), Target: target, CreatedAt: t0})
+	}
+	outbox := newOutbox(ps...)
+	s := &Sender{Outbox: outbox, Secrets: fakeSecrets{"SLACK_URL": srv.URL}, Now: clk.Now, PassBudget: 10 * time.Second}
+	if err := s.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(outbox.results); n != 3 {
+		t.Errorf("the first pass made %d attempts, want 3 (started at 0, 4 and 8 s)", n)
+	}
+	if err := s.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(outbox.pending) != 0 {
+		t.Errorf("left after two passes: %d", len(outbox.pending))
 	}
 }
