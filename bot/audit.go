@@ -17,6 +17,7 @@ type AuditAction string
 const (
 	AuditTrigger        AuditAction = "trigger"         // a push's decision for one pipeline (rule A)
 	AuditStart          AuditAction = "start"           // a manual start
+	AuditStarted        AuditAction = "started"         // an execution began to run (Stagehand's decision under rule B)
 	AuditRerun          AuditAction = "rerun"           // a re-run
 	AuditPromoteRequest AuditAction = "promote-request" // a click on Promote Build
 	AuditPromoteDismiss AuditAction = "promote-dismiss" // a click on Dismiss

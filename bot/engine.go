@@ -229,6 +229,10 @@ func (e *Engine) tryStart(ctx context.Context, tx EngineTx, ex *Execution, activ
 	if err := tx.UpdateExecution(ctx, *ex); err != nil {
 		return false, err
 	}
+	// Stagehand's own decision, recorded like the people's: rule B let it run.
+	if err := e.audit(ctx, tx, Internal(""), AuditStarted, *ex, "no conflicting execution holds its environments (rule B)", ""); err != nil {
+		return false, err
+	}
 	if err := e.notify(ctx, tx, *ex, NotifyStarted, ""); err != nil {
 		return false, err
 	}

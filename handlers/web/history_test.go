@@ -68,7 +68,7 @@ func TestAPIHistory(t *testing.T) {
 		{"/api/v1/programs/acme/app/environments/production/deployments", APIEnvironmentDeployments{Environment: "production", Deployments: []APIEnvironmentDeployment{{
 			ExecutionNumber: 2, Pipeline: "prod-only", Commit: commitOne, ArtifactDigest: digest, BuildNumber: 1, Cause: "promotion",
 			TriggeredBy: "alice", Outcome: "succeeded", Message: "deployed to production", StartedAt: dashAt(15), FinishedAt: tp(dashAt(20)),
-			Approval:  &APIQuorum{Required: 1, Approvals: 1, Approvers: []string{"bob"}, Summary: "1 of 1 approvals: @bob"},
+			Approval:   &APIQuorum{Required: 1, Approvals: 1, Approvers: []string{"bob"}, Summary: "1 of 1 approvals: @bob"},
 			BuildState: "succeeded", Artifacts: "kept", Restorable: true, HTMLPath: "/programs/acme/app/executions/2",
 		}}}},
 		{"/api/v1/programs/acme/other/environments/production/deployments", APIEnvironmentDeployments{Environment: "production", Deployments: []APIEnvironmentDeployment{}}},
