@@ -504,7 +504,7 @@ func checkEnv(t *testing.T, c corev1.Container) map[string]corev1.EnvVar {
 	return env
 }
 
-// serverEnvNames reads the flags RegisterServerFlags registers in
+// serverEnvNames reads the flags RegisterServerFlags (and registerStoreFlags) registers in
 // config/server.go, without importing Stagehand's module.
 func serverEnvNames(t *testing.T) map[string]bool {
 	t.Helper()
@@ -516,7 +516,9 @@ func serverEnvNames(t *testing.T) map[string]bool {
 	names := map[string]bool{"STAGEHAND_GITHUB_PRIVATE_KEY": true} // read by Resolve
 	for _, decl := range f.Decls {
 		fn, ok := decl.(*ast.FuncDecl)
-		if !ok || fn.Name.Name != "RegisterServerFlags" {
+		// The server's flags, and the store's, which serve registers too
+		// (registerStoreFlags, shared with `stagehand audit export`).
+		if !ok || (fn.Name.Name != "RegisterServerFlags" && fn.Name.Name != "registerStoreFlags") {
 			continue
 		}
 		ast.Inspect(fn.Body, func(n ast.Node) bool {
