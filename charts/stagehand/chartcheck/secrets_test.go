@@ -21,6 +21,11 @@ func TestEnvironmentSecrets(t *testing.T) {
 		"--set", "secrets.environments[1].repository=acme/shop",
 		"--set", "secrets.environments[1].environment=stage",
 		"--set", "secrets.environments[1].existingSecret=shop-stage",
+		// Notification targets' URLs and keys (README, Notifications) live in
+		// the program's notifications directory: the same kind of entry.
+		"--set", "secrets.environments[2].repository=acme/shop",
+		"--set", "secrets.environments[2].environment=notifications",
+		"--set", "secrets.environments[2].existingSecret=shop-notify",
 	}
 	for _, c := range []struct {
 		name string
@@ -46,7 +51,7 @@ func TestEnvironmentSecrets(t *testing.T) {
 			var got []mount
 			for _, m := range pod.Containers[0].VolumeMounts {
 				i := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name })
-				if i < 0 || pod.Volumes[i].Secret == nil || !slices.Contains([]string{"shop-production", "shop-stage"}, pod.Volumes[i].Secret.SecretName) {
+				if i < 0 || pod.Volumes[i].Secret == nil || !slices.Contains([]string{"shop-production", "shop-stage", "shop-notify"}, pod.Volumes[i].Secret.SecretName) {
 					continue
 				}
 				if !m.ReadOnly {
@@ -54,7 +59,8 @@ func TestEnvironmentSecrets(t *testing.T) {
 				}
 				got = append(got, mount{m.MountPath, pod.Volumes[i].Secret.SecretName})
 			}
-			want := []mount{{"/var/run/stagehand/secrets/acme/shop/production", "shop-production"}, {"/var/run/stagehand/secrets/acme/shop/stage", "shop-stage"}}
+			want := []mount{{"/var/run/stagehand/secrets/acme/shop/production", "shop-production"}, {"/var/run/stagehand/secrets/acme/shop/stage", "shop-stage"},
+				{"/var/run/stagehand/secrets/acme/shop/notifications", "shop-notify"}}
 			if !reflect.DeepEqual(want, got) {
 				t.Errorf("the server's secret mounts = %+v, want %+v", got, want)
 			}
