@@ -225,6 +225,7 @@ func TestUnreadableProgramIsNotFound(t *testing.T) {
 		"/programs/%s/executions/99",
 		"/programs/%s/executions/1/logs/build",
 		"/programs/%s/environments/production/deployments",
+		"/programs/%s/audit",
 		"/programs/%s/environments/stage/deployments?cursor=YjEuMQ",
 		"/api/v1/programs/%s",
 		"/api/v1/programs/%s/environments/production/deployments",
