@@ -31,6 +31,10 @@ var routes = map[string]handler{
 	"GET /repos/{owner}/{repo}/contents/{path}":               (*Server).getContents,
 	"GET /rate_limit": (*Server).getRateLimit,
 
+	// The App's webhook deliveries, with the App JWT (hooks.go).
+	"GET /app/hook/deliveries":                         (*Server).listHookDeliveries,
+	"POST /app/hook/deliveries/{delivery_id}/attempts": (*Server).redeliverHookDelivery,
+
 	"POST /repos/{owner}/{repo}/check-runs":                             (*Server).createCheckRun,
 	"PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}":             (*Server).updateCheckRun,
 	"GET /repos/{owner}/{repo}/commits/{ref}/check-runs":                (*Server).listCheckRunsForRef,

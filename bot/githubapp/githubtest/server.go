@@ -33,7 +33,11 @@
 // of an installation they can see, a repository with their permissions.
 // SignInOnWeb says who its web pages see signed in.
 //
-// It also holds webhook payload examples (Payload) and signs them (Sign).
+// It also holds webhook payload examples (Payload) and signs them (Sign),
+// and sends them as GitHub does (hooks.go: SetWebhook, SendWebhook),
+// recording each attempt's outcome, refused connections and timeouts
+// included, which the App's delivery endpoints list and redeliver
+// (GET /app/hook/deliveries, POST /app/hook/deliveries/{delivery_id}/attempts).
 package githubtest
 
 import (
@@ -136,6 +140,13 @@ type Server struct {
 	userTokens    map[string]*userToken // access tokens (ghu_) and personal access tokens (ghp_)
 	refreshTokens map[string]*refreshToken
 	userTokenTTL  time.Duration
+
+	// The App's webhook (hooks.go): where deliveries go, and each attempt.
+	hookURL        string
+	hookSecret     []byte
+	hookTimeout    time.Duration
+	hookDeliveries []*hookDelivery
+	hookSends      sync.WaitGroup // redeliveries being sent
 }
 
 // New starts a stand-in on a local port. With a non-nil t it is closed when
@@ -167,6 +178,7 @@ func New(t TB, opts ...Option) *Server {
 		userTokens:    map[string]*userToken{},
 		refreshTokens: map[string]*refreshToken{},
 		userTokenTTL:  8 * time.Hour,
+		hookTimeout:   DefaultWebhookTimeout,
 	}
 	for _, o := range opts {
 		o(s)
@@ -206,6 +218,7 @@ func (s *Server) Close() {
 		for _, g := range gits {
 			g.Close()
 		}
+		s.hookSends.Wait()
 	})
 }
 
