@@ -64,6 +64,10 @@ const (
 	// RefusalUnavailable: Stagehand could not ask GitHub whether the
 	// person may see it, and shows nothing until it can (fail closed).
 	RefusalUnavailable RefusalCode = "unavailable"
+	// RefusalForged: a dashboard form that did not come from Stagehand's
+	// own page in the sender's sign-in (no or another session's token,
+	// another site's Origin, a GitHub token instead of a sign-in).
+	RefusalForged RefusalCode = "forged"
 )
 
 // Refusal explains why Stagehand refused to do something, in words a user

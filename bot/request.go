@@ -45,6 +45,9 @@ const (
 	// FromButton is a check-run button, or GitHub's re-run of a check
 	// run or suite.
 	FromButton RequestSource = "button"
+	// FromDashboard is a form of the dashboard posted by a person signed
+	// in with GitHub (the Restore button), authorized as a comment is.
+	FromDashboard RequestSource = "dashboard"
 	// FromStagehand is Stagehand itself: tests and tools. Its requests are
 	// not checked for production approvers.
 	FromStagehand RequestSource = "stagehand"

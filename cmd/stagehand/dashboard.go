@@ -38,6 +38,7 @@ func serveDashboard(mux *http.ServeMux, cfg *config.Server, store bot.Transactor
 			" sees every program, its commits, branches, step logs and variables; to have visitors sign in with GitHub instead, "+
 			"set --github-client-id and --github-client-secret-file and leave --dashboard at github", "public_url", cfg.PublicURL)
 		d.Public = true
+		d.Restores = nil // nobody signs in, so nobody is known to be an approver
 		d.Register(mux)
 		return nil
 	case cfg.Dashboard == config.DashboardGitHub && cfg.SignInConfigured():
@@ -56,7 +57,7 @@ func serveDashboard(mux *http.ServeMux, cfg *config.Server, store bot.Transactor
 		if err != nil {
 			return err
 		}
-		d.Guard = signIn.Require
+		d.Guard, d.Identify = signIn.Require, signIn.Identify
 		d.Register(mux)
 		signIn.Register(mux)
 		logger.Info("the dashboard asks visitors to sign in with GitHub", "callback_url", signIn.CallbackURL(),

@@ -256,7 +256,10 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 		Deliveries: router.StoreDeliveryLog{Store: store},
 	}, metricsOnMux, map[string]router.Checker{"state": store, "broker": broker})
 	dashboard := &web.Dashboard{Store: store, Artifacts: artifacts, Logs: hworker.LogFiles{DataDir: cfg.DataDir}, Clock: bot.SystemClock{}, Logger: logger, Variables: engine.Variables, Calendar: engine.Calendar,
-		Secrets: hworker.DeclaredSecrets{Policy: policies, Source: secrets}.Status, ParseConfig: parse}
+		Secrets: hworker.DeclaredSecrets{Policy: policies, Source: secrets}.Status, ParseConfig: parse,
+		// Production's Restore button: authorized as a comment's restore
+		// (webhooks), carried out by the engine's Restore.
+		Restores: &web.Restores{Approvers: webhooks, Engine: engine, Audit: store}}
 	if x.dashboard != nil {
 		dashboard.Extra = func(r *http.Request, _ bot.Program, ex bot.Execution, _ []bot.Step) template.HTML {
 			return x.dashboard(r, ex)

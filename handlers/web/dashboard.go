@@ -24,9 +24,10 @@ type StepLogs interface {
 	File(executionID int64, step bot.StepName) string
 }
 
-// Dashboard serves the read-only web dashboard (server-rendered HTML, no
-// JavaScript needed, no CDN) and the JSON API over the same data. Every
-// route is a GET: nothing here changes state.
+// Dashboard serves the web dashboard (server-rendered HTML, no JavaScript
+// needed, no CDN) and the JSON API over the same data. Every route is a
+// GET that changes nothing, but one: with Restores, production's history
+// page offers its approvers a Restore button (a POST, restore.go).
 //
 // Unless Public, a request sees a program only when its viewer (put in the
 // request's context by SignIn.Require, through Guard) can read the
@@ -60,8 +61,17 @@ type Dashboard struct {
 	ParseConfig bot.ConfigParser
 	// Public shows every program to every visitor (--dashboard public).
 	Public bool
-	// Guard wraps every route but the style sheet (SignIn.Require).
+	// Guard wraps every route but the style sheet and the Restore button's
+	// POST (SignIn.Require).
 	Guard func(http.Handler) http.Handler
+	// Restores turns on production's Restore button for its approvers;
+	// nil: none.
+	Restores *Restores
+	// Identify wraps the Restore button's POST (SignIn.Identify): it puts
+	// the visitor in the request's context when there is one, and lets the
+	// handler refuse (and record) a request from nobody. Nil: nobody is
+	// signed in.
+	Identify func(http.Handler) http.Handler
 }
 
 // Route is one pattern of the dashboard for an http.ServeMux.
@@ -83,6 +93,7 @@ func (d *Dashboard) Routes() []Route {
 		{"GET /programs/{owner}/{repo}", h(d.serveProgram)},
 		{"GET /programs/{owner}/{repo}/environments", h(d.serveEnvironments)},
 		{"GET /programs/{owner}/{repo}/environments/{env}/deployments", h(d.serveHistory)},
+		{"POST /programs/{owner}/{repo}/environments/{env}/restore", d.identify(d.serveRestore)},
 		{"GET /programs/{owner}/{repo}/audit", h(d.serveAudit)},
 		{"GET /programs/{owner}/{repo}/executions/{number}", h(d.serveExecution)},
 		{"GET /programs/{owner}/{repo}/executions/{number}/logs/{step}", h(d.serveLog)},
@@ -97,6 +108,14 @@ func (d *Dashboard) Routes() []Route {
 		{"GET /api/v1/programs/{owner}/{repo}/environments/{env}/deployments", h(d.apiHistory)},
 		{"/api/v1/", h(d.apiUnknown)},
 	}
+}
+
+// identify wraps the Restore button's POST with Identify.
+func (d *Dashboard) identify(f http.HandlerFunc) http.Handler {
+	if d.Identify != nil {
+		return d.Identify(f)
+	}
+	return f
 }
 
 // Register adds the dashboard's routes to mux.

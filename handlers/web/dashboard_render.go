@@ -19,7 +19,7 @@ var dashboardFS embed.FS
 
 // dashboardPages are the page templates; each is parsed with the layout
 // and the shared partials.
-var dashboardPages = []string{"programs", "program", "environments", "history", "execution", "error", "signin", "audit"}
+var dashboardPages = []string{"programs", "program", "environments", "history", "execution", "error", "signin", "audit", "restore"}
 
 var (
 	dashboardTemplates = parseDashboardTemplates()
@@ -93,6 +93,9 @@ type pageData struct {
 	// Acts: the pages carry buttons that act (the playground's); the
 	// footer does not call the dashboard read-only then. Set by render.
 	Acts bool
+	// Restores: production's history offers its approvers Restore
+	// buttons. Set by render.
+	Restores bool
 	// Viewer is who is signed in ("" for nobody, or a public dashboard),
 	// shown with a button to sign out. Set by renderPage.
 	Viewer string
@@ -107,7 +110,7 @@ type errorBody struct {
 
 // render executes a page of the dashboard.
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, page string, data pageData) {
-	data.Acts = d.Extra != nil
+	data.Acts, data.Restores = d.Extra != nil, d.Restores != nil
 	renderPage(w, r, d.logger(), status, page, data)
 }
 

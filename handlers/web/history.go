@@ -202,6 +202,10 @@ type historyPage struct {
 	historyView
 	OlderURL, NewerURL string
 	Paged              bool // a page other than the first was asked for
+	// Restore is the Restore buttons' form (nil: none shown); RestoreNote
+	// says why there are none.
+	Restore     *restoreForm
+	RestoreNote string
 }
 
 func (d *Dashboard) serveHistory(w http.ResponseWriter, r *http.Request) {
@@ -211,6 +215,7 @@ func (d *Dashboard) serveHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page := historyPage{historyView: v, Paged: r.URL.Query().Get("cursor") != ""}
+	page.Restore, page.RestoreNote = d.restoreFormFor(r, v)
 	if v.Older != "" {
 		page.OlderURL = historyPageURL(v.Program, v.Environment, v.Older)
 	}

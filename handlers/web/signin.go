@@ -86,6 +86,7 @@ type SignIn struct {
 	revoker TokenRevoker
 	cookies sealer // session and login cookies
 	tokens  sealer // the GitHub tokens in the store
+	forms   []byte // the key of the forms' tokens (formToken)
 	public  *url.URL
 	secure  bool
 	clock   bot.Clock
@@ -110,11 +111,15 @@ func NewSignIn(o SignInOptions) (*SignIn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sign-in: %w", err)
 	}
+	forms, err := formKey(o.SessionKey)
+	if err != nil {
+		return nil, fmt.Errorf("sign-in: %w", err)
+	}
 	public, err := url.Parse(strings.TrimRight(o.PublicURL, "/"))
 	if err != nil || (public.Scheme != "http" && public.Scheme != "https") || public.Host == "" {
 		return nil, fmt.Errorf("sign-in: the public URL %q is not an http(s) URL", o.PublicURL)
 	}
-	s := &SignIn{store: o.Store, flow: o.Flow, github: o.GitHub, revoker: o.Revoker, cookies: cookies, tokens: tokens,
+	s := &SignIn{store: o.Store, flow: o.Flow, github: o.GitHub, revoker: o.Revoker, cookies: cookies, tokens: tokens, forms: forms,
 		public: public, secure: public.Scheme == "https", clock: o.Clock, logger: o.Logger,
 		cache:         newAccessCache(cmpDuration(o.AccessTTL, DefaultAccessTTL), maxAccessEntries),
 		sessionCookie: "stagehand-session", loginCookie: "stagehand-login"}

@@ -104,6 +104,25 @@ func (s *SignIn) Require(next http.Handler) http.Handler {
 	})
 }
 
+// Identify puts who r comes from in the request's context, as Require
+// does, but serves next to nobody too: the handler refuses them itself
+// (and records it). It fails closed: when the sign-in cannot be checked,
+// the request is answered 503.
+func (s *SignIn) Identify(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := s.viewerOf(r)
+		if err != nil {
+			s.logger.ErrorContext(r.Context(), "identifying a dashboard visitor", bot.LogError, err)
+			http.Error(w, "Stagehand could not check your sign-in with GitHub; nothing was done, try again in a minute.", http.StatusServiceUnavailable)
+			return
+		}
+		if v != nil {
+			r = r.WithContext(context.WithValue(r.Context(), viewerKey{}, v))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 func isAPI(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/api/") }
 
 func (s *SignIn) unauthenticated(w http.ResponseWriter, r *http.Request) {

@@ -44,7 +44,7 @@ type signInFixture struct {
 	srv    *httptest.Server
 }
 
-func newSignInFixture(t *testing.T) *signInFixture {
+func newSignInFixture(t *testing.T, opts ...func(*Dashboard)) *signInFixture {
 	t.Helper()
 	f := &signInFixture{dashFixture: newDashFixture(t), t: t, clock: &testClock{}}
 	gh := githubtest.New(t, githubtest.WithClock(f.clock.Now))
@@ -73,7 +73,10 @@ func newSignInFixture(t *testing.T) *signInFixture {
 		t.Fatal(err)
 	}
 	d := *f.dash
-	d.Public, d.Guard = false, f.signIn.Require
+	d.Public, d.Guard, d.Identify = false, f.signIn.Require, f.signIn.Identify
+	for _, o := range opts {
+		o(&d)
+	}
 	d.Register(mux)
 	f.signIn.Register(mux)
 	t.Cleanup(func() { gh.AssertNoErrors(t) })

@@ -115,6 +115,22 @@ func (a *authorization) request(ctx context.Context, req bot.Request, production
 	return req, nil
 }
 
+// ProductionRequest returns req (its Actor a GitHub login) carrying what a
+// production action on prog needs, established as for a slash command at
+// this moment: write permission on the repository, the default branch's
+// policy, and whether the person is one of production's approvers. The
+// dashboard's Restore button asks it (wired by cmd/stagehand), so its
+// restore is authorized exactly as /stagehand restore production N is; the
+// engine then refuses one who is not an approver. Any error refuses (fail
+// closed).
+func (h *Webhooks) ProductionRequest(ctx context.Context, prog bot.Program, req bot.Request) (bot.Request, error) {
+	auth, err := h.authorize(ctx, prog, req.Actor)
+	if err != nil {
+		return req, err
+	}
+	return auth.request(ctx, req, true)
+}
+
 // isApprover reports whether user is one of the production approvers;
 // without approvers configured, everyone with write permission is.
 func (h *Webhooks) isApprover(ctx context.Context, prog bot.Program, user string, a bot.Approvers) (bool, error) {
