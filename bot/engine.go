@@ -59,6 +59,8 @@ type EngineTx interface {
 	AddAudit(ctx context.Context, r AuditRecord) (int64, error)
 	// EnqueueNotification queues a notification (see NotifyTx).
 	EnqueueNotification(ctx context.Context, n Notification) (int64, error)
+	// PrunedAt says when retention removed artifact sets (see PruneTx).
+	PrunedAt(ctx context.Context, digests []string) (map[string]time.Time, error)
 }
 
 // updateTx runs fn in a transaction of the engine's store, which fn sees

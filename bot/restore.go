@@ -59,7 +59,13 @@ func (e *Engine) restoreSource(ctx context.Context, tx EngineTx, prog Program, n
 		return Execution{}, fmt.Errorf("no artifact store is configured, so Stagehand cannot tell whether the build of %s is still kept; refusing", src)
 	}
 	if _, err := e.Artifacts.Get(ctx, src.ArtifactDigest); errors.Is(err, ErrNotFound) {
-		return Execution{}, &Refusal{Code: RefusalNotPromotable, Rule: "F", Message: fmt.Sprintf("%s cannot be restored: its artifact set %s was pruned by retention; restorable builds are listed on the environment history page: %s", src, ShortDigest(src.ArtifactDigest), e.historyLink(prog))}
+		when := ""
+		if at, err := tx.PrunedAt(ctx, []string{src.ArtifactDigest}); err != nil {
+			return Execution{}, err
+		} else if t, ok := at[src.ArtifactDigest]; ok {
+			when = " on " + t.UTC().Format("2006-01-02")
+		}
+		return Execution{}, &Refusal{Code: RefusalNotPromotable, Rule: "F", Message: fmt.Sprintf("%s cannot be restored: its artifact set %s was pruned by retention%s; restorable builds are listed on the environment history page: %s", src, ShortDigest(src.ArtifactDigest), when, e.historyLink(prog))}
 	} else if err != nil {
 		return Execution{}, fmt.Errorf("reading the artifact set %s of %s: %w", ShortDigest(src.ArtifactDigest), src, err)
 	}

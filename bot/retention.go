@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"context"
 	"sort"
 	"time"
 )
@@ -101,4 +102,18 @@ type PruneStats struct {
 	Sets  int   // artifact sets (manifests) removed
 	Blobs int   // distinct file contents removed
 	Bytes int64 // bytes of those contents
+	// Digests are the sets removed, for PruneTx.RecordPruned.
+	Digests []string
+}
+
+// PruneTx records when retention removed artifact sets, so the history can
+// say "pruned by retention on <date>" of a build it can no longer restore.
+type PruneTx interface {
+	// RecordPruned records that retention removed the artifact sets
+	// digests at at (a set recorded before takes the new time: it was
+	// kept again meanwhile, by an identical build).
+	RecordPruned(ctx context.Context, digests []string, at time.Time) error
+	// PrunedAt returns when each of digests was last recorded pruned; a
+	// digest never recorded is not in the map.
+	PrunedAt(ctx context.Context, digests []string) (map[string]time.Time, error)
 }

@@ -42,6 +42,7 @@ type Tx interface {
 	ReportTx
 	SessionTx
 	HistoryReader
+	PruneTx
 	AuditTx
 	NotifyTx
 }

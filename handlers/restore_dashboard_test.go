@@ -159,7 +159,7 @@ func TestRestoreFromTheDashboardButton(t *testing.T) {
 	if strings.Join(buttons, ",") != "5,3" || form.Get("csrf_token") == "" || form.Get("form_key") == "" {
 		t.Fatalf("bob's Restore buttons: %v, form %v\n%s", buttons, form, page)
 	}
-	if !strings.Contains(page, "artifacts pruned") {
+	if !strings.Contains(page, "artifacts pruned by retention on "+e.clock.Now().UTC().Format("2006-01-02")) {
 		t.Errorf("the history does not say build #1's artifacts were pruned:\n%s", page)
 	}
 	page, buttons, _ = mallory.history()
@@ -180,7 +180,7 @@ func TestRestoreFromTheDashboardButton(t *testing.T) {
 		t.Errorf("the engine's restore for mallory: %v, want not-approver", err)
 	}
 
-	if status, body := bob.restore(form, "1"); status != http.StatusConflict || !strings.Contains(body, "stage-only #1 cannot be restored: its artifact set") || !strings.Contains(body, "was pruned by retention") {
+	if status, body := bob.restore(form, "1"); status != http.StatusConflict || !strings.Contains(body, "stage-only #1 cannot be restored: its artifact set") || !strings.Contains(body, "was pruned by retention on "+e.clock.Now().UTC().Format("2006-01-02")) {
 		t.Errorf("bob's restore of the pruned build: %d %s", status, body)
 	}
 	status, body := bob.restore(form, "3")

@@ -148,7 +148,7 @@ func TestRestoreOfAPrunedBuildIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	reply := e.comment("bob", "/stagehand restore production 1")
-	for _, want := range []string{"stage-only #1 cannot be restored", "pruned by retention", "restorable builds are listed on the environment history page", "/environments/production/deployments"} {
+	for _, want := range []string{"stage-only #1 cannot be restored", "pruned by retention on " + e.clock.Now().UTC().Format("2006-01-02"), "restorable builds are listed on the environment history page", "/environments/production/deployments"} {
 		if !strings.Contains(reply.Body, want) {
 			t.Errorf("the restore of a pruned build was answered %q, which does not say %q", reply.Body, want)
 		}

@@ -37,7 +37,7 @@ func TestRetention(t *testing.T) {
 		Policy: bot.Retention{Age: 30 * 24 * time.Hour, KeepPromotable: 2}, Logger: e.hooks.Logger}
 
 	// Nothing is old yet.
-	if st, err := r.RunOnce(ctx); err != nil || st != (worker.RetentionStats{}) {
+	if st, err := r.RunOnce(ctx); err != nil || cmp.Diff(worker.RetentionStats{}, st) != "" {
 		t.Fatalf("first pass = %+v, %v; want nothing removed", st, err)
 	}
 	e.clock.Advance(31 * 24 * time.Hour)
@@ -71,7 +71,7 @@ func TestRetention(t *testing.T) {
 	if ex1.State != bot.ExecutionSucceeded || steps[0].LogTail == "" {
 		t.Errorf("execution #1 after the pass: %s with build tail %q; want it kept with its tail", ex1.State, steps[0].LogTail)
 	}
-	if st, err := r.RunOnce(ctx); err != nil || st != (worker.RetentionStats{}) {
+	if st, err := r.RunOnce(ctx); err != nil || cmp.Diff(worker.RetentionStats{}, st) != "" {
 		t.Errorf("a second pass = %+v, %v; want nothing more removed", st, err)
 	}
 }

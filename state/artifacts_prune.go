@@ -47,6 +47,7 @@ func (a *Artifacts) Prune(ctx context.Context, keep func(digest string) bool, sp
 			return st, fmt.Errorf("prune artifacts: %w", err)
 		}
 		st.Sets++
+		st.Digests = append(st.Digests, digest)
 	}
 	err = filepath.WalkDir(filepath.Join(a.root, "blobs"), func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

@@ -49,7 +49,7 @@ func TestArtifactPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(bot.PruneStats{Sets: 1, Blobs: 1, Bytes: int64(len("only in old, 26 bytes long"))}, st); diff != "" {
+	if diff := cmp.Diff(bot.PruneStats{Sets: 1, Blobs: 1, Bytes: int64(len("only in old, 26 bytes long")), Digests: []string{old.Digest}}, st); diff != "" {
 		t.Errorf("Prune removed (-want +got):\n%s", diff)
 	}
 	if _, err := a.Get(ctx, old.Digest); !errors.Is(err, bot.ErrNotFound) {
@@ -64,7 +64,7 @@ func TestArtifactPrune(t *testing.T) {
 		t.Errorf("%d contents left, want 3", got)
 	}
 	// Nothing more to do the second time.
-	if st, err := a.Prune(ctx, keep, time.Now().Add(-30*time.Minute)); err != nil || st != (bot.PruneStats{}) {
+	if st, err := a.Prune(ctx, keep, time.Now().Add(-30*time.Minute)); err != nil || cmp.Diff(bot.PruneStats{}, st) != "" {
 		t.Errorf("second Prune = %+v, %v; want nothing removed", st, err)
 	}
 }

@@ -47,6 +47,7 @@ func parseDashboardTemplates() map[string]*template.Template {
 		"dur":          formatDuration,
 		"when":         formatTime,
 		"iso":          func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"day":          func(t time.Time) string { return t.UTC().Format("2006-01-02") },
 		"bytes":        formatBytes,
 		"mode":         func(m uint32) string { return fmt.Sprintf("%04o", m) },
 		"progPath":     bot.ProgramPath,

@@ -41,6 +41,9 @@ type historyRow struct {
 	// Restorable: its build succeeded and its artifact set is kept, so
 	// production can be restored to it.
 	Restorable bool
+	// PrunedAt is when retention removed the set (zero: kept, or pruned
+	// before Stagehand recorded prune times).
+	PrunedAt time.Time
 }
 
 // historyView is a page of an environment's history.
@@ -167,10 +170,28 @@ func (d *Dashboard) historyOf(r *http.Request, limit int) (historyView, error) {
 		}
 	}
 	kept := map[string]string{}
+	var pruned []string
 	for _, h := range rows {
 		row := historyRow{EnvironmentDeployment: h, Approval: h.Approval(), Artifacts: d.artifactsKept(ctx, h.ArtifactDigest, kept)}
 		row.Restorable = row.Artifacts == artifactsKept && h.BuildState == bot.ExecutionSucceeded
+		if row.Artifacts == artifactsPruned {
+			pruned = append(pruned, h.ArtifactDigest)
+		}
 		v.Rows = append(v.Rows, row)
+	}
+	if len(pruned) > 0 {
+		var at map[string]time.Time
+		if err := d.view(ctx, func(tx readTx) (err error) {
+			at, err = tx.PrunedAt(ctx, pruned)
+			return err
+		}); err != nil {
+			return historyView{}, err
+		}
+		for i := range v.Rows {
+			if v.Rows[i].Artifacts == artifactsPruned {
+				v.Rows[i].PrunedAt = at[v.Rows[i].ArtifactDigest]
+			}
+		}
 	}
 	return v, nil
 }
@@ -267,8 +288,12 @@ type APIEnvironmentDeployment struct {
 	// production can be restored to it.
 	BuildState string `json:"build_state"`
 	Artifacts  string `json:"artifacts,omitempty"`
-	Restorable bool   `json:"restorable"`
-	HTMLPath   string `json:"html_path"`
+	// PrunedAt is when retention removed the artifact set ("pruned by
+	// retention on …"); absent while it is kept, or when the set was
+	// removed before Stagehand recorded it.
+	PrunedAt   *time.Time `json:"pruned_at,omitempty"`
+	Restorable bool       `json:"restorable"`
+	HTMLPath   string     `json:"html_path"`
 }
 
 func (d *Dashboard) apiHistory(w http.ResponseWriter, r *http.Request) {
@@ -289,7 +314,7 @@ func (d *Dashboard) apiHistory(w http.ResponseWriter, r *http.Request) {
 			ExecutionNumber: h.Number, Pipeline: string(h.Pipeline), Commit: h.Commit, ArtifactDigest: h.ArtifactDigest,
 			BuildNumber: h.Build(), Cause: string(h.Cause), TriggeredBy: h.TriggeredBy, RollbackApproved: h.RolledBack(),
 			Outcome: string(h.Outcome), Message: h.Message, StartedAt: h.StartedAt.UTC(), FinishedAt: optTime(h.FinishedAt),
-			BuildState: string(h.BuildState), Artifacts: h.Artifacts, Restorable: h.Restorable, HTMLPath: bot.ExecutionPath(v.Program, h.Number),
+			BuildState: string(h.BuildState), Artifacts: h.Artifacts, PrunedAt: optTime(h.PrunedAt), Restorable: h.Restorable, HTMLPath: bot.ExecutionPath(v.Program, h.Number),
 		}
 		if v.Environment == bot.Production {
 			q := apiQuorum(h.Approval)

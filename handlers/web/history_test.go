@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -248,4 +249,34 @@ func TestHistoryFailedBuild(t *testing.T) {
 	}
 	page := text(f.page("/programs/acme/app/environments/production/deployments"))
 	mustContain(t, "production's history", page, "full-stack #6", "failed exit status 1", "erin (manual)", "build failed", "prod-only #2")
+}
+
+// TestHistorySaysWhenPruned: a build whose artifact set retention removed
+// says so with the day it happened (the API: pruned_at); one removed before
+// prune times were recorded says only that it was pruned.
+func TestHistorySaysWhenPruned(t *testing.T) {
+	f := newDashFixture(t)
+	f.addProductionDeploys(2) // #6 (its set pruned), #7
+	var before APIEnvironmentDeployments
+	f.getJSON("/api/v1/programs/acme/app/environments/production/deployments?limit=2", http.StatusOK, &before)
+	if d := before.Deployments[1]; d.ExecutionNumber != 6 || d.Artifacts != "pruned" || d.PrunedAt != nil || d.Restorable {
+		t.Errorf("#6 before its prune time is recorded: %+v", d)
+	}
+	mustContain(t, "production's history", text(f.page(prodHistory)), "artifacts pruned")
+
+	prunedAt := time.Date(2026, 4, 2, 3, 4, 5, 0, time.UTC)
+	if err := f.store.Update(context.Background(), func(tx bot.Tx) error {
+		return tx.RecordPruned(context.Background(), []string{prunedDigest}, prunedAt)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got APIEnvironmentDeployments
+	f.getJSON("/api/v1/programs/acme/app/environments/production/deployments?limit=2", http.StatusOK, &got)
+	if d := got.Deployments[1]; d.PrunedAt == nil || !d.PrunedAt.Equal(prunedAt) || d.Artifacts != "pruned" {
+		t.Errorf("#6 after its prune time is recorded: %+v", d)
+	}
+	if d := got.Deployments[0]; d.PrunedAt != nil || !d.Restorable {
+		t.Errorf("#7, kept: %+v", d)
+	}
+	mustContain(t, "production's history", text(f.page(prodHistory)), "artifacts pruned by retention on 2026-04-02")
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
 )
@@ -19,6 +20,7 @@ type readTx interface {
 	TriggerRecords(ctx context.Context, programID int64, commit string) ([]bot.TriggerRecord, error)
 	AuditRecords(ctx context.Context, f bot.AuditFilter) ([]bot.AuditRecord, error)
 	NotificationsOf(ctx context.Context, executionID int64) ([]bot.Notification, error)
+	PrunedAt(ctx context.Context, digests []string) (map[string]time.Time, error)
 }
 
 // view runs fn in a read-only transaction of d's store, seen as a readTx.

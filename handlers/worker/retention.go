@@ -25,7 +25,9 @@ type ArtifactPruner interface {
 // KeepRestorable: what production ran in its last KeepDeployed deploys).
 // The executions, their log tails and events stay in the database.
 type Retainer struct {
-	Store     bot.Viewer
+	// Store is read for what stays, and records when sets were pruned
+	// (bot.PruneTx), for the history's "pruned by retention on <date>".
+	Store     bot.Transactor
 	Artifacts ArtifactPruner // nil: artifact sets are not pruned
 	DataDir   string         // step logs are under DataDir/logs/<execution id>/
 	Policy    bot.Retention
@@ -123,11 +125,17 @@ func (r *Retainer) RunOnce(ctx context.Context) (RetentionStats, error) {
 		}
 		ps, err := r.Artifacts.Prune(ctx, func(d string) bool { return keep[d] }, r.Clock.Now().Add(-spare))
 		st.PruneStats = ps
+		// What was removed is recorded even when the pass then failed.
+		if len(ps.Digests) > 0 {
+			if rerr := r.Store.Update(ctx, func(tx bot.Tx) error { return tx.RecordPruned(ctx, ps.Digests, r.Clock.Now()) }); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("recording when artifact sets were pruned: %w", rerr))
+			}
+		}
 		if err != nil {
 			return st, fmt.Errorf("retention: %w", err)
 		}
 	}
-	if st != (RetentionStats{}) {
+	if st.Logs > 0 || st.Sets > 0 || st.Blobs > 0 {
 		r.Logger.InfoContext(ctx, "retention: removed what finished executions no longer need",
 			"older_than", r.Policy.Age.String(), "logs", st.Logs, "artifact_sets", st.Sets, "contents", st.Blobs, "bytes", st.Bytes)
 	}

@@ -44,6 +44,9 @@ func testChecks(t *testing.T, s bot.Store) {
 		{"SetVariable without a key", func(tx bot.Tx) error {
 			return tx.SetVariable(ctx, p.ID, bot.Stage, "", "v")
 		}},
+		{"RecordPruned of something that is not a digest", func(tx bot.Tx) error {
+			return tx.RecordPruned(ctx, []string{"dist/app.js"}, t0)
+		}},
 		{"PutSession without a login", func(tx bot.Tx) error {
 			return tx.PutSession(ctx, bot.Session{ID: "s1", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)})
 		}},

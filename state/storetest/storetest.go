@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 		{"LockProgram", testLockProgram},
 		{"Deployments", testDeployments},
 		{"EnvironmentHistory", testEnvironmentHistory},
+		{"PrunedArtifacts", testPrunedArtifacts},
 		{"Variables", testVariables},
 		{"Events", testEvents},
 		{"ExecutionVersions", testExecutionVersions},
