@@ -278,6 +278,15 @@ func (d *Dashboard) apiExecution(w http.ResponseWriter, r *http.Request) {
 		Events:        []APIEvent{},
 		ArtifactError: v.ArtifactsError,
 		Notes:         v.Notes,
+		Notifications: []APINotification{},
+	}
+	for _, n := range v.Notifications {
+		a := APINotification{Target: n.Target.Name, TargetType: string(n.Target.Type), Event: string(n.Event), State: string(n.State),
+			Attempts: n.Attempts, LastError: n.Error, Delivery: n.Delivery, CreatedAt: n.CreatedAt.UTC()}
+		if n.State == bot.NotificationPending {
+			a.NextAt = optTime(n.NextAt)
+		}
+		out.Notifications = append(out.Notifications, a)
 	}
 	if v.Approval != nil {
 		q := apiQuorum(*v.Approval)

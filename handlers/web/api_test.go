@@ -159,8 +159,9 @@ func TestAPIExecution(t *testing.T) {
 			{At: dashAt(10), Actor: "alice", Kind: "promoted", Detail: "from stage-only #1"},
 			{At: dashAt(15), Actor: "bob", Kind: "approved"},
 		},
-		Source:      &src,
-		ArtifactSet: &APIArtifactSet{Digest: f.set.Digest, Size: f.set.Size(), Files: f.set.Files},
+		Source:        &src,
+		ArtifactSet:   &APIArtifactSet{Digest: f.set.Digest, Size: f.set.Size(), Files: f.set.Files},
+		Notifications: []APINotification{},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("GET …/executions/2 (-want +got):\n%s", diff)

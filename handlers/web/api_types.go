@@ -185,4 +185,23 @@ type APIExecutionDetail struct {
 	// Approval is where its waiting approval stands (absent when it does
 	// not wait for one).
 	Approval *APIQuorum `json:"approval,omitempty"`
+	// Notifications are the messages Stagehand sent, or tried to send,
+	// about it, oldest first: a failed one is state "gave-up" with the
+	// last error.
+	Notifications []APINotification `json:"notifications"`
+}
+
+// APINotification is one notification of an execution to one target: the
+// target's name and type, never its URL or signing key (nor their secrets'
+// names).
+type APINotification struct {
+	Target     string     `json:"target"`
+	TargetType string     `json:"target_type"`
+	Event      string     `json:"event"`
+	State      string     `json:"state"` // pending, sent, gave-up
+	Attempts   int        `json:"attempts"`
+	LastError  string     `json:"last_error,omitempty"`
+	Delivery   string     `json:"delivery"` // X-Stagehand-Delivery
+	CreatedAt  time.Time  `json:"created_at"`
+	NextAt     *time.Time `json:"next_attempt_at,omitempty"` // pending: not before
 }

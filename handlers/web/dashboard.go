@@ -275,4 +275,6 @@ type executionView struct {
 	// FailedNotifications are its notifications given up (their reason
 	// never holds the target's URL).
 	FailedNotifications []bot.Notification
+	// Notifications are all of them, oldest first (the API).
+	Notifications []bot.Notification
 }

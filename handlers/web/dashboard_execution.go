@@ -86,6 +86,7 @@ func (d *Dashboard) loadExecution(ctx context.Context, p bot.Program, number str
 		if err != nil {
 			return err
 		}
+		v.Notifications = notes
 		for _, n := range notes {
 			if n.State == bot.NotificationGaveUp {
 				v.FailedNotifications = append(v.FailedNotifications, n)
