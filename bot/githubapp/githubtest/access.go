@@ -3,6 +3,7 @@ package githubtest
 import (
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -80,8 +81,13 @@ func (s *Server) getCollaboratorPermission(req *request) response {
 // written from GitHub's documentation. When the subset grows to include one,
 // move it to routes (TestOutsideSubsetRoutesAreNotInTheSpec fails until then).
 // Today they are the web flow of the App's user authorization and the
-// revocation of its tokens (oauth.go).
-var outsideSubsetRoutes = oauthRoutes
+// revocation of its tokens (oauth.go), and the App manifest flow's web
+// pages and GET /app (manifest.go).
+var outsideSubsetRoutes = func() map[string]handler {
+	m := maps.Clone(oauthRoutes)
+	maps.Copy(m, manifestRoutes)
+	return m
+}()
 
 // outsideSubsetOps are outsideSubsetRoutes as operations, for matching.
 var outsideSubsetOps = func() []*operation {

@@ -50,6 +50,9 @@ var routes = map[string]handler{
 	"GET /user": (*Server).getAuthenticatedUser,
 	"GET /user/installations/{installation_id}/repositories": (*Server).listUserInstallationRepos,
 	"GET /repos/{owner}/{repo}":                              (*Server).getRepo,
+
+	// The App manifest flow's conversion, unauthenticated (manifest.go).
+	"POST /app-manifests/{code}/conversions": (*Server).convertManifest,
 }
 
 type installation struct {

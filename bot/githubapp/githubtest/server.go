@@ -147,6 +147,11 @@ type Server struct {
 	hookTimeout    time.Duration
 	hookDeliveries []*hookDelivery
 	hookSends      sync.WaitGroup // redeliveries being sent
+
+	// The App manifest flow and GET /app (manifest.go).
+	apps          map[int64]*appRecord
+	manifestCodes map[string]*manifestCode
+	createdApps   []CreatedApp
 }
 
 // New starts a stand-in on a local port. With a non-nil t it is closed when
@@ -179,6 +184,8 @@ func New(t TB, opts ...Option) *Server {
 		refreshTokens: map[string]*refreshToken{},
 		userTokenTTL:  8 * time.Hour,
 		hookTimeout:   DefaultWebhookTimeout,
+		apps:          map[int64]*appRecord{},
+		manifestCodes: map[string]*manifestCode{},
 	}
 	for _, o := range opts {
 		o(s)
