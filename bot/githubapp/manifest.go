@@ -84,7 +84,9 @@ type Created struct {
 }
 
 // InstallURL is where the App is installed on repositories.
-func (c *Created) InstallURL() string { return strings.TrimSuffix(c.HTMLURL, "/") + "/installations/new" }
+func (c *Created) InstallURL() string {
+	return strings.TrimSuffix(c.HTMLURL, "/") + "/installations/new"
+}
 
 // ErrCodeRefused matches ConvertManifest's error when GitHub refuses the
 // code: used already, expired (after one hour), or never issued.

@@ -43,7 +43,9 @@ for GitHub repositories, as a GitHub App.
 
 Usage:
   stagehand playground         the whole tour on this machine, no GitHub needed
+  stagehand setup [flags]      create the GitHub App in one browser round trip and store its credentials
   stagehand serve [flags]      run the GitHub App server (webhooks, pipelines, dashboard)
+  stagehand doctor [flags]     check a server's setup: the App's permissions, webhook URL, database, broker, sandbox
   stagehand worker [flags]     run the steps of a server started with --step-runner remote
   stagehand validate [FILE]    check a configuration file (default .github/stagehand.yml)
   stagehand audit export       write the audit trail (jsonl or csv) for compliance
@@ -72,6 +74,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return playgroundHook(rest, os.Stdin, stdout)
 	case "validate":
 		return validate(rest, stdout, stderr)
+	case "setup":
+		return setup(ctx, rest, getenv, stdout, stderr)
+	case "doctor":
+		return doctor(ctx, rest, getenv, stdout, stderr)
 	case "audit":
 		return audit(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version":

@@ -49,12 +49,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if ok, err := parseServerFlags(fs, args, getenv, stderr); !ok {
 		return err
 	}
+	// What `stagehand setup` stored in the data directory fills what the
+	// flags and variables leave out.
+	sources, err := cfg.UseStoredApp(fs, getenv)
+	if err != nil {
+		return err
+	}
 	if err := cfg.Resolve(getenv); err != nil {
-		return fmt.Errorf("%w\n\nRun \"stagehand serve --help\" for every flag.", err)
+		return fmt.Errorf("%w\n\nRun \"stagehand serve --help\" for every flag, or \"stagehand setup --help\" to create the App and store its credentials in the data directory.", err)
 	}
 	logger, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
+	}
+	if len(sources) > 0 {
+		logger.Info("the GitHub App's credentials: "+strings.Join(sources, ", "), "app_id", cfg.GitHubAppID)
 	}
 	return serveWith(ctx, cfg, logger, extras{})
 }
@@ -138,6 +147,16 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	if err != nil {
 		return err
 	}
+	// The App's permissions and events are compared with what Stagehand
+	// needs, apart from the start: a shortfall is a warning (the App can be
+	// fixed while this runs), and GitHub being slow delays nothing.
+	checkDone := make(chan struct{})
+	checkCtx, stopCheck := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	go func() {
+		defer close(checkDone)
+		warnAppShortfalls(checkCtx, app, cfg.GitHubWebURL, logger)
+	}()
+	defer func() { stopCheck(); <-checkDone }()
 	artifacts, err := state.OpenArtifacts(filepath.Join(cfg.DataDir, "artifacts"))
 	if err != nil {
 		return fmt.Errorf("opening the artifact store in %s: %w", cfg.DataDir, err)
