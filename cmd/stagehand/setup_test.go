@@ -420,3 +420,44 @@ func sortedCopy(s []string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestREADMEListsWhatTheAppNeeds: README's manual install lists exactly
+// the permissions and events of githubapp.NeededPermissions and
+// NeededEvents (the manifest's and the permissions check's list), in bold
+// as GitHub's settings page names them.
+func TestREADMEListsWhatTheAppNeeds(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	start := strings.Index(readme, "### By hand")
+	end := strings.Index(readme, "## Running the server")
+	if start < 0 || end < start {
+		t.Fatal("README has no \"### By hand\" under \"Install it as a GitHub App\"")
+	}
+	section := readme[start:end]
+	perms := regexp.MustCompile(`\*\*([A-Z][a-z ]+: (?:read|write))\*\*`).FindAllStringSubmatch(section, -1)
+	var got, want []string
+	for _, m := range perms {
+		got = append(got, m[1])
+	}
+	for _, p := range githubapp.NeededPermissions {
+		want = append(want, p.Label+": "+p.Level)
+	}
+	if diff := cmp.Diff(sortedCopy(want), sortedCopy(got)); diff != "" {
+		t.Errorf("README's permissions (-needed +listed):\n%s", diff)
+	}
+	events := section[strings.Index(section, "Subscribe to events:"):]
+	events = events[:strings.Index(events, "(installation")]
+	got, want = nil, nil
+	for _, m := range regexp.MustCompile(`\*\*([a-z ]+)\*\*`).FindAllStringSubmatch(events, -1) {
+		got = append(got, m[1])
+	}
+	for _, e := range githubapp.NeededEvents {
+		want = append(want, strings.ReplaceAll(e, "_", " "))
+	}
+	if diff := cmp.Diff(sortedCopy(want), sortedCopy(got)); diff != "" {
+		t.Errorf("README's events (-needed +listed):\n%s", diff)
+	}
+}
