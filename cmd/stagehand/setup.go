@@ -287,7 +287,7 @@ func (p *setupPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	// Another site's page in this browser may not frame this one, and this
 	// page's form may be sent to GitHub only.
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action "+origin(p.flags.WebURL))
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self' "+origin(p.flags.WebURL))
 	if !p.ownHost(r.Host) {
 		// A name that points at 127.0.0.1 (DNS rebinding) would otherwise
 		// let another site read this page and its state.
