@@ -33,6 +33,12 @@
 // of an installation they can see, a repository with their permissions.
 // SignInOnWeb says who its web pages see signed in.
 //
+// It plays the App manifest flow of `stagehand setup` (manifest.go): the
+// new-App form as an automatic approval by the person signed in, the
+// conversion of single-use one-hour codes into an App's credentials, and
+// GET /app (SetAppSettings changes what it reports; CreatedApps lists the
+// Apps made).
+//
 // It also holds webhook payload examples (Payload) and signs them (Sign),
 // and sends them as GitHub does (hooks.go: SetWebhook, SendWebhook),
 // recording each attempt's outcome, refused connections and timeouts
