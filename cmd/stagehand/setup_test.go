@@ -320,7 +320,7 @@ func TestSetupPageAttacks(t *testing.T) {
 		t.Errorf("another host name: %d %s", status, body)
 	}
 	status, h, _ := getPage(t, c, "http://"+r.addr+"/")
-	if status != http.StatusOK || !strings.Contains(h.Get("Content-Security-Policy"), "form-action "+strings.TrimSuffix(gh.URL(), "/")) ||
+	if status != http.StatusOK || !strings.Contains(h.Get("Content-Security-Policy"), "form-action 'self' "+strings.TrimSuffix(gh.URL(), "/")) ||
 		!strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
 		t.Errorf("the page's policy: %q", h.Get("Content-Security-Policy"))
 	}
@@ -398,7 +398,7 @@ func TestSetupKubernetesSecret(t *testing.T) {
 // TestSetupSecret checks against the chart's existingSecret keys.
 func TestSetupSecretGolden(t *testing.T) {
 	got := kubernetesSecret("stagehand-github", &githubapp.Created{ClientSecret: []byte("client-secret-value"),
-		PEM: []byte("-----BEGIN RSA PRIVATE KEY-----\nchartcheck-not-a-real-key\n-----END RSA PRIVATE KEY-----\n"),
+		PEM:           []byte("-----BEGIN RSA PRIVATE KEY-----\nchartcheck-not-a-real-key\n-----END RSA PRIVATE KEY-----\n"),
 		WebhookSecret: []byte("webhook-secret-value")}, []byte("0123456789abcdef0123456789abcdef"))
 	golden := filepath.Join("..", "..", "charts", "stagehand", "chartcheck", "testdata", "setup-secret.yaml")
 	if os.Getenv("STAGEHAND_UPDATE_GOLDEN") == "1" {
