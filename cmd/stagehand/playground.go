@@ -241,5 +241,10 @@ What to do first: open %[1]s/playground and click "Push a change"
 Then watch stage-only run, click Promote Build, Confirm, Approve, and
 see the production site change.
 
-`, strings.TrimRight(public, "/"), pg.work)
+The GitHub stand-in is at %[3]s: "stagehand setup" creates an App
+on it as on GitHub (it approves the new-App form at once):
+  stagehand setup --public-url http://localhost:9090 --data-dir ./setup-demo \
+    --github-web-url %[3]s --github-api-url %[3]s
+
+`, strings.TrimRight(public, "/"), pg.work, pg.gh.URL())
 }

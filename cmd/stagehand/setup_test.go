@@ -461,3 +461,25 @@ func TestREADMEListsWhatTheAppNeeds(t *testing.T) {
 		t.Errorf("README's events (-needed +listed):\n%s", diff)
 	}
 }
+
+// TestSetupAgainstThePlayground: setup works against the playground's
+// stand-in as the playground prints it (its visitor is signed in there):
+// the App is created and stored.
+func TestSetupAgainstThePlayground(t *testing.T) {
+	pg := newTestPlayground(t, t.TempDir())
+	dir := filepath.Join(t.TempDir(), "setup-demo")
+	r := startSetup(t, pg.gh, "--public-url", "http://localhost:9090", "--data-dir", dir)
+	c := browser(t)
+	_, back := r.click(t, c)
+	if status, _, body := getPage(t, c, back); status != http.StatusOK {
+		t.Fatalf("the way back: %d %s", status, body)
+	}
+	if err := <-r.done; err != nil {
+		t.Fatal(err)
+	}
+	r.done <- nil
+	stored, err := config.ReadStoredApp(dir)
+	if err != nil || stored == nil || stored.APIURL != pg.gh.URL() {
+		t.Fatalf("stored %+v, %v", stored, err)
+	}
+}
