@@ -118,6 +118,21 @@ func (r *setupRun) click(t *testing.T, c *http.Client) (manifest map[string]any,
 	return manifest, h.Get("Location")
 }
 
+// finish follows GitHub's way back in c, which must succeed, and waits
+// for setup to end well; it returns the page.
+func (r *setupRun) finish(t *testing.T, c *http.Client, back string) string {
+	t.Helper()
+	status, _, body := getPage(t, c, back)
+	if status != http.StatusOK {
+		t.Fatalf("the way back: %d %s", status, body)
+	}
+	if err := <-r.done; err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	r.done <- nil // for the cleanup
+	return body
+}
+
 // wantManifest is the manifest setup must send for publicURL: exactly
 // the permissions and events Stagehand needs, the URLs from the flags.
 func wantManifest(name, publicURL, setupAddr string) map[string]any {
@@ -182,13 +197,9 @@ func TestSetupFlow(t *testing.T) {
 	}
 
 	// The real answer.
-	if status, _, body := getPage(t, c, back); status != http.StatusOK || !strings.Contains(body, h.gh.URL()+"apps/stagehand-test/installations/new") {
-		t.Fatalf("the way back: %d %s", status, body)
+	if body := r.finish(t, c, back); !strings.Contains(body, h.gh.URL()+"apps/stagehand-test/installations/new") {
+		t.Fatalf("the way back has no install link: %s", body)
 	}
-	if err := <-r.done; err != nil {
-		t.Fatalf("setup: %v", err)
-	}
-	r.done <- nil // for the cleanup
 
 	// Replayed, the code is refused by GitHub, with the reason.
 	_, err = githubapp.ConvertManifest(context.Background(), h.gh.URL(), nil, backURL.Query().Get("code"))
@@ -340,13 +351,7 @@ func TestSetupKubernetesSecret(t *testing.T) {
 	r := startSetup(t, gh, "--public-url", "https://stagehand.example.com", "--data-dir", dir, "--kubernetes-secret", "stagehand-github", "--org", "acme")
 	c := browser(t)
 	_, back := r.click(t, c)
-	if status, _, body := getPage(t, c, back); status != http.StatusOK {
-		t.Fatalf("the way back: %d %s", status, body)
-	}
-	if err := <-r.done; err != nil {
-		t.Fatal(err)
-	}
-	r.done <- nil
+	r.finish(t, c, back)
 	var secret struct {
 		APIVersion string `yaml:"apiVersion"`
 		Kind       string `yaml:"kind"`
@@ -471,13 +476,7 @@ func TestSetupAgainstThePlayground(t *testing.T) {
 	r := startSetup(t, pg.gh, "--public-url", "http://localhost:9090", "--data-dir", dir)
 	c := browser(t)
 	_, back := r.click(t, c)
-	if status, _, body := getPage(t, c, back); status != http.StatusOK {
-		t.Fatalf("the way back: %d %s", status, body)
-	}
-	if err := <-r.done; err != nil {
-		t.Fatal(err)
-	}
-	r.done <- nil
+	r.finish(t, c, back)
 	stored, err := config.ReadStoredApp(dir)
 	if err != nil || stored == nil || stored.APIURL != pg.gh.URL() {
 		t.Fatalf("stored %+v, %v", stored, err)
