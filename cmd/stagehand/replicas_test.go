@@ -103,6 +103,7 @@ type replica struct {
 // PostgreSQL database and one NATS.
 type replicaSet struct {
 	gh       *githubtest.Server
+	apiURL   string // --github-api-url; empty: the stand-in's
 	keyFile  string
 	gitURL   string
 	dbURL    string
@@ -112,16 +113,28 @@ type replicaSet struct {
 	logDir   string
 }
 
+// args are a replica's flags; without a database URL (and NATS URL) the
+// server runs on its embedded database (and broker).
 func (rs *replicaSet) args(r *replica) []string {
-	return []string{"serve", "--listen", r.addr, "--data-dir", r.dataDir,
+	api := rs.apiURL
+	if api == "" {
+		api = rs.gh.URL()
+	}
+	args := []string{"serve", "--listen", r.addr, "--data-dir", r.dataDir,
 		"--github-app-id", fmt.Sprint(testAppID), "--github-private-key-file", rs.keyFile,
-		"--github-webhook-secret", testSecret, "--github-api-url", rs.gh.URL(),
-		"--github-git-url", rs.gitURL, "--database-url", rs.dbURL,
-		"--nats-url", rs.natsURL, "--nats-prefix", rs.prefix,
+		"--github-webhook-secret", testSecret, "--github-api-url", api,
+		"--github-git-url", rs.gitURL,
 		"--public-url", "http://" + r.addr, "--log-level", "info",
 		// The sample scripts append to the test's deploys.log, outside
 		// their workspace.
 		"--step-sandbox", "none"}
+	if rs.dbURL != "" {
+		args = append(args, "--database-url", rs.dbURL)
+	}
+	if rs.natsURL != "" {
+		args = append(args, "--nats-url", rs.natsURL, "--nats-prefix", rs.prefix)
+	}
+	return args
 }
 
 func (rs *replicaSet) start(t *testing.T, r *replica) {
@@ -356,7 +369,15 @@ func replPush(t testing.TB, prog *replProgram, idx int) []byte {
 	p["sender"].(map[string]any)["login"] = "alice"
 	replSetRepo(p, prog.repo, idx)
 	prog.pushed++
-	b, _ := json.Marshal(p)
+	return mustJSON(t, p)
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return b
 }
 
