@@ -275,11 +275,11 @@ func (s *soak) check() {
 		st = append(st, fmt.Sprintf("%s=%d", k, n))
 	}
 	sort.Strings(st)
-	t.Logf("soak summary: mode=%s servers=%d seed=%d took=%v kills=%d deploy_kills=%d github_outages=%d | "+
+	t.Logf("soak summary: mode=%s servers=%d seed=%d took=%v kills=%d deploy_kills=%d startup_kills=%d github_outages=%d | "+
 		"deliveries sent=%d accepted=%d redelivered=%d resent_by_driver=%d processed=%d poisoned=%d | "+
 		"executions=%d (%s) deploys=%d step_runs=%d drain_approvals=%d | lost=%d doubled=%d stuck=%d rule_b=%d check_runs_wrong=%d schema_violations=%d",
 		s.c.name, s.c.replicas, s.c.seed, time.Since(s.began).Round(time.Second), s.stats.get("kills"), s.stats.get("deploy kills"),
-		s.stats.get("outages"), c["sent"], c["accepted"], c["redelivered"], s.stats.get("resent by driver"), processed, poisoned,
+		s.stats.get("startup kills"), s.stats.get("outages"), c["sent"], c["accepted"], c["redelivered"], s.stats.get("resent by driver"), processed, poisoned,
 		len(exs), strings.Join(st, " "), deploys, stepRunsN, s.stats.get("drain approvals"),
 		bad["lost"], bad["doubled"], bad["stuck"], bad["rule B"], bad["check runs"], violations)
 }

@@ -29,7 +29,7 @@ type soakDelivery struct {
 	body              []byte
 	sent              time.Time
 	attempts          int
-	accepted          bool   // answered 202 at some attempt
+	accepted          bool // answered 202 at some attempt
 	answers           []string
 }
 

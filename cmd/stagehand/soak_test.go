@@ -8,7 +8,9 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,7 +190,7 @@ func (s *soak) setUp() {
 		if t.Failed() {
 			s.rs.dumpLogs(t)
 		}
-		t.Logf("warnings and errors in the servers' logs:\n%s", s.rs.warnSummary())
+		t.Logf("warnings and errors in the servers' logs (all starts):\n%s", soakWarnings(s.rs.warnSummary()))
 	})
 	s.ledger = newLedger(s.servers)
 	s.store = s.openStore()
@@ -330,7 +332,8 @@ func replClickSoak(t *testing.T, p *soakProgram, cr githubtest.CheckRun, id, use
 
 // killer SIGKILLs a server at random moments and starts it again. Half
 // the kills (and, with a deploy-kill target, every kill until it is met)
-// wait up to 8 s for a deploy script to run on the victim.
+// wait up to 8 s for a deploy script to run on the victim; one restart in
+// eight is killed again before it is ready.
 func (s *soak) killer(ctx context.Context, rng *mrand.Rand) {
 	t := s.t
 	var restarts sync.WaitGroup
@@ -366,11 +369,23 @@ func (s *soak) killer(ctx context.Context, rng *mrand.Rand) {
 			t.Logf("SIGKILL %s while it deployed (%s)", victim.name, during)
 		}
 		down := time.Duration(rng.IntN(2500)) * time.Millisecond
+		// One restart in eight is killed again while it starts.
+		var startupKill time.Duration
+		if rng.IntN(8) == 0 {
+			startupKill = time.Duration(1+rng.IntN(1500)) * time.Millisecond
+		}
 		restarts.Add(1)
 		go func() {
 			defer restarts.Done()
 			time.Sleep(down)
 			s.rs.launch(t, victim)
+			if startupKill > 0 {
+				time.Sleep(startupKill)
+				victim.sigkill()
+				s.stats.add("kills", 1)
+				s.stats.add("startup kills", 1)
+				s.rs.launch(t, victim)
+			}
 			deadline := time.Now().Add(90 * time.Second)
 			for !victim.ready() && time.Now().Before(deadline) {
 				time.Sleep(50 * time.Millisecond)
@@ -382,15 +397,21 @@ func (s *soak) killer(ctx context.Context, rng *mrand.Rand) {
 	}
 }
 
-// outages takes GitHub down for 1 to 6 s every 10 to 25 s.
+// outages takes GitHub down every 10 to 25 s: for 1 to 6 s, and every
+// third time for 10 to 20 s, longer than the router's retries of a
+// delivery last.
 func (s *soak) outages(ctx context.Context, rng *mrand.Rand) {
-	for {
+	for i := 1; ; i++ {
 		if !sleepCtx(ctx, time.Duration(10000+rng.IntN(15000))*time.Millisecond) {
 			return
 		}
 		s.github.down.Store(true)
 		s.stats.add("outages", 1)
-		ok := sleepCtx(ctx, time.Duration(1000+rng.IntN(5000))*time.Millisecond)
+		d := time.Duration(1000+rng.IntN(5000)) * time.Millisecond
+		if i%3 == 0 {
+			d = time.Duration(10000+rng.IntN(10000)) * time.Millisecond
+		}
+		ok := sleepCtx(ctx, d)
 		s.github.down.Store(false)
 		if !ok {
 			return
@@ -407,4 +428,26 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// soakWarnings sums warnSummary's lines over the starts of each server
+// ("server1.003.log" → "server1"), leaving out the warnings every start
+// of the soak's servers gives (no sandbox, no sign-in).
+func soakWarnings(summary string) string {
+	counts := map[string]int{}
+	for _, l := range strings.Split(summary, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 3 || strings.Contains(l, "sandbox") || strings.Contains(l, "sign-in with GitHub is not configured") {
+			continue
+		}
+		n, _ := strconv.Atoi(f[0])
+		server, _, _ := strings.Cut(f[1], ".")
+		counts[server+" "+strings.Join(f[2:], " ")] += n
+	}
+	var out []string
+	for k, n := range counts {
+		out = append(out, fmt.Sprintf("%5d %s", n, k))
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
 }
