@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -205,10 +206,13 @@ func (s *soak) check() {
 	// (3) No execution is stuck; (4) rule B held: no full-stack execution
 	// ran at the same time as another execution of its program, and no two
 	// of one pipeline did.
-	states := map[string]int{}
+	states, failures := map[string]int{}, map[string]int{}
 	for pid, list := range byProg {
 		for i, a := range list {
 			states[string(a.State)]++
+			if a.State == bot.ExecutionFailed {
+				failures[soakReason(a.Message)]++
+			}
 			if !replTerminal(a.State) {
 				bad["stuck"]++
 				t.Errorf("stuck: %s of %s is still %s: %q", a, progByID[pid].FullName(), a.State, a.Message)
@@ -265,9 +269,74 @@ func (s *soak) check() {
 		}
 	}
 
+	// (5b) No check run is left in progress (a create whose answer was
+	// lost must not leave a second one spinning), and (5c) each deploy
+	// that ran has exactly one GitHub Deployment, whose last status is
+	// final.
+	for _, ex := range exs {
+		prog := progByID[ex.ProgramID]
+		for _, cr := range runsOf[prog.Repo] {
+			if cr.ExternalID == strconv.FormatInt(ex.ID, 10) && cr.Status != "completed" {
+				bad["check runs"]++
+				t.Errorf("check runs: %s of %s has check run %d left %s (%q)", ex, prog.FullName(), cr.ID, cr.Status, cr.Output.Title)
+			}
+		}
+	}
+	deployments := 0
+	for _, prog := range progByID {
+		p := progOf[prog.Repo]
+		if p == nil {
+			continue
+		}
+		ran := map[string]bool{}
+		for _, r := range stepRuns(p.record) {
+			if r.step == "deploy" {
+				ran[fmt.Sprintf("%s #%d %s", r.pipeline, r.execution, r.env)] = true
+			}
+		}
+		made := map[string]int{}
+		for _, d := range s.gh.Deployments(prog.Owner, prog.Repo) {
+			deployments++
+			var pl struct {
+				Execution int    `json:"execution"`
+				Pipeline  string `json:"pipeline"`
+			}
+			_ = json.Unmarshal(d.Payload, &pl)
+			k := fmt.Sprintf("%s #%d %s", pl.Pipeline, pl.Execution, d.Environment)
+			made[k]++
+			if made[k] == 2 {
+				bad["deployments"]++
+				t.Errorf("deployments: %s: %s has more than one GitHub Deployment", prog.FullName(), k)
+			}
+			last := ""
+			for _, st := range d.Statuses {
+				if !st.ByGitHub {
+					last = st.State
+				}
+			}
+			if last != "success" && last != "failure" && last != "error" {
+				bad["deployments"]++
+				t.Errorf("deployments: %s: the Deployment of %s (%d) ends %q", prog.FullName(), k, d.ID, last)
+			}
+		}
+		for k := range ran {
+			if made[k] == 0 {
+				bad["deployments"]++
+				t.Errorf("deployments: %s: %s deployed with no GitHub Deployment", prog.FullName(), k)
+			}
+		}
+	}
+
 	// (6) No request outside GitHub's schemas.
 	violations := len(s.gh.Errors())
 	s.gh.AssertNoErrors(t)
+
+	var why []string
+	for m, n := range failures {
+		why = append(why, fmt.Sprintf("%5d %s", n, m))
+	}
+	sort.Strings(why)
+	t.Logf("why executions failed:\n%s", strings.Join(why, "\n"))
 
 	c := s.ledger.counts()
 	var st []string
@@ -277,11 +346,12 @@ func (s *soak) check() {
 	sort.Strings(st)
 	t.Logf("soak summary: mode=%s servers=%d seed=%d took=%v kills=%d deploy_kills=%d startup_kills=%d github_outages=%d | "+
 		"deliveries sent=%d accepted=%d redelivered=%d resent_by_driver=%d processed=%d poisoned=%d | "+
-		"executions=%d (%s) deploys=%d step_runs=%d drain_approvals=%d | lost=%d doubled=%d stuck=%d rule_b=%d check_runs_wrong=%d schema_violations=%d",
+		"executions=%d (%s) deploys=%d step_runs=%d drain_approvals=%d github_deployments=%d github_answers_lost=%d | "+
+		"lost=%d doubled=%d stuck=%d rule_b=%d check_runs_wrong=%d deployments_wrong=%d schema_violations=%d",
 		s.c.name, s.c.replicas, s.c.seed, time.Since(s.began).Round(time.Second), s.stats.get("kills"), s.stats.get("deploy kills"),
 		s.stats.get("startup kills"), s.stats.get("outages"), c["sent"], c["accepted"], c["redelivered"], s.stats.get("resent by driver"), processed, poisoned,
-		len(exs), strings.Join(st, " "), deploys, stepRunsN, s.stats.get("drain approvals"),
-		bad["lost"], bad["doubled"], bad["stuck"], bad["rule B"], bad["check runs"], violations)
+		len(exs), strings.Join(st, " "), deploys, stepRunsN, s.stats.get("drain approvals"), deployments, s.github.lost.Load(),
+		bad["lost"], bad["doubled"], bad["stuck"], bad["rule B"], bad["check runs"], bad["deployments"], violations)
 }
 
 func soakEnvs(k bot.PipelineKind) []string {
@@ -294,4 +364,19 @@ func soakEnvs(k bot.PipelineKind) []string {
 		return []string{"stage", "production"}
 	}
 	return nil
+}
+
+// soakReason is a failure message without its numbers, so that messages
+// group.
+func soakReason(m string) string {
+	m = strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return '#'
+		}
+		return r
+	}, m)
+	if len(m) > 160 {
+		m = m[:160] + "…"
+	}
+	return m
 }

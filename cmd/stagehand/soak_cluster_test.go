@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -101,12 +102,19 @@ func (s *soakServer) stop() {
 
 // outageProxy stands between the servers and the GitHub stand-in: while
 // it is down, GitHub answers 503 or drops the connection, as during an
-// outage.
+// outage. While lossy, one write in lossEvery is done by GitHub but its
+// answer is lost (the connection drops), as when GitHub answers 502 or
+// times out after the work was done.
 type outageProxy struct {
 	srv   *httptest.Server
 	down  atomic.Bool
 	drops atomic.Int64 // requests refused while down
+	lossy atomic.Bool
+	// writes counts write requests; lost those whose answer was lost.
+	writes, lost atomic.Int64
 }
+
+const lossEvery = 40
 
 func newOutageProxy(t *testing.T, gh *githubtest.Server) *outageProxy {
 	t.Helper()
@@ -118,17 +126,17 @@ func newOutageProxy(t *testing.T, gh *githubtest.Server) *outageProxy {
 	rp := httputil.NewSingleHostReverseProxy(target)
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !p.down.Load() {
+			if p.lossy.Load() && isWriteMethod(r.Method) && p.writes.Add(1)%lossEvery == 0 {
+				rp.ServeHTTP(httptest.NewRecorder(), r)
+				p.lost.Add(1)
+				dropConnection(w)
+				return
+			}
 			rp.ServeHTTP(w, r)
 			return
 		}
-		n := p.drops.Add(1)
-		if n%2 == 0 {
-			if hj, ok := w.(http.Hijacker); ok {
-				if conn, _, err := hj.Hijack(); err == nil {
-					conn.Close()
-					return
-				}
-			}
+		if p.drops.Add(1)%2 == 0 && dropConnection(w) {
+			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -139,6 +147,40 @@ func newOutageProxy(t *testing.T, gh *githubtest.Server) *outageProxy {
 }
 
 func (p *outageProxy) URL() string { return p.srv.URL + "/" }
+
+// dropConnection closes the request's connection without an answer.
+func dropConnection(w http.ResponseWriter) bool {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return true
+		}
+	}
+	return false
+}
+
+func isWriteMethod(m string) bool {
+	return m == http.MethodPost || m == http.MethodPatch || m == http.MethodPut || m == http.MethodDelete
+}
+
+// newBalancer is a load balancer in front of the replicas: each request
+// goes to one of them at random, up or not (a balancer learns of a dead
+// replica only after it failed requests); a replica that does not answer
+// makes it answer 502.
+func newBalancer(t *testing.T, servers []*soakServer) *httptest.Server {
+	t.Helper()
+	var proxies []*httputil.ReverseProxy
+	for _, s := range servers {
+		rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: s.addr})
+		rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) { w.WriteHeader(http.StatusBadGateway) }
+		proxies = append(proxies, rp)
+	}
+	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxies[mrand.IntN(len(proxies))].ServeHTTP(w, r)
+	}))
+	t.Cleanup(lb.Close)
+	return lb
+}
 
 // soakScript is each sample repository's run.sh. Every run of a step
 // leaves RECORD/<pipeline>.<execution>.<step>.<environment>.<pid>.start

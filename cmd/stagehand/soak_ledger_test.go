@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	mrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +17,9 @@ import (
 // the failed ones again, as a person pressing "Redeliver" would.
 type ledger struct {
 	servers []*soakServer
+	// webhook is where GitHub sends deliveries: the server, or a load
+	// balancer in front of the replicas.
+	webhook *replica
 	client  *http.Client
 
 	mu         sync.Mutex
@@ -33,23 +36,23 @@ type soakDelivery struct {
 	answers           []string
 }
 
-func newLedger(servers []*soakServer) *ledger {
-	return &ledger{servers: servers, client: &http.Client{Timeout: 15 * time.Second}, byGUID: map[string]*soakDelivery{}}
+func newLedger(servers []*soakServer, webhookAddr string) *ledger {
+	return &ledger{servers: servers, webhook: &replica{addr: webhookAddr},
+		client: &http.Client{Timeout: 15 * time.Second}, byGUID: map[string]*soakDelivery{}}
 }
 
-// send delivers a new event once, to a random server (a load balancer
-// does not know which replica is about to die).
-func (l *ledger) send(rng *mrand.Rand, event, kind string, body []byte) {
+// send delivers a new event once.
+func (l *ledger) send(event, kind string, body []byte) {
 	l.mu.Lock()
 	d := &soakDelivery{guid: fmt.Sprintf("soak-%s-%05d", kind, len(l.deliveries)), event: event, kind: kind, body: body, sent: time.Now()}
 	l.deliveries = append(l.deliveries, d)
 	l.byGUID[d.guid] = d
 	l.mu.Unlock()
-	l.attempt(d, l.servers[rng.IntN(len(l.servers))])
+	l.attempt(d)
 }
 
-func (l *ledger) attempt(d *soakDelivery, srv *soakServer) bool {
-	code, err := srv.post(l.client, d.event, d.guid, d.body)
+func (l *ledger) attempt(d *soakDelivery) bool {
+	code, err := l.webhook.post(l.client, d.event, d.guid, d.body)
 	answer := fmt.Sprint(code)
 	if err != nil {
 		answer = "error"
@@ -77,8 +80,8 @@ func (l *ledger) failed() []*soakDelivery {
 	return out
 }
 
-// resender sends the failed deliveries again every 2 s, each to a server
-// that is up, until ctx ends.
+// resender sends the failed deliveries again every 2 s while a server is
+// up, until ctx ends.
 func (l *ledger) resender(ctx context.Context, stats *counters) {
 	for sleepCtx(ctx, 2*time.Second) {
 		l.resendOnce(stats)
@@ -87,13 +90,11 @@ func (l *ledger) resender(ctx context.Context, stats *counters) {
 
 func (l *ledger) resendOnce(stats *counters) {
 	for _, d := range l.failed() {
-		for _, srv := range l.servers {
-			if srv.running() && srv.ready() {
-				stats.add("resent by driver", 1)
-				l.attempt(d, srv)
-				break
-			}
+		if !slices.ContainsFunc(l.servers, func(s *soakServer) bool { return s.running() && s.ready() }) {
+			return
 		}
+		stats.add("resent by driver", 1)
+		l.attempt(d)
 	}
 }
 

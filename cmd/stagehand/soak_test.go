@@ -192,7 +192,11 @@ func (s *soak) setUp() {
 		}
 		t.Logf("warnings and errors in the servers' logs (all starts):\n%s", soakWarnings(s.rs.warnSummary()))
 	})
-	s.ledger = newLedger(s.servers)
+	webhook := s.servers[0].addr
+	if len(s.servers) > 1 {
+		webhook = newBalancer(t, s.servers).Listener.Addr().String()
+	}
+	s.ledger = newLedger(s.servers, webhook)
 	s.store = s.openStore()
 	t.Cleanup(func() { s.store.Close() })
 }
@@ -225,6 +229,8 @@ func (s *soak) chaos() {
 	go func() { defer wg.Done(); s.killer(ctx, killerRng) }()
 	go func() { defer wg.Done(); s.outages(ctx, outageRng) }()
 	go func() { defer wg.Done(); s.ledger.resender(ctx, &s.stats) }()
+	// s.github.lossy.Store(true): on once the reporter adopts a Deployment
+	// whose create answer was lost.
 	start := time.Now()
 	lastLog := start
 	for {
@@ -248,6 +254,7 @@ func (s *soak) chaos() {
 	cancel()
 	wg.Wait()
 	s.github.down.Store(false)
+	s.github.lossy.Store(false)
 	for _, srv := range s.servers {
 		if !srv.running() {
 			s.rs.launch(t, srv)
@@ -267,9 +274,9 @@ func (s *soak) drive() {
 	var event, kind string
 	var body []byte
 	switch r := s.rng.IntN(100); {
-	case r < 30:
+	case r < 12:
 		event, kind, body = "push", "push", p.push(t, s.gh)
-	case r < 55:
+	case r < 40:
 		cmds := []string{"/stagehand promote", "/stagehand approve", "/stagehand status", "/stagehand promote"}
 		if p.fullStack {
 			cmds = append(cmds, "/stagehand run full-stack")
@@ -287,7 +294,7 @@ func (s *soak) drive() {
 		}
 		event, kind, body = "check_run", "click", replClickSoak(t, p, cr, id, "bob")
 	}
-	s.ledger.send(s.rng, event, kind, body)
+	s.ledger.send(event, kind, body)
 }
 
 // button picks a button of the program's check runs: mostly one of the
