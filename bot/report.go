@@ -130,9 +130,13 @@ type DeploymentState string
 // The deployment states the reporter sets.
 const (
 	DeploymentNotReported DeploymentState = ""
-	DeploymentInProgress  DeploymentState = "in_progress"
-	DeploymentSuccess     DeploymentState = "success"
-	DeploymentFailure     DeploymentState = "failure"
+	// DeploymentCreating is the intent, stored before a deployment is
+	// created (the ref has no GitHub id yet): finding it means a create
+	// may have reached GitHub without its answer reaching the reporter.
+	DeploymentCreating   DeploymentState = "creating"
+	DeploymentInProgress DeploymentState = "in_progress"
+	DeploymentSuccess    DeploymentState = "success"
+	DeploymentFailure    DeploymentState = "failure"
 )
 
 // DeploymentStateOf is what a deploy step's Deployment shows: in progress

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/bot/githubapp"
 	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
@@ -245,13 +247,17 @@ func TestReporterSurvivesGitHubFaults(t *testing.T) {
 }
 
 // moreLoseAnswer forwards requests to the stand-in and loses the answer of
-// the first n check-run creations after the stand-in made them, as a
-// connection reset (or a client timeout) after GitHub did the work would.
-type moreLoseAnswer struct{ left atomic.Int32 }
+// the first n POSTs to path (check-run or deployment creations) after the
+// stand-in made them, as a connection reset (or a client timeout) after
+// GitHub did the work would.
+type moreLoseAnswer struct {
+	path string
+	left atomic.Int32
+}
 
 func (l *moreLoseAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := http.DefaultTransport.RoundTrip(r)
-	if err == nil && r.Method == http.MethodPost && r.URL.Path == checkRunsPath && l.left.Add(-1) >= 0 {
+	if err == nil && r.Method == http.MethodPost && r.URL.Path == l.path && l.left.Add(-1) >= 0 {
 		resp.Body.Close()
 		return nil, errors.New("read tcp: connection reset by peer")
 	}
@@ -266,41 +272,19 @@ func (l *moreLoseAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestReporterAdoptsCheckRunWhoseCreateAnswerWasLost(t *testing.T) {
 	e := newSurfaceEnv(t, sampleConfig(splitPipelines))
 	ctx := context.Background()
-	// A reporter on its own App whose transport loses one answer.
-	const lossyAppID = testAppID + 1
-	pemBytes, key := githubtest.GenerateAppKey(t)
-	e.gh.SetAppKey(lossyAppID, &key.PublicKey)
-	lossy := &moreLoseAnswer{}
-	lossy.left.Store(1)
-	app, err := githubapp.New(githubapp.Options{AppID: lossyAppID, PrivateKeyPEM: pemBytes, APIURL: e.gh.URL(), Retry: fastRetry,
-		HTTPClient: &http.Client{Transport: lossy}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.reporter.GitHub = app
+	e.loseAnswers(checkRunsPath, 1)
 
 	release := e.repo.hold("hold-build")
 	defer release()
 	sha := e.push()
 	e.waitStep(1, bot.StepBuild, bot.StepRunning)
-	if err := e.moreTick(ctx); err == nil {
-		t.Fatal("the tick whose answer was lost succeeded")
-	} else {
-		t.Logf("tick with the lost answer: %v", err)
-	}
+	e.tickLosingAnswer(ctx)
 	if n := len(e.checkRuns(bot.StageOnly, sha)); n != 1 {
 		t.Fatalf("GitHub holds %d check runs after the lost answer, want 1 (it did the work)", n)
 	}
 	release()
 	e.waitState(1, bot.ExecutionSucceeded)
-	for i := 0; e.morePending(); i++ {
-		if i > 10 {
-			t.Fatal("the reporter never caught up")
-		}
-		if err := e.moreTick(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.catchUp(ctx)
 	runs := e.checkRuns(bot.StageOnly, sha)
 	var states []string
 	for _, cr := range runs {
@@ -313,6 +297,81 @@ func TestReporterAdoptsCheckRunWhoseCreateAnswerWasLost(t *testing.T) {
 		if cr.Status != "completed" {
 			t.Errorf("check run %d of a finished execution is left %s", cr.ID, cr.Status)
 		}
+	}
+}
+
+// loseAnswers gives the reporter an App of its own whose transport loses
+// the answers of the first n POSTs to path.
+func (e *surfaceEnv) loseAnswers(path string, n int32) {
+	e.t.Helper()
+	const lossyAppID = testAppID + 1
+	pemBytes, key := githubtest.GenerateAppKey(e.t)
+	e.gh.SetAppKey(lossyAppID, &key.PublicKey)
+	lossy := &moreLoseAnswer{path: path}
+	lossy.left.Store(n)
+	app, err := githubapp.New(githubapp.Options{AppID: lossyAppID, PrivateKeyPEM: pemBytes, APIURL: e.gh.URL(), Retry: fastRetry,
+		HTTPClient: &http.Client{Transport: lossy}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.reporter.GitHub = app
+}
+
+// tickLosingAnswer is a reporter tick whose answer from GitHub is lost.
+func (e *surfaceEnv) tickLosingAnswer(ctx context.Context) {
+	e.t.Helper()
+	if err := e.moreTick(ctx); err == nil {
+		e.t.Fatal("the tick whose answer was lost succeeded")
+	} else {
+		e.t.Logf("tick with the lost answer: %v", err)
+	}
+}
+
+// catchUp ticks the reporter until every execution is reported.
+func (e *surfaceEnv) catchUp(ctx context.Context) {
+	e.t.Helper()
+	for i := 0; e.morePending(); i++ {
+		if i > 10 {
+			e.t.Fatal("the reporter never caught up")
+		}
+		if err := e.moreTick(ctx); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// TestReporterAdoptsDeploymentWhoseCreateAnswerWasLost: GitHub created the
+// stage Deployment but its answer was lost. The reporter, which stored its
+// intent before creating, finds the Deployment by commit, environment and
+// payload and adopts it, instead of leaving it without a status and making
+// a second one (found by the chaos soak: GitHub's Environments view showed
+// a deploy that never ended next to the real one).
+func TestReporterAdoptsDeploymentWhoseCreateAnswerWasLost(t *testing.T) {
+	e := newSurfaceEnv(t, sampleConfig(splitPipelines))
+	ctx := context.Background()
+	e.loseAnswers("/repos/"+owner+"/"+repo+"/deployments", 1)
+
+	release := e.repo.hold("hold-tests")
+	defer release()
+	e.push()
+	e.waitStep(1, bot.StepStageTests, bot.StepRunning) // the stage deploy is over
+	e.tickLosingAnswer(ctx)
+	if n := len(e.gh.Deployments(owner, repo)); n != 1 {
+		t.Fatalf("GitHub holds %d deployments after the lost answer, want 1 (it did the work)", n)
+	}
+	release()
+	e.waitState(1, bot.ExecutionSucceeded)
+	e.catchUp(ctx)
+	ds := e.gh.Deployments(owner, repo)
+	if len(ds) != 1 {
+		t.Fatalf("stage-only #1 has %d deployments, want exactly one", len(ds))
+	}
+	var states []string
+	for _, st := range ds[0].Statuses {
+		states = append(states, st.State)
+	}
+	if diff := cmp.Diff([]string{"in_progress", "success"}, states); diff != "" {
+		t.Errorf("statuses of the adopted deployment (-want +got):\n%s", diff)
 	}
 }
 

@@ -2,6 +2,7 @@ package githubapp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -259,6 +260,43 @@ func (a *App) CreateDeployment(ctx context.Context, installationID int64, owner,
 		return 0, apiError(installationID, what, purposeDeployments, err)
 	}
 	return d.GetID(), nil
+}
+
+// DeploymentIDs returns the ids of the deployments of commit sha to
+// environment on owner/repo whose payload names the execution (its
+// pipeline and number, as CreateDeployment's callers send them), oldest
+// first. The reporter asks before creating a deployment again after a
+// create whose answer it never got, so a lost answer does not leave a
+// second deployment behind.
+func (a *App) DeploymentIDs(ctx context.Context, installationID int64, owner, repo, sha, environment, pipeline string, execution int) ([]int64, error) {
+	what := fmt.Sprintf("list the %s deployments of %s on %s/%s", environment, shortRef(sha), owner, repo)
+	c, ctx, err := a.api(ctx, installationID, onRepo(purposeDeployments, repo))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	opts := &github.DeploymentsListOptions{SHA: sha, Environment: environment, ListOptions: github.ListOptions{PerPage: 100}}
+	var ids []int64
+	for {
+		list, resp, err := c.Repositories.ListDeployments(ctx, owner, repo, opts)
+		if err != nil {
+			return nil, apiError(installationID, what, purposeDeployments, err)
+		}
+		for _, d := range list {
+			var p struct {
+				Execution int    `json:"execution"`
+				Pipeline  string `json:"pipeline"`
+			}
+			if json.Unmarshal(d.Payload, &p) == nil && p.Execution == execution && p.Pipeline == pipeline {
+				ids = append(ids, d.GetID())
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // deploymentStates are the states GitHub accepts for a deployment status.

@@ -589,3 +589,44 @@ func TestNetworkErrorRetries(t *testing.T) {
 		})
 	}
 }
+
+// TestDeploymentIDs: the deployments of one commit and environment whose
+// payload names the execution, found through GitHub's list (paged), as the
+// reporter looks up a create whose answer was lost.
+func TestDeploymentIDs(t *testing.T) {
+	app, gh := setup(t)
+	ctx := context.Background()
+	create := func(env, pipeline string, n int) int64 {
+		t.Helper()
+		id, err := app.CreateDeployment(ctx, 1, "acme", "app", sha, env, "", map[string]any{"execution": n, "pipeline": pipeline})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	var want []int64
+	for i := 0; i < 120; i++ { // more than a page of 100
+		create("stage", "stage-only", 7)
+	}
+	want = append(want, create("production", "full-stack", 8))
+	create("stage", "full-stack", 8)
+	create("production", "full-stack", 9)
+	create("production", "prod-only", 8)
+	want = append(want, create("production", "full-stack", 8))
+	ids, err := app.DeploymentIDs(ctx, 1, "acme", "app", sha, "production", "full-stack", 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, ids); diff != "" {
+		t.Errorf("deployment ids (-want +got):\n%s", diff)
+	}
+	ids, err = app.DeploymentIDs(ctx, 1, "acme", "app", sha, "stage", "stage-only", 7)
+	if err != nil || len(ids) != 120 {
+		t.Errorf("stage-only #7: %d ids (%v), want 120 over two pages", len(ids), err)
+	}
+	ids, err = app.DeploymentIDs(ctx, 1, "acme", "app", strings.Repeat("0", 40), "production", "full-stack", 8)
+	if err != nil || len(ids) != 0 {
+		t.Errorf("another commit: %v (%v), want none", ids, err)
+	}
+	gh.AssertNoErrors(t)
+}

@@ -229,8 +229,7 @@ func (s *soak) chaos() {
 	go func() { defer wg.Done(); s.killer(ctx, killerRng) }()
 	go func() { defer wg.Done(); s.outages(ctx, outageRng) }()
 	go func() { defer wg.Done(); s.ledger.resender(ctx, &s.stats) }()
-	// s.github.lossy.Store(true): on once the reporter adopts a Deployment
-	// whose create answer was lost.
+	s.github.lossy.Store(true)
 	start := time.Now()
 	lastLog := start
 	for {

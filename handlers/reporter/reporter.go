@@ -22,6 +22,7 @@ type ChecksAPI interface {
 	CheckRunIDs(ctx context.Context, inst int64, owner, repo, sha, name, externalID string) ([]int64, error)
 	UpdateCheckRun(ctx context.Context, inst int64, owner, repo string, id int64, opts github.UpdateCheckRunOptions) error
 	CreateDeployment(ctx context.Context, inst int64, owner, repo, ref, environment, description string, payload map[string]any) (int64, error)
+	DeploymentIDs(ctx context.Context, inst int64, owner, repo, sha, environment, pipeline string, execution int) ([]int64, error)
 	CreateDeploymentStatus(ctx context.Context, inst int64, owner, repo string, id int64, state, environmentURL, logURL, description string) error
 }
 

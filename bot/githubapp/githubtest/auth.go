@@ -36,6 +36,7 @@ var (
 	contentsRead     = access{"contents", "read"}
 	checksRead       = access{"checks", "read"}
 	checksWrite      = access{"checks", "write"}
+	deploymentsRead  = access{"deployments", "read"}
 	deploymentsWrite = access{"deployments", "write"}
 	issuesWrite      = access{"issues", "write"}
 	pullsWrite       = access{"pull_requests", "write"}

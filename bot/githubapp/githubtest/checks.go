@@ -229,13 +229,6 @@ func (s *Server) listCheckRunsForRef(req *request) response {
 		return *resp
 	}
 	q := req.URL.Query()
-	perPage, page := 30, 1
-	if v, err := strconv.Atoi(q.Get("per_page")); err == nil && v > 0 {
-		perPage = min(v, 100)
-	}
-	if v, err := strconv.Atoi(q.Get("page")); err == nil && v > 0 {
-		page = v
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var matched []*CheckRun
@@ -259,20 +252,48 @@ func (s *Server) listCheckRunsForRef(req *request) response {
 	}
 	// GitHub lists the newest first.
 	sort.Slice(matched, func(i, j int) bool { return matched[i].ID > matched[j].ID })
-	total := len(matched)
-	start := min((page-1)*perPage, total)
-	end := min(start+perPage, total)
-	list := make([]map[string]any, 0, end-start)
-	for _, cr := range matched[start:end] {
+	pg := s.pageOf(req, len(matched))
+	list := make([]map[string]any, 0, pg.end-pg.start)
+	for _, cr := range matched[pg.start:pg.end] {
 		list = append(list, s.checkRunJSON(cr))
 	}
-	resp := response{status: http.StatusOK, header: http.Header{}, body: map[string]any{"total_count": total, "check_runs": list}}
-	if end < total {
+	return pg.response(map[string]any{"total_count": len(matched), "check_runs": list})
+}
+
+// page is the part of a list one request asks for.
+type page struct {
+	start, end int    // of the list
+	next       string // the Link header naming the next page; empty on the last
+}
+
+// pageOf reads per_page (default 30, at most 100) and page (default 1) as
+// GitHub does, for a list of total items.
+func (s *Server) pageOf(req *request, total int) page {
+	q := req.URL.Query()
+	perPage, n := 30, 1
+	if v, err := strconv.Atoi(q.Get("per_page")); err == nil && v > 0 {
+		perPage = min(v, 100)
+	}
+	if v, err := strconv.Atoi(q.Get("page")); err == nil && v > 0 {
+		n = v
+	}
+	pg := page{start: min((n-1)*perPage, total)}
+	pg.end = min(pg.start+perPage, total)
+	if pg.end < total {
 		next := *req.URL
 		v := next.Query()
-		v.Set("page", strconv.Itoa(page+1))
+		v.Set("page", strconv.Itoa(n+1))
 		next.RawQuery = v.Encode()
-		resp.header.Set("Link", fmt.Sprintf(`<%s%s>; rel="next"`, s.srv.URL, next.RequestURI()))
+		pg.next = fmt.Sprintf(`<%s%s>; rel="next"`, s.srv.URL, next.RequestURI())
+	}
+	return pg
+}
+
+// response is a 200 with body and, when there is a next page, its Link.
+func (pg page) response(body any) response {
+	resp := response{status: http.StatusOK, header: http.Header{}, body: body}
+	if pg.next != "" {
+		resp.header.Set("Link", pg.next)
 	}
 	return resp
 }

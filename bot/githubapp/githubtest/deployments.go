@@ -141,6 +141,38 @@ func (s *Server) createDeployment(req *request) response {
 	return response{status: http.StatusCreated, body: body}
 }
 
+// listDeployments lists a repository's deployments newest first, as
+// GitHub does, filtered by sha, ref, task and environment, a page at a
+// time (per_page, page; a Link header names the next page).
+func (s *Server) listDeployments(req *request) response {
+	owner, repo := req.params["owner"], req.params["repo"]
+	if _, resp := s.installationAuth(req, owner, repo, deploymentsRead); resp != nil {
+		return *resp
+	}
+	q := req.URL.Query()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var matched []*Deployment
+	for i := len(s.deploymentOrder) - 1; i >= 0; i-- {
+		d := s.deployments[s.deploymentOrder[i]]
+		switch {
+		case repoKey(d.Owner, d.Repo) != repoKey(owner, repo),
+			q.Get("sha") != "" && d.SHA != q.Get("sha"),
+			q.Get("ref") != "" && d.Ref != q.Get("ref"),
+			q.Get("task") != "" && d.Task != q.Get("task"),
+			q.Get("environment") != "" && d.Environment != q.Get("environment"):
+			continue
+		}
+		matched = append(matched, d)
+	}
+	pg := s.pageOf(req, len(matched))
+	list := make([]map[string]any, 0, pg.end-pg.start)
+	for _, d := range matched[pg.start:pg.end] {
+		list = append(list, s.deploymentJSON(d))
+	}
+	return pg.response(list)
+}
+
 func (s *Server) createDeploymentStatus(req *request) response {
 	owner, repo := req.params["owner"], req.params["repo"]
 	if _, resp := s.installationAuth(req, owner, repo, deploymentsWrite); resp != nil {

@@ -41,6 +41,7 @@ var routes = map[string]handler{
 	"POST /repos/{owner}/{repo}/issues/{issue_number}/comments":         (*Server).createComment,
 	"PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}":          (*Server).editComment,
 	"POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions": (*Server).createCommentReaction,
+	"GET /repos/{owner}/{repo}/deployments":                             (*Server).listDeployments,
 	"POST /repos/{owner}/{repo}/deployments":                            (*Server).createDeployment,
 	"POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses":   (*Server).createDeploymentStatus,
 	"GET /repos/{owner}/{repo}/collaborators/{username}/permission":     (*Server).getCollaboratorPermission,
