@@ -162,6 +162,14 @@ func (s *soak) check() {
 			t.Errorf("doubled: delivery/pipeline %s created %d executions", k, n)
 		}
 	}
+	// Every push to main started its stage-only pipeline (rule A), which
+	// ran or was superseded while queued (rule C).
+	for _, d := range s.ledger.all() {
+		if d.kind == "push" && perDelivery[d.guid+" "+string(bot.StageOnly)] == 0 {
+			bad["lost"]++
+			t.Errorf("lost: push %s started no stage-only execution", d.guid)
+		}
+	}
 
 	// (2) No deploy ran twice for one execution and step (SPEC rule I: a
 	// deploy whose outcome is unknown after a crash fails, it is never run
