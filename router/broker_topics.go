@@ -125,6 +125,9 @@ func (b *Broker) streamConfig(rt route) jetstream.StreamConfig {
 		cfg.Duplicates = workQueueDuplicates
 		cfg.MaxMsgs = workQueueMaxMsgs
 		cfg.Discard = jetstream.DiscardNew
+		// The inbox forwards in atomic batches (broker_batch.go); an
+		// external server may predate them, and is not sent any.
+		cfg.AllowAtomicPublish = b.atomicBatches()
 		return cfg
 	}
 	cfg.Description = "Stagehand " + rt.name + " messages, kept for inspection"

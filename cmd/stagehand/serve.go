@@ -142,6 +142,18 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 		return err
 	}
 	defer closeLogged(logger, "broker", broker.Close)
+	// The intake stores into the broker: with the embedded one through the
+	// inbox, which shares one fsync among the deliveries in flight and
+	// forwards them (router.Inbox); with an external NATS directly, the
+	// cluster's own replication and sync policy behind each PubAck.
+	var inbox *router.Inbox
+	if cfg.NATSURL == "" {
+		inbox, err = router.OpenInbox(ctx, router.InboxOptions{Path: filepath.Join(cfg.DataDir, "intake.db"), NoSync: cfg.NATSSyncInterval > 0, Logger: logger}, broker)
+		if err != nil {
+			return err
+		}
+		defer closeLogged(logger, "intake inbox", inbox.Close) // before the broker
+	}
 
 	app, err := githubapp.New(githubapp.Options{AppID: cfg.GitHubAppID, PrivateKeyPEM: cfg.PrivateKey, APIURL: cfg.GitHubAPIURL})
 	if err != nil {
@@ -269,11 +281,15 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 		}
 		defer stopMetrics(context.Background())
 	}
-	router.Routes(mux, &router.Intake{
+	intake := &router.Intake{
 		Secrets: [][]byte{cfg.WebhookSecret}, Publisher: broker.Publisher(),
 		Events: webhook.EventSet(), Metrics: metrics, Logger: logger,
 		Deliveries: router.StoreDeliveryLog{Store: store},
-	}, metricsOnMux, map[string]router.Checker{"state": store, "broker": broker})
+	}
+	if inbox != nil {
+		intake.Publisher = inbox
+	}
+	router.Routes(mux, intake, metricsOnMux, map[string]router.Checker{"state": store, "broker": broker})
 	dashboard := &web.Dashboard{Store: store, Artifacts: artifacts, Logs: hworker.LogFiles{DataDir: cfg.DataDir}, Clock: bot.SystemClock{}, Logger: logger, Variables: engine.Variables, Calendar: engine.Calendar,
 		Secrets: hworker.DeclaredSecrets{Policy: policies, Source: secrets}.Status, ParseConfig: parse,
 		// Production's Restore button: authorized as a comment's restore
