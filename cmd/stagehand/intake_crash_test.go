@@ -18,10 +18,11 @@ import (
 
 // TestBurstThenSIGKILLKeepsEveryAcceptedDelivery is rule I under load,
 // against the group-committing intake (router.Inbox): the real binary
-// takes a concurrent burst of deliveries, is killed with SIGKILL the
-// moment the last answer arrives (most deliveries are then in the inbox,
-// not yet in the broker, many not handled), and after a restart on the
-// same data directory every delivery it answered 202 is processed.
+// takes a concurrent burst of deliveries and is killed with SIGKILL while
+// the burst still arrives, the moment three quarters are answered 202
+// (most are then in the inbox, not yet in the broker, few handled); after
+// a restart on the same data directory every delivery it answered 202 is
+// processed.
 func TestBurstThenSIGKILLKeepsEveryAcceptedDelivery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the real binary; skipped with -short")
@@ -42,6 +43,17 @@ func TestBurstThenSIGKILLKeepsEveryAcceptedDelivery(t *testing.T) {
 	var mu sync.Mutex
 	var accepted []string
 	other := map[string]int{}
+	// The kill comes while the burst is still arriving: once three
+	// quarters are answered 202, with up to 32 more in flight, some of
+	// them answered 202 a moment before the kill.
+	var kill sync.Once
+	killNow := func() {
+		kill.Do(func() {
+			if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Error(err)
+			}
+		})
+	}
 	var wg sync.WaitGroup
 	for range connections {
 		wg.Go(func() {
@@ -58,13 +70,17 @@ func TestBurstThenSIGKILLKeepsEveryAcceptedDelivery(t *testing.T) {
 				mu.Lock()
 				switch {
 				case err != nil:
-					other[err.Error()]++
+					other["no answer"]++
 				case resp.StatusCode == http.StatusAccepted:
 					accepted = append(accepted, guid)
 				default:
 					other[resp.Status]++
 				}
+				n := len(accepted)
 				mu.Unlock()
+				if n == deliveries*3/4 {
+					killNow()
+				}
 				if err == nil {
 					resp.Body.Close()
 				}
@@ -72,15 +88,13 @@ func TestBurstThenSIGKILLKeepsEveryAcceptedDelivery(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	killNow()
 	_ = first.cmd.Wait()
-	if len(accepted) != deliveries {
+	if len(accepted) < deliveries*3/4 {
 		t.Fatalf("%d of %d deliveries answered 202 before the kill; the others: %v", len(accepted), deliveries, other)
 	}
 	before := len(unprocessed(t, h, accepted))
-	t.Logf("at the kill, %d of the %d accepted deliveries were not processed yet", before, len(accepted))
+	t.Logf("%d of %d deliveries answered 202 (the others: %v); at the kill %d of them were not processed yet", len(accepted), deliveries, other, before)
 
 	second := h.start(t, "second")
 	h.waitReady(t)
