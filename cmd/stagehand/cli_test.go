@@ -91,6 +91,14 @@ func TestWrongUsageIsExplained(t *testing.T) {
 			[]string{"Usage: stagehand version"}, ""},
 		{"help version", []string{"help", "version"}, 0,
 			[]string{"Usage: stagehand version"}, ""},
+		{"setup --help", []string{"setup", "--help"}, 0,
+			[]string{"Usage: stagehand setup --public-url", "App manifest flow", "mode 0600", "--kubernetes-secret", "--org", "--name", "--github-web-url", "--listen", "--data-dir"}, ""},
+		{"help doctor", []string{"help", "doctor"}, 0,
+			[]string{"Usage: stagehand doctor", "permission", "webhook URL", "database", "broker", "sandbox", "secrets directory", "exits 1"}, ""},
+		{"setup without --public-url", []string{"setup", "--listen", "127.0.0.1:0", "--data-dir", "/nonexistent/stagehand-test"}, -1,
+			[]string{"--public-url is required"}, ""},
+		{"setup extra argument", []string{"setup", "extra-arg"}, 2,
+			[]string{`unexpected argument "extra-arg"`, `"stagehand setup --help"`}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,6 +108,9 @@ func TestWrongUsageIsExplained(t *testing.T) {
 			var exit exitError
 			if errors.As(err, &exit) {
 				code = exit.code
+			} else if err != nil && tt.wantCode == -1 { // an error for main to print
+				code = -1
+				errOut.Write([]byte(err.Error()))
 			} else if err != nil {
 				t.Fatalf("err = %v, want exit %d", err, tt.wantCode)
 			}
