@@ -27,7 +27,7 @@ import (
 // nonce into its artifact and whose deploy and test scripts record what
 // they ran, where and with which artifact, in record/.
 type sampleRepo struct {
-	t      *testing.T
+	t      testing.TB
 	root   string // the git base: file://<root>/
 	dir    string // <root>/Codertocat/Hello-World
 	record string
@@ -70,7 +70,7 @@ pipelines:
 ` + pipelines
 }
 
-func newSampleRepo(t *testing.T, cfg string) *sampleRepo {
+func newSampleRepo(t testing.TB, cfg string) *sampleRepo {
 	t.Helper()
 	root := t.TempDir()
 	r := &sampleRepo{t: t, root: root, dir: filepath.Join(root, "Codertocat", "Hello-World"), record: filepath.Join(root, "record")}
@@ -176,7 +176,7 @@ func (c *testClock) Advance(d time.Duration) {
 // pipelineEnv is the engine, a step worker and the push handler on one
 // SQLite store, with jobs handed straight to the worker.
 type pipelineEnv struct {
-	t       *testing.T
+	t       testing.TB
 	repo    *sampleRepo
 	dataDir string
 	clock   *testClock
