@@ -17,6 +17,7 @@ import (
 
 	"github.com/stagehand-dev/stagehand/bot"
 	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
+	"github.com/stagehand-dev/stagehand/bot/runner"
 	"github.com/stagehand-dev/stagehand/config"
 	"github.com/stagehand-dev/stagehand/handlers/webhook"
 	"github.com/stagehand-dev/stagehand/handlers/worker"
@@ -240,7 +241,8 @@ func (e *pipelineEnv) open() {
 	if testing.Verbose() {
 		logger = slog.New(bot.ContextLogHandler{Handler: slog.NewTextHandler(os.Stderr, nil)})
 	}
-	git := &worker.GitRepos{BaseURL: "file://" + e.repo.root + "/", Scratch: filepath.Join(e.dataDir, "tmp")}
+	git := &worker.GitRepos{BaseURL: "file://" + e.repo.root + "/", Scratch: filepath.Join(e.dataDir, "tmp"),
+		Cache: &runner.CheckoutCache{Dir: filepath.Join(e.dataDir, "checkouts")}}
 	jobs := &directJobs{}
 	e.store = store
 	policies := &webhook.Policies{Heads: git, Files: e.repo, Parse: parseConfig}

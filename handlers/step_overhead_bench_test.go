@@ -3,12 +3,14 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
-	"github.com/stagehand-dev/stagehand/bot/runner"
 	"github.com/stagehand-dev/stagehand/handlers/worker"
 )
 
@@ -90,8 +92,18 @@ type timedGit struct {
 	p *phases
 }
 
+// Checkout is timed as a whole (checkout) and apart for the build, the
+// first step to check out an execution's commit (checkout-build), which
+// the kept checkouts do not have yet.
 func (g timedGit) Checkout(ctx context.Context, prog bot.Program, commit, dir string) error {
-	return g.p.timed("checkout", func() error { return g.Git.Checkout(ctx, prog, commit, dir) })
+	t0 := time.Now()
+	err := g.Git.Checkout(ctx, prog, commit, dir)
+	d := time.Since(t0)
+	g.p.add("checkout", d)
+	if strings.Contains(filepath.Base(filepath.Dir(dir)), "-"+string(bot.StepBuild)+"-") {
+		g.p.add("checkout-build", d)
+	}
+	return err
 }
 
 type timedArtifacts struct {
@@ -118,11 +130,15 @@ func (a timedArtifacts) Materialize(ctx context.Context, digest, dir string) err
 // runs the stage-only execution (build, deploy to stage, one stage test,
 // each command `true`) through the real engine, SQLite store, step worker,
 // git checkout and artifact store, with and without the bubblewrap
-// sandbox. ns/op is one execution, from the push handler's start to the
+// sandbox, checking out afresh for every step or from the kept checkouts
+// (runner.CheckoutCache). ns/op is one execution, from the push handler's start to the
 // last step's finish; the ms/step metrics split the steps' time:
 //
 //   - claim: ClaimStep's transaction (attempt, lease);
-//   - checkout: the commit into the workspace (GitRepos.Checkout);
+//   - checkout: the commit into the workspace (GitRepos.Checkout); apart,
+//     checkout-build-ms/op is the build's (per execution), the first
+//     checkout of the commit, and checkout-later-ms/step the deploy's and
+//     the test's;
 //   - artifacts: collecting the build's set, materializing it for the
 //     deploy and the test;
 //   - command: the rest of the step: workspace and log files, the sandbox's
@@ -131,18 +147,17 @@ func (a timedArtifacts) Materialize(ctx context.Context, digest, dir string) err
 //     publishes the next step's job;
 //   - step: all of it, the claim's start to the finish's end.
 //
-// push-ms/op is the push handler (reading the configuration with `git
+// child-cpu-ms/step is the CPU time of the processes the steps started
+// (git, bash, bwrap) and the push handler's `git show`. push-ms/op is the push handler (reading the configuration with `git
 // show` here, the contents API in production). Jobs go straight to the
 // worker (directJobs): the broker's hand-off is not in these figures.
 func BenchmarkStepOverhead(b *testing.B) {
-	modes := []struct {
+	type mode struct {
 		name    string
-		sandbox func() *runner.Sandbox
-	}{
-		{"none", func() *runner.Sandbox { return nil }},
-		{"bwrap", func() *runner.Sandbox { return benchSandbox(b) }},
+		sandbox bool
+		cache   bool // the kept checkouts (GitRepos.Cache)
 	}
-	for _, m := range modes {
+	for _, m := range []mode{{"none/fresh", false, false}, {"none/cached", false, true}, {"bwrap/fresh", true, false}, {"bwrap/cached", true, true}} {
 		b.Run(m.name, func(b *testing.B) {
 			e := &pipelineEnv{t: b, repo: newSampleRepo(b, noopConfig), dataDir: b.TempDir(), clock: &testClock{}}
 			e.repo.commit("the artifact", map[string]string{"app.txt": "hello\n"})
@@ -151,11 +166,15 @@ func BenchmarkStepOverhead(b *testing.B) {
 			e.worker.Engine = timedEngine{StepEngine: e.engine, p: p}
 			e.worker.Git = timedGit{Git: e.worker.Git, p: p}
 			e.worker.Artifacts = timedArtifacts{ArtifactStore: e.worker.Artifacts, p: p}
-			e.worker.Sandbox = m.sandbox()
-			if e.worker.Sandbox != nil {
-				e.worker.Sandbox.Hide = []string{e.dataDir}
+			if m.sandbox {
+				e.worker.Sandbox = testSandbox(b, e.dataDir)
+			}
+			git := e.worker.Git.(timedGit).Git.(*worker.GitRepos)
+			if !m.cache {
+				git.Cache = nil
 			}
 			var push time.Duration
+			cpu0 := childCPU()
 			b.ResetTimer()
 			for i := range b.N {
 				b.StopTimer()
@@ -174,6 +193,7 @@ func BenchmarkStepOverhead(b *testing.B) {
 				b.StartTimer()
 			}
 			b.StopTimer()
+			children := childCPU() - cpu0
 			steps := float64(p.total["steps"])
 			if steps != float64(3*b.N) {
 				b.Fatalf("%v steps ran in %d executions, want 3 each", steps, b.N)
@@ -184,17 +204,20 @@ func BenchmarkStepOverhead(b *testing.B) {
 				b.ReportMetric(perStep(p.total[name]), name+"-ms/step")
 			}
 			b.ReportMetric(perStep(p.total["step"]-known), "command-ms/step")
+			b.ReportMetric(float64(p.total["checkout-build"].Microseconds())/1000/float64(b.N), "checkout-build-ms/op")
+			b.ReportMetric(float64((p.total["checkout"]-p.total["checkout-build"]).Microseconds())/1000/float64(2*b.N), "checkout-later-ms/step")
 			b.ReportMetric(float64(push.Microseconds())/1000/float64(b.N), "push-ms/op")
+			b.ReportMetric(perStep(children), "child-cpu-ms/step")
 		})
 	}
 }
 
-// benchSandbox is the bubblewrap sandbox, or skips without bwrap.
-func benchSandbox(b *testing.B) *runner.Sandbox {
-	p, err := runner.LookBwrap()
-	if err != nil {
-		b.Skipf("%v", err)
+// childCPU is the CPU time (user and system) of the child processes that
+// have ended: git, bash, bwrap. The benchmark's own CPU is in its profile.
+func childCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return 0
 	}
-	return &runner.Sandbox{Bwrap: p}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
-

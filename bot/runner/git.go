@@ -76,14 +76,9 @@ func Checkout(ctx context.Context, s CheckoutSpec) (err error) {
 	if _, err := g.run(ctx, s.Dir, "checkout", "-q", "--detach", commit); err != nil {
 		return err
 	}
-	head, err := g.run(ctx, s.Dir, "rev-parse", "HEAD")
-	if err != nil {
-		return err
-	}
-	if got := strings.TrimSpace(head); got != commit {
-		return fmt.Errorf("HEAD is %s after checkout", got)
-	}
-	return nil
+	// What rev-parse HEAD would say, without its process: a detached
+	// HEAD holds the sha.
+	return checkHead(s.Dir, commit)
 }
 
 // IsAncestor reports whether ancestor is an ancestor of, or equal to,

@@ -62,7 +62,7 @@ func crashSetup(t *testing.T, h *harness) (record string, sha string) {
 }
 
 // pushPayloadFor is the real branch-created payload pointing at sha.
-func pushPayloadFor(t *testing.T, sha string) []byte {
+func pushPayloadFor(t testing.TB, sha string) []byte {
 	t.Helper()
 	return []byte(strings.ReplaceAll(string(githubtest.Payload("push/branch-created.json")), pushSHA, sha))
 }

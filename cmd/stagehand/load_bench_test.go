@@ -39,18 +39,7 @@ const loadClients = 32
 // BENCHMARKS.md.
 func BenchmarkServeLoad(b *testing.B) {
 	h := newLoadHarness(b)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	// h.args() asks for debug logs; production runs at info.
-	args := append(h.args(), "--log-level", "info")
-	go func() { done <- run(ctx, args, func(string) string { return "" }, io.Discard, io.Discard) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("the server stopped with: %v", err)
-		}
-	})
-	waitServing(b, h, done)
+	serveForBench(b, h)
 
 	body := githubtest.Payload("push/branch-created.json")
 	sig := githubtest.Sign([]byte(testSecret), body)
@@ -156,6 +145,24 @@ func newLoadHarness(tb testing.TB) *harness {
 	addr := ln.Addr().String()
 	ln.Close()
 	return &harness{gh: gh, keyFile: keyFile, dataDir: filepath.Join(dir, "data"), addr: addr}
+}
+
+// serveForBench runs the server of h in this process, logging at info
+// and discarding the logs, until the benchmark ends; it returns once the
+// server is ready.
+func serveForBench(b *testing.B, h *harness) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	// h.args() asks for debug logs; production runs at info.
+	args := append(h.args(), "--log-level", "info")
+	go func() { done <- run(ctx, args, func(string) string { return "" }, io.Discard, io.Discard) }()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("the server stopped with: %v", err)
+		}
+	})
+	waitServing(b, h, done)
 }
 
 // waitServing waits for /readyz, or for the server to stop.

@@ -179,7 +179,9 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	parse := bot.ConfigParser(func(data []byte) (*bot.Config, bot.Diagnostics) {
 		return config.ParseRepoConfig(config.RepoConfigPath, data)
 	})
-	git := &hworker.GitRepos{BaseURL: cfg.GitHubGitURL, Scratch: filepath.Join(cfg.DataDir, "tmp"), Token: app.Token}
+	// Kept checkouts live in the data directory, which no step's sandbox shows.
+	git := &hworker.GitRepos{BaseURL: cfg.GitHubGitURL, Scratch: filepath.Join(cfg.DataDir, "tmp"), Token: app.Token,
+		Cache: &runner.CheckoutCache{Dir: filepath.Join(cfg.DataDir, "checkouts")}}
 	if strings.HasPrefix(cfg.GitHubGitURL, "file://") {
 		git.Token = nil // local repositories need no token
 	}

@@ -152,7 +152,8 @@ func runWorker(ctx context.Context, c workerConfig, logger *slog.Logger) error {
 	if err := os.MkdirAll(artifacts.TempDir, 0o750); err != nil {
 		return err
 	}
-	wr := &hworker.WorkRunner{Artifacts: artifacts, DataDir: c.DataDir, Path: os.Getenv("PATH"), Sandbox: sandbox}
+	wr := &hworker.WorkRunner{Artifacts: artifacts, DataDir: c.DataDir, Path: os.Getenv("PATH"), Sandbox: sandbox,
+		Checkouts: &runner.CheckoutCache{Dir: filepath.Join(c.DataDir, "checkouts")}}
 	w := &router.Worker{Conn: nc, Prefix: c.NATSPrefix, Run: wr.Run, Concurrency: c.Concurrency, Logger: logger}
 	logger.Info("stagehand worker is taking steps", "work_subject", router.StepWorkSubjects(c.NATSPrefix).Run, "concurrency", c.Concurrency, "sandbox", sandbox != nil)
 	err = w.Serve(ctx)

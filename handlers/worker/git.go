@@ -21,6 +21,11 @@ type GitRepos struct {
 	BaseURL string      // --github-git-url
 	Token   TokenSource // nil: no token
 	Scratch string      // a directory for temporary repositories
+	// Cache, when set, keeps recent checkouts: a step checking out a
+	// commit of a repository that an earlier step checked out copies it
+	// instead of fetching it again (its Dir must lie where no step can
+	// see it: under the data directory).
+	Cache *runner.CheckoutCache
 }
 
 func (g *GitRepos) spec(ctx context.Context, prog bot.Program, dir string) (runner.CheckoutSpec, error) {
@@ -43,7 +48,16 @@ func (g *GitRepos) Checkout(ctx context.Context, prog bot.Program, commit, dir s
 		return err
 	}
 	s.Commit = commit
-	return runner.Checkout(ctx, s)
+	return checkout(ctx, g.Cache, s)
+}
+
+// checkout checks out s through cache, or afresh when cache is nil.
+func checkout(ctx context.Context, cache *runner.CheckoutCache, s runner.CheckoutSpec) error {
+	if cache == nil {
+		return runner.Checkout(ctx, s)
+	}
+	_, err := cache.Checkout(ctx, s)
+	return err
 }
 
 // IsAncestor reports whether ancestor is an ancestor of descendant.

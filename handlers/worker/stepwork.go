@@ -114,6 +114,9 @@ type WorkRunner struct {
 	DataDir   string // workspaces/ live here
 	Path      string // PATH for commands
 	Sandbox   *runner.Sandbox
+	// Checkouts, when set, keeps recent checkouts for the next step of the
+	// same commit (GitRepos.Cache); its Dir lies under DataDir.
+	Checkouts *runner.CheckoutCache
 }
 
 // Run runs work to its end and says how it went; log gets the step's log.
@@ -135,7 +138,7 @@ func (r *WorkRunner) Run(ctx context.Context, work StepWork, log io.Writer) Work
 	spec := work.Checkout
 	spec.Dir = src
 	fmt.Fprintf(log, "$ checkout %s/%s at %s\n", spec.Owner, spec.Repo, spec.Commit)
-	if err := runner.Checkout(ctx, spec); err != nil {
+	if err := checkout(ctx, r.Checkouts, spec); err != nil {
 		fmt.Fprintf(log, "checkout failed: %v\n", err)
 		return fail("checking out %s: %v", bot.ShortSHA(spec.Commit), err)
 	}
