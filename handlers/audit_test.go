@@ -31,6 +31,13 @@ func (e *surfaceEnv) auditSince(after int64) []bot.AuditRecord {
 	return out
 }
 
+// executionID is the id of execution number n.
+func (e *surfaceEnv) executionID(n int) int64 {
+	e.t.Helper()
+	ex, _ := e.execution(n)
+	return ex.ID
+}
+
 // lastAuditID is the ID of the newest record (0: none).
 func (e *surfaceEnv) lastAuditID() int64 {
 	e.t.Helper()
@@ -104,6 +111,10 @@ func TestAuditAttacksLeaveRefusals(t *testing.T) {
 	e.report()
 	check("a writer approves by comment", func() { e.deliverComment("mallory", "/stagehand approve 2", nil) },
 		refused("mallory", "approve", string(bot.RefusalNotApprover)))
+	// The refusal names the execution the command named.
+	if recs, two := e.auditSince(e.lastAuditID()-1), e.executionID(2); len(recs) != 1 || recs[0].ExecutionID != two {
+		t.Errorf("the refused approve 2 was recorded as %+v, want execution %d", recs, two)
+	}
 	prod := e.checkRuns(bot.ProdOnly, "")
 	check("a writer approves by button", func() { e.click(prod[len(prod)-1], githubapp.ActionApprove, "mallory"); e.settle() },
 		refused("mallory", githubapp.ActionApprove, string(bot.RefusalNotApprover)))

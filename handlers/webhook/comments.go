@@ -116,6 +116,8 @@ func mayHoldBareAlias(body string) bool {
 // what happened.
 func (h *Webhooks) runCommand(ctx context.Context, prog bot.Program, req bot.Request, c bot.SlashCommand, bare bool, authorize func() (*authorization, error)) string {
 	prefix := fmt.Sprintf("`%s`: ", c.Raw)
+	// A refusal's audit record names the execution the command names.
+	refuse := func(err error) { h.refuse(ctx, req, c.Name, prog.ID, h.namedExecution(ctx, prog, c), err) }
 	call := bot.Call{Engine: h.Commands, Request: req, Program: prog.ID, BareAliases: bare}
 	access := bot.SlashCommands.Access(c)
 	if access != bot.AccessAnyone {
@@ -124,11 +126,10 @@ func (h *Webhooks) runCommand(ctx context.Context, prog bot.Program, req bot.Req
 			call.Request, err = auth.request(ctx, req, access == bot.AccessProduction)
 		}
 		if err != nil {
+			refuse(err)
 			if bot.Refused(err) != nil {
-				h.refuse(ctx, req, c.Name, prog.ID, 0, err)
 				return "🚫 " + prefix + err.Error()
 			}
-			h.refuse(ctx, req, c.Name, prog.ID, 0, err)
 			return "⚠️ " + prefix + "refused: Stagehand could not check that you may do this (" + err.Error() + "); nothing was done, try again later"
 		}
 	}
@@ -138,10 +139,10 @@ func (h *Webhooks) runCommand(ctx context.Context, prog bot.Program, req bot.Req
 	case access == bot.AccessAnyone && err == nil:
 		return msg // help: a whole answer of its own
 	case errors.Is(err, bot.ErrAlreadyDone):
-		h.auditRefusal(ctx, bot.RefusalRecord(h.Clock.Now(), req, c.Name, prog.ID, 0, err))
+		h.auditRefusal(ctx, bot.RefusalRecord(h.Clock.Now(), req, c.Name, prog.ID, h.namedExecution(ctx, prog, c), err))
 		return "✅ " + prefix + "done when this comment was first handled (Stagehand received the comment again, and did not repeat the command)"
 	case re != nil:
-		h.refuse(ctx, req, c.Name, prog.ID, 0, err)
+		refuse(err)
 		return "🚫 " + prefix + re.Error()
 	case err != nil:
 		h.Logger.ErrorContext(ctx, "command failed", "command", c.Raw, bot.LogError, err)
@@ -151,6 +152,30 @@ func (h *Webhooks) runCommand(ctx context.Context, prog bot.Program, req bot.Req
 		h.Overrides()
 	}
 	return "✅ " + prefix + msg
+}
+
+// namedExecution is the id of the execution a command names by number
+// (approve 12, restore production 12, run prod-only --from 12), for the
+// audit record of its refusal; 0 when it names none (the engine's default)
+// or none by that number exists.
+func (h *Webhooks) namedExecution(ctx context.Context, prog bot.Program, c bot.SlashCommand) int64 {
+	n := c.Number
+	if n == 0 {
+		n = c.From
+	}
+	if n <= 0 {
+		return 0
+	}
+	var id int64
+	err := h.Store.View(ctx, func(tx bot.Tx) error {
+		ex, err := tx.ExecutionByNumber(ctx, prog.ID, n)
+		id = ex.ID
+		return err
+	})
+	if err != nil {
+		return 0
+	}
+	return id
 }
 
 // parseRefusal is the refusal of a line that could not be parsed, for the
