@@ -52,6 +52,12 @@ type NotifyTx interface {
 	RecordNotification(ctx context.Context, n Notification) error
 	// NotificationsOf lists an execution's notifications, oldest first.
 	NotificationsOf(ctx context.Context, executionID int64) ([]Notification, error)
+	// ClaimNotification takes notification id for one attempt, before it
+	// is made: only while it is still pending, with attempts made so far
+	// and due at now, it is put off until until (so no other sender takes
+	// it meanwhile) and claimed is true. A sender that finds it claimed,
+	// sent or attempted already by another makes no attempt.
+	ClaimNotification(ctx context.Context, id int64, attempts int, now, until time.Time) (claimed bool, err error)
 }
 
 // NewDeliveryID is a random (version 4) UUID.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
 )
@@ -24,6 +25,14 @@ func (t checkedTx) EnqueueNotification(ctx context.Context, n bot.Notification) 
 		n.NextAt = n.CreatedAt
 	}
 	return t.storeTx.EnqueueNotification(ctx, n)
+}
+
+// ClaimNotification checks that the claim runs forward: until after now.
+func (t checkedTx) ClaimNotification(ctx context.Context, id int64, attempts int, now, until time.Time) (bool, error) {
+	if !until.After(now) || attempts < 0 {
+		return false, fmt.Errorf("claim notification %d: until %s is not after now %s, or attempts %d < 0", id, until, now, attempts)
+	}
+	return t.storeTx.ClaimNotification(ctx, id, attempts, now, until)
 }
 
 // RecordNotification checks an attempt's result: a known state.

@@ -12,7 +12,7 @@ const notifyColumns = `program_id, execution_id, target, target_type, url_secret
 
 // notifyQueries are the outbox's statements; arg writes the n-th
 // placeholder (SQLite's ?, Postgres's $n).
-type notifyQueries struct{ insert, due, record, of string }
+type notifyQueries struct{ insert, due, record, of, claim string }
 
 func newNotifyQueries(arg func(n int) string) notifyQueries {
 	var ph string
@@ -28,6 +28,8 @@ func newNotifyQueries(arg func(n int) string) notifyQueries {
 		due:    fmt.Sprintf("%s WHERE state = '%s' AND next_at <= %s ORDER BY next_at, id LIMIT %s", sel, bot.NotificationPending, arg(1), arg(2)),
 		record: fmt.Sprintf("UPDATE notifications SET state = %s, attempts = %s, next_at = COALESCE(%s, next_at), error = %s WHERE id = %s", arg(1), arg(2), arg(3), arg(4), arg(5)),
 		of:     sel + " WHERE execution_id = " + arg(1) + " ORDER BY id",
+		claim: fmt.Sprintf("UPDATE notifications SET next_at = %s WHERE id = %s AND state = '%s' AND attempts = %s AND next_at <= %s",
+			arg(1), arg(2), bot.NotificationPending, arg(3), arg(4)),
 	}
 }
 

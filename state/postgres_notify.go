@@ -29,6 +29,16 @@ func (t *postgresTx) DueNotifications(ctx context.Context, now time.Time, limit 
 	return ns, nil
 }
 
+// ClaimNotification puts a due notification off until until, if it is
+// still as the sender read it.
+func (t *postgresTx) ClaimNotification(ctx context.Context, id int64, attempts int, now, until time.Time) (bool, error) {
+	n, err := t.exec(ctx, pgNotify.claim, micro(until), id, attempts, micro(now))
+	if err != nil {
+		return false, fmt.Errorf("claim notification %d: %w", id, err)
+	}
+	return n == 1, nil
+}
+
 // RecordNotification stores an attempt's result; a zero NextAt keeps the one recorded.
 func (t *postgresTx) RecordNotification(ctx context.Context, n bot.Notification) error {
 	rows, err := t.exec(ctx, pgNotify.record, string(n.State), n.Attempts, pgTime(micro(n.NextAt)), n.Error, n.ID)

@@ -30,6 +30,17 @@ func (t *sqliteTx) DueNotifications(ctx context.Context, now time.Time, limit in
 	return ns, nil
 }
 
+// ClaimNotification puts a due notification off until until, if it is
+// still as the sender read it.
+func (t *sqliteTx) ClaimNotification(ctx context.Context, id int64, attempts int, now, until time.Time) (bool, error) {
+	res, err := t.tx.ExecContext(ctx, sqliteNotify.claim, dbTime(until), id, attempts, dbTime(now))
+	if err != nil {
+		return false, fmt.Errorf("claim notification %d: %w", id, err)
+	}
+	n, err := rowsChanged(res)
+	return n == 1, err
+}
+
 // RecordNotification stores an attempt's result; a zero NextAt keeps the one recorded.
 func (t *sqliteTx) RecordNotification(ctx context.Context, n bot.Notification) error {
 	res, err := t.tx.ExecContext(ctx, sqliteNotify.record, string(n.State), n.Attempts, dbTime(n.NextAt), n.Error, n.ID)

@@ -65,6 +65,17 @@ func (o StoreOutbox) Due(ctx context.Context, now time.Time, limit int) ([]Pendi
 	})
 }
 
+// Claim takes p for one attempt (Claimer): only while the outbox still
+// holds it pending, due, with the attempts the sender read.
+func (o StoreOutbox) Claim(ctx context.Context, p Pending, now, until time.Time) (bool, error) {
+	var claimed bool
+	err := o.Store.Update(ctx, func(tx bot.Tx) (err error) {
+		claimed, err = tx.ClaimNotification(ctx, p.ID, p.Attempts, now, until)
+		return err
+	})
+	return claimed, err
+}
+
 // Record stores an attempt's result.
 func (o StoreOutbox) Record(ctx context.Context, id int64, r Result) error {
 	n := bot.Notification{ID: id, Attempts: r.Attempts, Error: r.Error, NextAt: r.NextAt, State: bot.NotificationPending}

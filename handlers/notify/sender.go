@@ -67,6 +67,27 @@ type Outbox interface {
 	Record(ctx context.Context, id int64, r Result) error
 }
 
+// Claimer is an Outbox that takes a notification for one attempt before it
+// is made (StoreOutbox): claimed false means another sender has taken it,
+// sent it or tried it since it was read, and no attempt is made. A sender
+// that lost its lease while another took over (a long pause) so never
+// posts what the other posts: each attempt is made by one sender. A sender
+// that dies after its claim leaves the notification to be tried again
+// after until, with the same delivery id (X-Stagehand-Delivery), by which a
+// receiver recognises a message it may have had.
+type Claimer interface {
+	Claim(ctx context.Context, p Pending, now, until time.Time) (claimed bool, err error)
+}
+
+// claimFor is how long a claim holds a notification: longer than an
+// attempt (the client's timeout).
+func (s *Sender) claimFor() time.Duration {
+	if s.Client != nil && s.Client.Timeout > 0 {
+		return 2*s.Client.Timeout + 10*time.Second
+	}
+	return time.Minute
+}
+
 // Secrets reads a secret's value (worker.SecretsDir, with the environment
 // bot.NotifySecretsDir: <secrets-dir>/<owner>/<repo>/notifications/<NAME>).
 type Secrets interface {
@@ -128,6 +149,16 @@ func (s *Sender) Pass(ctx context.Context) error {
 	for _, p := range due {
 		if s.PassBudget > 0 && s.now().Sub(start) >= s.PassBudget {
 			return nil // the rest waits for the next pass
+		}
+		if c, ok := s.Outbox.(Claimer); ok {
+			now := s.now()
+			claimed, err := c.Claim(ctx, p, now, now.Add(s.claimFor()))
+			if err != nil {
+				return fmt.Errorf("claiming notification %d: %w", p.ID, err)
+			}
+			if !claimed {
+				continue // another sender has it
+			}
 		}
 		r := s.Attempt(ctx, p)
 		if err := s.Outbox.Record(ctx, p.ID, r); err != nil {

@@ -86,3 +86,58 @@ func testNotifications(t *testing.T, s bot.Store) {
 		return nil
 	})
 }
+
+// testClaimNotification: a due notification is claimed once for an
+// attempt, and then is not due until the claim's end; a claim with stale
+// attempts, of one not yet due, sent, or unknown claims nothing.
+func testClaimNotification(t *testing.T, s bot.Store) {
+	ctx := t.Context()
+	slack := bot.NotificationTarget{Name: "releases", Type: bot.NotifySlack, URLSecret: "SLACK_URL"}
+	var id int64
+	update(t, s, func(tx bot.Tx) (err error) {
+		id, err = tx.EnqueueNotification(ctx, bot.Notification{ProgramID: 1, ExecutionID: 10, Target: slack, Event: bot.NotifyStarted,
+			Delivery: "d-claim", CreatedAt: t0, State: bot.NotificationPending})
+		return err
+	})
+	claim := func(id int64, attempts int, now time.Time) bool {
+		t.Helper()
+		var ok bool
+		update(t, s, func(tx bot.Tx) (err error) {
+			ok, err = tx.ClaimNotification(ctx, id, attempts, now, now.Add(time.Minute))
+			return err
+		})
+		return ok
+	}
+	for _, c := range []struct {
+		name     string
+		id       int64
+		attempts int
+		now      time.Time
+		want     bool
+	}{
+		{"before it is due", id, 0, t0.Add(-time.Second), false},
+		{"with stale attempts", id, 1, t0, false},
+		{"an unknown one", id + 1000, 0, t0, false},
+		{"due", id, 0, t0, true},
+		{"again, while claimed", id, 0, t0.Add(30 * time.Second), false},
+		{"after the claim ended", id, 0, t0.Add(time.Minute), true},
+	} {
+		if got := claim(c.id, c.attempts, c.now); got != c.want {
+			t.Errorf("claim %s = %t, want %t", c.name, got, c.want)
+		}
+	}
+	var due []bot.Notification
+	view(t, s, func(tx bot.Tx) (err error) {
+		due, err = tx.DueNotifications(ctx, t0.Add(time.Minute+30*time.Second), 10)
+		return err
+	})
+	if len(due) != 0 {
+		t.Errorf("due while claimed: %+v", due)
+	}
+	update(t, s, func(tx bot.Tx) error {
+		return tx.RecordNotification(ctx, bot.Notification{ID: id, State: bot.NotificationSent, Attempts: 1})
+	})
+	if claim(id, 1, t0.Add(time.Hour)) {
+		t.Error("a sent notification was claimed")
+	}
+}

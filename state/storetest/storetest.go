@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 		{"Pipelines", testPipelines},
 		{"LatestPolicy", testLatestPolicy},
 		{"Notifications", testNotifications},
+		{"ClaimNotification", testClaimNotification},
 		{"ExecutionRoundTrip", testExecutionRoundTrip},
 		{"ExecutionNumbers", testExecutionNumbers},
 		{"ExecutionFilters", testExecutionFilters},
