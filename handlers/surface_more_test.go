@@ -688,14 +688,7 @@ func TestGitHubAPICallsPerExecution(t *testing.T) {
 		ticks, _ := rs.stats()
 		t.Logf("stage-only, reported after every engine transaction (%d ticks): %s", ticks, stage)
 
-		if _, err := e.engine.Promote(ctx, bot.Internal("alice"), e.prog.ID, 1); err != nil {
-			t.Fatal(err)
-		}
-		e.waitStep(2, bot.StepApproval, bot.StepWaiting)
-		if _, err := e.engine.Approve(ctx, bot.Internal("bob"), e.prog.ID, 2); err != nil {
-			t.Fatal(err)
-		}
-		e.waitState(2, bot.ExecutionSucceeded)
+		morePromoteAndApprove(ctx, e, nil)
 		rs.report()
 		prod := moreClassify(e.gh.Calls()[mark:])
 		total, errs := rs.stats()
@@ -717,19 +710,30 @@ func TestGitHubAPICallsPerExecution(t *testing.T) {
 		mark = len(calls)
 		t.Logf("stage-only, reported at the end only: %s", stage)
 
-		if _, err := e.engine.Promote(ctx, bot.Internal("alice"), e.prog.ID, 1); err != nil {
-			t.Fatal(err)
-		}
-		e.waitStep(2, bot.StepApproval, bot.StepWaiting)
-		e.report() // the approval gate waits for a person: the tick sees it
-		if _, err := e.engine.Approve(ctx, bot.Internal("bob"), e.prog.ID, 2); err != nil {
-			t.Fatal(err)
-		}
+		morePromoteAndApprove(ctx, e, e.report) // the approval gate waits for a person: the tick sees it
 		e.waitReported(2, bot.ExecutionSucceeded)
 		prod := moreClassify(e.gh.Calls()[mark:])
 		t.Logf("prod-only, reported at the approval gate and at the end: %s", prod)
 		moreCheckCalls(t, e, stage, prod, maxStageOnly, maxProdOnly)
 	})
+}
+
+// morePromoteAndApprove promotes stage-only #1 (alice) and approves the
+// prod-only #2 (bob) at its gate, calling atGate there, and waits for #2 to
+// succeed.
+func morePromoteAndApprove(ctx context.Context, e *surfaceEnv, atGate func()) {
+	e.t.Helper()
+	if _, err := e.engine.Promote(ctx, bot.Internal("alice"), e.prog.ID, 1); err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
+	if atGate != nil {
+		atGate()
+	}
+	if _, err := e.engine.Approve(ctx, bot.Internal("bob"), e.prog.ID, 2); err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitState(2, bot.ExecutionSucceeded)
 }
 
 // moreRedundantUpdates counts the check-run updates that sent nothing new:

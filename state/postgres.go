@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -49,6 +50,16 @@ import (
 type Postgres struct {
 	pool  *pgPool
 	clock bot.Clock
+
+	// The change feed (changes.go): this process's subscribers, and the
+	// LISTEN connection that hears other processes' changes.
+	changes    changeFeed
+	channel    string // the schema's NOTIFY channel
+	id         string // this store's NOTIFY payload
+	listenOnce sync.Once
+	listenCtx  context.Context
+	stopListen context.CancelFunc
+	listenDone chan struct{} // closed when listen returns; nil until it starts
 }
 
 var _ bot.Store = (*Postgres)(nil)
@@ -101,13 +112,20 @@ func OpenPostgres(ctx context.Context, url string, opts ...Option) (*Postgres, e
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: 5 * time.Second}
 	}
 
-	s := &Postgres{pool: newPgPool(config, maxConns), clock: o.clock}
+	s := &Postgres{pool: newPgPool(config, maxConns), clock: o.clock, id: newStoreID()}
+	s.listenCtx, s.stopListen = context.WithCancel(context.Background())
 	c, err := s.pool.acquire(ctx)
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", where, err)
 	}
 	err = migratePostgres(ctx, c.conn, postgresMigrations, o.clock)
+	if err == nil {
+		var db, schema string
+		if err = c.conn.QueryRow(ctx, `SELECT current_database(), current_schema()`).Scan(&db, &schema); err == nil {
+			s.channel = pgChangesChannel(db, schema)
+		}
+	}
 	s.pool.release(c)
 	if err != nil {
 		s.Close()
@@ -197,8 +215,17 @@ func (s *Postgres) run(ctx context.Context, readOnly bool, fn func(tx bot.Tx) er
 		}
 		return err != nil && (t.retryErr != nil || isRetryable(err)), err
 	}
+	if t.changed {
+		if err := s.notifyChanges(ctx, pgTx); err != nil {
+			_ = rollback(ctx, pgTx)
+			return isRetryable(err), err
+		}
+	}
 	if err := pgTx.Commit(ctx); err != nil {
 		return isRetryable(err), fmt.Errorf("commit: %w", err)
+	}
+	if t.changed {
+		s.changes.notify()
 	}
 	return false, nil
 }
@@ -239,9 +266,15 @@ func (s *Postgres) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the idle connections; those in use close when their
-// transactions end. The store is not usable afterwards.
+// Close closes the idle connections (those in use close when their
+// transactions end) and the LISTEN connection. The store is not usable
+// afterwards.
 func (s *Postgres) Close() error {
+	s.stopListen()
+	s.listenOnce.Do(func() {}) // no listener starts after this
+	if s.listenDone != nil {
+		<-s.listenDone
+	}
 	s.pool.close()
 	return nil
 }

@@ -77,6 +77,7 @@ func (t *postgresTx) CreateExecution(ctx context.Context, e bot.Execution) (bot.
 	if _, err := t.exec(ctx, pgInsertSteps, e.ID, names, string(bot.StepPending)); err != nil {
 		return bot.Execution{}, fmt.Errorf("create execution %s of program %d: steps: %w", e, e.ProgramID, err)
 	}
+	t.changed = true
 	return e, nil
 }
 
@@ -172,6 +173,7 @@ func (t *postgresTx) UpdateExecution(ctx context.Context, e bot.Execution) error
 	if n == 0 {
 		return fmt.Errorf("execution %d: %w", e.ID, bot.ErrNotFound)
 	}
+	t.changed = true
 	return nil
 }
 
@@ -287,6 +289,7 @@ func (t *postgresTx) bumpVersion(ctx context.Context, id int64) error {
 	if n == 0 {
 		return fmt.Errorf("execution %d: %w", id, bot.ErrNotFound)
 	}
+	t.changed = true
 	return nil
 }
 

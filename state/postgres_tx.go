@@ -30,6 +30,9 @@ type postgresTx struct {
 	// retryErr is the first deadlock or serialization failure a statement
 	// returned: the transaction is aborted, and Update may run fn again.
 	retryErr error
+	// changed: an execution's Version moved (created, updated, bumped);
+	// the transaction notifies the store's channel before it commits.
+	changed bool
 }
 
 var _ bot.Tx = (*postgresTx)(nil)

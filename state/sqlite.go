@@ -31,9 +31,10 @@ import (
 // fn must not call Update on the same store: the inner call would wait for
 // the connection the outer one holds until ctx ends.
 type SQLite struct {
-	write *sql.DB
-	read  *sql.DB
-	clock bot.Clock
+	write   *sql.DB
+	read    *sql.DB
+	clock   bot.Clock
+	changes changeFeed
 }
 
 var _ bot.Store = (*SQLite)(nil)
@@ -146,7 +147,8 @@ func (s *SQLite) run(ctx context.Context, db *sql.DB, readOnly bool, fn func(tx 
 		}
 	}()
 
-	err = fn(checkedTx{&sqliteTx{tx: sqlTx, clock: s.clock}})
+	t := &sqliteTx{tx: sqlTx, clock: s.clock}
+	err = fn(checkedTx{t})
 	done = true
 	if err != nil || readOnly {
 		if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
@@ -159,6 +161,9 @@ func (s *SQLite) run(ctx context.Context, db *sql.DB, readOnly bool, fn func(tx 
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if t.changed {
+		s.changes.notify()
 	}
 	return nil
 }

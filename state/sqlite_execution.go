@@ -61,6 +61,7 @@ func (t *sqliteTx) CreateExecution(ctx context.Context, e bot.Execution) (bot.Ex
 			return bot.Execution{}, fmt.Errorf("create execution %s of program %d: step %s: %w", e, e.ProgramID, name, err)
 		}
 	}
+	t.changed = true
 	return e, nil
 }
 
@@ -145,6 +146,7 @@ func (t *sqliteTx) UpdateExecution(ctx context.Context, e bot.Execution) error {
 	if n == 0 {
 		return fmt.Errorf("execution %d: %w", e.ID, bot.ErrNotFound)
 	}
+	t.changed = true
 	return nil
 }
 

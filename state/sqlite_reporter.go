@@ -35,6 +35,7 @@ func (t *sqliteTx) bumpVersion(ctx context.Context, id int64) error {
 	if n == 0 {
 		return fmt.Errorf("execution %d: %w", id, bot.ErrNotFound)
 	}
+	t.changed = true
 	return nil
 }
 

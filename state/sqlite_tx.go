@@ -21,6 +21,9 @@ import (
 type sqliteTx struct {
 	tx    *sql.Tx
 	clock bot.Clock
+	// changed: an execution's Version moved (created, updated, bumped);
+	// the store tells its ExecutionChanges subscribers after the commit.
+	changed bool
 }
 
 var _ bot.Tx = (*sqliteTx)(nil)

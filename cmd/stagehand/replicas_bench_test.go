@@ -47,17 +47,35 @@ const scaleCheckRun = "stagehand/stage-only"
 //   - postgres-nats-1, postgres-nats-3: one and three replicas on one fresh
 //     PostgreSQL schema (STAGEHAND_TEST_POSTGRES_URL) and one external NATS
 //     (STAGEHAND_TEST_NATS_URL, a prefix of their own).
+//   - single-…: the same setups, but one push at a time: each delivery is
+//     sent once the previous one's check run exists (a push nothing else
+//     is queued behind; the executions of earlier pushes may still run).
+//     deliveries/s is not meaningful there.
 //
 // Every call of the benchmark function (including the b.N = 1 probe) sets
 // up fresh servers, repositories and state. Performance is measured here,
 // never asserted; see BENCHMARKS.md.
 func BenchmarkScaleOut(b *testing.B) {
-	b.Run("embedded-1", func(b *testing.B) { benchScaleOut(b, 1, false) })
-	b.Run("postgres-nats-1", func(b *testing.B) { benchScaleOut(b, 1, true) })
-	b.Run("postgres-nats-3", func(b *testing.B) { benchScaleOut(b, 3, true) })
+	b.Run("embedded-1", func(b *testing.B) { benchScaleOut(b, 1, false, false) })
+	b.Run("postgres-nats-1", func(b *testing.B) { benchScaleOut(b, 1, true, false) })
+	b.Run("postgres-nats-3", func(b *testing.B) { benchScaleOut(b, 3, true, false) })
+	b.Run("single-embedded-1", func(b *testing.B) { benchScaleOut(b, 1, false, true) })
+	b.Run("single-postgres-nats-1", func(b *testing.B) { benchScaleOut(b, 1, true, true) })
+	b.Run("single-postgres-nats-3", func(b *testing.B) { benchScaleOut(b, 3, true, true) })
 }
 
-func benchScaleOut(b *testing.B, replicas int, external bool) {
+// scaleHasCheckRun reports whether commit sha of repo has its stage-only
+// check run on the stand-in.
+func scaleHasCheckRun(gh *githubtest.Server, repo, sha string) bool {
+	for _, cr := range gh.CheckRuns(replOwner, repo) {
+		if cr.Name == scaleCheckRun && cr.HeadSHA == sha {
+			return true
+		}
+	}
+	return false
+}
+
+func benchScaleOut(b *testing.B, replicas int, external, single bool) {
 	var dbURL, natsURL, prefix string
 	if external {
 		if os.Getenv("STAGEHAND_TEST_POSTGRES_URL") == "" || os.Getenv("STAGEHAND_TEST_NATS_URL") == "" {
@@ -123,10 +141,14 @@ func benchScaleOut(b *testing.B, replicas int, external bool) {
 	sent := make([]time.Time, b.N)
 	var next atomic.Int64
 	var failures atomic.Int64
+	clients := scaleClients
+	if single {
+		clients = 1
+	}
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range scaleClients {
+	for range clients {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < b.N; i = int(next.Add(1)) - 1 {
 				r := rs.replicas[i%len(rs.replicas)]
@@ -138,6 +160,13 @@ func benchScaleOut(b *testing.B, replicas int, external bool) {
 				if err != nil {
 					b.Errorf("delivery %d to %s: %v", i, r.name, err)
 					failures.Add(1)
+				}
+				// One at a time: the next push once this one's check run
+				// exists (its creation time is read from the stand-in's
+				// calls below, so this poll adds nothing to the figure).
+				for deadline := time.Now().Add(time.Minute); single && err == nil &&
+					!scaleHasCheckRun(gh, progs[i%len(progs)].repo, shas[i]) && time.Now().Before(deadline); {
+					time.Sleep(2 * time.Millisecond)
 				}
 			}
 		})

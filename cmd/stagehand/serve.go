@@ -246,6 +246,13 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 		defer close(reconcileDone)
 		reconcileLoop(reconcileCtx, engine, logger)
 	}()
+	// A change to an execution wakes the reporter at once: the store says
+	// so after the commit (in this process, and with PostgreSQL from the
+	// other replicas too, by LISTEN/NOTIFY); the periodic pass is the
+	// safety net.
+	if feed, ok := store.(executionChanges); ok {
+		reporter.Wake = feed.ExecutionChanges(reconcileCtx)
+	}
 	reporterDone := make(chan struct{})
 	go func() {
 		defer close(reporterDone)
@@ -361,6 +368,12 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	}
 	logger.Info("stopped")
 	return err
+}
+
+// executionChanges is a store that tells when an execution changed
+// (state.SQLite, state.Postgres).
+type executionChanges interface {
+	ExecutionChanges(ctx context.Context) <-chan struct{}
 }
 
 // openStore opens PostgreSQL when --database-url is set, SQLite in the data

@@ -29,17 +29,29 @@ type ChecksAPI interface {
 // Reporter brings executions to GitHub: check runs (one per phase: a gate
 // completes the current one with its buttons and a new one carries the
 // execution on) and a GitHub Deployment per deploy step. It works from the
-// store, not from events: every tick it takes the executions whose Version
-// is ahead of what was reported, renders them and sends what changed. So
-// updates are coalesced (at most one per check run per tick), a GitHub
-// outage only delays them, and the final state always lands.
+// store, not from events: it takes the executions whose Version is ahead
+// of what was reported, renders them and sends what changed. So updates
+// are coalesced (at most one per check run per look), a GitHub outage only
+// delays them, and the final state always lands. What makes it look is a
+// wake-up (Wake: the store says an execution changed) or, as a safety net
+// for wake-ups that are lost, a periodic pass (Interval); see Run.
 type Reporter struct {
 	Store     bot.Transactor
 	GitHub    ChecksAPI
 	Clock     bot.Clock
 	Logger    *slog.Logger
 	PublicURL string
-	// Interval between ticks (default 1s).
+	// Wake receives when an execution changed (the store's
+	// ExecutionChanges): the lease holder looks at once. Nil: only the
+	// periodic passes look.
+	Wake <-chan struct{}
+	// Coalesce is how long Run waits after a wake-up before it looks
+	// (default 10ms), so that a burst of changes (a push's transaction and
+	// the engine's start of its execution a moment later) is reported as
+	// one.
+	Coalesce time.Duration
+	// Interval between the periodic passes of Run (default 15s), the safety
+	// net for wake-ups that never came.
 	Interval time.Duration
 	// ParseConfig reads an execution's configuration (environment URLs,
 	// scheduled pipelines).
@@ -49,65 +61,64 @@ type Reporter struct {
 	// create the same check run or deployment status. Default: host name,
 	// process id and a random suffix.
 	Holder string
-	// LeaseTTL is how long a tick's lease lasts (default 10s): when the
-	// holder stops ticking, another replica takes over once it expires. It
-	// must be well above Interval, so the holder renews it in time, and
-	// the replicas' clocks must agree to well within it.
+	// LeaseTTL is how long the lease lasts (default 10s): Run renews it
+	// every third of that; when the holder stops, another replica takes
+	// over once it expires. The replicas' clocks must agree to well within
+	// it.
 	LeaseTTL time.Duration
-	// Concurrency is how many programs are reported at once (default 4).
-	// A program's executions are reported one after the other, oldest
-	// change first, as a program's check runs refer to one another.
-	Concurrency int
+	// PerInstallation is how many programs of one GitHub installation are
+	// reported at once (default 8); programs of different installations do
+	// not wait for one another. GitHub counts its rate limits per
+	// installation and asks for its writes one at a time (the githubapp
+	// client sends an installation's writes in turn), so more programs of
+	// one installation would only queue there. A program's executions are
+	// reported one after the other, oldest change first, as a program's
+	// check runs refer to one another.
+	PerInstallation int
+	// OnPass, when set, is told each time Run looks at the store, and why.
+	OnPass func(PassCause)
 
 	holderOnce sync.Once
 	holder     string
+	slotsMu    sync.Mutex
+	slots      map[int64]chan struct{} // per installation: PerInstallation tokens
 }
 
 // reporterLease is the lease the reporting replica holds.
 const reporterLease = "reporter"
 
-// Run reports until ctx ends.
-func (r *Reporter) Run(ctx context.Context) {
-	interval := r.Interval
-	if interval == 0 {
-		interval = time.Second
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if err := r.Tick(ctx); err != nil && ctx.Err() == nil {
-			r.Logger.WarnContext(ctx, "reporting to GitHub; will retry", bot.LogError, err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// Tick is one turn of Run: it takes (or renews) the reporter lease and, if
-// this reporter holds it, reports. A tick that runs longer than LeaseTTL
-// may overlap with the next holder's; Interval and LeaseTTL keep that rare.
+// Tick takes (or renews) the reporter lease and, if this reporter holds
+// it, reports once (ReportOnce). Run does the same, driven by wake-ups.
 func (r *Reporter) Tick(ctx context.Context) error {
-	ttl := r.LeaseTTL
-	if ttl <= 0 {
-		ttl = 10 * time.Second
-	}
-	holder := r.leaseHolder()
-	var held bool
-	err := r.update(ctx, func(tx Tx) (err error) {
-		held, err = tx.AcquireLease(ctx, reporterLease, holder, r.Clock.Now(), ttl)
-		return err
-	})
+	held, err := r.acquireLease(ctx)
 	if err != nil {
-		return fmt.Errorf("acquire the %s lease: %w", reporterLease, err)
+		return err
 	}
 	if !held {
-		r.Logger.DebugContext(ctx, "another replica holds the reporter lease; not reporting", "holder", holder)
+		r.Logger.DebugContext(ctx, "another replica holds the reporter lease; not reporting", "holder", r.leaseHolder())
 		return nil
 	}
 	return r.ReportOnce(ctx)
+}
+
+// acquireLease takes or renews the reporter lease for LeaseTTL.
+func (r *Reporter) acquireLease(ctx context.Context) (bool, error) {
+	var held bool
+	err := r.update(ctx, func(tx Tx) (err error) {
+		held, err = tx.AcquireLease(ctx, reporterLease, r.leaseHolder(), r.Clock.Now(), r.leaseTTL())
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("acquire the %s lease: %w", reporterLease, err)
+	}
+	return held, nil
+}
+
+func (r *Reporter) leaseTTL() time.Duration {
+	if r.LeaseTTL <= 0 {
+		return 10 * time.Second
+	}
+	return r.LeaseTTL
 }
 
 // leaseHolder is Holder, or a name for this process made once.
@@ -125,56 +136,103 @@ func (r *Reporter) leaseHolder() string {
 	return r.holder
 }
 
-// ReportOnce reports every execution with unreported changes.
-func (r *Reporter) ReportOnce(ctx context.Context) error {
-	var pending []bot.Execution
-	err := r.view(ctx, func(tx Tx) error {
+// scanLimit is how many executions with unreported changes one look reads.
+const scanLimit = 200
+
+// pending reads the executions with unreported changes, one queue per
+// program in the order the store gave (oldest change first), and the
+// programs in the order of their oldest change.
+func (r *Reporter) pending(ctx context.Context) (order []int64, byProgram map[int64][]bot.Execution, err error) {
+	var execs []bot.Execution
+	err = r.view(ctx, func(tx Tx) error {
 		var err error
-		pending, err = tx.ExecutionsToReport(ctx, 100)
+		execs, err = tx.ExecutionsToReport(ctx, scanLimit)
 		return err
 	})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	// One queue per program, in the order the store gave (oldest change
-	// first); the programs are reported side by side.
-	var order []int64
-	byProgram := map[int64][]bot.Execution{}
-	for _, ex := range pending {
+	byProgram = map[int64][]bot.Execution{}
+	for _, ex := range execs {
 		if _, ok := byProgram[ex.ProgramID]; !ok {
 			order = append(order, ex.ProgramID)
 		}
 		byProgram[ex.ProgramID] = append(byProgram[ex.ProgramID], ex)
 	}
-	workers := r.Concurrency
-	if workers <= 0 {
-		workers = 4
+	return order, byProgram, nil
+}
+
+// ReportOnce reports every execution with unreported changes, the programs
+// side by side (PerInstallation), and returns when all are done.
+func (r *Reporter) ReportOnce(ctx context.Context) error {
+	order, byProgram, err := r.pending(ctx)
+	if err != nil {
+		return err
 	}
-	programs := make(chan []bot.Execution)
 	var (
 		mu   sync.Mutex
 		errs []error
 		wg   sync.WaitGroup
 	)
-	for range min(workers, len(order)) {
+	for _, id := range order {
 		wg.Go(func() {
-			for execs := range programs {
-				for _, ex := range execs {
-					if err := r.report(ctx, ex.ID); err != nil {
-						mu.Lock()
-						errs = append(errs, fmt.Errorf("%s: %w", ex, err))
-						mu.Unlock()
-					}
-				}
+			if err := r.reportProgram(ctx, byProgram[id]); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
 			}
 		})
 	}
-	for _, id := range order {
-		programs <- byProgram[id]
-	}
-	close(programs)
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// reportProgram reports execs, executions of one program, in order, once
+// the program's installation has a free slot.
+func (r *Reporter) reportProgram(ctx context.Context, execs []bot.Execution) error {
+	var inst int64
+	err := r.view(ctx, func(tx Tx) error {
+		p, err := tx.Program(ctx, execs[0].ProgramID)
+		inst = p.InstallationID
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("program %d: %w", execs[0].ProgramID, err)
+	}
+	slots := r.installationSlots(inst)
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-slots }()
+	var errs []error
+	for _, ex := range execs {
+		if err := r.report(ctx, ex.ID); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ex, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// installationSlots is installation inst's semaphore: PerInstallation
+// programs at once.
+func (r *Reporter) installationSlots(inst int64) chan struct{} {
+	r.slotsMu.Lock()
+	defer r.slotsMu.Unlock()
+	if r.slots == nil {
+		r.slots = map[int64]chan struct{}{}
+	}
+	s, ok := r.slots[inst]
+	if !ok {
+		n := r.PerInstallation
+		if n <= 0 {
+			n = 8
+		}
+		s = make(chan struct{}, n)
+		r.slots[inst] = s
+	}
+	return s
 }
 
 // snapshot is what the reporter reads about one execution.
