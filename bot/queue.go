@@ -19,6 +19,19 @@ type PushStart struct {
 	At         time.Time
 }
 
+// pushQueuedMessage is the Message of an execution a push queued on branch,
+// until the engine first looks at it.
+func pushQueuedMessage(branch string) string { return "queued by a push to " + branch }
+
+// AwaitsEngine reports whether ex was queued by a push and the engine has
+// not looked at it yet: every look either starts it or says what it waits
+// for (Engine.tryStart), which changes its Message. The push's handler asks
+// the engine to look right after the push's transaction, and the reconcile
+// loop looks every few seconds.
+func AwaitsEngine(ex Execution) bool {
+	return ex.State == ExecutionQueued && ex.Cause == CausePush && ex.Message == pushQueuedMessage(ex.Branch)
+}
+
 // QueuePushStart records a queued execution for a push-triggered start,
 // inside the caller's transaction. Rule C keeps one queued slot per pipeline:
 // an execution of the same pipeline still queued is superseded by the newer
@@ -55,7 +68,7 @@ func QueuePushStart(ctx context.Context, tx EngineTx, s PushStart) (Execution, e
 		Commit:      s.Commit,
 		Branch:      s.Branch,
 		State:       ExecutionQueued,
-		Message:     "queued by a push to " + s.Branch,
+		Message:     pushQueuedMessage(s.Branch),
 		Cause:       CausePush,
 		TriggeredBy: s.Pusher,
 		DeliveryID:  s.DeliveryID,

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -48,9 +49,10 @@ const scaleCheckRun = "stagehand/stage-only"
 //     PostgreSQL schema (STAGEHAND_TEST_POSTGRES_URL) and one external NATS
 //     (STAGEHAND_TEST_NATS_URL, a prefix of their own).
 //   - single-…: the same setups, but one push at a time: each delivery is
-//     sent once the previous one's check run exists (a push nothing else
-//     is queued behind; the executions of earlier pushes may still run).
-//     deliveries/s is not meaningful there.
+//     sent once the previous one's check run exists and a pause of up to a
+//     second has passed (a push nothing else is queued behind; the
+//     executions of earlier pushes may still run). deliveries/s is not
+//     meaningful there.
 //
 // Every call of the benchmark function (including the b.N = 1 probe) sets
 // up fresh servers, repositories and state. Performance is measured here,
@@ -167,6 +169,11 @@ func benchScaleOut(b *testing.B, replicas int, external, single bool) {
 				for deadline := time.Now().Add(time.Minute); single && err == nil &&
 					!scaleHasCheckRun(gh, progs[i%len(progs)].repo, shas[i]) && time.Now().Before(deadline); {
 					time.Sleep(2 * time.Millisecond)
+				}
+				if single {
+					// A pause of up to a second, at random, so that pushes do
+					// not keep one phase against a reporter that polls.
+					time.Sleep(rand.N(time.Second))
 				}
 			}
 		})

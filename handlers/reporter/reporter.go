@@ -139,9 +139,9 @@ func (r *Reporter) leaseHolder() string {
 // scanLimit is how many executions with unreported changes one look reads.
 const scanLimit = 200
 
-// pending reads the executions with unreported changes, one queue per
-// program in the order the store gave (oldest change first), and the
-// programs in the order of their oldest change.
+// pending reads the executions with unreported changes (at most
+// scanLimit), one queue per program in the order the store gave (oldest
+// change first), and the programs in the order of their oldest change.
 func (r *Reporter) pending(ctx context.Context) (order []int64, byProgram map[int64][]bot.Execution, err error) {
 	var execs []bot.Execution
 	err = r.view(ctx, func(tx Tx) error {
@@ -176,7 +176,7 @@ func (r *Reporter) ReportOnce(ctx context.Context) error {
 	)
 	for _, id := range order {
 		wg.Go(func() {
-			if err := r.reportProgram(ctx, byProgram[id]); err != nil {
+			if _, err := r.reportProgram(ctx, byProgram[id], false); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -187,32 +187,53 @@ func (r *Reporter) ReportOnce(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// awaitEngineFor is how long Run holds back an execution a push queued
+// that the engine has not looked at yet (bot.AwaitsEngine): the push's
+// handler asks the engine right after its transaction, and the engine
+// either starts it or says what it waits for, a change that wakes the
+// reporter again. Its check run so begins with the engine's answer, and
+// GitHub gets no queued → in_progress update a moment later. Beyond this
+// (the engine failed to look, and the reconcile loop's look every 2 s did
+// not come either) it is reported as it is.
+const awaitEngineFor = 5 * time.Second
+
 // reportProgram reports execs, executions of one program, in order, once
-// the program's installation has a free slot.
-func (r *Reporter) reportProgram(ctx context.Context, execs []bot.Execution) error {
+// the program's installation has a free slot. With hold, an execution
+// that awaits the engine is left for later (see awaitEngineFor); due is
+// when the earliest such one is to be reported anyway, zero when none was
+// left.
+func (r *Reporter) reportProgram(ctx context.Context, execs []bot.Execution, hold bool) (due time.Time, err error) {
 	var inst int64
-	err := r.view(ctx, func(tx Tx) error {
+	err = r.view(ctx, func(tx Tx) error {
 		p, err := tx.Program(ctx, execs[0].ProgramID)
 		inst = p.InstallationID
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("program %d: %w", execs[0].ProgramID, err)
+		return due, fmt.Errorf("program %d: %w", execs[0].ProgramID, err)
 	}
 	slots := r.installationSlots(inst)
 	select {
 	case slots <- struct{}{}:
 	case <-ctx.Done():
-		return ctx.Err()
+		return due, ctx.Err()
 	}
 	defer func() { <-slots }()
 	var errs []error
 	for _, ex := range execs {
+		if hold && bot.AwaitsEngine(ex) {
+			if wait := ex.CreatedAt.Add(awaitEngineFor).Sub(r.Clock.Now()); wait > 0 {
+				if at := time.Now().Add(wait); due.IsZero() || at.Before(due) {
+					due = at
+				}
+				continue
+			}
+		}
 		if err := r.report(ctx, ex.ID); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", ex, err))
 		}
 	}
-	return errors.Join(errs...)
+	return due, errors.Join(errs...)
 }
 
 // installationSlots is installation inst's semaphore: PerInstallation

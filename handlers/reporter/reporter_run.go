@@ -32,11 +32,14 @@ const retryDelay = time.Second
 // (taken and renewed every LeaseTTL/3). It looks for executions with
 // unreported changes when Wake says one changed (after Coalesce, so a
 // burst is one look), every Interval (the safety net), when it takes the
-// lease, and after a program's report ends. Each look starts a report of
-// every program with changes that is not being reported already: a
-// program is reported by one goroutine at a time, its executions in order,
-// and a change that comes while it is reported is picked up by the look
-// after it ends. Run returns once the reports it started have ended.
+// lease, and after a program's report ends if a look found it busy. Each
+// look starts a report of every program with changes that is not being
+// reported already: a program is reported by one goroutine at a time, its
+// executions in order, and a change that comes while it is reported is
+// picked up by a look after it ends. A report that fails is tried again
+// after retryDelay; an execution a push queued and the engine has not
+// looked at yet is held back (awaitEngineFor). Run returns once the
+// reports it started have ended.
 func (r *Reporter) Run(ctx context.Context) {
 	interval := r.Interval
 	if interval <= 0 {
@@ -46,15 +49,15 @@ func (r *Reporter) Run(ctx context.Context) {
 	if coalesce <= 0 {
 		coalesce = 10 * time.Millisecond
 	}
-	l := &runLoop{r: r, busy: map[int64]bool{}, parked: map[int64]time.Time{}, done: make(chan programDone)}
+	l := &runLoop{r: r, busy: map[int64]bool{}, missed: map[int64]bool{}, parked: map[int64]time.Time{}, done: make(chan programDone),
+		retry: time.NewTimer(time.Hour)}
+	l.retry.Stop()
+	defer l.retry.Stop()
 	defer l.wg.Wait()
 	safety := time.NewTicker(interval)
 	defer safety.Stop()
 	renew := time.NewTicker(r.leaseTTL() / 3)
 	defer renew.Stop()
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
 
 	cause := PassCause("")
 	if l.lease(ctx) {
@@ -62,9 +65,7 @@ func (r *Reporter) Run(ctx context.Context) {
 	}
 	for {
 		if cause != "" && l.held {
-			if next, ok := l.look(ctx, cause); ok {
-				retry.Reset(time.Until(next))
-			}
+			l.look(ctx, cause)
 		}
 		cause = ""
 		select {
@@ -98,9 +99,19 @@ func (r *Reporter) Run(ctx context.Context) {
 					r.Logger.WarnContext(ctx, "reporting to GitHub; will retry", bot.LogError, d.err)
 				}
 				l.parked[d.program] = time.Now().Add(retryDelay)
+				l.retryAt(l.parked[d.program])
 			}
-			cause = PassFollowUp
-		case <-retry.C:
+			if !d.due.IsZero() {
+				l.retryAt(d.due)
+			}
+			if d.err == nil && (l.missed[d.program] || l.more) {
+				// A look found changes of it while it was being reported,
+				// or could not read every change at once.
+				cause = PassFollowUp
+			}
+			delete(l.missed, d.program)
+		case <-l.retry.C:
+			l.retryOn = time.Time{}
 			cause = PassFollowUp
 		}
 	}
@@ -112,14 +123,29 @@ type runLoop struct {
 	r      *Reporter
 	held   bool
 	busy   map[int64]bool      // programs being reported
+	missed map[int64]bool      // busy programs a look found changes of
+	more   bool                // the last look read scanLimit executions: there may be more
 	parked map[int64]time.Time // programs whose report failed: not before then
 	done   chan programDone
 	wg     sync.WaitGroup
+	// retry fires a follow-up look at retryOn (zero: not armed).
+	retry   *time.Timer
+	retryOn time.Time
 }
 
 type programDone struct {
 	program int64
 	err     error
+	due     time.Time // an execution held back is to be reported then
+}
+
+// retryAt arms a follow-up look at t, unless one comes before.
+func (l *runLoop) retryAt(t time.Time) {
+	if !l.retryOn.IsZero() && !t.Before(l.retryOn) {
+		return
+	}
+	l.retryOn = t
+	l.retry.Reset(time.Until(t))
 }
 
 // lease takes or renews the lease and reports whether this reporter has
@@ -138,9 +164,9 @@ func (l *runLoop) lease(ctx context.Context) (taken bool) {
 }
 
 // look reads the executions with unreported changes and starts a report of
-// each program that is neither being reported nor parked. It returns the
-// time the earliest parked program is due, if any is left parked.
-func (l *runLoop) look(ctx context.Context, cause PassCause) (next time.Time, parked bool) {
+// each program that is neither being reported nor parked (a follow-up look
+// is armed for the earliest parked one).
+func (l *runLoop) look(ctx context.Context, cause PassCause) {
 	if l.r.OnPass != nil {
 		l.r.OnPass(cause)
 	}
@@ -149,29 +175,33 @@ func (l *runLoop) look(ctx context.Context, cause PassCause) (next time.Time, pa
 		if ctx.Err() == nil {
 			l.r.Logger.WarnContext(ctx, "reading what to report to GitHub; will retry", bot.LogError, err)
 		}
-		return time.Now().Add(retryDelay), true
+		l.retryAt(time.Now().Add(retryDelay))
+		return
 	}
+	n := 0
+	for _, execs := range byProgram {
+		n += len(execs)
+	}
+	l.more = n >= scanLimit
 	now := time.Now()
 	for _, id := range order {
 		if l.busy[id] {
+			l.missed[id] = true
 			continue
 		}
 		if due, ok := l.parked[id]; ok && now.Before(due) {
-			if !parked || due.Before(next) {
-				next, parked = due, true
-			}
+			l.retryAt(due)
 			continue
 		}
 		delete(l.parked, id)
 		l.busy[id] = true
 		execs := byProgram[id]
 		l.wg.Go(func() {
-			err := l.r.reportProgram(ctx, execs)
+			due, err := l.r.reportProgram(ctx, execs, true)
 			select {
-			case l.done <- programDone{program: id, err: err}:
+			case l.done <- programDone{program: id, err: err, due: due}:
 			case <-ctx.Done():
 			}
 		})
 	}
-	return next, parked
 }
