@@ -109,6 +109,11 @@ func TestReporterLease(t *testing.T) {
 	clock := &testClock{} // the reporters' own: the engine's time stays put
 	a := leaseReporter(e, "replica-a", clock)
 	b := leaseReporter(e, "replica-b", clock)
+	// A lease far longer than the pipeline's run on a loaded machine: "a's
+	// lease lasts" below must not end by the wall clock while #3 runs (it
+	// did at 10 s, the default, under a load average of 40).
+	const ttl = 10 * time.Minute
+	a.LeaseTTL, b.LeaseTTL = ttl, ttl
 
 	// a ticks first and holds the lease; then both tick side by side
 	// through a whole promotion: build, stage deploy, gate, approval,
@@ -173,7 +178,7 @@ func TestReporterLease(t *testing.T) {
 		t.Fatalf("b reported while a's lease lasted: %d check runs of the new commit", len(got))
 	}
 	// ... and b reports it once the lease has expired.
-	clock.Advance(10*time.Second + time.Millisecond)
+	clock.Advance(ttl + time.Millisecond)
 	for range 2 { // the touch of the older execution is reported on the next tick
 		if err := b.Tick(t.Context()); err != nil {
 			t.Fatal(err)
