@@ -33,7 +33,11 @@ const serveUsage = `Usage: stagehand serve [flags]
 Runs the Stagehand GitHub App server: it takes GitHub's webhook deliveries on
 POST /webhooks, keeps them in a durable broker, and runs the pipelines they
 start. Every flag can also be set with the environment variable named after
-it. A webhook secret, the App ID and the App's private key are required.
+it. A webhook secret, the App ID and the App's private key are required:
+given by flags or variables, or found where "stagehand setup" stored them in
+--data-dir (a flag or variable wins; the log at start says which was used).
+At start serve compares the App's permissions and events with what
+Stagehand needs (GET /app) and warns of each one missing.
 
 Flags:
 `
