@@ -216,3 +216,45 @@ func TestReporterLease(t *testing.T) {
 		t.Errorf("b, the holder, did not report")
 	}
 }
+
+// TestReporterKeepsItsLeaseThroughASlowTick: a reporter whose tick waits
+// for GitHub longer than its lease lasts renews the lease while it waits,
+// so a second replica's reporter does not take over and create the same
+// check run (the chaos soak saw a second Deployment and a check run left
+// "running" when GitHub outages made ticks outlast the lease).
+func TestReporterKeepsItsLeaseThroughASlowTick(t *testing.T) {
+	e := newSurfaceEnv(t, sampleConfig(splitPipelines))
+	ctx := t.Context()
+	const ttl = 300 * time.Millisecond
+	a := leaseReporter(e, "replica-a", bot.SystemClock{})
+	b := leaseReporter(e, "replica-b", bot.SystemClock{})
+	a.LeaseTTL, b.LeaseTTL = ttl, ttl
+	release := e.repo.hold("hold-build")
+	defer release()
+	e.push()
+	e.waitStep(1, bot.StepBuild, bot.StepRunning)
+
+	slow := e.gh.Hold(checkRunsPath) // GitHub does not answer a's create for a while
+	defer slow()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := a.Tick(ctx); err != nil {
+			t.Errorf("a: %v", err)
+		}
+	})
+	if err := e.gh.WaitHeld(ctx, checkRunsPath, 1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * ttl) // a's first lease would have run out long ago
+	wg.Go(func() {
+		if err := b.Tick(ctx); err != nil {
+			t.Errorf("b: %v", err)
+		}
+	})
+	time.Sleep(ttl)
+	slow()
+	wg.Wait()
+	if n := len(e.checkRuns(bot.StageOnly, "")); n != 1 {
+		t.Errorf("%d stage-only check runs, want 1: the second reporter took the lease of one still reporting", n)
+	}
+}

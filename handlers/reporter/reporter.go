@@ -88,7 +88,13 @@ type Reporter struct {
 const reporterLease = "reporter"
 
 // Tick takes (or renews) the reporter lease and, if this reporter holds
-// it, reports once (ReportOnce). Run does the same, driven by wake-ups.
+// it, reports once (ReportOnce), renewing the lease every third of
+// LeaseTTL while it does: a tick slowed down by GitHub (an outage, retries
+// with backoff) keeps the lease, so another replica does not report the
+// same executions at the same time (found by the chaos soak: a second
+// Deployment of one deploy, and a check run left "running" by the slow
+// reporter's late update after the other had completed it). A renewal that
+// fails or finds the lease taken stops the tick's work.
 func (r *Reporter) Tick(ctx context.Context) error {
 	held, err := r.acquireLease(ctx)
 	if err != nil {
@@ -98,7 +104,41 @@ func (r *Reporter) Tick(ctx context.Context) error {
 		r.Logger.DebugContext(ctx, "another replica holds the reporter lease; not reporting", "holder", r.leaseHolder())
 		return nil
 	}
-	return r.ReportOnce(ctx)
+	work, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Go(func() { r.keepLease(work, stop, r.leaseHolder(), r.leaseTTL()) })
+	err = r.ReportOnce(work)
+	stop()
+	wg.Wait()
+	return err
+}
+
+// keepLease renews the reporter lease every third of ttl until ctx ends;
+// when a renewal fails or the lease is another's, it calls lost.
+func (r *Reporter) keepLease(ctx context.Context, lost func(), holder string, ttl time.Duration) {
+	t := time.NewTicker(ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var held bool
+		err := r.update(ctx, func(tx Tx) (err error) {
+			held, err = tx.AcquireLease(ctx, reporterLease, holder, r.Clock.Now(), ttl)
+			return err
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil || !held {
+			r.Logger.WarnContext(ctx, "lost the reporter lease during a tick; stopping its work", bot.LogError, err)
+			lost()
+			return
+		}
+	}
 }
 
 // acquireLease takes or renews the reporter lease for LeaseTTL.
