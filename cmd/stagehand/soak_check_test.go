@@ -32,14 +32,23 @@ func (s *soak) drain() {
 		s.ledger.resendOnce(&s.stats)
 		time.Sleep(time.Second)
 	}
-	waitFor(t, 3*time.Minute, "every accepted delivery to be processed or poisoned", func() bool {
+	// Every accepted delivery processed or poisoned; after 5 minutes
+	// check() counts the others as lost.
+	for wait := time.Now(); ; time.Sleep(time.Second) {
+		var pending []string
 		for _, d := range s.ledger.all() {
-			if d.accepted && s.record(d.guid).ProcessedAt.IsZero() && s.record(d.guid).PoisonedAt.IsZero() {
-				return false
+			if rec := s.record(d.guid); d.accepted && rec.ProcessedAt.IsZero() && rec.PoisonedAt.IsZero() {
+				pending = append(pending, d.guid)
 			}
 		}
-		return true
-	})
+		if len(pending) == 0 {
+			break
+		}
+		if time.Since(wait) > 5*time.Minute {
+			t.Errorf("after 5m, %d accepted deliveries are neither processed nor poisoned: %v", len(pending), pending)
+			break
+		}
+	}
 	parse := func(b []byte) (*bot.Config, bot.Diagnostics) {
 		return config.ParseRepoConfig(config.RepoConfigPath, b)
 	}
