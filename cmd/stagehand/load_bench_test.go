@@ -148,21 +148,26 @@ func newLoadHarness(tb testing.TB) *harness {
 }
 
 // serveForBench runs the server of h in this process, logging at info
-// and discarding the logs, until the benchmark ends; it returns once the
-// server is ready.
-func serveForBench(b *testing.B, h *harness) {
+// and discarding the logs, until stop is called or the benchmark ends; it
+// returns once the server is ready.
+func serveForBench(b *testing.B, h *harness) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	// h.args() asks for debug logs; production runs at info.
 	args := append(h.args(), "--log-level", "info")
 	go func() { done <- run(ctx, args, func(string) string { return "" }, io.Discard, io.Discard) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("the server stopped with: %v", err)
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				b.Errorf("the server stopped with: %v", err)
+			}
+		})
+	}
+	b.Cleanup(stop)
 	waitServing(b, h, done)
+	return stop
 }
 
 // waitServing waits for /readyz, or for the server to stop.

@@ -79,7 +79,8 @@ func BenchmarkStageOnlyExecution(b *testing.B) {
 	}
 	h.gitURL = "file://" + root + "/"
 
-	serveForBench(b, h)
+	// Stopped before the benchmark's next round starts its own server.
+	defer serveForBench(b, h)()
 
 	pushed := map[string]time.Time{}
 	var total time.Duration
@@ -95,7 +96,7 @@ func BenchmarkStageOnlyExecution(b *testing.B) {
 		deadline := t0.Add(60 * time.Second)
 		for checkRunOf(h.gh, sha).Conclusion != "success" {
 			if time.Now().After(deadline) {
-				b.Fatalf("no successful stagehand/stage-only check run for %s after 60 s: %+v", sha, checkRunOf(h.gh, sha))
+				b.Fatalf("push %d of %d: no successful stagehand/stage-only check run for %s after 60 s; check runs: %+v", i+1, b.N, sha, h.gh.CheckRuns("Codertocat", "Hello-World"))
 			}
 			time.Sleep(time.Millisecond)
 		}
