@@ -100,8 +100,10 @@ type inboxPut struct {
 }
 
 // inboxSchema is the inbox's one table; seq is the order of acceptance.
+// AUTOINCREMENT keeps seq growing after the table was emptied: a plain
+// rowid starts again at 1, below what the forwarder already read.
 const inboxSchema = `CREATE TABLE IF NOT EXISTS inbox (
-	seq      INTEGER PRIMARY KEY,
+	seq      INTEGER PRIMARY KEY AUTOINCREMENT,
 	topic    TEXT NOT NULL,
 	uuid     TEXT NOT NULL,
 	metadata BLOB NOT NULL,

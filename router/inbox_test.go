@@ -321,3 +321,27 @@ func TestInboxAnswersOnlyAfterCommit(t *testing.T) {
 		t.Errorf("after Publish returned the inbox file holds %d rows, want 1", got)
 	}
 }
+
+// A delivery that arrives after the inbox was emptied is forwarded too.
+// The inbox used to number rows with SQLite's plain rowid, which starts
+// again at 1 in an empty table: the forwarder, which reads the rows after
+// the last one it forwarded, never saw the second delivery of a quiet
+// server (the playground's Promote Build click was lost this way).
+func TestInboxForwardsAfterItWasEmptied(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "intake.db")
+	fwd := &fakeForwarder{}
+	ib := openTestInbox(t, path, fwd, InboxOptions{})
+	for i := range 3 {
+		guid := fmt.Sprintf("guid-%d", i)
+		if err := ib.Publish(TopicWebhooks, newDelivery(guid, "{}")); err != nil {
+			t.Fatalf("Publish %s: %v", guid, err)
+		}
+		waitUntil(t, guid+" to be forwarded", func() bool { return len(fwd.uuids()) == i+1 })
+		// The writer deletes what was forwarded: wait for the table to be
+		// empty, so that the next delivery lands in an empty table.
+		waitUntil(t, "the inbox to be emptied", func() bool { return inboxRows(t, path) == 0 })
+	}
+	if diff := cmp.Diff([]string{"guid-0", "guid-1", "guid-2"}, fwd.uuids()); diff != "" {
+		t.Errorf("forwarded (-want +got):\n%s", diff)
+	}
+}
