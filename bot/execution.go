@@ -217,11 +217,25 @@ type PoisonedDelivery struct {
 }
 
 // DeliveryRecord is what the store knows of one delivery GUID: when it was
-// processed, and when it was last poisoned (zero times: never).
+// processed, when it was last poisoned, and when automatic redelivery asked
+// GitHub to send it again (zero times: never).
 type DeliveryRecord struct {
-	ProcessedAt  time.Time
-	PoisonedAt   time.Time
-	PoisonReason string
+	ProcessedAt           time.Time
+	PoisonedAt            time.Time
+	PoisonReason          string
+	RedeliveryRequestedAt time.Time
+}
+
+// RedeliveryRequest records that Stagehand asked GitHub to send a delivery
+// again (automatic redelivery: once per GUID): the GUID, its event, the id
+// of the delivery attempt named in the request, and GitHub's answer in
+// words ("requested", or why it refused).
+type RedeliveryRequest struct {
+	GUID        string
+	Event       string
+	DeliveryID  int64
+	Outcome     string
+	RequestedAt time.Time
 }
 
 // GitHubRef links an execution to something Stagehand made on GitHub: a

@@ -47,8 +47,8 @@ type Tx interface {
 	NotifyTx
 }
 
-// DeliveryTx records which webhook deliveries were handled, and which went
-// to the poison queue.
+// DeliveryTx records which webhook deliveries were handled, which went to
+// the poison queue, and which automatic redelivery asked GitHub for again.
 type DeliveryTx interface {
 	// MarkDelivery records that a delivery has been processed. It returns
 	// false, and changes nothing, when the GUID was recorded before.
@@ -60,6 +60,11 @@ type DeliveryTx interface {
 	// DeliveryRecord says whether a GUID was processed or poisoned; an
 	// unknown GUID gives the zero record, not an error.
 	DeliveryRecord(ctx context.Context, guid string) (DeliveryRecord, error)
+	// MarkRedeliveryRequested records that automatic redelivery asked
+	// GitHub to send r.GUID again. It returns false, and changes nothing,
+	// when a request for the GUID was recorded before: Stagehand asks once
+	// per GUID.
+	MarkRedeliveryRequested(ctx context.Context, r RedeliveryRequest) (fresh bool, err error)
 }
 
 // RepositoryTx is what the webhook handlers record of installations,

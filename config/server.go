@@ -36,8 +36,9 @@ type Server struct {
 	NATSPrefix              string
 	NATSSyncInterval        time.Duration
 	Retention               time.Duration
-	StepSandbox             string // SandboxBwrap or SandboxNone
-	StepRunner              string // RunnerLocal or RunnerRemote
+	RedeliverInterval       time.Duration // 0: no automatic redelivery
+	StepSandbox             string        // SandboxBwrap or SandboxNone
+	StepRunner              string        // RunnerLocal or RunnerRemote
 	LogLevel                string
 	LogFormat               string
 
@@ -54,6 +55,9 @@ type Server struct {
 	WebhookSecret []byte
 	ClientSecret  []byte // the App's client secret; nil when not configured
 }
+
+// DefaultRedeliverInterval is --redeliver-interval's default.
+const DefaultRedeliverInterval = 5 * time.Minute
 
 // Values of --dashboard.
 const (
@@ -105,6 +109,7 @@ func RegisterServerFlags(fs *pflag.FlagSet) *Server {
 	fs.DurationVar(&s.NATSSyncInterval, "nats-sync-interval", 0, "embedded broker only: how often its store (and the intake's inbox) is flushed to disk; 0 puts every delivery on disk before its 202, so it survives a power loss too (env "+EnvName("nats-sync-interval")+")")
 	s.Retention = bot.DefaultRetention.Age
 	fs.Var((*days)(&s.Retention), "retention", "how long the step logs and no longer needed artifact sets of finished executions are kept, e.g. 30d or 36h; 0 keeps everything. What is deployed, running, among the 10 newest promotable builds or among what production ran in its last 10 deploys is always kept, and so are the executions themselves with their log tails (env "+EnvName("retention")+")")
+	fs.DurationVar(&s.RedeliverInterval, "redeliver-interval", DefaultRedeliverInterval, "how often one replica reads the App's webhook deliveries on GitHub and asks GitHub to send again each one of the last 3 days that failed (Stagehand down, unreachable or overloaded) and that Stagehand does not have, once per delivery; 0 turns automatic redelivery off (env "+EnvName("redeliver-interval")+")")
 	str(&s.StepRunner, "step-runner", RunnerLocal, "where build, deploy and test steps run: local, in this process; or remote, on workers started with `stagehand worker` that take them from --nats-url (needs an external NATS) and hold none of the App's key, the webhook secret or the database credentials")
 	str(&s.StepSandbox, "step-sandbox", SandboxBwrap, "where step commands run: bwrap, a bubblewrap sandbox that sees the system's programs, its workspace and the network, and nothing of the server (install bubblewrap: apt-get install bubblewrap); or none, as the server's user beside its files, where any pushed build script can read the App's private key and the webhook secret")
 	str(&s.Dashboard, "dashboard", DashboardGitHub, "the dashboard and its JSON API: github, visitors sign in with GitHub and see the programs whose repository they can read (needs --github-client-id and --github-client-secret-file; without them no dashboard is served); public, anyone who reaches the port sees every program; or off")
@@ -212,6 +217,9 @@ func (s *Server) Resolve(getenv func(string) string) error {
 		problems = append(problems, fmt.Sprintf("--step-runner %q: use %s (the default) or %s", s.StepRunner, RunnerLocal, RunnerRemote))
 	case s.StepRunner == RunnerRemote && s.NATSURL == "":
 		problems = append(problems, "--step-runner remote needs an external NATS server that the workers reach: pass --nats-url (or set "+EnvName("nats-url")+")")
+	}
+	if s.RedeliverInterval < 0 {
+		problems = append(problems, fmt.Sprintf("--redeliver-interval %s: give a positive duration such as 5m, or 0 to turn automatic redelivery off", s.RedeliverInterval))
 	}
 	if s.StepSandbox != SandboxBwrap && s.StepSandbox != SandboxNone {
 		problems = append(problems, fmt.Sprintf("--step-sandbox %q: use %s (the default) or %s", s.StepSandbox, SandboxBwrap, SandboxNone))

@@ -29,17 +29,7 @@ func TestRetentionFlag(t *testing.T) {
 		{env: "xd", wantErr: `environment variable STAGEHAND_RETENTION="xd": invalid argument "xd" for "--retention" flag: "xd" is not a number of days`},
 	}
 	for _, tt := range tests {
-		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-		s := RegisterServerFlags(fs)
-		err := fs.Parse(tt.args)
-		if err == nil {
-			err = ApplyEnv(fs, func(k string) string {
-				if k == "STAGEHAND_RETENTION" {
-					return tt.env
-				}
-				return ""
-			})
-		}
+		s, err := parseServe(tt.args, "STAGEHAND_RETENTION", tt.env)
 		switch {
 		case tt.wantErr != "":
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -242,4 +232,20 @@ func TestStepRunnerFlag(t *testing.T) {
 			t.Errorf("%v: Resolve = %v, want %q", tt.args, err, tt.wantErr)
 		}
 	}
+}
+
+// parseServe parses serve's flags from args and the one environment
+// variable name=value.
+func parseServe(args []string, name, value string) (*Server, error) {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	s := RegisterServerFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return s, err
+	}
+	return s, ApplyEnv(fs, func(k string) string {
+		if k == name {
+			return value
+		}
+		return ""
+	})
 }

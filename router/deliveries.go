@@ -46,3 +46,28 @@ func messageID(guid string, r bot.DeliveryRecord) string {
 	}
 	return fmt.Sprintf("%s/redelivery-%d", guid, r.PoisonedAt.UnixNano())
 }
+
+// Accepted implements AcceptedDeliveries with what the store knows: a GUID
+// processed, or poisoned (taken in, and handled until its retries ran out:
+// asking GitHub for it again would poison it again). A delivery the broker
+// holds but no handler has finished is not known here; the intake's and
+// the broker's de-duplication by GUID keep a redelivery of it from being
+// handled twice.
+func (l StoreDeliveryLog) Accepted(ctx context.Context, guid string) (bool, error) {
+	r, err := l.DeliveryRecord(ctx, guid)
+	return !r.ProcessedAt.IsZero() || !r.PoisonedAt.IsZero(), err
+}
+
+// Requested implements RedeliveryRequests.
+func (l StoreDeliveryLog) Requested(ctx context.Context, guid string) (bool, error) {
+	r, err := l.DeliveryRecord(ctx, guid)
+	return !r.RedeliveryRequestedAt.IsZero(), err
+}
+
+// MarkRequested implements RedeliveryRequests.
+func (l StoreDeliveryLog) MarkRequested(ctx context.Context, r bot.RedeliveryRequest) error {
+	return l.Store.Update(ctx, func(tx bot.Tx) error {
+		_, err := tx.MarkRedeliveryRequested(ctx, r)
+		return err
+	})
+}

@@ -20,6 +20,7 @@ type Metrics struct {
 	HandlerErrors *prometheus.CounterVec // handler attempts that failed, by event
 	Refusals      *prometheus.CounterVec // refused clicks and commands, by action
 	Overrides     prometheus.Counter     // break-glass overrides carried out
+	Redeliveries  *prometheus.CounterVec // redelivery requests to GitHub, by outcome
 }
 
 // Outcomes of a delivery at the intake, the "outcome" label.
@@ -67,7 +68,14 @@ func NewMetrics(poisonCount func(context.Context) (uint64, error), events ...str
 		Name: "stagehand_policy_overrides_total",
 		Help: "Break-glass overrides of deploy windows and freezes carried out (/stagehand deploy-now --override); each also names its reason in the execution's events.",
 	})
-	m.Registry.MustRegister(m.Deliveries, m.IntakeSeconds, m.Handled, m.HandlerErrors, m.Refusals, m.Overrides,
+	m.Redeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stagehand_redeliveries_requested_total",
+		Help: "Requests to GitHub to redeliver a webhook delivery that failed and that Stagehand does not have, by outcome (requested: GitHub accepted; refused: GitHub refused for good; failed: no answer, 5xx or rate limit, asked again later).",
+	}, []string{"outcome"})
+	for _, o := range []string{RedeliveryRequested, RedeliveryRefused, RedeliveryFailed} {
+		m.Redeliveries.WithLabelValues(o) // zeros before the first request
+	}
+	m.Registry.MustRegister(m.Deliveries, m.IntakeSeconds, m.Handled, m.HandlerErrors, m.Refusals, m.Overrides, m.Redeliveries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, event := range events { // show zeros before the first error
 		m.HandlerErrors.WithLabelValues(event)

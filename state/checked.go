@@ -61,6 +61,16 @@ func (t checkedTx) MarkPoisoned(ctx context.Context, p bot.PoisonedDelivery) err
 	return t.storeTx.MarkPoisoned(ctx, p)
 }
 
+func (t checkedTx) MarkRedeliveryRequested(ctx context.Context, r bot.RedeliveryRequest) (bool, error) {
+	if r.GUID == "" {
+		return false, errors.New("record a redelivery request: empty GUID")
+	}
+	if r.RequestedAt.IsZero() {
+		r.RequestedAt = t.now()
+	}
+	return t.storeTx.MarkRedeliveryRequested(ctx, r)
+}
+
 func (t checkedTx) PutInstallation(ctx context.Context, inst bot.Installation) error {
 	if inst.ID == 0 {
 		return errors.New("put installation: zero ID")

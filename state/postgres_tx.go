@@ -172,8 +172,19 @@ ON CONFLICT (guid) DO UPDATE SET event = excluded.event, reason = excluded.reaso
 	pgSelectDeliveryRecord = `SELECT
   (SELECT processed_at FROM processed_deliveries WHERE guid = $1),
   (SELECT poisoned_at FROM poisoned_deliveries WHERE guid = $1),
-  COALESCE((SELECT reason FROM poisoned_deliveries WHERE guid = $1), '')`
+  COALESCE((SELECT reason FROM poisoned_deliveries WHERE guid = $1), ''),
+  (SELECT requested_at FROM redelivery_requests WHERE guid = $1)`
+	pgInsertRedeliveryRequest = `INSERT INTO redelivery_requests (guid, event, delivery_id, outcome, requested_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (guid) DO NOTHING`
 )
+
+func (t *postgresTx) MarkRedeliveryRequested(ctx context.Context, r bot.RedeliveryRequest) (bool, error) {
+	n, err := t.exec(ctx, pgInsertRedeliveryRequest, r.GUID, r.Event, r.DeliveryID, r.Outcome, micro(r.RequestedAt))
+	if err != nil {
+		return false, fmt.Errorf("record the redelivery request of %s: %w", r.GUID, err)
+	}
+	return n == 1, nil
+}
 
 func (t *postgresTx) MarkPoisoned(ctx context.Context, p bot.PoisonedDelivery) error {
 	if _, err := t.exec(ctx, pgUpsertPoisoned, p.GUID, p.Event, p.Reason, micro(p.PoisonedAt)); err != nil {
@@ -185,7 +196,7 @@ func (t *postgresTx) MarkPoisoned(ctx context.Context, p bot.PoisonedDelivery) e
 func (t *postgresTx) DeliveryRecord(ctx context.Context, guid string) (bot.DeliveryRecord, error) {
 	var r bot.DeliveryRecord
 	err := t.queryRow(ctx, pgSelectDeliveryRecord, guid).Scan(
-		pgTimeDest{&r.ProcessedAt}, pgTimeDest{&r.PoisonedAt}, &r.PoisonReason)
+		pgTimeDest{&r.ProcessedAt}, pgTimeDest{&r.PoisonedAt}, &r.PoisonReason, pgTimeDest{&r.RedeliveryRequestedAt})
 	if err != nil {
 		return bot.DeliveryRecord{}, fmt.Errorf("delivery %s: %w", guid, err)
 	}

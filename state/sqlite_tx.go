@@ -150,8 +150,23 @@ ON CONFLICT (guid) DO UPDATE SET event = excluded.event, reason = excluded.reaso
 	selectDeliveryRecord = `SELECT
   (SELECT processed_at FROM processed_deliveries WHERE guid = ?1),
   (SELECT poisoned_at FROM poisoned_deliveries WHERE guid = ?1),
-  COALESCE((SELECT reason FROM poisoned_deliveries WHERE guid = ?1), '')`
+  COALESCE((SELECT reason FROM poisoned_deliveries WHERE guid = ?1), ''),
+  (SELECT requested_at FROM redelivery_requests WHERE guid = ?1)`
+	insertRedeliveryRequest = `INSERT INTO redelivery_requests (guid, event, delivery_id, outcome, requested_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (guid) DO NOTHING`
 )
+
+func (t *sqliteTx) MarkRedeliveryRequested(ctx context.Context, r bot.RedeliveryRequest) (bool, error) {
+	res, err := t.tx.ExecContext(ctx, insertRedeliveryRequest, r.GUID, r.Event, r.DeliveryID, r.Outcome, dbTime(r.RequestedAt))
+	if err != nil {
+		return false, fmt.Errorf("record the redelivery request of %s: %w", r.GUID, err)
+	}
+	n, err := rowsChanged(res)
+	if err != nil {
+		return false, fmt.Errorf("record the redelivery request of %s: %w", r.GUID, err)
+	}
+	return n == 1, nil
+}
 
 func (t *sqliteTx) MarkPoisoned(ctx context.Context, p bot.PoisonedDelivery) error {
 	if _, err := t.tx.ExecContext(ctx, upsertPoisoned, p.GUID, p.Event, p.Reason, dbTime(p.PoisonedAt)); err != nil {
@@ -163,7 +178,7 @@ func (t *sqliteTx) MarkPoisoned(ctx context.Context, p bot.PoisonedDelivery) err
 func (t *sqliteTx) DeliveryRecord(ctx context.Context, guid string) (bot.DeliveryRecord, error) {
 	var r bot.DeliveryRecord
 	err := t.tx.QueryRowContext(ctx, selectDeliveryRecord, guid).Scan(
-		timeDest{&r.ProcessedAt}, timeDest{&r.PoisonedAt}, &r.PoisonReason)
+		timeDest{&r.ProcessedAt}, timeDest{&r.PoisonedAt}, &r.PoisonReason, timeDest{&r.RedeliveryRequestedAt})
 	if err != nil {
 		return bot.DeliveryRecord{}, fmt.Errorf("delivery %s: %w", guid, err)
 	}

@@ -51,6 +51,8 @@ type harness struct {
 	secret string
 	// databaseURL is the server's --database-url; empty: SQLite in dataDir.
 	databaseURL string
+	// extra are more serve flags, after the others.
+	extra []string
 }
 
 // testSandboxMode is the --step-sandbox of tests that do not choose: bwrap
@@ -90,7 +92,8 @@ func (h *harness) args() []string {
 	if sandbox == "" {
 		sandbox = testSandboxMode()
 	}
-	return append(args, "--step-sandbox", sandbox)
+	args = append(args, "--step-sandbox", sandbox)
+	return append(args, h.extra...)
 }
 
 func (h *harness) url(path string) string { return "http://" + h.addr + path }

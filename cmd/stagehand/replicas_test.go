@@ -296,8 +296,14 @@ func replSkip(t *testing.T) {
 // them, with every commit's configuration, in the stand-in.
 func replRepos(t *testing.T, gh *githubtest.Server, root string) []*replProgram {
 	t.Helper()
+	return replReposN(t, gh, root, replPrograms)
+}
+
+// replReposN is replRepos with n repositories.
+func replReposN(t *testing.T, gh *githubtest.Server, root string, n int) []*replProgram {
+	t.Helper()
 	var progs []*replProgram
-	for i := 0; i < replPrograms; i++ {
+	for i := 0; i < n; i++ {
 		p := &replProgram{repo: fmt.Sprintf("app%02d", i), fullStack: i%3 == 0}
 		dir := filepath.Join(root, replOwner, p.repo)
 		p.record = filepath.Join(root, "record", p.repo)

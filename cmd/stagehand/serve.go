@@ -350,6 +350,10 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(ln) }()
+	// Automatic redelivery starts once deliveries can be taken: what it
+	// asks GitHub for comes back to this listener.
+	stopRedeliver := startRedeliver(ctx, cfg, app, store, metrics, logger)
+	defer stopRedeliver()
 
 	select {
 	case <-ctx.Done():
@@ -378,6 +382,33 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 // (state.SQLite, state.Postgres).
 type executionChanges interface {
 	ExecutionChanges(ctx context.Context) <-chan struct{}
+}
+
+// redeliverLease is the lease the replica asking GitHub for redeliveries holds.
+const redeliverLease = "redeliver"
+
+// startRedeliver runs automatic redelivery every --redeliver-interval on
+// the replica holding its lease, until the returned stop is called; with
+// an interval of 0 it does nothing.
+func startRedeliver(ctx context.Context, cfg *config.Server, app *githubapp.App, store bot.Store, metrics *router.Metrics, logger *slog.Logger) (stop func()) {
+	if cfg.RedeliverInterval <= 0 {
+		logger.Info("automatic redelivery is off (--redeliver-interval 0): a webhook GitHub could not deliver is lost")
+		return func() {}
+	}
+	deliveries := router.StoreDeliveryLog{Store: store}
+	r := &router.Redeliverer{
+		GitHub: app, Accepted: deliveries, Requests: deliveries, Events: webhook.EventSet(),
+		Lease:    bot.StoreLease(store, redeliverLease, bot.NewLeaseHolder(), time.Now, cfg.RedeliverInterval+time.Minute),
+		Outcomes: metrics.Redeliveries, Logger: logger, Clock: bot.SystemClock{},
+	}
+	logger.Info("automatic redelivery is on", "interval", cfg.RedeliverInterval, "lookback", router.DefaultRedeliverLookback)
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Run(runCtx, cfg.RedeliverInterval)
+	}()
+	return func() { cancel(); <-done }
 }
 
 // openStore opens PostgreSQL when --database-url is set, SQLite in the data

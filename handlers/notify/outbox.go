@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
@@ -94,21 +93,8 @@ const notifyLease = "notifications"
 // StoreLease is the lease of the store under which one replica sends: as
 // the reporter's, held for ttl and renewed each turn.
 func StoreLease(store bot.Transactor, holder string, now func() time.Time, ttl time.Duration) Lease {
-	return func(ctx context.Context) (bool, error) {
-		var held bool
-		err := store.Update(ctx, func(tx bot.Tx) (err error) {
-			held, err = tx.AcquireLease(ctx, notifyLease, holder, now(), ttl)
-			return err
-		})
-		return held, err
-	}
+	return Lease(bot.StoreLease(store, notifyLease, holder, now, ttl))
 }
 
 // NewHolder names this process in the lease: host, pid and a random part.
-func NewHolder() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "unknown-host"
-	}
-	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), bot.NewDeliveryID()[:8])
-}
+func NewHolder() string { return bot.NewLeaseHolder() }

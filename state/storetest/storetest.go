@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 		{"Ping", testPing},
 		{"Deliveries", testDeliveries},
 		{"PoisonedDeliveries", testPoisonedDeliveries},
+		{"RedeliveryRequests", testRedeliveryRequests},
 		{"Installations", testInstallations},
 		{"Programs", testPrograms},
 		{"ProgramRenamed", testProgramRenamed},
@@ -194,15 +195,7 @@ func testDeliveries(t *testing.T, s bot.Store) {
 
 func testPoisonedDeliveries(t *testing.T, s bot.Store) {
 	ctx := t.Context()
-	record := func(guid string) bot.DeliveryRecord {
-		t.Helper()
-		var r bot.DeliveryRecord
-		view(t, s, func(tx bot.Tx) (err error) {
-			r, err = tx.DeliveryRecord(ctx, guid)
-			return err
-		})
-		return r
-	}
+	record := func(guid string) bot.DeliveryRecord { t.Helper(); return deliveryRecord(t, s, guid) }
 	poison := func(p bot.PoisonedDelivery) {
 		t.Helper()
 		update(t, s, func(tx bot.Tx) error { return tx.MarkPoisoned(ctx, p) })

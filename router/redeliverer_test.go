@@ -1,0 +1,271 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/stagehand-dev/stagehand/bot"
+)
+
+var redeliverNow = time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+
+type fixedClock struct{ t time.Time }
+
+func (c fixedClock) Now() time.Time { return c.t }
+
+// fakeHookLog is GitHub's delivery log: attempts newest first, served
+// pageSize at a time with a cursor (the index of the page's first row).
+type fakeHookLog struct {
+	attempts []bot.HookDelivery
+	pageSize int
+	cursors  []string          // cursors asked for, in order
+	asked    []int64           // ids asked to redeliver, in order
+	errs     map[int64][]error // errors to answer for an id, one per request
+	listErr  error
+}
+
+func (f *fakeHookLog) HookDeliveries(_ context.Context, cursor string) ([]bot.HookDelivery, string, error) {
+	f.cursors = append(f.cursors, cursor)
+	if f.listErr != nil {
+		return nil, "", f.listErr
+	}
+	start := 0
+	if cursor != "" {
+		fmt.Sscanf(cursor, "c%d", &start)
+	}
+	end := min(start+f.pageSize, len(f.attempts))
+	next := ""
+	if end < len(f.attempts) {
+		next = fmt.Sprintf("c%d", end)
+	}
+	return slices.Clone(f.attempts[start:end]), next, nil
+}
+
+func (f *fakeHookLog) Redeliver(_ context.Context, id int64) error {
+	f.asked = append(f.asked, id)
+	if errs := f.errs[id]; len(errs) > 0 {
+		f.errs[id] = errs[1:]
+		return errs[0]
+	}
+	return nil
+}
+
+// fakeRequestLog is the store's side: GUIDs accepted and requested.
+type fakeRequestLog struct {
+	accepted  map[string]bool
+	requested map[string]bot.RedeliveryRequest
+}
+
+func (f *fakeRequestLog) Accepted(_ context.Context, guid string) (bool, error) {
+	return f.accepted[guid], nil
+}
+
+func (f *fakeRequestLog) Requested(_ context.Context, guid string) (bool, error) {
+	_, ok := f.requested[guid]
+	return ok, nil
+}
+
+func (f *fakeRequestLog) MarkRequested(_ context.Context, r bot.RedeliveryRequest) error {
+	if _, ok := f.requested[r.GUID]; !ok {
+		f.requested[r.GUID] = r
+	}
+	return nil
+}
+
+// attempt is an attempt min minutes before now (newer: smaller min).
+func attempt(id int64, guid, event string, minAgo, code int) bot.HookDelivery {
+	return bot.HookDelivery{ID: id, GUID: guid, Event: event, DeliveredAt: redeliverNow.Add(-time.Duration(minAgo) * time.Minute), StatusCode: code}
+}
+
+type redeliverFixture struct {
+	gh     *fakeHookLog
+	log    *fakeRequestLog
+	waits  []time.Duration
+	r      *Redeliverer
+	metric *Metrics
+}
+
+func newRedeliverFixture(attempts ...bot.HookDelivery) *redeliverFixture {
+	f := &redeliverFixture{
+		gh:     &fakeHookLog{attempts: attempts, pageSize: 2, errs: map[int64][]error{}},
+		log:    &fakeRequestLog{accepted: map[string]bool{}, requested: map[string]bot.RedeliveryRequest{}},
+		metric: NewMetrics(nil),
+	}
+	f.r = &Redeliverer{
+		GitHub: f.gh, Accepted: f.log, Requests: f.log, Events: map[string]bool{"push": true, "issue_comment": true},
+		Outcomes: f.metric.Redeliveries, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: fixedClock{redeliverNow},
+		Lookback: time.Hour,
+		Sleep:    func(_ context.Context, d time.Duration) error { f.waits = append(f.waits, d); return nil },
+	}
+	return f
+}
+
+func (f *redeliverFixture) pass(t *testing.T) PassResult {
+	t.Helper()
+	res, err := f.r.Pass(context.Background())
+	if err != nil {
+		t.Fatalf("pass: %v", err)
+	}
+	return res
+}
+
+func (f *redeliverFixture) outcomes() map[string]float64 {
+	out := map[string]float64{}
+	for _, o := range []string{RedeliveryRequested, RedeliveryRefused, RedeliveryFailed} {
+		out[o] = testutil.ToFloat64(f.metric.Redeliveries.WithLabelValues(o))
+	}
+	return out
+}
+
+// TestRedeliverPassAsksOncePerLostGUID: the pass pages back to the
+// look-back, asks for each failed GUID that Stagehand does not have,
+// oldest first, and never asks for a GUID twice.
+func TestRedeliverPassAsksOncePerLostGUID(t *testing.T) {
+	f := newRedeliverFixture(
+		attempt(10, "retried-ok", "push", 1, 202),         // a redelivery that worked
+		attempt(9, "down-2", "push", 2, 0),                // refused connection
+		attempt(8, "processed", "push", 3, 0),             // Stagehand has it (its 202 timed out)
+		attempt(7, "retried-ok", "push", 4, 503),          //
+		attempt(6, "ok", "push", 5, 202),                  //
+		attempt(5, "pr", "pull_request", 6, 0),            // an event Stagehand does not use
+		attempt(4, "bad-signature", "push", 7, 401),       // would be refused again
+		attempt(3, "overloaded", "issue_comment", 8, 503), //
+		attempt(2, "down-1", "push", 9, 0),                //
+		attempt(1, "too-old", "push", 61, 0),              // before the look-back
+		attempt(0, "older", "push", 90, 0),                // on the last page read: it is past the look-back
+	)
+	f.log.accepted["processed"] = true
+	f.gh.pageSize = 3
+	res := f.pass(t)
+	if diff := cmp.Diff([]int64{2, 3, 9}, f.gh.asked); diff != "" {
+		t.Errorf("asked to redeliver (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"", "c3", "c6", "c9"}, f.gh.cursors); diff != "" {
+		t.Errorf("pages read (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(PassResult{Held: true, Pages: 4, Lost: 4, Requested: 3}, res); diff != "" {
+		t.Errorf("result (-want +got):\n%s", diff)
+	}
+	if got := f.log.requested["down-2"]; got.DeliveryID != 9 || got.Event != "push" || got.Outcome != RedeliveryRequested || !got.RequestedAt.Equal(redeliverNow) {
+		t.Errorf("recorded request of down-2: %+v", got)
+	}
+	if diff := cmp.Diff([]time.Duration{time.Second, time.Second}, f.waits); diff != "" {
+		t.Errorf("waits between requests (-want +got):\n%s", diff)
+	}
+	// The next pass finds the same failed attempts (GitHub's redeliveries
+	// may still be on their way) and asks for nothing.
+	f.gh.asked = nil
+	f.pass(t)
+	if len(f.gh.asked) != 0 {
+		t.Errorf("second pass asked for %v again", f.gh.asked)
+	}
+	if diff := cmp.Diff(map[string]float64{"requested": 3, "refused": 0, "failed": 0}, f.outcomes()); diff != "" {
+		t.Errorf("stagehand_redeliveries_requested_total (-want +got):\n%s", diff)
+	}
+}
+
+// TestRedeliverPassCap: a long outage's backlog goes out MaxPerPass at a
+// time, oldest first.
+func TestRedeliverPassCap(t *testing.T) {
+	var attempts []bot.HookDelivery
+	for i := 5; i >= 1; i-- {
+		attempts = append(attempts, attempt(int64(i), fmt.Sprintf("g%d", i), "push", 10-i, 0))
+	}
+	f := newRedeliverFixture(attempts...)
+	f.r.MaxPerPass = 2
+	res := f.pass(t)
+	if diff := cmp.Diff([]int64{1, 2}, f.gh.asked); diff != "" {
+		t.Errorf("first pass asked (-want +got):\n%s", diff)
+	}
+	if res.Requested != 2 || res.Capped != 3 {
+		t.Errorf("first pass: %+v, want 2 requested and 3 left", res)
+	}
+	f.pass(t)
+	f.pass(t)
+	if diff := cmp.Diff([]int64{1, 2, 3, 4, 5}, f.gh.asked); diff != "" {
+		t.Errorf("three passes asked (-want +got):\n%s", diff)
+	}
+}
+
+// TestRedeliverPassFailuresAndRefusals: a request GitHub refuses for good
+// is recorded and not made again; one that failed otherwise stops the pass
+// (Run backs off) and is made again by a later pass.
+func TestRedeliverPassFailuresAndRefusals(t *testing.T) {
+	f := newRedeliverFixture(attempt(3, "c", "push", 1, 0), attempt(2, "b", "push", 2, 0), attempt(1, "a", "push", 3, 0))
+	f.gh.errs[1] = []error{fmt.Errorf("ask: %w (422)", bot.ErrRedeliveryRefused)}
+	f.gh.errs[2] = []error{errors.New("GitHub answered 502")}
+	res, err := f.r.Pass(context.Background())
+	if err == nil {
+		t.Fatalf("pass with a failed request: no error")
+	}
+	if diff := cmp.Diff([]int64{1, 2}, f.gh.asked); diff != "" {
+		t.Errorf("first pass asked (-want +got):\n%s", diff)
+	}
+	if res.Refused != 1 || res.Requested != 0 {
+		t.Errorf("first pass: %+v", res)
+	}
+	if r, ok := f.log.requested["a"]; !ok || r.Outcome == RedeliveryRequested {
+		t.Errorf("refused request of a recorded as %+v, %v; want its refusal", r, ok)
+	}
+	if _, ok := f.log.requested["b"]; ok {
+		t.Errorf("the failed request of b was recorded: no later pass would ask again")
+	}
+	f.gh.asked = nil
+	f.pass(t)
+	if diff := cmp.Diff([]int64{2, 3}, f.gh.asked); diff != "" {
+		t.Errorf("second pass asked (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]float64{"requested": 2, "refused": 1, "failed": 1}, f.outcomes()); diff != "" {
+		t.Errorf("stagehand_redeliveries_requested_total (-want +got):\n%s", diff)
+	}
+}
+
+// TestRedeliverPassNeedsTheLease: a replica without the lease reads
+// nothing and asks nothing.
+func TestRedeliverPassNeedsTheLease(t *testing.T) {
+	f := newRedeliverFixture(attempt(1, "a", "push", 1, 0))
+	held := false
+	f.r.Lease = func(context.Context) (bool, error) { return held, nil }
+	if res := f.pass(t); res.Held || len(f.gh.cursors)+len(f.gh.asked) != 0 {
+		t.Errorf("without the lease: %+v, GitHub asked %v %v", res, f.gh.cursors, f.gh.asked)
+	}
+	held = true
+	if res := f.pass(t); !res.Held || len(f.gh.asked) != 1 {
+		t.Errorf("with the lease: %+v, asked %v", res, f.gh.asked)
+	}
+}
+
+// TestRedeliverRunBacksOff: after failed passes Run waits twice as long
+// each time, up to MaxBackoff, and the normal interval after a pass that
+// worked.
+func TestRedeliverRunBacksOff(t *testing.T) {
+	f := newRedeliverFixture()
+	f.gh.listErr = errors.New("GitHub answered 503")
+	f.r.MaxBackoff = 20 * time.Minute
+	ctx, cancel := context.WithCancel(context.Background())
+	f.r.Sleep = func(_ context.Context, d time.Duration) error {
+		f.waits = append(f.waits, d)
+		switch len(f.waits) {
+		case 5:
+			f.gh.listErr = nil
+		case 7:
+			cancel()
+			return context.Canceled
+		}
+		return nil
+	}
+	f.r.Run(ctx, 3*time.Minute)
+	want := []time.Duration{6 * time.Minute, 12 * time.Minute, 20 * time.Minute, 20 * time.Minute, 20 * time.Minute, 3 * time.Minute, 3 * time.Minute}
+	if diff := cmp.Diff(want, f.waits); diff != "" {
+		t.Errorf("waits between passes (-want +got):\n%s", diff)
+	}
+}
