@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,19 +19,27 @@ import (
 	"github.com/stagehand-dev/stagehand/bot"
 )
 
-// redeliverOutage is how long the server stays down in
-// TestServerDownPushesRunThroughRedelivery; STAGEHAND_TEST_REDELIVER_OUTAGE
-// (a duration) makes it longer for the figure in RELIABILITY.md.
-func redeliverOutage(t *testing.T) time.Duration {
-	v := os.Getenv("STAGEHAND_TEST_REDELIVER_OUTAGE")
-	if v == "" {
-		return 2 * time.Second
+// redeliverFigure is how long the server stays down in
+// TestServerDownPushesRunThroughRedelivery and how many pushes are sent
+// meanwhile: 2 s and 3 in CI; STAGEHAND_TEST_REDELIVER_OUTAGE (a duration)
+// and STAGEHAND_TEST_REDELIVER_PUSHES make the figure of RELIABILITY.md.
+func redeliverFigure(t *testing.T) (outage time.Duration, pushes int) {
+	outage, pushes = 2*time.Second, 3
+	if v := os.Getenv("STAGEHAND_TEST_REDELIVER_OUTAGE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("STAGEHAND_TEST_REDELIVER_OUTAGE=%q: %v", v, err)
+		}
+		outage = d
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		t.Fatalf("STAGEHAND_TEST_REDELIVER_OUTAGE=%q: %v", v, err)
+	if v := os.Getenv("STAGEHAND_TEST_REDELIVER_PUSHES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 3 || n > 60 {
+			t.Fatalf("STAGEHAND_TEST_REDELIVER_PUSHES=%q: want 3 to 60", v)
+		}
+		pushes = n
 	}
-	return d
+	return outage, pushes
 }
 
 // TestServerDownPushesRunThroughRedelivery is automatic redelivery with the
@@ -45,9 +54,10 @@ func TestServerDownPushesRunThroughRedelivery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the real binary; skipped with -short")
 	}
+	outage, nDown := redeliverFigure(t)
 	h := newHarness(t)
 	root := t.TempDir()
-	progs := replReposN(t, h.gh, root, 4)
+	progs := replReposN(t, h.gh, root, nDown+1)
 	h.gitURL = "file://" + root + "/"
 	h.sandbox = "none" // the sample scripts append to the test's deploys.log
 	direct := h.url("/webhooks")
@@ -76,24 +86,28 @@ func TestServerDownPushesRunThroughRedelivery(t *testing.T) {
 	}
 	_ = first.cmd.Wait()
 
-	// Down: every attempt fails.
+	// Down: every attempt fails, every third through the proxy.
+	down := time.Now()
 	lost := map[string]int{} // GUID -> program
 	for i := 1; i < len(progs); i++ {
 		guid := fmt.Sprintf("down-%04d-4000-8000-000000000000", i)
 		lost[guid] = i
-		if i == len(progs)-1 {
-			h.gh.SetWebhook(proxy.URL+"/webhooks", []byte(testSecret))
+		hook := direct
+		if i%3 == 0 {
+			hook = proxy.URL + "/webhooks"
 		}
+		h.gh.SetWebhook(hook, []byte(testSecret))
 		if d := h.gh.SendWebhook("push", guid, pushes[i]); d.OK() {
 			t.Fatalf("push %s delivered while the server is down: %+v", guid, d)
 		}
-		time.Sleep(redeliverOutage(t) / time.Duration(len(progs)))
+		time.Sleep(time.Until(down.Add(outage * time.Duration(i) / time.Duration(len(progs)))))
 	}
 	// GitHub's own attempt of the taken push, listed as failed (it timed
 	// out on GitHub's side after the server had stored it).
 	if d := h.gh.SendWebhook("push", taken, pushes[0]); d.OK() {
 		t.Fatalf("attempt while down delivered: %+v", d)
 	}
+	time.Sleep(time.Until(down.Add(outage)))
 	statuses := map[string]bool{}
 	for _, d := range h.gh.HookDeliveries() {
 		statuses[d.Status] = true
@@ -108,6 +122,7 @@ func TestServerDownPushesRunThroughRedelivery(t *testing.T) {
 	back := time.Now()
 	second := h.start(t, "second")
 	h.waitReady(t)
+	ready := time.Now()
 	finished := func(guid string) bool {
 		for _, e := range h.executions(t) {
 			if e.DeliveryID == guid && replTerminal(e.State) {
@@ -124,7 +139,8 @@ func TestServerDownPushesRunThroughRedelivery(t *testing.T) {
 		}
 		return finished(taken) // killed mid-pipeline: taken over after the restart
 	})
-	t.Logf("outage %v; every lost push ran %v after the server was back", redeliverOutage(t), time.Since(back).Round(time.Millisecond))
+	t.Logf("server down %v while %d pushes were sent; every one ran to its end %v after the server was back (ready after %v)",
+		back.Sub(down).Round(time.Millisecond), nDown, time.Since(back).Round(time.Millisecond), ready.Sub(back).Round(time.Millisecond))
 	// Two more passes, which must ask for nothing more.
 	passes := func() int {
 		n := 0
@@ -137,8 +153,8 @@ func TestServerDownPushesRunThroughRedelivery(t *testing.T) {
 	}
 	after := passes()
 	waitFor(t, 30*time.Second, "two more redelivery passes", func() bool { return passes() >= after+2 })
-	if _, metrics := h.get("/metrics"); !strings.Contains(metrics, `stagehand_redeliveries_requested_total{outcome="requested"} 3`) {
-		t.Errorf("/metrics does not count 3 requested redeliveries:\n%s", grepLines(metrics, "stagehand_redeliveries"))
+	if _, metrics := h.get("/metrics"); !strings.Contains(metrics, fmt.Sprintf(`stagehand_redeliveries_requested_total{outcome="requested"} %d`, nDown)) {
+		t.Errorf("/metrics does not count %d requested redeliveries:\n%s", nDown, grepLines(metrics, "stagehand_redeliveries"))
 	}
 	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -167,7 +183,11 @@ func TestServerDownPushesRunThroughRedelivery(t *testing.T) {
 	for _, e := range h.executions(t) {
 		byGUID[e.DeliveryID] = append(byGUID[e.DeliveryID], e)
 	}
-	for guid, i := range map[string]int{taken: 0, "down-0001-4000-8000-000000000000": 1, "down-0002-4000-8000-000000000000": 2, "down-0003-4000-8000-000000000000": 3} {
+	all := map[string]int{taken: 0}
+	for guid, i := range lost {
+		all[guid] = i
+	}
+	for guid, i := range all {
 		es := byGUID[guid]
 		if len(es) != 1 || es[0].Pipeline != bot.StageOnly || es[0].State != bot.ExecutionSucceeded || es[0].Commit != progs[i].commits[0] {
 			t.Errorf("executions of %s: %+v, want one stage-only that succeeded at %s", guid, es, progs[i].commits[0])
