@@ -37,3 +37,12 @@ func NewLeaseHolder() string {
 	}
 	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), NewDeliveryID()[:8])
 }
+
+// GiveBack gives the lease called name back when holder holds it, by
+// renewing it for a nanosecond: whoever asks next gets it, instead of a ttl
+// later (a replica that stops cleanly hands its job over at once). When
+// another holder has it, nothing changes.
+func GiveBack(ctx context.Context, store Transactor, name, holder string, now time.Time) error {
+	_, err := StoreLease(store, name, holder, func() time.Time { return now }, time.Nanosecond)(ctx)
+	return err
+}

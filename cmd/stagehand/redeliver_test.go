@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -17,6 +19,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
+	"github.com/stagehand-dev/stagehand/bot/githubapp/githubtest"
+	"github.com/stagehand-dev/stagehand/config"
+	"github.com/stagehand-dev/stagehand/router"
+	"github.com/stagehand-dev/stagehand/state"
 )
 
 // redeliverFigure is how long the server stays down in
@@ -225,4 +232,49 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestRedeliverGivesTheLeaseBackOnStop: serve's automatic redelivery holds
+// its lease from pass to pass, and a clean stop hands it over at once, so
+// the next process (an upgrade, a restart) makes its first pass at start
+// instead of minutes later.
+func TestRedeliverGivesTheLeaseBackOnStop(t *testing.T) {
+	ctx := context.Background()
+	gh := githubtest.New(t)
+	pemBytes, key := githubtest.GenerateAppKey(t)
+	gh.SetAppKey(testAppID, &key.PublicKey)
+	app, err := githubapp.New(githubapp.Options{AppID: testAppID, PrivateKeyPEM: pemBytes, APIURL: gh.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := state.OpenSQLite(ctx, filepath.Join(t.TempDir(), "stagehand.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	other := func() bool {
+		t.Helper()
+		held, err := bot.StoreLease(store, redeliverLease, "another process", time.Now, time.Minute)(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return held
+	}
+	stop := startRedeliver(ctx, &config.Server{RedeliverInterval: time.Hour}, app, store, router.NewMetrics(nil), slog.New(slog.DiscardHandler))
+	waitFor(t, 30*time.Second, "the first redelivery pass", func() bool {
+		for _, c := range gh.Calls() {
+			if c.Operation == "GET /app/hook/deliveries" {
+				return true
+			}
+		}
+		return false
+	})
+	if other() {
+		t.Fatalf("another process took the redeliver lease while its holder runs")
+	}
+	stop()
+	if !other() {
+		t.Errorf("after a clean stop, another process cannot take the redeliver lease")
+	}
+	gh.AssertNoErrors(t)
 }

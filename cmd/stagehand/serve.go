@@ -396,9 +396,12 @@ func startRedeliver(ctx context.Context, cfg *config.Server, app *githubapp.App,
 		return func() {}
 	}
 	deliveries := router.StoreDeliveryLog{Store: store}
+	holder := bot.NewLeaseHolder()
 	r := &router.Redeliverer{
 		GitHub: app, Accepted: deliveries, Requests: deliveries, Events: webhook.EventSet(),
-		Lease:    bot.StoreLease(store, redeliverLease, bot.NewLeaseHolder(), time.Now, cfg.RedeliverInterval+time.Minute),
+		// Held from pass to pass; a replica that dies loses it a minute
+		// after the next pass was due.
+		Lease:    bot.StoreLease(store, redeliverLease, holder, time.Now, cfg.RedeliverInterval+time.Minute),
 		Outcomes: metrics.Redeliveries, Logger: logger, Clock: bot.SystemClock{},
 	}
 	logger.Info("automatic redelivery is on", "interval", cfg.RedeliverInterval, "lookback", router.DefaultRedeliverLookback)
@@ -408,7 +411,18 @@ func startRedeliver(ctx context.Context, cfg *config.Server, app *githubapp.App,
 		defer close(done)
 		r.Run(runCtx, cfg.RedeliverInterval)
 	}()
-	return func() { cancel(); <-done }
+	return func() {
+		cancel()
+		<-done
+		// A clean stop (an upgrade, a restart) hands the lease over at
+		// once: the next process's first pass asks for what GitHub could
+		// not deliver meanwhile.
+		giveCtx, giveDone := context.WithTimeout(context.Background(), 5*time.Second)
+		defer giveDone()
+		if err := bot.GiveBack(giveCtx, store, redeliverLease, holder, time.Now()); err != nil {
+			logger.Warn("giving the redeliver lease back", bot.LogError, err)
+		}
+	}
 }
 
 // openStore opens PostgreSQL when --database-url is set, SQLite in the data

@@ -50,6 +50,15 @@ func testLeases(t *testing.T, s bot.Store) {
 		}
 	}
 
+	// A holder gives a lease back by renewing it for a nanosecond
+	// (bot.GiveBack): the next to ask gets it at once, not a ttl later.
+	if !acquire(t, s, "handover", "a", t0, ttl) || !acquire(t, s, "handover", "a", t0.Add(time.Second), time.Nanosecond) {
+		t.Fatalf("handover: the holder could not take and renew its lease")
+	}
+	if !acquire(t, s, "handover", "b", t0.Add(time.Second+time.Microsecond), ttl) {
+		t.Errorf("handover: a lease renewed for a nanosecond is still held a microsecond later")
+	}
+
 	// A rolled-back acquisition leaves no lease behind.
 	errRollback := errors.New("roll back")
 	err := s.Update(t.Context(), func(tx bot.Tx) error {
