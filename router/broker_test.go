@@ -279,6 +279,10 @@ func TestBrokerSubscribersShareMessages(t *testing.T) {
 					mu.Lock()
 					handledBy[msg.UUID] = append(handledBy[msg.UUID], name)
 					mu.Unlock()
+					// A handler that takes a moment, as a real one does, so
+					// one replica cannot drain a round before the other
+					// pulls.
+					time.Sleep(5 * time.Millisecond)
 					msg.Ack()
 				}
 			})
@@ -286,14 +290,32 @@ func TestBrokerSubscribersShareMessages(t *testing.T) {
 		handle("replica1", sub1)
 		handle("replica2", sub2)
 
+		// Rounds of 40 until both replicas have had a share: a
+		// subscriber's first pull can come late on a loaded machine, which
+		// says nothing about sharing, so a round handled by one replica
+		// alone is followed by another (up to 10 rounds).
 		const n = 40
 		want := map[string]bool{}
-		for i := range n {
-			id := fmt.Sprintf("guid-%02d", i)
-			want[id] = true
-			publish(t, replica1, TopicWebhooks, newDelivery(id, "x"))
+		sharedBy := func() map[string]int {
+			mu.Lock()
+			defer mu.Unlock()
+			counts := map[string]int{}
+			for _, by := range handledBy {
+				counts[by[0]]++
+			}
+			return counts
 		}
-		waitStreamMsgs(t, replica1, TopicWebhooks, 0)
+		for round := 0; round < 10; round++ {
+			for i := range n {
+				id := fmt.Sprintf("guid-%d-%02d", round, i)
+				want[id] = true
+				publish(t, replica1, TopicWebhooks, newDelivery(id, "x"))
+			}
+			waitStreamMsgs(t, replica1, TopicWebhooks, 0)
+			if c := sharedBy(); c["replica1"] > 0 && c["replica2"] > 0 {
+				break
+			}
+		}
 		time.Sleep(500 * time.Millisecond) // a second delivery would show by now
 
 		mu.Lock()
