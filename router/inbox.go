@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -32,7 +33,9 @@ import (
 // the disk's fsyncs per second.
 //
 // A forwarder goroutine then moves the stored deliveries, oldest first, into
-// the broker (Forwarder.PublishBatch: on disk there when it returns; the
+// the broker (the writer hands each committed batch over in memory, so
+// the forwarder reads the inbox's file only at start and when it fell
+// behind) (Forwarder.PublishBatch: on disk there when it returns; the
 // message UUID, the delivery GUID, lets JetStream drop a copy) and only then
 // deletes them from the inbox. After a crash or a power loss the next start
 // forwards whatever the inbox still holds: a delivery is in the inbox, in
@@ -43,19 +46,27 @@ type Inbox struct {
 	log     *slog.Logger
 	opts    InboxOptions
 
-	puts     chan *inboxPut
-	trim     chan struct{} // the forwarder moved more rows: delete them
-	wake     chan struct{} // rows were committed: forward them
-	stop     chan struct{} // closed by Close
-	writerWG sync.WaitGroup
-	fwdWG    sync.WaitGroup
-	closing  sync.Once
+	puts chan *inboxPut
+	trim chan struct{} // the forwarder moved more rows: delete them
+	wake chan struct{} // rows were committed and not handed over: read them
+	// fresh carries each committed batch from the writer to the forwarder,
+	// seqs included, so that the forwarder need not read back what was
+	// just written. A batch that does not fit (freshBytes over
+	// maxFreshBytes: the broker is slow or down) is not handed over; the
+	// writer sends on wake instead and the forwarder reads the file.
+	fresh      chan []inboxRow
+	freshBytes atomic.Int64
+	stop       chan struct{} // closed by Close
+	writerWG   sync.WaitGroup
+	fwdWG      sync.WaitGroup
+	closing    sync.Once
 	// mu orders Publish and Close: after Close holds it, no delivery
 	// enters puts, so the writer's last drain answers every one.
 	mu     sync.RWMutex
 	closed bool
 
 	commits atomic.Int64 // commits made, for tests
+	reads   atomic.Int64 // reads of the file by the forwarder, for tests
 
 	forwarded atomic.Int64 // highest seq the broker holds
 	pending   atomic.Int64 // rows committed and not yet forwarded (approximate)
@@ -91,6 +102,8 @@ type InboxOptions struct {
 	// beforeCommit, when set (tests), runs before each commit with the
 	// number of deliveries in it.
 	beforeCommit func(deliveries int)
+	// maxFreshBytes, when set (tests), replaces maxFreshBytes.
+	maxFreshBytes int64
 }
 
 type inboxPut struct {
@@ -169,6 +182,7 @@ func OpenInbox(ctx context.Context, opts InboxOptions, forward Forwarder) (*Inbo
 		db: db, forward: forward, log: opts.Logger.With("component", "inbox"), opts: opts,
 		puts: make(chan *inboxPut, 4*opts.MaxBatch),
 		trim: make(chan struct{}, 1), wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		fresh: make(chan []inboxRow, 64),
 	}
 	ib.pending.Store(pending)
 	if pending > 0 {
@@ -261,7 +275,8 @@ func (ib *Inbox) write() {
 				break
 			}
 			if len(batch) > 0 {
-				ib.answer(batch, ib.commit(conn, batch, &deleted))
+				rows, err := ib.commit(conn, batch, &deleted)
+				ib.answer(batch, rows, err)
 			}
 			return
 		}
@@ -279,23 +294,49 @@ func (ib *Inbox) write() {
 				break fill
 			}
 		}
-		ib.answer(batch, ib.commit(conn, batch, &deleted))
+		rows, err := ib.commit(conn, batch, &deleted)
+		ib.answer(batch, rows, err)
 	}
 }
 
-func (ib *Inbox) answer(batch []*inboxPut, err error) {
+// maxFreshBytes bounds the bodies of committed batches handed over to the
+// forwarder in memory and not yet taken.
+const maxFreshBytes = 32 << 20
+
+// answer answers the deliveries of a commit and hands its rows to the
+// forwarder.
+func (ib *Inbox) answer(batch []*inboxPut, rows []inboxRow, err error) {
 	if err != nil {
 		ib.log.Error("storing deliveries in the intake inbox", bot.LogError, err, "deliveries", len(batch))
 		err = fmt.Errorf("storing in the intake inbox %s: %w", ib.opts.Path, err)
 	} else if len(batch) > 0 {
 		ib.pending.Add(int64(len(batch)))
-		select {
-		case ib.wake <- struct{}{}:
-		default:
-		}
+		ib.handOver(rows)
 	}
 	for _, p := range batch {
 		p.done <- err
+	}
+}
+
+// handOver gives committed rows to the forwarder in memory, or, when they
+// do not fit, wakes it to read them from the file.
+func (ib *Inbox) handOver(rows []inboxRow) {
+	size := rowBytes(rows)
+	limit := int64(maxFreshBytes)
+	if ib.opts.maxFreshBytes > 0 {
+		limit = ib.opts.maxFreshBytes
+	}
+	if ib.freshBytes.Add(size) <= limit {
+		select {
+		case ib.fresh <- rows:
+			return
+		default:
+		}
+	}
+	ib.freshBytes.Add(-size)
+	select {
+	case ib.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -312,11 +353,11 @@ func (ib *Inbox) failAll(err error) {
 }
 
 // commit deletes the rows the broker holds now and inserts batch, in one
-// transaction.
-func (ib *Inbox) commit(conn *sql.Conn, batch []*inboxPut, deleted *int64) error {
+// transaction, and returns batch's rows with their seqs.
+func (ib *Inbox) commit(conn *sql.Conn, batch []*inboxPut, deleted *int64) ([]inboxRow, error) {
 	upTo := ib.forwarded.Load()
 	if len(batch) == 0 && upTo <= *deleted {
-		return nil
+		return nil, nil
 	}
 	if ib.opts.beforeCommit != nil {
 		ib.opts.beforeCommit(len(batch))
@@ -324,36 +365,47 @@ func (ib *Inbox) commit(conn *sql.Conn, batch []*inboxPut, deleted *int64) error
 	ctx := context.Background()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it does nothing
 	if upTo > *deleted {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM inbox WHERE seq <= ?", upTo); err != nil {
-			return err
+			return nil, err
 		}
 	}
+	var rows []inboxRow
 	if len(batch) > 0 {
 		stmt, err := tx.PrepareContext(ctx, "INSERT INTO inbox (topic, uuid, metadata, payload) VALUES (?, ?, ?, ?)")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer stmt.Close()
 		for _, p := range batch {
 			md, err := json.Marshal(p.msg.Metadata)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			if _, err := stmt.ExecContext(ctx, p.topic, p.msg.UUID, md, p.msg.Payload); err != nil {
-				return err
+			res, err := stmt.ExecContext(ctx, p.topic, p.msg.UUID, md, p.msg.Payload)
+			if err != nil {
+				return nil, err
 			}
+			seq, err := res.LastInsertId()
+			if err != nil {
+				return nil, err
+			}
+			// The forwarder publishes a copy: the broker's publisher
+			// may set fields on what it is given.
+			msg := message.NewMessage(p.msg.UUID, p.msg.Payload)
+			msg.Metadata = maps.Clone(p.msg.Metadata)
+			rows = append(rows, inboxRow{seq: seq, topic: p.topic, msg: msg})
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return err
+		return nil, err
 	}
 	ib.commits.Add(1)
 	*deleted = max(*deleted, upTo)
-	return nil
+	return rows, nil
 }
 
 // inboxRow is one stored delivery.
@@ -364,19 +416,48 @@ type inboxRow struct {
 }
 
 // forwardLoop moves rows into the broker, oldest first, in batches: a
-// batch is retried until the broker takes it.
+// batch is retried until the broker takes it. It reads the inbox's file
+// at start and whenever it may hold rows the writer did not hand over
+// (behind); otherwise it takes the batches the writer hands over, as long
+// as they follow on from what it forwarded.
 func (ib *Inbox) forwardLoop() {
 	defer ib.fwdWG.Done()
 	const maxRetryWait = 5 * time.Second
 	retryWait := 100 * time.Millisecond
-	var after int64
+	var after int64 // the highest seq the broker holds
+	behind := true
 	for {
-		rows, err := ib.next(after)
+		var rows []inboxRow
+		var err error
+		if behind {
+			rows, err = ib.next(after)
+			if err == nil && len(rows) == 0 {
+				behind = false
+			}
+		} else {
+			select {
+			case rows = <-ib.fresh:
+				ib.freshBytes.Add(-rowBytes(rows))
+				rows = rowsAfter(rows, after)
+				if len(rows) > 0 && rows[0].seq != after+1 {
+					// A batch was not handed over (or this is the first
+					// since start): read the file from where we are.
+					behind = true
+					continue
+				}
+			case <-ib.wake:
+				behind = true
+				continue
+			case <-ib.stop:
+				return
+			}
+		}
 		if err == nil && len(rows) > 0 {
 			err = ib.publish(rows)
 		}
 		if err != nil {
 			ib.log.Error("forwarding stored deliveries to the broker; retrying", bot.LogError, err, "retry_in", retryWait)
+			behind = true // the rows are in the file: read them again
 			select {
 			case <-time.After(retryWait):
 				retryWait = min(2*retryWait, maxRetryWait)
@@ -394,19 +475,30 @@ func (ib *Inbox) forwardLoop() {
 			case ib.trim <- struct{}{}:
 			default:
 			}
-			continue
-		}
-		select {
-		case <-ib.wake:
-		case <-ib.stop:
-			return
 		}
 	}
+}
+
+// rowsAfter is rows without those at or below seq (rows are in seq order).
+func rowsAfter(rows []inboxRow, seq int64) []inboxRow {
+	for len(rows) > 0 && rows[0].seq <= seq {
+		rows = rows[1:]
+	}
+	return rows
+}
+
+func rowBytes(rows []inboxRow) int64 {
+	n := int64(0)
+	for _, r := range rows {
+		n += int64(len(r.msg.Payload))
+	}
+	return n
 }
 
 // next reads the rows after seq: up to MaxBatch, and MaxBatchBytes of
 // bodies (at least one row).
 func (ib *Inbox) next(after int64) ([]inboxRow, error) {
+	ib.reads.Add(1)
 	rs, err := ib.db.Query("SELECT seq, topic, uuid, metadata, payload FROM inbox WHERE seq > ? ORDER BY seq LIMIT ?", after, ib.opts.MaxBatch)
 	if err != nil {
 		return nil, fmt.Errorf("reading the intake inbox: %w", err)

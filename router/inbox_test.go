@@ -345,3 +345,66 @@ func TestInboxForwardsAfterItWasEmptied(t *testing.T) {
 		t.Errorf("forwarded (-want +got):\n%s", diff)
 	}
 }
+
+// The writer hands each committed batch to the forwarder in memory: after
+// the read at start, the forwarder never reads the file while it keeps up.
+func TestInboxHandsCommittedBatchesOver(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "intake.db")
+	fwd := &fakeForwarder{}
+	ib := openTestInbox(t, path, fwd, InboxOptions{})
+	waitUntil(t, "the read at start", func() bool { return ib.reads.Load() == 1 })
+	var want []string
+	for i := range 10 {
+		guid := fmt.Sprintf("guid-%d", i)
+		want = append(want, guid)
+		if err := ib.Publish(TopicWebhooks, newDelivery(guid, "{}")); err != nil {
+			t.Fatalf("Publish %s: %v", guid, err)
+		}
+		waitUntil(t, guid+" to be forwarded", func() bool { return len(fwd.uuids()) == i+1 })
+	}
+	if diff := cmp.Diff(want, fwd.uuids()); diff != "" {
+		t.Errorf("forwarded (-want +got):\n%s", diff)
+	}
+	if n := ib.reads.Load(); n != 1 {
+		t.Errorf("the forwarder read the file %d times, want once (at start)", n)
+	}
+}
+
+// Batches that do not fit in memory while the broker is slow are not
+// handed over; the forwarder finds them in the file, and forwards every
+// delivery once, in order, whichever way it came.
+func TestInboxForwardsWhatWasNotHandedOver(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		maxFresh int64
+	}{
+		{"none handed over", 1},
+		{"some handed over", 3 * int64(len(`{"n":0}`))},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "intake.db")
+			fwd := &fakeForwarder{}
+			ib := openTestInbox(t, path, fwd, InboxOptions{maxFreshBytes: tt.maxFresh})
+			waitUntil(t, "the read at start", func() bool { return ib.reads.Load() == 1 })
+			fwd.hold.Lock() // the broker is slow: the forwarder waits in PublishBatch
+			var want []string
+			for i := range 20 {
+				guid := fmt.Sprintf("guid-%02d", i)
+				want = append(want, guid)
+				if err := ib.Publish(TopicWebhooks, newDelivery(guid, fmt.Sprintf(`{"n":%d}`, i%10))); err != nil {
+					t.Fatalf("Publish %s: %v", guid, err)
+				}
+			}
+			fwd.hold.Unlock()
+			waitUntil(t, "every delivery to be forwarded", func() bool { return len(fwd.uuids()) >= len(want) })
+			time.Sleep(100 * time.Millisecond) // a copy would show by now
+			if diff := cmp.Diff(want, fwd.uuids()); diff != "" {
+				t.Errorf("forwarded (-want +got):\n%s", diff)
+			}
+			if ib.reads.Load() < 2 {
+				t.Errorf("the forwarder read the file %d times: the batches not handed over must have been read from it", ib.reads.Load())
+			}
+			waitUntil(t, "the inbox to be emptied", func() bool { return inboxRows(t, path) == 0 })
+		})
+	}
+}

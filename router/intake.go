@@ -118,12 +118,33 @@ func (in *Intake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		in.Logger.Debug("webhook accepted", attrs...)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	if status >= 400 {
-		// A refused body may be partly unread (a stalled or oversized
-		// one): close the connection rather than read the rest of it.
-		w.Header().Set("Connection", "close")
+	writeAnswer(w, status, outcome, msg, guid)
+}
+
+// Headers of every intake answer: the outcome (the metric's label) and the
+// words. GitHub shows a delivery's response headers beside its body under
+// the App's "Recent Deliveries", so they explain the answer there.
+const (
+	HeaderOutcome = "X-Stagehand-Outcome"
+	HeaderMessage = "X-Stagehand-Message"
+)
+
+// writeAnswer answers a delivery. The outcome and the words are always in
+// headers. A refusal repeats them in a JSON body and closes the connection
+// (its body may be partly unread: a stalled or oversized one). An accepted
+// delivery's answer has no body: a sender that closes a response without
+// reading its body (Go's net/http client among them) can then keep its
+// connection for the next delivery instead of opening one per delivery.
+func writeAnswer(w http.ResponseWriter, status int, outcome, msg, guid string) {
+	h := w.Header()
+	h.Set(HeaderOutcome, outcome)
+	h.Set(HeaderMessage, msg)
+	if status < 400 {
+		w.WriteHeader(status)
+		return
 	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Connection", "close")
 	w.WriteHeader(status)
 	body := map[string]string{"status": outcome, "message": msg}
 	if guid != "" {

@@ -35,6 +35,11 @@ type SQLite struct {
 	read    *sql.DB
 	clock   bot.Clock
 	changes changeFeed
+
+	// deliveryRecord is selectDeliveryRecord prepared on the read pool
+	// (database/sql keeps it prepared on each connection): the intake
+	// asks it once per delivery.
+	deliveryRecord *sql.Stmt
 }
 
 var _ bot.Store = (*SQLite)(nil)
@@ -88,6 +93,10 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 
 	s := &SQLite{write: write, read: read, clock: o.clock}
 	if err := migrate(ctx, write, sqliteMigrations, o.clock); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if s.deliveryRecord, err = read.PrepareContext(ctx, selectDeliveryRecord); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -181,5 +190,18 @@ func (s *SQLite) Ping(ctx context.Context) error {
 
 // Close closes both connection pools.
 func (s *SQLite) Close() error {
-	return errors.Join(s.read.Close(), s.write.Close())
+	var stmt error
+	if s.deliveryRecord != nil {
+		stmt = s.deliveryRecord.Close()
+	}
+	return errors.Join(stmt, s.read.Close(), s.write.Close())
+}
+
+// DeliveryRecord is what the store knows about one delivery GUID, read
+// without a transaction of its own: it is one statement, which SQLite
+// reads from one snapshot, and the statement stays prepared. The intake
+// asks it for every delivery (router.StoreDeliveryLog), where a View's
+// BEGIN, prepare and COMMIT cost more than the lookup itself.
+func (s *SQLite) DeliveryRecord(ctx context.Context, guid string) (bot.DeliveryRecord, error) {
+	return scanDeliveryRecord(s.deliveryRecord.QueryRowContext(ctx, guid), guid)
 }

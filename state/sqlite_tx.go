@@ -176,9 +176,12 @@ func (t *sqliteTx) MarkPoisoned(ctx context.Context, p bot.PoisonedDelivery) err
 }
 
 func (t *sqliteTx) DeliveryRecord(ctx context.Context, guid string) (bot.DeliveryRecord, error) {
+	return scanDeliveryRecord(t.tx.QueryRowContext(ctx, selectDeliveryRecord, guid), guid)
+}
+
+func scanDeliveryRecord(row *sql.Row, guid string) (bot.DeliveryRecord, error) {
 	var r bot.DeliveryRecord
-	err := t.tx.QueryRowContext(ctx, selectDeliveryRecord, guid).Scan(
-		timeDest{&r.ProcessedAt}, timeDest{&r.PoisonedAt}, &r.PoisonReason, timeDest{&r.RedeliveryRequestedAt})
+	err := row.Scan(timeDest{&r.ProcessedAt}, timeDest{&r.PoisonedAt}, &r.PoisonReason, timeDest{&r.RedeliveryRequestedAt})
 	if err != nil {
 		return bot.DeliveryRecord{}, fmt.Errorf("delivery %s: %w", guid, err)
 	}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -61,5 +62,18 @@ func deliveryRecord(t *testing.T, s bot.Store, guid string) bot.DeliveryRecord {
 		r, err = tx.DeliveryRecord(t.Context(), guid)
 		return err
 	})
+	// A store that also reads a record outside a transaction (the
+	// intake's lookup, state.SQLite) must read the same.
+	if direct, ok := s.(interface {
+		DeliveryRecord(ctx context.Context, guid string) (bot.DeliveryRecord, error)
+	}); ok {
+		got, err := direct.DeliveryRecord(t.Context(), guid)
+		if err != nil {
+			t.Fatalf("DeliveryRecord(%s) outside a transaction: %v", guid, err)
+		}
+		if diff := cmp.Diff(r, got); diff != "" {
+			t.Errorf("DeliveryRecord(%s) outside a transaction differs from inside one (-tx +direct):\n%s", guid, diff)
+		}
+	}
 	return r
 }
