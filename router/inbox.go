@@ -438,7 +438,7 @@ func (ib *Inbox) forwardLoop() {
 			select {
 			case rows = <-ib.fresh:
 				ib.freshBytes.Add(-rowBytes(rows))
-				rows = rowsAfter(rows, after)
+				rows = ib.moreFresh(rowsAfter(rows, after))
 				if len(rows) > 0 && rows[0].seq != after+1 {
 					// A batch was not handed over (or this is the first
 					// since start): read the file from where we are.
@@ -477,6 +477,34 @@ func (ib *Inbox) forwardLoop() {
 			}
 		}
 	}
+}
+
+// moreFresh adds to rows the batches handed over meanwhile, up to
+// MaxBatch rows, so that the broker stores them in one atomic batch. It
+// stops at a gap in seq; the rows after it go in the next turn, which
+// reads the file.
+func (ib *Inbox) moreFresh(rows []inboxRow) []inboxRow {
+	for len(rows) > 0 && len(rows) < ib.opts.MaxBatch {
+		var more []inboxRow
+		select {
+		case more = <-ib.fresh:
+		default:
+			return rows
+		}
+		ib.freshBytes.Add(-rowBytes(more))
+		more = rowsAfter(more, rows[len(rows)-1].seq)
+		if len(more) > 0 && more[0].seq != rows[len(rows)-1].seq+1 {
+			// Not contiguous: leave them; the forwarder notices the gap
+			// next turn only if they are waiting, so say so.
+			select {
+			case ib.wake <- struct{}{}:
+			default:
+			}
+			return rows
+		}
+		rows = append(rows, more...)
+	}
+	return rows
 }
 
 // rowsAfter is rows without those at or below seq (rows are in seq order).
