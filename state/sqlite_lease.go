@@ -29,3 +29,21 @@ func (t *sqliteTx) AcquireLease(ctx context.Context, name, holder string, now ti
 	}
 	return n > 0, nil
 }
+
+// ReleaseLeases ends every lease in the database at now. It is for a
+// process that knows every other process that used this database is dead:
+// the embedded setup's server, which holds the data directory's lock, so
+// that the leases of a server that crashed there (the reporter's, the
+// notification sender's, the redelivery pass's) need not expire first. It
+// reports how many leases it ended early.
+func (s *SQLite) ReleaseLeases(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.write.ExecContext(ctx, `UPDATE leases SET expires_at = ? WHERE expires_at > ?`, dbTime(now), dbTime(now))
+	if err != nil {
+		return 0, fmt.Errorf("release the leases of a previous run: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("release the leases of a previous run: %w", err)
+	}
+	return n, nil
+}

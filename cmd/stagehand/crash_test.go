@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -111,6 +112,11 @@ func TestCrashAfterAcceptIsProcessedExactlyOnce(t *testing.T) {
 	second := h.start(t, "second")
 	h.waitReady(t)
 	waitFor(t, 60*time.Second, "the redelivered push to be processed", func() bool { return h.processed(t, guid) })
+	// The first run's leases (its reporter's at least) are taken over at
+	// start, not when they expire: nobody else can use this data directory.
+	if logs, _ := os.ReadFile(second.logs); !strings.Contains(string(logs), "took over the leases a previous run in this data directory left") {
+		t.Errorf("the restarted server did not take over the killed one's leases at start; its log:\n%s", logs)
+	}
 	// Stop gracefully and check the final state.
 	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

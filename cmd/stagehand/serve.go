@@ -157,6 +157,19 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 			return err
 		}
 		defer closeLogged(logger, "intake inbox", inbox.Close) // before the broker
+		// The embedded broker holds the data directory's lock: no other
+		// process uses this database, so the leases a crashed run left
+		// (the reporter's, the sender's, the redelivery pass's) are
+		// taken over now rather than when they expire.
+		if sq, ok := store.(*state.SQLite); ok {
+			n, err := sq.ReleaseLeases(ctx, time.Now())
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				logger.Info("took over the leases a previous run in this data directory left", "leases", n)
+			}
+		}
 	}
 
 	app, err := githubapp.New(githubapp.Options{AppID: cfg.GitHubAppID, PrivateKeyPEM: cfg.PrivateKey, APIURL: cfg.GitHubAPIURL})
