@@ -217,19 +217,21 @@ type PoisonedDelivery struct {
 }
 
 // DeliveryRecord is what the store knows of one delivery GUID: when it was
-// processed, when it was last poisoned, and when automatic redelivery asked
-// GitHub to send it again (zero times: never).
+// processed, when it was last poisoned, and when automatic redelivery last
+// asked GitHub to send it again (zero times: never) naming which of
+// GitHub's attempts (RedeliveryRequestedFor, its delivery id).
 type DeliveryRecord struct {
-	ProcessedAt           time.Time
-	PoisonedAt            time.Time
-	PoisonReason          string
-	RedeliveryRequestedAt time.Time
+	ProcessedAt            time.Time
+	PoisonedAt             time.Time
+	PoisonReason           string
+	RedeliveryRequestedAt  time.Time
+	RedeliveryRequestedFor int64
 }
 
 // RedeliveryRequest records that Stagehand asked GitHub to send a delivery
-// again (automatic redelivery: once per GUID): the GUID, its event, the id
-// of the delivery attempt named in the request, and GitHub's answer in
-// words ("requested", or why it refused).
+// again (automatic redelivery: once per failed attempt): the GUID, its
+// event, the id of the delivery attempt named in the request (the GUID's
+// latest), and GitHub's answer in words ("requested", or why it refused).
 type RedeliveryRequest struct {
 	GUID        string
 	Event       string

@@ -61,9 +61,11 @@ type DeliveryTx interface {
 	// unknown GUID gives the zero record, not an error.
 	DeliveryRecord(ctx context.Context, guid string) (DeliveryRecord, error)
 	// MarkRedeliveryRequested records that automatic redelivery asked
-	// GitHub to send r.GUID again. It returns false, and changes nothing,
-	// when a request for the GUID was recorded before: Stagehand asks once
-	// per GUID.
+	// GitHub to send r.GUID again, naming attempt r.DeliveryID. It returns
+	// false, and changes nothing, when a request naming that attempt or a
+	// later one of the GUID was recorded before: Stagehand asks once per
+	// failed attempt, and asks again only after GitHub's redelivery failed
+	// too (a later attempt).
 	MarkRedeliveryRequested(ctx context.Context, r RedeliveryRequest) (fresh bool, err error)
 }
 

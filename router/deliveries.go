@@ -67,10 +67,10 @@ func (l StoreDeliveryLog) Accepted(ctx context.Context, guid string) (bool, erro
 	return !r.ProcessedAt.IsZero() || !r.PoisonedAt.IsZero(), err
 }
 
-// Requested implements RedeliveryRequests.
-func (l StoreDeliveryLog) Requested(ctx context.Context, guid string) (bool, error) {
+// LastRequest implements RedeliveryRequests.
+func (l StoreDeliveryLog) LastRequest(ctx context.Context, guid string) (attemptID int64, asked bool, err error) {
 	r, err := l.DeliveryRecord(ctx, guid)
-	return !r.RedeliveryRequestedAt.IsZero(), err
+	return r.RedeliveryRequestedFor, !r.RedeliveryRequestedAt.IsZero(), err
 }
 
 // MarkRequested implements RedeliveryRequests.

@@ -70,9 +70,9 @@ func NewMetrics(poisonCount func(context.Context) (uint64, error), events ...str
 	})
 	m.Redeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "stagehand_redeliveries_requested_total",
-		Help: "Requests to GitHub to redeliver a webhook delivery that failed and that Stagehand does not have, by outcome (requested: GitHub accepted; refused: GitHub refused for good; failed: no answer, 5xx or rate limit, asked again later).",
+		Help: "Requests to GitHub to redeliver a webhook delivery that failed and that Stagehand does not have, by outcome (requested: GitHub accepted; refused: GitHub refused for good; failed: no answer, 5xx or rate limit, asked again later; gave_up: GitHub's redeliveries of the delivery failed 5 times, not asked again).",
 	}, []string{"outcome"})
-	for _, o := range []string{RedeliveryRequested, RedeliveryRefused, RedeliveryFailed} {
+	for _, o := range []string{RedeliveryRequested, RedeliveryRefused, RedeliveryFailed, RedeliveryGaveUp} {
 		m.Redeliveries.WithLabelValues(o) // zeros before the first request
 	}
 	m.Registry.MustRegister(m.Deliveries, m.IntakeSeconds, m.Handled, m.HandlerErrors, m.Refusals, m.Overrides, m.Redeliveries,

@@ -38,9 +38,13 @@ type AcceptedDeliveries interface {
 }
 
 // RedeliveryRequests remembers, durably and for every replica, which GUIDs
-// the Redeliverer asked GitHub for: it asks once per GUID.
+// the Redeliverer asked GitHub for, naming which attempt (GitHub's delivery
+// id): it asks once per failed attempt, so again only when GitHub's
+// redelivery failed too.
 type RedeliveryRequests interface {
-	Requested(ctx context.Context, guid string) (bool, error)
+	// LastRequest is the attempt the GUID's latest request named, and
+	// whether it was asked for at all.
+	LastRequest(ctx context.Context, guid string) (attemptID int64, asked bool, err error)
 	MarkRequested(ctx context.Context, r bot.RedeliveryRequest) error
 }
 
@@ -50,6 +54,9 @@ const (
 	RedeliveryRequested = "requested" // GitHub accepted the request (202)
 	RedeliveryRefused   = "refused"   // GitHub refused for good: not asked again
 	RedeliveryFailed    = "failed"    // no answer, 5xx or a rate limit: asked again in a later pass
+	// GitHub's redeliveries of the GUID failed MaxPerGUID times: not
+	// asked again (counted once per GUID).
+	RedeliveryGaveUp = "gave_up"
 )
 
 // Defaults of the Redeliverer's bounds.
@@ -69,6 +76,13 @@ const (
 	DefaultRedeliverSpacing = time.Second
 	// DefaultRedeliverMaxBackoff bounds the wait after passes that failed.
 	DefaultRedeliverMaxBackoff = time.Hour
+	// DefaultRedeliverMaxPerGUID bounds the redeliveries of one GUID: a
+	// redelivery that failed too (Stagehand went down again, or a replica
+	// behind the load balancer was down) is asked for again at a later
+	// pass, until GitHub lists this many failed redeliveries of the GUID,
+	// so a delivery Stagehand always fails is not asked for every pass for
+	// three days.
+	DefaultRedeliverMaxPerGUID = 5
 )
 
 // Redeliverer asks GitHub to redeliver the webhook deliveries Stagehand
@@ -92,6 +106,7 @@ type Redeliverer struct {
 	MaxPages   int
 	Spacing    time.Duration
 	MaxBackoff time.Duration
+	MaxPerGUID int
 	// Sleep waits d or until ctx ends (tests record the waits); nil: a timer.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
@@ -103,14 +118,17 @@ type PassResult struct {
 	Lost      int  // events whose every attempt in the look-back failed
 	Requested int  // requests GitHub accepted
 	Refused   int  // requests GitHub refused for good
+	GaveUp    int  // lost events whose MaxPerGUID redeliveries all failed: given up now
 	Capped    int  // lost events left for a later pass by MaxPerPass
 }
 
 // Pass reads the delivery log back to the look-back and asks GitHub to
-// redeliver each lost event (oldest first) that Stagehand neither accepted
-// nor asked for before, at most MaxPerPass of them, Spacing apart. It stops
-// at the first request that failed without GitHub's lasting refusal and
-// returns its error: Run backs off then, and a later pass asks again.
+// redeliver each lost event (oldest first) that Stagehand has not accepted
+// and whose latest failed attempt it did not ask for before (a request
+// whose redelivery failed too is made again, up to MaxPerGUID
+// redeliveries of the GUID), at most MaxPerPass of them, Spacing apart. It
+// stops at the first request that failed without GitHub's lasting refusal
+// and returns its error: Run backs off then, and a later pass asks again.
 func (r *Redeliverer) Pass(ctx context.Context) (PassResult, error) {
 	var res PassResult
 	if r.Lease != nil {
@@ -127,17 +145,25 @@ func (r *Redeliverer) Pass(ctx context.Context) (PassResult, error) {
 		return res, err
 	}
 	lost := bot.LostDeliveries(attempts, since)
+	redeliveries := redeliveriesByGUID(attempts, since)
 	asked := 0
 	for i, d := range lost {
 		if r.Events != nil && !r.Events[d.Event] {
 			continue
 		}
 		res.Lost++
-		skip, err := r.have(ctx, d.GUID)
+		again, skip, err := r.have(ctx, d)
 		if err != nil {
 			return res, err
 		}
 		if skip {
+			continue
+		}
+		if n := redeliveries[d.GUID]; n >= or(r.MaxPerGUID, DefaultRedeliverMaxPerGUID) {
+			if err := r.giveUp(ctx, d, n); err != nil {
+				return res, err
+			}
+			res.GaveUp++
 			continue
 		}
 		if asked == or(r.MaxPerPass, DefaultRedeliverMaxPerPass) {
@@ -151,7 +177,7 @@ func (r *Redeliverer) Pass(ctx context.Context) (PassResult, error) {
 			}
 		}
 		asked++
-		outcome, err := r.request(ctx, d)
+		outcome, err := r.request(ctx, d, again, redeliveries[d.GUID])
 		switch outcome {
 		case RedeliveryRequested:
 			res.Requested++
@@ -186,30 +212,66 @@ func (r *Redeliverer) read(ctx context.Context, since time.Time) ([]bot.HookDeli
 	return all, pages, nil
 }
 
-// have says whether Stagehand has the GUID or asked for it before.
-func (r *Redeliverer) have(ctx context.Context, guid string) (bool, error) {
-	accepted, err := r.Accepted.Accepted(ctx, guid)
-	if err != nil {
-		return false, fmt.Errorf("redelivery: is delivery %s accepted: %w", guid, err)
+// redeliveriesByGUID counts, per GUID, the redelivery attempts GitHub
+// lists within the look-back.
+func redeliveriesByGUID(attempts []bot.HookDelivery, since time.Time) map[string]int {
+	n := map[string]int{}
+	for _, a := range attempts {
+		if a.Redelivery && !a.DeliveredAt.Before(since) {
+			n[a.GUID]++
+		}
 	}
-	if accepted {
-		r.Logger.DebugContext(ctx, "redelivery: a failed attempt of a delivery Stagehand has; not asked", bot.LogDeliveryID, guid)
-		return true, nil
-	}
-	requested, err := r.Requests.Requested(ctx, guid)
-	if err != nil {
-		return false, fmt.Errorf("redelivery: was delivery %s asked for: %w", guid, err)
-	}
-	return requested, nil
+	return n
 }
 
-// request asks GitHub to redeliver d and records the answer: a GUID GitHub
-// accepted or refused for good is never asked for again.
-func (r *Redeliverer) request(ctx context.Context, d bot.HookDelivery) (string, error) {
+// have says whether a request for lost attempt d is not needed: Stagehand
+// has the GUID, or it asked for this attempt (or a later one) before and
+// GitHub lists no newer attempt (its redelivery may be on its way). again
+// says that an earlier request's redelivery failed.
+func (r *Redeliverer) have(ctx context.Context, d bot.HookDelivery) (again, skip bool, err error) {
+	accepted, err := r.Accepted.Accepted(ctx, d.GUID)
+	if err != nil {
+		return false, false, fmt.Errorf("redelivery: is delivery %s accepted: %w", d.GUID, err)
+	}
+	if accepted {
+		r.Logger.DebugContext(ctx, "redelivery: a failed attempt of a delivery Stagehand has; not asked", bot.LogDeliveryID, d.GUID)
+		return false, true, nil
+	}
+	last, asked, err := r.Requests.LastRequest(ctx, d.GUID)
+	if err != nil {
+		return false, false, fmt.Errorf("redelivery: was delivery %s asked for: %w", d.GUID, err)
+	}
+	return asked, asked && d.ID <= last, nil
+}
+
+// giveUp records that the GUID's n redeliveries all failed: it is not
+// asked for again (the record names its latest attempt).
+func (r *Redeliverer) giveUp(ctx context.Context, d bot.HookDelivery, n int) error {
+	r.count(RedeliveryGaveUp)
+	r.Logger.WarnContext(ctx, "redelivery: every redelivery of a delivery Stagehand missed failed; not asked again, it is lost",
+		bot.LogDeliveryID, d.GUID, bot.LogEvent, d.Event, logHookDelivery, d.ID, logHookStatus, d.Status, logRedeliveries, n)
+	rec := bot.RedeliveryRequest{GUID: d.GUID, Event: d.Event, DeliveryID: d.ID,
+		Outcome: fmt.Sprintf("gave up after %d failed redeliveries", n), RequestedAt: r.Clock.Now()}
+	if err := r.Requests.MarkRequested(ctx, rec); err != nil {
+		return fmt.Errorf("redelivery: recording that delivery %s is given up: %w", d.GUID, err)
+	}
+	return nil
+}
+
+// request asks GitHub to redeliver d and records the answer: an attempt
+// GitHub accepted or refused for good is never asked for again; again (an
+// earlier request's redelivery failed too) and redeliveries (GitHub's
+// redeliveries of the GUID so far) are for the log.
+func (r *Redeliverer) request(ctx context.Context, d bot.HookDelivery, again bool, redeliveries int) (string, error) {
 	attrs := []any{bot.LogDeliveryID, d.GUID, bot.LogEvent, d.Event, logHookDelivery, d.ID, logHookStatus, d.Status}
+	if again {
+		attrs = append(attrs, logRedeliveries, redeliveries)
+	}
 	err := r.GitHub.Redeliver(ctx, d.ID)
 	outcome, words := RedeliveryRequested, RedeliveryRequested
 	switch {
+	case err == nil && again:
+		r.Logger.InfoContext(ctx, "redelivery: GitHub's redelivery failed too; asked GitHub to send the delivery again", attrs...)
 	case err == nil:
 		r.Logger.InfoContext(ctx, "redelivery: asked GitHub to send a delivery Stagehand missed again", attrs...)
 	case errors.Is(err, bot.ErrRedeliveryRefused):
@@ -233,6 +295,7 @@ func (r *Redeliverer) request(ctx context.Context, d bot.HookDelivery) (string, 
 const (
 	logHookDelivery = "hook_delivery_id"
 	logHookStatus   = "hook_status"
+	logRedeliveries = "redeliveries"
 )
 
 func (r *Redeliverer) count(outcome string) {
@@ -259,8 +322,8 @@ func (r *Redeliverer) Run(ctx context.Context, interval time.Duration) {
 			r.Logger.WarnContext(ctx, "redelivery pass failed; backing off", bot.LogError, err, "next_pass_in", wait)
 		default:
 			failures = 0
-			if res.Requested+res.Refused > 0 {
-				r.Logger.InfoContext(ctx, "redelivery pass", "lost", res.Lost, "requested", res.Requested, "refused", res.Refused, "left", res.Capped)
+			if res.Requested+res.Refused+res.GaveUp > 0 {
+				r.Logger.InfoContext(ctx, "redelivery pass", "lost", res.Lost, "requested", res.Requested, "refused", res.Refused, "gave_up", res.GaveUp, "left", res.Capped)
 			}
 		}
 		if r.sleep(ctx, wait) != nil {

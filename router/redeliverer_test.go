@@ -69,13 +69,15 @@ func (f *fakeRequestLog) Accepted(_ context.Context, guid string) (bool, error) 
 	return f.accepted[guid], nil
 }
 
-func (f *fakeRequestLog) Requested(_ context.Context, guid string) (bool, error) {
-	_, ok := f.requested[guid]
-	return ok, nil
+func (f *fakeRequestLog) LastRequest(_ context.Context, guid string) (int64, bool, error) {
+	r, ok := f.requested[guid]
+	return r.DeliveryID, ok, nil
 }
 
+// MarkRequested keeps a GUID's request naming the latest attempt, as the
+// stores do.
 func (f *fakeRequestLog) MarkRequested(_ context.Context, r bot.RedeliveryRequest) error {
-	if _, ok := f.requested[r.GUID]; !ok {
+	if old, ok := f.requested[r.GUID]; !ok || old.DeliveryID < r.DeliveryID {
 		f.requested[r.GUID] = r
 	}
 	return nil
@@ -120,7 +122,7 @@ func (f *redeliverFixture) pass(t *testing.T) PassResult {
 
 func (f *redeliverFixture) outcomes() map[string]float64 {
 	out := map[string]float64{}
-	for _, o := range []string{RedeliveryRequested, RedeliveryRefused, RedeliveryFailed} {
+	for _, o := range []string{RedeliveryRequested, RedeliveryRefused, RedeliveryFailed, RedeliveryGaveUp} {
 		out[o] = testutil.ToFloat64(f.metric.Redeliveries.WithLabelValues(o))
 	}
 	return out
@@ -128,7 +130,7 @@ func (f *redeliverFixture) outcomes() map[string]float64 {
 
 // TestRedeliverPassAsksOncePerLostGUID: the pass pages back to the
 // look-back, asks for each failed GUID that Stagehand does not have,
-// oldest first, and never asks for a GUID twice.
+// oldest first, and never asks twice for one failed attempt.
 func TestRedeliverPassAsksOncePerLostGUID(t *testing.T) {
 	f := newRedeliverFixture(
 		attempt(10, "retried-ok", "push", 1, 202),         // a redelivery that worked
@@ -168,8 +170,68 @@ func TestRedeliverPassAsksOncePerLostGUID(t *testing.T) {
 	if len(f.gh.asked) != 0 {
 		t.Errorf("second pass asked for %v again", f.gh.asked)
 	}
-	if diff := cmp.Diff(map[string]float64{"requested": 3, "refused": 0, "failed": 0}, f.outcomes()); diff != "" {
+	if diff := cmp.Diff(map[string]float64{"requested": 3, "refused": 0, "failed": 0, "gave_up": 0}, f.outcomes()); diff != "" {
 		t.Errorf("stagehand_redeliveries_requested_total (-want +got):\n%s", diff)
+	}
+}
+
+// TestRedeliverPassAsksAgainWhenTheRedeliveryFailed: a redelivery GitHub
+// made and that failed too (Stagehand was killed again, a replica behind
+// the balancer was down) is asked for again at the next pass, once per
+// failed attempt, never while GitHub lists no newer attempt (the
+// redelivery may be on its way), and given up after MaxPerGUID failed
+// redeliveries. Found by the chaos soak with three replicas: asked for once
+// per GUID, a delivery whose redelivery hit a killed replica was lost.
+func TestRedeliverPassAsksAgainWhenTheRedeliveryFailed(t *testing.T) {
+	f := newRedeliverFixture(attempt(1, "g", "push", 30, 0))
+	f.r.MaxPerGUID = 2
+	redelivery := func(id int64, minAgo, code int) {
+		a := attempt(id, "g", "push", minAgo, code)
+		a.Redelivery = true
+		f.gh.attempts = append([]bot.HookDelivery{a}, f.gh.attempts...)
+	}
+	var asked [][]int64
+	var results []PassResult
+	pass := func() {
+		t.Helper()
+		f.gh.asked = nil
+		results = append(results, f.pass(t))
+		asked = append(asked, f.gh.asked)
+	}
+	pass()               // asks for attempt 1
+	pass()               // GitHub has not redelivered yet: nothing
+	redelivery(2, 20, 0) // the redelivery failed: Stagehand was down again
+	pass()               // asks for attempt 2
+	pass()               // nothing
+	redelivery(3, 10, 502)
+	pass() // two failed redeliveries: given up
+	pass() // nothing, not even a log line
+	if diff := cmp.Diff([][]int64{{1}, nil, {2}, nil, nil, nil}, asked); diff != "" {
+		t.Errorf("asked per pass (-want +got):\n%s", diff)
+	}
+	want := []PassResult{
+		{Held: true, Pages: 1, Lost: 1, Requested: 1}, {Held: true, Pages: 1, Lost: 1},
+		{Held: true, Pages: 1, Lost: 1, Requested: 1}, {Held: true, Pages: 1, Lost: 1},
+		{Held: true, Pages: 2, Lost: 1, GaveUp: 1}, {Held: true, Pages: 2, Lost: 1},
+	}
+	if diff := cmp.Diff(want, results); diff != "" {
+		t.Errorf("pass results (-want +got):\n%s", diff)
+	}
+	if got := f.log.requested["g"]; got.DeliveryID != 3 || got.Outcome != "gave up after 2 failed redeliveries" {
+		t.Errorf("recorded: %+v, want the give-up of attempt 3", got)
+	}
+	if diff := cmp.Diff(map[string]float64{"requested": 2, "refused": 0, "failed": 0, "gave_up": 1}, f.outcomes()); diff != "" {
+		t.Errorf("stagehand_redeliveries_requested_total (-want +got):\n%s", diff)
+	}
+	// A redelivery that worked ends it.
+	f2 := newRedeliverFixture(attempt(1, "h", "push", 30, 0))
+	f2.pass(t)
+	ok := attempt(2, "h", "push", 20, 202)
+	ok.Redelivery = true
+	f2.gh.attempts = append([]bot.HookDelivery{ok}, f2.gh.attempts...)
+	f2.gh.asked = nil
+	if res := f2.pass(t); len(f2.gh.asked) != 0 || res.Lost != 0 {
+		t.Errorf("after a redelivery that worked: %+v, asked %v", res, f2.gh.asked)
 	}
 }
 
@@ -224,7 +286,7 @@ func TestRedeliverPassFailuresAndRefusals(t *testing.T) {
 	if diff := cmp.Diff([]int64{2, 3}, f.gh.asked); diff != "" {
 		t.Errorf("second pass asked (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(map[string]float64{"requested": 2, "refused": 1, "failed": 1}, f.outcomes()); diff != "" {
+	if diff := cmp.Diff(map[string]float64{"requested": 2, "refused": 1, "failed": 1, "gave_up": 0}, f.outcomes()); diff != "" {
 		t.Errorf("stagehand_redeliveries_requested_total (-want +got):\n%s", diff)
 	}
 }

@@ -173,9 +173,11 @@ ON CONFLICT (guid) DO UPDATE SET event = excluded.event, reason = excluded.reaso
   (SELECT processed_at FROM processed_deliveries WHERE guid = $1),
   (SELECT poisoned_at FROM poisoned_deliveries WHERE guid = $1),
   COALESCE((SELECT reason FROM poisoned_deliveries WHERE guid = $1), ''),
-  (SELECT requested_at FROM redelivery_requests WHERE guid = $1)`
+  (SELECT requested_at FROM redelivery_requests WHERE guid = $1),
+  COALESCE((SELECT delivery_id FROM redelivery_requests WHERE guid = $1), 0)`
 	pgInsertRedeliveryRequest = `INSERT INTO redelivery_requests (guid, event, delivery_id, outcome, requested_at) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (guid) DO NOTHING`
+ON CONFLICT (guid) DO UPDATE SET event = excluded.event, delivery_id = excluded.delivery_id, outcome = excluded.outcome, requested_at = excluded.requested_at
+WHERE redelivery_requests.delivery_id < excluded.delivery_id`
 )
 
 func (t *postgresTx) MarkRedeliveryRequested(ctx context.Context, r bot.RedeliveryRequest) (bool, error) {
@@ -196,7 +198,7 @@ func (t *postgresTx) MarkPoisoned(ctx context.Context, p bot.PoisonedDelivery) e
 func (t *postgresTx) DeliveryRecord(ctx context.Context, guid string) (bot.DeliveryRecord, error) {
 	var r bot.DeliveryRecord
 	err := t.queryRow(ctx, pgSelectDeliveryRecord, guid).Scan(
-		pgTimeDest{&r.ProcessedAt}, pgTimeDest{&r.PoisonedAt}, &r.PoisonReason, pgTimeDest{&r.RedeliveryRequestedAt})
+		pgTimeDest{&r.ProcessedAt}, pgTimeDest{&r.PoisonedAt}, &r.PoisonReason, pgTimeDest{&r.RedeliveryRequestedAt}, &r.RedeliveryRequestedFor)
 	if err != nil {
 		return bot.DeliveryRecord{}, fmt.Errorf("delivery %s: %w", guid, err)
 	}

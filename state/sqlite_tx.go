@@ -151,9 +151,13 @@ ON CONFLICT (guid) DO UPDATE SET event = excluded.event, reason = excluded.reaso
   (SELECT processed_at FROM processed_deliveries WHERE guid = ?1),
   (SELECT poisoned_at FROM poisoned_deliveries WHERE guid = ?1),
   COALESCE((SELECT reason FROM poisoned_deliveries WHERE guid = ?1), ''),
-  (SELECT requested_at FROM redelivery_requests WHERE guid = ?1)`
+  (SELECT requested_at FROM redelivery_requests WHERE guid = ?1),
+  COALESCE((SELECT delivery_id FROM redelivery_requests WHERE guid = ?1), 0)`
+	// A GUID's row holds its latest request: one naming a later attempt
+	// (GitHub's redelivery failed too) replaces it.
 	insertRedeliveryRequest = `INSERT INTO redelivery_requests (guid, event, delivery_id, outcome, requested_at) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (guid) DO NOTHING`
+ON CONFLICT (guid) DO UPDATE SET event = excluded.event, delivery_id = excluded.delivery_id, outcome = excluded.outcome, requested_at = excluded.requested_at
+WHERE redelivery_requests.delivery_id < excluded.delivery_id`
 )
 
 func (t *sqliteTx) MarkRedeliveryRequested(ctx context.Context, r bot.RedeliveryRequest) (bool, error) {
@@ -181,7 +185,7 @@ func (t *sqliteTx) DeliveryRecord(ctx context.Context, guid string) (bot.Deliver
 
 func scanDeliveryRecord(row *sql.Row, guid string) (bot.DeliveryRecord, error) {
 	var r bot.DeliveryRecord
-	err := row.Scan(timeDest{&r.ProcessedAt}, timeDest{&r.PoisonedAt}, &r.PoisonReason, timeDest{&r.RedeliveryRequestedAt})
+	err := row.Scan(timeDest{&r.ProcessedAt}, timeDest{&r.PoisonedAt}, &r.PoisonReason, timeDest{&r.RedeliveryRequestedAt}, &r.RedeliveryRequestedFor)
 	if err != nil {
 		return bot.DeliveryRecord{}, fmt.Errorf("delivery %s: %w", guid, err)
 	}

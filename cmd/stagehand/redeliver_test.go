@@ -246,12 +246,10 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-// TestRedeliverGivesTheLeaseBackOnStop: serve's automatic redelivery holds
-// its lease from pass to pass, and a clean stop hands it over at once, so
-// the next process (an upgrade, a restart) makes its first pass at start
-// instead of minutes later.
-func TestRedeliverGivesTheLeaseBackOnStop(t *testing.T) {
-	ctx := context.Background()
+// redeliverParts are what startRedeliver needs: the stand-in with the App
+// registered, the App, and a store in dataDir (closed at the test's end).
+func redeliverParts(t *testing.T, dataDir string) (*githubtest.Server, *githubapp.App, bot.Store) {
+	t.Helper()
 	gh := githubtest.New(t)
 	pemBytes, key := githubtest.GenerateAppKey(t)
 	gh.SetAppKey(testAppID, &key.PublicKey)
@@ -259,11 +257,21 @@ func TestRedeliverGivesTheLeaseBackOnStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := state.OpenSQLite(ctx, filepath.Join(t.TempDir(), "stagehand.db"))
+	store, err := state.OpenSQLite(context.Background(), filepath.Join(dataDir, "stagehand.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { store.Close() })
+	return gh, app, store
+}
+
+// TestRedeliverGivesTheLeaseBackOnStop: serve's automatic redelivery holds
+// its lease from pass to pass, and a clean stop hands it over at once, so
+// the next process (an upgrade, a restart) makes its first pass at start
+// instead of minutes later.
+func TestRedeliverGivesTheLeaseBackOnStop(t *testing.T) {
+	ctx := context.Background()
+	gh, app, store := redeliverParts(t, t.TempDir())
 	other := func() bool {
 		t.Helper()
 		held, err := bot.StoreLease(store, redeliverLease, "another process", time.Now, time.Minute)(ctx)

@@ -413,7 +413,8 @@ func startRedeliver(ctx context.Context, cfg *config.Server, app *githubapp.App,
 	r := &router.Redeliverer{
 		GitHub: app, Accepted: deliveries, Requests: deliveries, Events: webhook.EventSet(),
 		// Held from pass to pass; a replica that dies loses it a minute
-		// after the next pass was due.
+		// after the next pass was due (a single server on the embedded
+		// broker takes it over when it starts again: serveWith).
 		Lease:    bot.StoreLease(store, redeliverLease, holder, time.Now, cfg.RedeliverInterval+time.Minute),
 		Outcomes: metrics.Redeliveries, Logger: logger, Clock: bot.SystemClock{},
 	}

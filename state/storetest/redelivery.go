@@ -10,8 +10,11 @@ import (
 	"github.com/stagehand-dev/stagehand/bot"
 )
 
-// testRedeliveryRequests: a GUID's redelivery request is recorded once;
-// the record shows it beside processing and poisoning.
+// testRedeliveryRequests: a GUID's redelivery request is recorded once per
+// attempt it names: a request naming a later attempt (GitHub's redelivery
+// failed too) replaces it, one naming the same or an earlier attempt
+// changes nothing; the record shows the latest beside processing and
+// poisoning.
 func testRedeliveryRequests(t *testing.T, s bot.Store) {
 	ctx := t.Context()
 	mark := func(r bot.RedeliveryRequest) bool {
@@ -27,17 +30,26 @@ func testRedeliveryRequests(t *testing.T, s bot.Store) {
 	if !mark(bot.RedeliveryRequest{GUID: "r-1", Event: "push", DeliveryID: 7, Outcome: "requested", RequestedAt: t0.In(cet)}) {
 		t.Errorf("first request of r-1: not fresh")
 	}
-	if mark(bot.RedeliveryRequest{GUID: "r-1", Event: "push", DeliveryID: 8, Outcome: "requested", RequestedAt: t0.Add(time.Hour)}) {
-		t.Errorf("second request of r-1: fresh, want recorded once")
+	if mark(bot.RedeliveryRequest{GUID: "r-1", Event: "push", DeliveryID: 7, Outcome: "requested", RequestedAt: t0.Add(time.Hour)}) {
+		t.Errorf("second request of r-1 naming the same attempt: fresh, want recorded once")
 	}
-	if diff := cmp.Diff(bot.DeliveryRecord{RedeliveryRequestedAt: t0}, record("r-1")); diff != "" {
-		t.Errorf("after the requests (-want +got):\n%s", diff)
+	if diff := cmp.Diff(bot.DeliveryRecord{RedeliveryRequestedAt: t0, RedeliveryRequestedFor: 7}, record("r-1")); diff != "" {
+		t.Errorf("after the requests of attempt 7 (-want +got):\n%s", diff)
+	}
+	if !mark(bot.RedeliveryRequest{GUID: "r-1", Event: "push", DeliveryID: 12, Outcome: "requested", RequestedAt: t0.Add(2 * time.Hour)}) {
+		t.Errorf("request of r-1 naming a later attempt (the redelivery failed): not fresh")
+	}
+	if mark(bot.RedeliveryRequest{GUID: "r-1", Event: "push", DeliveryID: 9, Outcome: "requested", RequestedAt: t0.Add(3 * time.Hour)}) {
+		t.Errorf("request of r-1 naming an earlier attempt: fresh")
+	}
+	if diff := cmp.Diff(bot.DeliveryRecord{RedeliveryRequestedAt: t0.Add(2 * time.Hour), RedeliveryRequestedFor: 12}, record("r-1")); diff != "" {
+		t.Errorf("after the request of attempt 12 (-want +got):\n%s", diff)
 	}
 	update(t, s, func(tx bot.Tx) error {
 		_, err := tx.MarkDelivery(ctx, bot.Delivery{GUID: "r-1", Event: "push", ProcessedAt: t0.Add(time.Minute)})
 		return err
 	})
-	if diff := cmp.Diff(bot.DeliveryRecord{ProcessedAt: t0.Add(time.Minute), RedeliveryRequestedAt: t0}, record("r-1")); diff != "" {
+	if diff := cmp.Diff(bot.DeliveryRecord{ProcessedAt: t0.Add(time.Minute), RedeliveryRequestedAt: t0.Add(2 * time.Hour), RedeliveryRequestedFor: 12}, record("r-1")); diff != "" {
 		t.Errorf("processed after the request (-want +got):\n%s", diff)
 	}
 	// The store stamps a zero time; an empty GUID is refused.
