@@ -111,6 +111,7 @@ type replicaSet struct {
 	prefix   string
 	replicas []*replica
 	logDir   string
+	extra    []string // more flags for every replica
 }
 
 // args are a replica's flags; without a database URL (and NATS URL) the
@@ -134,7 +135,7 @@ func (rs *replicaSet) args(r *replica) []string {
 	if rs.natsURL != "" {
 		args = append(args, "--nats-url", rs.natsURL, "--nats-prefix", rs.prefix)
 	}
-	return args
+	return append(args, rs.extra...)
 }
 
 func (rs *replicaSet) start(t *testing.T, r *replica) {

@@ -16,28 +16,52 @@ import (
 	"github.com/stagehand-dev/stagehand/config"
 )
 
-// drain brings the soak to rest: every failed delivery sent again until
-// accepted, every accepted one processed (or poisoned), every execution
-// that waits for approval approved, every execution over and brought to
-// GitHub.
+// drain brings the soak to rest: every delivery GitHub could not deliver
+// brought back by Stagehand's automatic redelivery, every accepted one
+// processed (or poisoned), every execution that waits for approval
+// approved, every execution over and brought to GitHub.
 func (s *soak) drain() {
 	t := s.t
 	ctx := context.Background()
 	start := time.Now()
-	for len(s.ledger.failed()) > 0 {
-		if time.Since(start) > 2*time.Minute {
-			t.Errorf("%d deliveries still not accepted after 2m of resending", len(s.ledger.failed()))
+	// Automatic redelivery asks for at most 20 deliveries a pass, and a
+	// server started after a kill may wait for its predecessor's lease;
+	// the wait ends when it has made no progress for 3 minutes.
+	progress, left, lastLog := start, -1, start
+	for {
+		undelivered := s.ledger.undelivered()
+		if len(undelivered) == 0 {
 			break
 		}
-		s.ledger.resendOnce(&s.stats)
+		if len(undelivered) != left {
+			progress, left = time.Now(), len(undelivered)
+		}
+		if time.Since(progress) > 3*time.Minute || time.Since(start) > 20*time.Minute {
+			var guids []string
+			for _, d := range undelivered {
+				guids = append(guids, d.guid)
+			}
+			t.Errorf("after %v, %d deliveries GitHub could not deliver were not brought back by automatic redelivery (counted lost; the driver sends them itself): %v",
+				time.Since(start).Round(time.Second), len(undelivered), guids)
+			for _, d := range undelivered {
+				s.ledger.resend(d)
+			}
+			break
+		}
+		if time.Since(lastLog) > 15*time.Second {
+			t.Logf("draining: %d deliveries GitHub could not deliver wait for automatic redelivery", len(undelivered))
+			lastLog = time.Now()
+		}
 		time.Sleep(time.Second)
 	}
+	t.Logf("every delivery accepted after %v", time.Since(start).Round(time.Second))
 	// Every accepted delivery processed or poisoned; after 5 minutes
 	// check() counts the others as lost.
 	for wait := time.Now(); ; time.Sleep(time.Second) {
 		var pending []string
+		attempts := s.ledger.attempts()
 		for _, d := range s.ledger.all() {
-			if rec := s.record(d.guid); d.accepted && rec.ProcessedAt.IsZero() && rec.PoisonedAt.IsZero() {
+			if rec := s.record(d.guid); s.ledger.accepted(d, attempts[d.guid]) && rec.ProcessedAt.IsZero() && rec.PoisonedAt.IsZero() {
 				pending = append(pending, d.guid)
 			}
 		}
@@ -144,7 +168,10 @@ func (s *soak) check() {
 	bad := map[string]int{} // invariant → violations
 
 	// (1) Every delivery sent is processed exactly once.
+	// Delivered means by GitHub: at its first attempt or at a redelivery
+	// Stagehand asked for; one the driver had to resend counts as lost.
 	processed, poisoned := 0, 0
+	attempts := s.ledger.attempts()
 	for _, d := range s.ledger.all() {
 		rec := s.record(d.guid)
 		switch {
@@ -152,11 +179,17 @@ func (s *soak) check() {
 			processed++
 		case !rec.PoisonedAt.IsZero():
 			poisoned++
+		}
+		switch {
+		case !deliveredByGitHub(attempts[d.guid]):
 			bad["lost"]++
-			t.Errorf("lost: %s delivery %s was poisoned: %s (answers %v)", d.event, d.guid, rec.PoisonReason, d.answers)
-		default:
+			t.Errorf("lost: %s delivery %s was not delivered by GitHub, directly or by automatic redelivery (%s)", d.event, d.guid, answers(attempts[d.guid], d))
+		case !rec.PoisonedAt.IsZero():
 			bad["lost"]++
-			t.Errorf("lost: %s delivery %s was never processed (answers %v)", d.event, d.guid, d.answers)
+			t.Errorf("lost: %s delivery %s was poisoned: %s (%s)", d.event, d.guid, rec.PoisonReason, answers(attempts[d.guid], d))
+		case rec.ProcessedAt.IsZero():
+			bad["lost"]++
+			t.Errorf("lost: %s delivery %s was never processed (%s)", d.event, d.guid, answers(attempts[d.guid], d))
 		}
 	}
 	perDelivery := map[string]int{}
@@ -362,11 +395,11 @@ func (s *soak) check() {
 	}
 	sort.Strings(st)
 	t.Logf("soak summary: mode=%s servers=%d seed=%d took=%v kills=%d deploy_kills=%d startup_kills=%d github_outages=%d | "+
-		"deliveries sent=%d accepted=%d redelivered=%d resent_by_driver=%d processed=%d poisoned=%d | "+
+		"deliveries sent=%d accepted_first=%d failed_first=%d redelivered=%d redelivery_attempts=%d (failed %d) resent_by_driver=%d processed=%d poisoned=%d | "+
 		"executions=%d (%s) deploys=%d step_runs=%d drain_approvals=%d github_deployments=%d github_answers_lost=%d | "+
 		"lost=%d doubled=%d stuck=%d rule_b=%d check_runs_wrong=%d deployments_wrong=%d schema_violations=%d",
 		s.c.name, s.c.replicas, s.c.seed, time.Since(s.began).Round(time.Second), s.stats.get("kills"), s.stats.get("deploy kills"),
-		s.stats.get("startup kills"), s.stats.get("outages"), c["sent"], c["accepted"], c["redelivered"], s.stats.get("resent by driver"), processed, poisoned,
+		s.stats.get("startup kills"), s.stats.get("outages"), c["sent"], c["accepted first"], c["failed first"], c["redelivered"], c["redelivery attempts"], c["redelivery attempts failed"], c["resent by driver"], processed, poisoned,
 		len(exs), strings.Join(st, " "), deploys, stepRunsN, s.stats.get("drain approvals"), deployments, s.github.lost.Load(),
 		bad["lost"], bad["doubled"], bad["stuck"], bad["rule B"], bad["check runs"], bad["deployments"], violations)
 }
