@@ -235,6 +235,32 @@ func TestRedeliverPassAsksAgainWhenTheRedeliveryFailed(t *testing.T) {
 	}
 }
 
+// TestRedeliverPassReadsPastAThousandAttempts: with the default bounds a
+// pass reads back 3,000 attempts, so a delivery that failed while the
+// server was down is found behind the 2,000 attempts made since (the
+// chaos soak's 100-kill run lost 25 when a pass read 1,000), and one
+// behind 3,000 is not (the README says so).
+func TestRedeliverPassReadsPastAThousandAttempts(t *testing.T) {
+	for _, tc := range []struct {
+		since int
+		want  []int64
+	}{{since: 2000, want: []int64{1}}, {since: 3000, want: nil}} {
+		attempts := make([]bot.HookDelivery, 0, tc.since+1)
+		for i := tc.since + 1; i > 1; i-- { // newest first
+			attempts = append(attempts, bot.HookDelivery{ID: int64(i), GUID: fmt.Sprintf("ok-%d", i), Event: "push",
+				DeliveredAt: redeliverNow.Add(-time.Duration(tc.since+1-i) * time.Second), StatusCode: 202})
+		}
+		attempts = append(attempts, bot.HookDelivery{ID: 1, GUID: "missed", Event: "push", DeliveredAt: redeliverNow.Add(-time.Hour), StatusCode: 0})
+		f := newRedeliverFixture(attempts...)
+		f.gh.pageSize = 100
+		f.r.Lookback = 0 // the default, 3 days
+		f.pass(t)
+		if diff := cmp.Diff(tc.want, f.gh.asked); diff != "" {
+			t.Errorf("behind %d attempts, asked (-want +got):\n%s", tc.since, diff)
+		}
+	}
+}
+
 // TestRedeliverPassCap: a long outage's backlog goes out MaxPerPass at a
 // time, oldest first.
 func TestRedeliverPassCap(t *testing.T) {
