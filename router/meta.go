@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -15,14 +16,19 @@ const (
 )
 
 // WebhookHandler is the webhooks topic's handler that calls handle with
-// each stored delivery's GUID, event and payload, read from the message's
-// metadata (a message without a GUID uses its own id).
-func WebhookHandler(handle func(ctx context.Context, guid, event string, payload []byte) error) message.NoPublishHandlerFunc {
+// each stored delivery's GUID, event, received time and payload, read from
+// the message's metadata (a message without a GUID uses its own id; one
+// without a readable received time gives the zero time).
+func WebhookHandler(handle func(ctx context.Context, guid, event string, received time.Time, payload []byte) error) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
 		guid := msg.Metadata.Get(MetaDeliveryID)
 		if guid == "" {
 			guid = msg.UUID
 		}
-		return handle(msg.Context(), guid, msg.Metadata.Get(MetaEvent), msg.Payload)
+		received, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(MetaReceivedAt))
+		if err != nil {
+			received = time.Time{}
+		}
+		return handle(msg.Context(), guid, msg.Metadata.Get(MetaEvent), received, msg.Payload)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
 )
@@ -25,6 +26,10 @@ type Policies struct {
 
 	mu    sync.Mutex
 	cache map[string]bot.Policy // by "owner/repo@commit"
+	// Branch heads read lately and being read, shared by deliveries
+	// received before the read started (heads.go).
+	heads   map[string]headRead  // by headKey
+	reading map[string]*headCall // by headKey
 }
 
 // maxCachedPolicies bounds the cache; it is emptied when full.
@@ -32,10 +37,17 @@ const maxCachedPolicies = 512
 
 // Policy reads prog's policy now.
 func (p *Policies) Policy(ctx context.Context, prog bot.Program) (bot.Policy, error) {
+	return p.PolicySince(ctx, prog, time.Time{})
+}
+
+// PolicySince reads prog's policy at the head of its default branch as a
+// read started after since shows it (a delivery's received time: see
+// headSince); a zero since means now.
+func (p *Policies) PolicySince(ctx context.Context, prog bot.Program, since time.Time) (bot.Policy, error) {
 	if prog.DefaultBranch == "" {
 		return bot.Policy{}, fmt.Errorf("the default branch of %s is not known yet (Stagehand learns it from the repository's next webhook); refusing rather than guessing its policy", prog.FullName())
 	}
-	head, err := p.Heads.HeadCommit(ctx, prog, prog.DefaultBranch)
+	head, err := p.headSince(ctx, prog, prog.DefaultBranch, since)
 	if err != nil {
 		return bot.Policy{}, fmt.Errorf("reading the head of %s's default branch %s: %w", prog.FullName(), prog.DefaultBranch, err)
 	}

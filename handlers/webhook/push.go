@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/google/go-github/v62/github"
 
@@ -43,6 +44,12 @@ func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) (
 	}
 	prog := bot.Program{InstallationID: inst, GitHubID: repoRef.ID, Owner: owner, Repo: repo, DefaultBranch: repoRef.DefaultBranch}
 
+	// A push to the default branch needs its head (latestPolicy): read
+	// meanwhile.
+	var head func() (string, error)
+	if branch == prog.DefaultBranch && h.Policies != nil {
+		head = h.Policies.headLater(ctx, prog, prog.DefaultBranch, d.Received)
+	}
 	// The commands come from the pushed commit; its file's problems are
 	// shown on the commit, to help its author.
 	own, ownRaw, ownDiags, err := h.readCommands(ctx, prog, push.After)
@@ -59,7 +66,7 @@ func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) (
 		if own == nil && !ownInvalid {
 			why = bot.TriggerReason{Code: bot.ReasonNoFile, Repo: prog.FullName(), Commit: push.After}
 		}
-	} else if pol, why, err = h.sideBranchPolicy(ctx, prog); err != nil {
+	} else if pol, why, err = h.sideBranchPolicy(ctx, prog, d.Received); err != nil {
 		return outcome{}, err
 	}
 	var decisions []bot.TriggerDecision // rule A, against the default branch's pipeline set
@@ -77,7 +84,7 @@ func (h *Webhooks) push(ctx context.Context, d Delivery, ev *github.PushEvent) (
 	}
 	var latest *bot.Policy // what the push records as the program's latest policy
 	if branch == prog.DefaultBranch {
-		if latest, err = h.latestPolicy(ctx, prog, pol); err != nil {
+		if latest, err = h.latestPolicy(ctx, prog, pol, head); err != nil {
 			return outcome{}, err
 		}
 	}
@@ -203,22 +210,23 @@ func (h *Webhooks) readCommands(ctx context.Context, prog bot.Program, sha strin
 // nothing: the last valid policy stays (an invalid file never lifts a
 // freeze), and a push to another branch never records one (SPEC §3). When
 // the head cannot be read, the pushed file is taken (deliveries mostly
-// arrive in order).
-func (h *Webhooks) latestPolicy(ctx context.Context, prog bot.Program, pushed bot.Policy) (*bot.Policy, error) {
+// arrive in order). head gives the branch's head, read after the delivery
+// was received (Policies.headLater; nil when h has no Policies).
+func (h *Webhooks) latestPolicy(ctx context.Context, prog bot.Program, pushed bot.Policy, head func() (string, error)) (*bot.Policy, error) {
 	valid := func(p bot.Policy) *bot.Policy {
 		if p.Config == nil || len(p.Raw) == 0 {
 			return nil
 		}
 		return &p
 	}
-	if h.Policies == nil {
+	if h.Policies == nil || head == nil {
 		return valid(pushed), nil
 	}
-	head, err := h.Policies.Heads.HeadCommit(ctx, prog, prog.DefaultBranch)
-	if err != nil || head == "" || head == pushed.Commit {
+	sha, err := head()
+	if err != nil || sha == "" || sha == pushed.Commit {
 		return valid(pushed), nil
 	}
-	pol, err := h.Policies.At(ctx, prog, prog.DefaultBranch, head)
+	pol, err := h.Policies.At(ctx, prog, prog.DefaultBranch, sha)
 	switch {
 	case bot.Refused(err) != nil:
 		return nil, nil
@@ -231,9 +239,10 @@ func (h *Webhooks) latestPolicy(ctx context.Context, prog bot.Program, pushed bo
 // sideBranchPolicy reads the policy a push to a branch other than the
 // default one is decided by: the default branch's. A policy that is missing
 // or invalid is not an error of the handler: why says that nothing starts,
-// and why. Errors are for failures worth a retry.
-func (h *Webhooks) sideBranchPolicy(ctx context.Context, prog bot.Program) (pol bot.Policy, why bot.TriggerReason, err error) {
-	pol, err = h.Policies.Policy(ctx, prog)
+// and why. Errors are for failures worth a retry. The head is read after
+// received, as in latestPolicy.
+func (h *Webhooks) sideBranchPolicy(ctx context.Context, prog bot.Program, received time.Time) (pol bot.Policy, why bot.TriggerReason, err error) {
+	pol, err = h.Policies.PolicySince(ctx, prog, received)
 	re := bot.Refused(err)
 	switch {
 	case re != nil:

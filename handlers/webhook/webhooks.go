@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/google/go-github/v62/github"
 
@@ -69,11 +70,15 @@ type Delivery struct {
 	GUID    string // X-GitHub-Delivery
 	Event   string // X-GitHub-Event
 	Payload []byte
+	// Received is when the intake took it (zero: not known). GitHub sent it
+	// after the event happened, so what is read from GitHub after Received
+	// shows the repository as the event left it, or later.
+	Received time.Time
 }
 
 // Handle handles one stored delivery (router.WebhookHandler calls it).
-func (h *Webhooks) Handle(ctx context.Context, guid, event string, payload []byte) error {
-	return h.HandleDelivery(ctx, Delivery{GUID: guid, Event: event, Payload: payload})
+func (h *Webhooks) Handle(ctx context.Context, guid, event string, received time.Time, payload []byte) error {
+	return h.HandleDelivery(ctx, Delivery{GUID: guid, Event: event, Payload: payload, Received: received})
 }
 
 // HandleDelivery handles one delivery (Handle without the broker message).
