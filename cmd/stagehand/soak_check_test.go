@@ -168,8 +168,9 @@ func (s *soak) check() {
 	bad := map[string]int{} // invariant → violations
 
 	// (1) Every delivery sent is processed exactly once.
-	// Delivered means by GitHub: at its first attempt or at a redelivery
-	// Stagehand asked for; one the driver had to resend counts as lost.
+	// Delivered means by GitHub (at its first attempt or at a redelivery
+	// Stagehand asked for) or taken by Stagehand though GitHub recorded the
+	// attempt as failed; one the driver had to resend counts as lost.
 	processed, poisoned := 0, 0
 	attempts := s.ledger.attempts()
 	for _, d := range s.ledger.all() {
@@ -181,7 +182,7 @@ func (s *soak) check() {
 			poisoned++
 		}
 		switch {
-		case !deliveredByGitHub(attempts[d.guid]):
+		case len(d.resent) > 0:
 			bad["lost"]++
 			t.Errorf("lost: %s delivery %s was not delivered by GitHub, directly or by automatic redelivery (%s)", d.event, d.guid, answers(attempts[d.guid], d))
 		case !rec.PoisonedAt.IsZero():
@@ -395,11 +396,11 @@ func (s *soak) check() {
 	}
 	sort.Strings(st)
 	t.Logf("soak summary: mode=%s servers=%d seed=%d took=%v kills=%d deploy_kills=%d startup_kills=%d github_outages=%d | "+
-		"deliveries sent=%d accepted_first=%d failed_first=%d redelivered=%d redelivery_attempts=%d (failed %d) resent_by_driver=%d processed=%d poisoned=%d | "+
+		"deliveries sent=%d accepted_first=%d failed_first=%d redelivered=%d redelivery_attempts=%d (failed %d) stored_though_failed=%d resent_by_driver=%d processed=%d poisoned=%d | "+
 		"executions=%d (%s) deploys=%d step_runs=%d drain_approvals=%d github_deployments=%d github_answers_lost=%d | "+
 		"lost=%d doubled=%d stuck=%d rule_b=%d check_runs_wrong=%d deployments_wrong=%d schema_violations=%d",
 		s.c.name, s.c.replicas, s.c.seed, time.Since(s.began).Round(time.Second), s.stats.get("kills"), s.stats.get("deploy kills"),
-		s.stats.get("startup kills"), s.stats.get("outages"), c["sent"], c["accepted first"], c["failed first"], c["redelivered"], c["redelivery attempts"], c["redelivery attempts failed"], c["resent by driver"], processed, poisoned,
+		s.stats.get("startup kills"), s.stats.get("outages"), c["sent"], c["accepted first"], c["failed first"], c["redelivered"], c["redelivery attempts"], c["redelivery attempts failed"], c["stored though failed"], c["resent by driver"], processed, poisoned,
 		len(exs), strings.Join(st, " "), deploys, stepRunsN, s.stats.get("drain approvals"), deployments, s.github.lost.Load(),
 		bad["lost"], bad["doubled"], bad["stuck"], bad["rule B"], bad["check runs"], bad["deployments"], violations)
 }

@@ -26,6 +26,11 @@ type ledger struct {
 	// or the load balancer in front of the replicas.
 	webhook *replica
 	client  *http.Client
+	// stored says whether Stagehand has the GUID (processed or poisoned):
+	// it may have taken a delivery whose attempt GitHub recorded as failed
+	// (the server was killed after storing it, before its answer went
+	// out), and rightly never asks for it again.
+	stored func(guid string) bool
 
 	mu         sync.Mutex
 	deliveries []*soakDelivery
@@ -72,15 +77,16 @@ func deliveredByGitHub(attempts []githubtest.HookDelivery) bool {
 	return false
 }
 
-// undelivered are the deliveries no attempt of which GitHub got a 2xx for
-// (and that the driver did not resend).
+// undelivered are the deliveries no attempt of which GitHub got a 2xx for,
+// that Stagehand does not have, and that the driver did not resend.
 func (l *ledger) undelivered() []*soakDelivery {
 	byGUID := l.attempts()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []*soakDelivery
-	for _, d := range l.deliveries {
-		if len(d.resent) == 0 && !deliveredByGitHub(byGUID[d.guid]) {
+	for _, d := range l.all() {
+		l.mu.Lock()
+		resent := len(d.resent) > 0
+		l.mu.Unlock()
+		if !resent && !deliveredByGitHub(byGUID[d.guid]) && !l.stored(d.guid) {
 			out = append(out, d)
 		}
 	}
@@ -116,8 +122,9 @@ func (l *ledger) resend(d *soakDelivery) {
 // counts sums the ledger up from GitHub's attempts: sent, accepted at the
 // first attempt, failed at the first attempt, redelivered (answered 2xx at
 // a redelivery Stagehand asked for, after a first attempt that failed),
-// GitHub's redelivery attempts and how many of them failed, resent by the
-// driver, by kind.
+// GitHub's redelivery attempts and how many of them failed, stored though
+// every attempt failed (Stagehand has it: the kill came after it was stored,
+// before its answer), resent by the driver, by kind.
 func (l *ledger) counts() map[string]int {
 	byGUID := l.attempts()
 	l.mu.Lock()
@@ -134,6 +141,9 @@ func (l *ledger) counts() map[string]int {
 			c["accepted first"]++
 		} else {
 			c["failed first"]++
+		}
+		if !deliveredByGitHub(attempts) && len(d.resent) == 0 && l.stored(d.guid) {
+			c["stored though failed"]++
 		}
 		redelivered := false
 		for _, a := range attempts {

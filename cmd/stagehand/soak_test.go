@@ -210,6 +210,10 @@ func (s *soak) setUp() {
 	s.gh.SetWebhook("http://"+webhook+"/webhooks", []byte(testSecret))
 	s.ledger = newLedger(s.gh, webhook)
 	s.store = s.openStore()
+	s.ledger.stored = func(guid string) bool {
+		rec := s.record(guid)
+		return !rec.ProcessedAt.IsZero() || !rec.PoisonedAt.IsZero()
+	}
 	t.Cleanup(func() { s.store.Close() })
 }
 
