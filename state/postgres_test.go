@@ -432,8 +432,13 @@ func TestPostgresRetriesDeadlock(t *testing.T) {
 			t.Errorf("Update: %v", err)
 		}
 	}
-	if got := calls[0].Load() + calls[1].Load(); got != 3 {
-		t.Errorf("fn ran %d + %d times, want 3 in all: one run again after the deadlock", calls[0].Load(), calls[1].Load())
+	// One of the two is run again after the deadlock. Its new attempt
+	// waits for the other's locks and may then fail once more on a
+	// serialization conflict with what the other committed (a timing
+	// matter under load, retried like the deadlock), so more than 3 runs
+	// are fine; fewer would mean the deadlock was not retried.
+	if got := calls[0].Load() + calls[1].Load(); got < 3 || got > 6 {
+		t.Errorf("fn ran %d + %d times, want 3 to 6 in all: at least one run again after the deadlock", calls[0].Load(), calls[1].Load())
 	}
 	err := a.View(ctx, func(tx bot.Tx) error {
 		for i, p := range []int64{p1.ID, p2.ID} {

@@ -74,8 +74,8 @@ func TestServerDownPushesRunThroughRedelivery(t *testing.T) {
 	defer proxy.Close()
 
 	// Up: a push the server takes, sent by the test so that the stand-in
-	// lists no attempt of it yet. Redelivery is off in this run: the lease
-	// it would take outlives a stop by a minute (see the README).
+	// lists no attempt of it yet. Redelivery is off in this run, so that
+	// the test decides when the first pass comes: at the next start.
 	h.extra = []string{"--redeliver-interval", "0"}
 	first := h.start(t, "first")
 	h.waitReady(t)
