@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"context"
 	"fmt"
 	"time"
 )
@@ -226,6 +227,24 @@ type DeliveryRecord struct {
 	PoisonReason           string
 	RedeliveryRequestedAt  time.Time
 	RedeliveryRequestedFor int64
+}
+
+// ReadDeliveryRecord reads what store knows of a delivery GUID. The
+// intake and the handler ask it for every delivery, so a store that reads
+// one record cheaper than a transaction would (state.SQLite: one prepared
+// statement, which reads one snapshot) is asked directly; any other gets a
+// View.
+func ReadDeliveryRecord(ctx context.Context, store Transactor, guid string) (r DeliveryRecord, err error) {
+	if rr, ok := store.(interface {
+		DeliveryRecord(ctx context.Context, guid string) (DeliveryRecord, error)
+	}); ok {
+		return rr.DeliveryRecord(ctx, guid)
+	}
+	err = store.View(ctx, func(tx Tx) error {
+		r, err = tx.DeliveryRecord(ctx, guid)
+		return err
+	})
+	return r, err
 }
 
 // RedeliveryRequest records that Stagehand asked GitHub to send a delivery

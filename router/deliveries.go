@@ -21,22 +21,9 @@ type DeliveryLog interface {
 // StoreDeliveryLog is the DeliveryLog of a store.
 type StoreDeliveryLog struct{ Store bot.Transactor }
 
-// deliveryRecordReader is a store that reads one delivery's record
-// cheaper than a transaction would (state.SQLite: one prepared statement).
-type deliveryRecordReader interface {
-	DeliveryRecord(ctx context.Context, guid string) (bot.DeliveryRecord, error)
-}
-
 // DeliveryRecord implements DeliveryLog.
-func (l StoreDeliveryLog) DeliveryRecord(ctx context.Context, guid string) (r bot.DeliveryRecord, err error) {
-	if rr, ok := l.Store.(deliveryRecordReader); ok {
-		return rr.DeliveryRecord(ctx, guid)
-	}
-	err = l.Store.View(ctx, func(tx bot.Tx) error {
-		r, err = tx.DeliveryRecord(ctx, guid)
-		return err
-	})
-	return r, err
+func (l StoreDeliveryLog) DeliveryRecord(ctx context.Context, guid string) (bot.DeliveryRecord, error) {
+	return bot.ReadDeliveryRecord(ctx, l.Store, guid)
 }
 
 // MarkPoisoned implements DeliveryLog.

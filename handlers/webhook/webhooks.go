@@ -212,27 +212,11 @@ func (h *Webhooks) mark(ctx context.Context, d Delivery, fn func(tx bot.Tx) erro
 	return fresh, nil
 }
 
-// deliveryRecordReader is a store that reads one delivery's record
-// without a transaction of its own (state.SQLite: a prepared statement),
-// cheaper than a View for a lookup made for every delivery.
-type deliveryRecordReader interface {
-	DeliveryRecord(ctx context.Context, guid string) (bot.DeliveryRecord, error)
-}
-
 // processed reports whether a delivery was handled before, so handlers can
 // skip slow work (GitHub API calls) for redeliveries.
 func (h *Webhooks) processed(ctx context.Context, guid string) (bool, error) {
-	if rr, ok := h.Store.(deliveryRecordReader); ok {
-		r, err := rr.DeliveryRecord(ctx, guid)
-		return !r.ProcessedAt.IsZero(), err
-	}
-	var done bool
-	err := h.Store.View(ctx, func(tx bot.Tx) error {
-		var err error
-		done, err = tx.DeliveryProcessed(ctx, guid)
-		return err
-	})
-	return done, err
+	r, err := bot.ReadDeliveryRecord(ctx, h.Store, guid)
+	return !r.ProcessedAt.IsZero(), err
 }
 
 var errNoInstallation = errors.New("the payload names no installation")
