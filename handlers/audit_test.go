@@ -290,3 +290,84 @@ func TestAuditNeverHoldsSecrets(t *testing.T) {
 		t.Errorf("%d variable-set records, want the stage and production sets:\n%+v", sets, records)
 	}
 }
+
+// TestAuditRecordsEveryKindOfDecision: through webhooks only, each kind
+// of decision the issue names leaves its own record, done, with the
+// person, the execution and the delivery it came from: Promote Build and
+// Dismiss clicks, a promotion, a rejection, a manual start, a re-run, an
+// approval, a break-glass override (its reason in detail) and a cancel.
+func TestAuditRecordsEveryKindOfDecision(t *testing.T) {
+	e := newSurfaceEnv(t, policyWith("    approvers: {users: [bob]}\n"+centuryFreeze))
+	e.push()
+	e.waitReported(1, bot.ExecutionSucceeded)
+	build := e.checkRuns(bot.StageOnly, "")[0]
+	from := e.lastAuditID()
+
+	e.click(build, githubapp.ActionPromote, "alice")
+	e.report()
+	e.click(e.gh.CheckRun(build.ID), githubapp.ActionDismiss, "alice")
+	if reply := e.comment("mallory", "/stagehand promote"); !strings.Contains(reply.Body, "prod-only #2") {
+		t.Fatalf("promote: %q", reply.Body)
+	}
+	e.waitStep(2, bot.StepApproval, bot.StepWaiting)
+	if reply := e.comment("bob", "/stagehand reject 2 not today"); !strings.HasPrefix(reply.Body, "✅") {
+		t.Fatalf("reject: %q", reply.Body)
+	}
+	if reply := e.comment("alice", "/stagehand run stage-only"); !strings.Contains(reply.Body, "stage-only #3") {
+		t.Fatalf("run: %q", reply.Body)
+	}
+	e.waitState(3, bot.ExecutionSucceeded)
+	e.rerun(build, "alice")
+	e.waitState(4, bot.ExecutionSucceeded)
+	if reply := e.comment("mallory", "/stagehand promote"); !strings.Contains(reply.Body, "prod-only #5") {
+		t.Fatalf("promote: %q", reply.Body)
+	}
+	e.waitStep(5, bot.StepApproval, bot.StepWaiting)
+	e.comment("bob", "/stagehand approve 5")
+	e.waitStep(5, bot.StepDeployProduction, bot.StepWaiting) // the freeze holds it
+	if reply := e.comment("bob", `/stagehand deploy-now 5 --override "INC-7: hotfix"`); !strings.HasPrefix(reply.Body, "✅") {
+		t.Fatalf("override: %q", reply.Body)
+	}
+	e.waitState(5, bot.ExecutionSucceeded)
+	e.comment("mallory", "/stagehand promote")
+	e.waitStep(6, bot.StepApproval, bot.StepWaiting)
+	if reply := e.comment("bob", "/stagehand cancel 6"); !strings.HasPrefix(reply.Body, "✅") {
+		t.Fatalf("cancel: %q", reply.Body)
+	}
+	e.waitState(6, bot.ExecutionCancelled)
+
+	number := map[int64]int{}
+	for n := 1; n <= 6; n++ {
+		number[e.executionID(n)] = n
+	}
+	var got []string
+	for _, r := range e.auditSince(from) {
+		if r.Action == bot.AuditStarted || r.Action == bot.AuditTrigger {
+			continue // Stagehand's own decisions, checked in TestAuditPromoteApproveDeploy
+		}
+		if r.Outcome != bot.AuditDone || r.Delivery == "" || r.Reason == "" {
+			t.Errorf("record %+v: want done, with its words and the delivery it came from", r)
+		}
+		s := fmt.Sprintf("%s %s #%d", r.Actor, r.Action, number[r.ExecutionID])
+		if r.Detail != "" {
+			s += " (" + r.Detail + ")"
+		}
+		got = append(got, s)
+	}
+	want := []string{
+		"alice promote-request #1",
+		"alice promote-dismiss #1",
+		"mallory promote #2 (from stage-only #1)",
+		"bob reject #2",
+		"alice start #3 (stage-only)",
+		"alice rerun #4 (re-run of stage-only #1)",
+		"mallory promote #5 (from stage-only #4)",
+		"bob approve #5 (1 of 1 approvals: @bob)",
+		"bob override #5 (INC-7: hotfix)",
+		"mallory promote #6 (from stage-only #4)",
+		"bob cancel #6",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("audit records (-want +got):\n%s", diff)
+	}
+}

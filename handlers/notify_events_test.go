@@ -39,7 +39,8 @@ func (e *surfaceEnv) queuedEvents(n int) []string {
 }
 
 // TestOverrideAndRestoreAreNotified: a break-glass override queues
-// overridden with its reason; a restore queues restored when it starts.
+// overridden with its reason; a restore queues restored when it starts; a
+// build that fails queues failed with the execution's message.
 // Both in the transaction of the change, through comments only.
 func TestOverrideAndRestoreAreNotified(t *testing.T) {
 	t.Run("override", func(t *testing.T) {
@@ -67,6 +68,16 @@ func TestOverrideAndRestoreAreNotified(t *testing.T) {
 		}
 		if got := strings.Join(e.queuedEvents(1), ", "); got != "started, succeeded" {
 			t.Errorf("stage-only #1 queued %s", got)
+		}
+	})
+	t.Run("failed", func(t *testing.T) {
+		e := newSurfaceEnv(t, policyWith("")+notifyAll)
+		e.repo.commit("break the build", map[string]string{"build.sh": "echo broken >&2; exit 3\n"})
+		e.push()
+		ex := e.waitState(1, bot.ExecutionFailed)
+		want := "started, failed (" + ex.Message + ")"
+		if got := strings.Join(e.queuedEvents(1), ", "); ex.Message == "" || got != want {
+			t.Errorf("failed #1 queued %s, want %s", got, want)
 		}
 	})
 }

@@ -98,6 +98,22 @@ func (e *surfaceEnv) clickPayload(cr githubtest.CheckRun, identifier, user strin
 	return p
 }
 
+// rerun sends check_run.rerequested for cr by user, as GitHub does when
+// someone asks to re-run a check run.
+func (e *surfaceEnv) rerun(cr githubtest.CheckRun, user string) {
+	e.t.Helper()
+	var p map[string]any
+	if err := json.Unmarshal(githubtest.Payload("check_run/rerequested.openapi-example.json"), &p); err != nil {
+		e.t.Fatal(err)
+	}
+	run := p["check_run"].(map[string]any)
+	run["external_id"], run["head_sha"] = cr.ExternalID, cr.HeadSHA
+	run["app"].(map[string]any)["id"] = testAppID
+	p["sender"].(map[string]any)["login"] = user
+	e.setRepo(p)
+	e.deliver("check_run", p)
+}
+
 func (e *surfaceEnv) setRepo(p map[string]any) {
 	r := p["repository"].(map[string]any)
 	r["name"], r["full_name"] = repo, owner+"/"+repo
@@ -372,14 +388,7 @@ func TestCreateAndPromoteAndDeployNow(t *testing.T) {
 		t.Errorf("after Reject the prod-only check run is %s/%s", last.Status, last.Conclusion)
 	}
 	// Re-run from check_run.rerequested.
-	var p map[string]any
-	_ = json.Unmarshal(githubtest.Payload("check_run/rerequested.openapi-example.json"), &p)
-	run := p["check_run"].(map[string]any)
-	run["external_id"], run["head_sha"] = cr.ExternalID, cr.HeadSHA
-	run["app"].(map[string]any)["id"] = testAppID
-	p["sender"].(map[string]any)["login"] = "alice"
-	e.setRepo(p)
-	e.deliver("check_run", p)
+	e.rerun(cr, "alice")
 	if ex := e.waitState(3, bot.ExecutionSucceeded); ex.Pipeline != bot.StageOnly || ex.Commit != cr.HeadSHA {
 		t.Errorf("re-run started %s at %s", ex, ex.Commit)
 	}
