@@ -242,9 +242,10 @@ Then watch stage-only run, click Promote Build, Confirm, Approve, and
 see the production site change.
 
 The GitHub stand-in is at %[3]s: "stagehand setup" creates an App
-on it as on GitHub (it approves the new-App form at once):
-  stagehand setup --public-url http://localhost:9090 --data-dir ./setup-demo \
-    --github-web-url %[3]s --github-api-url %[3]s
+on it as on GitHub (it approves the new-App form at once; App names are
+unique there too, and "Stagehand" is this playground's own). From the clone:
+  go run ./cmd/stagehand setup --name "Stagehand demo" --public-url http://localhost:9090 \
+    --data-dir ./setup-demo --github-web-url %[3]s --github-api-url %[3]s
 
 `, strings.TrimRight(public, "/"), pg.work, pg.gh.URL())
 }

@@ -37,9 +37,16 @@ type setupRun struct {
 // with the page on a free loopback port, until it ends or the test does.
 func startSetup(t *testing.T, gh *githubtest.Server, args ...string) *setupRun {
 	t.Helper()
+	return startSetupArgs(t, append([]string{"--github-web-url", gh.URL(), "--github-api-url", gh.URL()}, args...)...)
+}
+
+// startSetupArgs runs "stagehand setup ARGS", its page on a free loopback
+// port, until it ends or the test does.
+func startSetupArgs(t *testing.T, args ...string) *setupRun {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &setupRun{addr: freeAddr(t), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1), cancel: cancel}
-	all := append([]string{"setup", "--listen", r.addr, "--github-web-url", gh.URL(), "--github-api-url", gh.URL()}, args...)
+	all := append([]string{"setup", "--listen", r.addr}, args...)
 	go func() { r.done <- run(ctx, all, func(string) string { return "" }, r.stdout, r.stderr) }()
 	t.Cleanup(func() {
 		cancel()
@@ -467,18 +474,93 @@ func TestREADMEListsWhatTheAppNeeds(t *testing.T) {
 	}
 }
 
-// TestSetupAgainstThePlayground: setup works against the playground's
-// stand-in as the playground prints it (its visitor is signed in there):
-// the App is created and stored.
+// TestSetupAgainstThePlayground: the setup command a running playground
+// prints works against its stand-in as printed (only the data directory
+// and the page's port moved into the test's own), although the
+// playground's own App is on the stand-in already (its start-up check
+// asked GET /app); then serve, as README runs it, finds the stored App and
+// passes its permissions check.
 func TestSetupAgainstThePlayground(t *testing.T) {
-	pg := newTestPlayground(t, t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"playground", "--listen", freeAddr(t), "--data-dir", t.TempDir()}, func(string) string { return "" }, &stdout, &stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("playground: %v", err)
+		}
+	})
+	const prefix = "go run ./cmd/stagehand setup "
+	waitFor(t, 60e9, "the playground to print the setup command and check its own App", func() bool {
+		return strings.Contains(stdout.String(), prefix) && strings.Contains(stderr.String(), "has every permission and event Stagehand needs")
+	})
+	printed := stdout.String()[strings.Index(stdout.String(), prefix)+len(prefix):]
+	printed = strings.ReplaceAll(printed[:strings.Index(printed, "\n\n")], "\\\n", " ")
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inREADME := string(readme)[strings.Index(string(readme), "```sh\n"+prefix)+len("```sh\n"+prefix):]
+	inREADME = strings.ReplaceAll(inREADME[:strings.Index(inREADME, "\n#")], "\\\n", " ")
+	standIn := regexp.MustCompile(`http://127\.0\.0\.1:[0-9]+/`)
+	if got, want := strings.Join(strings.Fields(standIn.ReplaceAllString(printed, "http://127.0.0.1:PORT/")), " "), strings.Join(strings.Fields(inREADME), " "); got != want {
+		t.Errorf("the playground prints\n  %s\nREADME shows\n  %s", got, want)
+	}
 	dir := filepath.Join(t.TempDir(), "setup-demo")
-	r := startSetup(t, pg.gh, "--public-url", "http://localhost:9090", "--data-dir", dir)
+	r := startSetupArgs(t, append(shellWords(t, printed), "--data-dir", dir)...)
 	c := browser(t)
 	_, back := r.click(t, c)
 	r.finish(t, c, back)
 	stored, err := config.ReadStoredApp(dir)
-	if err != nil || stored == nil || stored.APIURL != pg.gh.URL() {
-		t.Fatalf("stored %+v, %v", stored, err)
+	if err != nil || stored == nil || !strings.Contains(printed, "--github-api-url "+stored.APIURL) {
+		t.Fatalf("stored %+v, %v; printed %s", stored, err, printed)
 	}
+	logs := &syncBuffer{}
+	serveCtx, stopServe := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- run(serveCtx, []string{"serve", "--data-dir", dir, "--public-url", "http://localhost:9090", "--listen", freeAddr(t), "--step-sandbox", testSandboxMode()},
+			func(string) string { return "" }, io.Discard, logs)
+	}()
+	defer func() {
+		stopServe()
+		if err := <-served; err != nil || t.Failed() {
+			t.Errorf("serve (%v), its log:\n%s", err, logs)
+		}
+	}()
+	waitFor(t, 60e9, "serve's permissions check", func() bool {
+		return strings.Contains(logs.String(), `has every permission and event Stagehand needs" app=`+stored.Slug)
+	})
+	if want := "app id from " + filepath.Join(dir, config.StoredAppFile); !strings.Contains(logs.String(), want) {
+		t.Errorf("serve's log lacks %q:\n%s", want, logs)
+	}
+}
+
+// shellWords splits s as a POSIX shell would, for the commands a test
+// copies from stdout: words, and "…" quoted words without escapes.
+func shellWords(t *testing.T, s string) []string {
+	t.Helper()
+	var words []string
+	for s = strings.TrimSpace(s); s != ""; s = strings.TrimSpace(s) {
+		if s[0] == '"' {
+			end := strings.IndexByte(s[1:], '"')
+			if end < 0 {
+				t.Fatalf("unbalanced quote in %q", s)
+			}
+			words, s = append(words, s[1:end+1]), s[end+2:]
+			continue
+		}
+		end := strings.IndexAny(s, " \t\n")
+		if end < 0 {
+			end = len(s)
+		}
+		if strings.ContainsAny(s[:end], `"'`) {
+			t.Fatalf("quotes inside a word: %q", s[:end])
+		}
+		words, s = append(words, s[:end]), s[end:]
+	}
+	return words
 }
