@@ -238,3 +238,49 @@ func TestRestoreAFullStackBuild(t *testing.T) {
 		t.Errorf("after the restore production holds %q, want full-stack #2's %q", got, fullStackProduction)
 	}
 }
+
+// TestPinShownOnTheLatestBuild: the check run of the latest successful
+// stage-only build, the one offering Promote Build, is brought up to date
+// when production's newest successful deploy changes: it gains "pinned by
+// restore" once the restore has run in production, and loses it once a
+// promotion ends the pin, without anything happening to the build itself.
+func TestPinShownOnTheLatestBuild(t *testing.T) {
+	e := newSurfaceEnv(t, policyWith("    approvers: {users: [bob, alice]}\n"))
+	e.deployBuilds(2) // builds #1, #3; deploys #2, #4
+	e.report()
+	latest, _ := e.execution(3)
+	summary := func() string {
+		e.t.Helper()
+		e.report()
+		e.report() // what the first pass asked to render again
+		runs := e.checkRuns(bot.StageOnly, latest.Commit)
+		if len(runs) == 0 {
+			t.Fatal("stage-only #3 has no check run")
+		}
+		return e.gh.CheckRun(runs[len(runs)-1].ID).Output.Summary
+	}
+	const pin = "📌 Production is pinned by restore of #1 (prod-only #5, rolled back from #3)."
+	if s := summary(); strings.Contains(s, "pinned") {
+		t.Fatalf("before the restore #3's check run says:\n%s", s)
+	}
+
+	if reply := e.comment("bob", "/stagehand restore production 1"); !strings.Contains(reply.Body, "prod-only #5") {
+		t.Fatalf("restore: %q", reply.Body)
+	}
+	e.waitStep(5, bot.StepApproval, bot.StepWaiting)
+	e.comment("alice", "/stagehand approve 5 --rollback")
+	e.waitState(5, bot.ExecutionSucceeded)
+	if s := summary(); !strings.Contains(s, pin) {
+		t.Errorf("while production is pinned #3's check run says:\n%s\nwant %q", s, pin)
+	}
+
+	if reply := e.comment("mallory", "/stagehand promote"); !strings.Contains(reply.Body, "prod-only #6") {
+		t.Fatalf("promote: %q", reply.Body)
+	}
+	e.waitStep(6, bot.StepApproval, bot.StepWaiting)
+	e.comment("alice", "/stagehand approve 6")
+	e.waitState(6, bot.ExecutionSucceeded)
+	if s := summary(); strings.Contains(s, "pinned") {
+		t.Errorf("after #6 ended the pin #3's check run still says:\n%s", s)
+	}
+}

@@ -300,10 +300,14 @@ func (r *Reporter) installationSlots(inst int64) chan struct{} {
 type snapshot struct {
 	in   githubapp.RenderInput
 	refs map[string]bot.GitHubRef
-	// previous is the succeeded stage-only execution that was the latest
-	// one before this one: its Promote Build button must go.
-	previous int64
-	cfg      *bot.Config
+	// again are executions whose check runs must be rendered again: the
+	// succeeded stage-only execution that was the latest one before this
+	// one (its Promote Build button must go), or, when this execution
+	// deployed production successfully, the latest successful stage-only
+	// execution (its check run shows whether production is pinned by a
+	// restore, which that deploy may have begun or ended).
+	again []int64
+	cfg   *bot.Config
 }
 
 func (r *Reporter) load(ctx context.Context, id int64) (snapshot, error) {
@@ -336,19 +340,25 @@ func (r *Reporter) load(ctx context.Context, id int64) (snapshot, error) {
 				s.in.HasProdOnly = true
 			}
 		}
-		if ex.State == bot.ExecutionSucceeded {
-			if s.in.RestorePin, err = bot.ReadRestorePin(ctx, tx, ex.ProgramID); err != nil {
-				return err
-			}
+		if ex.State != bot.ExecutionSucceeded {
+			return nil
 		}
-		if ex.Pipeline == bot.StageOnly && ex.State == bot.ExecutionSucceeded {
-			latest, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: ex.ProgramID, Pipeline: bot.StageOnly, States: []bot.ExecutionState{bot.ExecutionSucceeded}, Limit: 2})
-			if err != nil {
-				return err
+		if s.in.RestorePin, err = bot.ReadRestorePin(ctx, tx, ex.ProgramID); err != nil {
+			return err
+		}
+		latest, err := tx.Executions(ctx, bot.ExecutionFilter{ProgramID: ex.ProgramID, Pipeline: bot.StageOnly, States: []bot.ExecutionState{bot.ExecutionSucceeded}, Limit: 2})
+		if err != nil {
+			return err
+		}
+		switch {
+		case ex.Pipeline != bot.StageOnly: // prod-only and full-stack deploy production
+			if len(latest) > 0 {
+				s.again = append(s.again, latest[0].ID)
 			}
-			s.in.LatestSuccessfulStageOnly = len(latest) > 0 && latest[0].ID == ex.ID
-			if s.in.LatestSuccessfulStageOnly && len(latest) > 1 {
-				s.previous = latest[1].ID
+		case len(latest) > 0 && latest[0].ID == ex.ID:
+			s.in.LatestSuccessfulStageOnly = true
+			if len(latest) > 1 {
+				s.again = append(s.again, latest[1].ID)
 			}
 		}
 		return nil
@@ -408,8 +418,8 @@ func (r *Reporter) report(ctx context.Context, id int64) error {
 		return err
 	}
 	return r.update(ctx, func(tx Tx) error {
-		if s.previous != 0 {
-			if err := tx.Touch(ctx, s.previous); err != nil {
+		for _, id := range s.again {
+			if err := tx.Touch(ctx, id); err != nil {
 				return err
 			}
 		}
