@@ -2,6 +2,8 @@ package handlers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -369,5 +371,39 @@ func TestAuditRecordsEveryKindOfDecision(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("audit records (-want +got):\n%s", diff)
+	}
+}
+
+// TestAuditPolicyChanges: a policy-change record is appended when a push
+// to the default branch brings a .github/stagehand.yml other than the one
+// seen last (its SHA-256, or "invalid"), and only then: not for a push
+// that leaves the file as it was, nor for a side branch's file.
+func TestAuditPolicyChanges(t *testing.T) {
+	first := policyWith("")
+	second := policyWith("    approvers: {users: [bob]}\n")
+	sum := func(s string) string { h := sha256.Sum256([]byte(s)); return "sha256:" + hex.EncodeToString(h[:]) }
+	e := newSurfaceEnv(t, first)
+	e.push()
+	e.repo.commit("docs only", map[string]string{"README.md": "words\n"})
+	e.push()
+	e.pushBranch("side", map[string]string{bot.ConfigPath: second})
+	e.pushMain(second)
+	e.pushMain("version: [1\n")
+	e.pushMain(first)
+	e.settle()
+
+	var got []string
+	for _, r := range e.auditSince(0) {
+		if r.Action != bot.AuditPolicyChange {
+			continue
+		}
+		if r.Outcome != bot.AuditDone || r.Delivery == "" || r.Actor == "" || !strings.Contains(r.Reason, "changed at") {
+			t.Errorf("policy-change record %+v: want done, by the pusher, with the delivery and its words", r)
+		}
+		got = append(got, r.Detail)
+	}
+	want := []string{sum(first), sum(second), "invalid", sum(first)}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("policy-change records (-want +got):\n%s", diff)
 	}
 }
