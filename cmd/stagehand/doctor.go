@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -40,7 +41,8 @@ check failed. The checks, in order:
   webhook URL        <public-url>/webhooks answers an unsigned delivery with
                      Stagehand's 401 (so GitHub's deliveries reach a server)
   database           the state database answers (SQLite in the data
-                     directory, or --database-url)
+                     directory, or --database-url); a SQLite database not
+                     made yet, that serve can make it (doctor makes nothing)
   broker             the external NATS JetStream of --nats-url answers (the
                      embedded one starts with serve)
   sandbox            bwrap is installed and makes a sandbox here
@@ -77,6 +79,10 @@ func doctor(ctx context.Context, args []string, getenv func(string) string, stdo
 	case err != nil:
 		d.fail("configuration", err.Error())
 	case rerr != nil:
+		if stored, _ := config.ReadStoredApp(cfg.DataDir); stored == nil && cfg.GitHubAppID <= 0 {
+			d.fail("configuration", fmt.Sprintf("no GitHub App is given, and %s holds none that \"stagehand setup\" stored (%s): run stagehand setup --public-url URL, or pass the --data-dir it stored the App in, or the App's flags below",
+				cfg.DataDir, config.StoredAppFile))
+		}
 		for _, p := range strings.Split(rerr.Error(), "\n  - ")[1:] {
 			d.fail("configuration", p)
 		}
@@ -166,14 +172,15 @@ func (d *doctorReport) webhookURL(ctx context.Context, cfg *config.Server) {
 }
 
 // database opens the state database and pings it. A SQLite database not
-// made yet is not made: the data directory must be writable instead.
+// made yet is not made, nor its data directory: serve must be able to make
+// them instead.
 func (d *doctorReport) database(ctx context.Context, cfg *config.Server) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	if cfg.DatabaseURL == "" {
 		path := filepath.Join(cfg.DataDir, "stagehand.db")
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			if err := writableDir(cfg.DataDir); err != nil {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			if err := canMakeIn(cfg.DataDir); err != nil {
 				d.fail("database", fmt.Sprintf("SQLite in %s cannot be made: %v: make --data-dir a directory serve may write", cfg.DataDir, err))
 				return
 			}
@@ -262,15 +269,29 @@ func (d *doctorReport) secretsDir(cfg *config.Server) {
 	d.ok("secrets directory", fmt.Sprintf("%s can be read (%d entries)", cfg.SecretsDir, len(entries)))
 }
 
-// writableDir reports whether a file can be made in dir (made when missing).
-func writableDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".doctor-*")
+// canMakeIn reports whether serve could make files in dir: a file can be
+// made (and is removed) in dir, or in the nearest of its parents that
+// exists (serve makes the rest). It leaves nothing behind.
+func canMakeIn(dir string) error {
+	d, err := filepath.Abs(dir)
 	if err != nil {
 		return err
 	}
-	f.Close()
-	return os.Remove(f.Name())
+	for {
+		fi, err := os.Stat(d)
+		switch {
+		case err == nil && !fi.IsDir():
+			return fmt.Errorf("%s is not a directory", d)
+		case err == nil:
+			f, err := os.CreateTemp(d, ".stagehand-doctor-*")
+			if err != nil {
+				return err
+			}
+			f.Close()
+			return os.Remove(f.Name())
+		case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) || filepath.Dir(d) == d:
+			return err
+		}
+		d = filepath.Dir(d)
+	}
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -58,9 +60,9 @@ func doctorLines(status map[string]string) []string {
 
 // TestDoctor: on a good setup (a server running with the flags doctor is
 // given) every line passes; on a broken one (a permission and an event
-// taken from the App, an unreachable database, no bwrap on PATH, no server
-// at the public URL) each of those lines fails and says what to do, and
-// doctor exits 1.
+// taken from the App, an unreachable database and broker, no bwrap on
+// PATH, no server at the public URL, a secrets directory that is not
+// there) each of those lines fails and says what to do, and doctor exits 1.
 func TestDoctor(t *testing.T) {
 	h := newHarness(t)
 	secrets := t.TempDir()
@@ -92,12 +94,14 @@ func TestDoctor(t *testing.T) {
 		perms["checks"] = "read"
 		h.gh.SetAppSettings(testAppID, perms, []string{"check_run", "issue_comment", "push", "repository"})
 		t.Setenv("PATH", t.TempDir())
-		broken := append(args, "--database-url", "postgres://stagehand@127.0.0.1:1/none?sslmode=disable&connect_timeout=5", "--step-sandbox", "bwrap")
+		missingSecrets := filepath.Join(t.TempDir(), "missing")
+		broken := append(args, "--database-url", "postgres://stagehand@127.0.0.1:1/none?sslmode=disable&connect_timeout=5", "--step-sandbox", "bwrap",
+			"--nats-url", "nats://127.0.0.1:1", "--secrets-dir", missingSecrets)
 		lines, out, err := runDoctor(t, broken...)
 		want := doctorLines(map[string]string{"permission Checks: write": "FAIL", "event check_suite": "FAIL",
-			"webhook URL": "FAIL", "database": "FAIL", "sandbox": "FAIL"})
+			"webhook URL": "FAIL", "database": "FAIL", "broker": "FAIL", "sandbox": "FAIL", "secrets directory": "FAIL"})
 		var exit exitError
-		if diff := cmp.Diff(append(want, "5 check(s) failed."), lines); diff != "" || !errors.As(err, &exit) || exit.code != 1 {
+		if diff := cmp.Diff(append(want, "7 check(s) failed."), lines); diff != "" || !errors.As(err, &exit) || exit.code != 1 {
 			t.Errorf("doctor (%v), lines (-want +got):\n%s\n%s", err, diff, out)
 		}
 		settings := h.gh.URL() + "settings/apps/stagehand/permissions"
@@ -109,10 +113,57 @@ func TestDoctor(t *testing.T) {
 			"check that PostgreSQL runs there and the URL's user, password and database",
 			"FAIL  sandbox: bubblewrap (the bwrap program) is not installed",
 			"install bubblewrap (apt-get install bubblewrap",
+			"FAIL  broker: NATS of --nats-url does not answer (",
+			"): start it, or fix the URL and its credentials",
+			"FAIL  secrets directory: open " + missingSecrets + ": no such file or directory: make --secrets-dir a directory this user may read",
 		} {
 			if !strings.Contains(out, s) {
 				t.Errorf("doctor's output lacks %q:\n%s", s, out)
 			}
 		}
 	})
+}
+
+// TestDoctorWithoutAnApp: doctor run where no App is given nor stored
+// (in another directory than setup's, say) says first that "stagehand
+// setup" makes one or that --data-dir should name where it stored one; it
+// makes no data directory (the database line says serve would make it
+// there), and one serve could not make fails the database line.
+func TestDoctorWithoutAnApp(t *testing.T) {
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notYet := filepath.Join(tmp, "not", "yet")
+	tests := []struct {
+		name, dataDir string
+		want          []string
+		wantOut       []string
+	}{
+		{"a data dir not made yet", notYet,
+			[]string{"FAIL configuration", "FAIL configuration", "FAIL configuration", "FAIL configuration", "skip GitHub App",
+				"FAIL webhook URL", "ok database", "ok broker", "skip sandbox", "skip secrets directory", "5 check(s) failed."},
+			[]string{`FAIL  configuration: no GitHub App is given, and ` + notYet + ` holds none that "stagehand setup" stored (github-app.json): run stagehand setup --public-url URL, or pass the --data-dir it stored the App in`,
+				"ok    database: SQLite in " + filepath.Join(notYet, "stagehand.db") + " (made when serve first starts)"}},
+		{"a data dir under a file", filepath.Join(file, "data"),
+			[]string{"FAIL configuration", "skip GitHub App", "FAIL webhook URL", "FAIL database", "ok broker", "skip sandbox", "skip secrets directory", "3 check(s) failed."},
+			[]string{"FAIL  database: SQLite in " + filepath.Join(file, "data") + " cannot be made: " + file + " is not a directory: make --data-dir a directory serve may write"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lines, out, err := runDoctor(t, "--data-dir", tt.dataDir, "--public-url", "http://127.0.0.1:1", "--step-sandbox", "none")
+			if diff := cmp.Diff(tt.want, lines); diff != "" || err == nil {
+				t.Errorf("doctor (%v), lines (-want +got):\n%s\n%s", err, diff, out)
+			}
+			for _, s := range tt.wantOut {
+				if !strings.Contains(out, s) {
+					t.Errorf("doctor's output lacks %q:\n%s", s, out)
+				}
+			}
+			if entries, _ := os.ReadDir(tmp); len(entries) != 1 {
+				t.Errorf("doctor left %d entries in %s, want the file only", len(entries), tmp)
+			}
+		})
+	}
 }
