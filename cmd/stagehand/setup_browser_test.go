@@ -27,6 +27,11 @@ func TestSetupInBrowser(t *testing.T) {
 	if text := tr.pageText(); !strings.Contains(text, "https://stagehand.example.com/webhooks") || !strings.Contains(text, "Checks: write") {
 		tr.fail("open the setup page", "the page does not show the webhook URL and the permissions")
 	}
+	// "Stagehand" is surely taken on github.com: GitHub's form says so,
+	// and the name is changed there.
+	if text := tr.pageText(); !strings.Contains(text, "if its form says this one is in use, change it there and press Create again") {
+		tr.fail("open the setup page", "the page does not say what to do when GitHub finds the name in use")
+	}
 	tr.click("click Create", "#create")
 	if loc := tr.location(); !strings.HasPrefix(loc, "http://"+r.addr+"/setup/done?") {
 		tr.fail("click Create", "at %s, want the way back to the setup page", loc)

@@ -52,7 +52,7 @@ code{background:#f3f3f3;padding:0 .2rem}button{font-size:1.1rem;padding:.5rem 1r
 prefilled form owned by {{.Owner}}, you press <b>Create</b>, and GitHub sends
 you back here with a code that this setup exchanges for the App's credentials.</p>
 <ul>
-<li>Name: <code id="app-name">{{.Manifest.Name}}</code> (private: only its owner installs it)</li>
+<li>Name: <code id="app-name">{{.Manifest.Name}}</code> (private: only its owner installs it). App names are unique on GitHub: if its form says this one is in use, change it there and press <b>Create</b> again (or run setup again with <code>--name</code>).</li>
 <li>Webhook: <code id="webhook-url">{{.Manifest.HookAttributes.URL}}</code></li>
 <li>Sign-in callback: <code id="callback-url">{{index .Manifest.CallbackURLs 0}}</code></li>
 <li>Repository permissions:{{range .Permissions}}{{if not .Org}} <code>{{.Label}}: {{.Level}}</code>{{end}}{{end}};

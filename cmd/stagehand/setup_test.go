@@ -283,32 +283,53 @@ func startServeWith(t *testing.T, h *harness, args ...string) *syncBuffer {
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-// TestSetupExpiredCode: a code older than an hour is refused with the
-// reason, on the page and in the terminal; nothing is stored and setup
-// goes on waiting.
-func TestSetupExpiredCode(t *testing.T) {
-	gh := githubtest.New(t)
-	gh.AddUser("alice")
-	gh.SignInOnWeb("alice")
-	dir := filepath.Join(t.TempDir(), "data")
-	r := startSetup(t, gh, "--public-url", "https://stagehand.example.com", "--data-dir", dir)
-	c := browser(t)
-	_, back := r.click(t, c)
-	gh.ExpireManifestCodes()
-	status, _, body := getPage(t, c, back)
-	if status != http.StatusBadGateway || !strings.Contains(html.UnescapeString(body), githubtest.MsgManifestCodeExpired) {
-		t.Errorf("an expired code: %d %s", status, body)
+// TestSetupRefusedCode: a code older than an hour, or one exchanged
+// already (by whoever learned it first), is refused by GitHub with the
+// reason, which setup shows on the page and in the terminal; nothing is
+// stored and setup goes on waiting.
+func TestSetupRefusedCode(t *testing.T) {
+	tests := []struct {
+		name   string
+		spoil  func(t *testing.T, gh *githubtest.Server, code string)
+		reason string
+	}{
+		{"expired", func(t *testing.T, gh *githubtest.Server, _ string) { gh.ExpireManifestCodes() }, githubtest.MsgManifestCodeExpired},
+		{"used", func(t *testing.T, gh *githubtest.Server, code string) {
+			if _, err := githubapp.ConvertManifest(context.Background(), gh.URL(), nil, code); err != nil {
+				t.Fatal(err)
+			}
+		}, githubtest.MsgManifestCodeUsed},
 	}
-	if !strings.Contains(r.stderr.String(), githubtest.MsgManifestCodeExpired) || fileExists(dir) && fileExists(filepath.Join(dir, config.StoredAppFile)) {
-		t.Errorf("the terminal does not say why, or something was stored:\n%s", r.stderr)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gh := githubtest.New(t)
+			gh.AddUser("alice")
+			gh.SignInOnWeb("alice")
+			dir := filepath.Join(t.TempDir(), "data")
+			r := startSetup(t, gh, "--public-url", "https://stagehand.example.com", "--data-dir", dir)
+			c := browser(t)
+			_, back := r.click(t, c)
+			u, err := url.Parse(back)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.spoil(t, gh, u.Query().Get("code"))
+			status, _, body := getPage(t, c, back)
+			if status != http.StatusBadGateway || !strings.Contains(html.UnescapeString(body), tt.reason) {
+				t.Errorf("the way back: %d %s", status, body)
+			}
+			if !strings.Contains(r.stderr.String(), tt.reason) || fileExists(filepath.Join(dir, config.StoredAppFile)) {
+				t.Errorf("the terminal does not say why, or something was stored:\n%s", r.stderr)
+			}
+			select {
+			case err := <-r.done:
+				r.done <- err
+				t.Fatalf("setup ended: %v", err)
+			default:
+			}
+			gh.AssertNoErrors(t)
+		})
 	}
-	select {
-	case err := <-r.done:
-		t.Fatalf("setup ended: %v", err)
-		r.done <- err
-	default:
-	}
-	gh.AssertNoErrors(t)
 }
 
 // TestSetupPageAttacks: the page listens on loopback by default; a POST
