@@ -105,7 +105,13 @@ var (
 // and the form's token and key.
 func (v *visitor) history() (page string, buttons []string, form url.Values) {
 	v.site.e.t.Helper()
-	status, page := v.send("GET", "/programs/"+owner+"/"+repo+"/environments/production/deployments", nil, nil)
+	return v.historyAt("")
+}
+
+// historyAt is history with a query (?until=…) after the path.
+func (v *visitor) historyAt(query string) (page string, buttons []string, form url.Values) {
+	v.site.e.t.Helper()
+	status, page := v.send("GET", "/programs/"+owner+"/"+repo+"/environments/production/deployments"+query, nil, nil)
 	if status != http.StatusOK {
 		v.site.e.t.Fatalf("production's history: %d\n%s", status, page)
 	}
@@ -214,5 +220,52 @@ func TestRestoreFromTheDashboardButton(t *testing.T) {
 	want := []string{"mallory refused forged", "bob refused not-promotable", "bob done ", "bob refused already-done"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("restore records %q, want %q", got, want)
+	}
+}
+
+// TestWhatRanLastTuesdayAndPutItBack is the "done when", on the
+// dashboard alone: build A ran in production on a Tuesday, build B from
+// Thursday on. An approver opens production's history at Wednesday's date
+// and reads what ran then (A's deploy, its commit, who promoted and who
+// approved it), presses its Restore button, and once the rollback is
+// approved production runs A's byte-identical files again.
+func TestWhatRanLastTuesdayAndPutItBack(t *testing.T) {
+	e := newSurfaceEnv(t, policyWith("    approvers: {users: [bob, alice]}\n"))
+	_, tuesday := e.deployBuild(0) // stage-only #1, prod-only #2
+	a, _ := e.execution(1)
+	wednesday := e.clock.Now().UTC().Add(24 * time.Hour).Format(time.DateOnly)
+	e.clock.Advance(48 * time.Hour)
+	if _, thursday := e.deployBuild(1); thursday == tuesday { // stage-only #3, prod-only #4
+		t.Fatal("both builds deployed the same file; the test needs distinct ones")
+	}
+
+	bob := e.dashboardSite().signInAs("bob")
+	page, buttons, form := bob.historyAt("?until=" + wednesday)
+	first := strings.Index(page, "prod-only #")
+	if first < 0 || !strings.HasPrefix(page[first:], "prod-only #2 ") || strings.Contains(page, "prod-only #4") {
+		t.Fatalf("production's history until %s does not start with #2:\n%s", wednesday, page)
+	}
+	row := page[first:]
+	if i := strings.Index(row[1:], "prod-only #"); i >= 0 {
+		row = row[:i+1]
+	}
+	for _, want := range []string{"build of #1", "succeeded", bot.ShortSHA(a.Commit), "mallory (promotion)", "alice", "can be restored"} {
+		if !strings.Contains(row, want) {
+			t.Errorf("the row of what ran on Tuesday does not say %q:\n%s", want, row)
+		}
+	}
+	if len(buttons) == 0 || buttons[0] != "1" {
+		t.Fatalf("Restore buttons %v, want one for build #1 first", buttons)
+	}
+	if status, body := bob.restore(form, "1"); status != http.StatusOK || !strings.Contains(body, "prod-only #5 restores stage-only #1") {
+		t.Fatalf("bob's restore of #1: %d %s", status, body)
+	}
+	e.waitStep(5, bot.StepApproval, bot.StepWaiting)
+	if reply := e.comment("alice", "/stagehand approve 5 --rollback"); !strings.HasPrefix(reply.Body, "✅") {
+		t.Fatalf("alice's approve --rollback: %q", reply.Body)
+	}
+	e.waitState(5, bot.ExecutionSucceeded)
+	if got := e.repo.readRecord("production/app.txt"); got != tuesday {
+		t.Errorf("after the restore production holds %q, want Tuesday's %q", got, tuesday)
 	}
 }

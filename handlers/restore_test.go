@@ -22,21 +22,30 @@ import (
 func (e *surfaceEnv) deployBuilds(n int) (digests, production []string) {
 	e.t.Helper()
 	for i := range n {
-		build, deploy := 2*i+1, 2*i+2
-		e.repo.commit("change "+strconv.Itoa(i), map[string]string{"page.txt": strconv.Itoa(i)})
-		e.push()
-		digests = append(digests, e.waitState(build, bot.ExecutionSucceeded).ArtifactDigest)
-		if reply := e.comment("mallory", "/stagehand promote"); !strings.Contains(reply.Body, "prod-only #"+strconv.Itoa(deploy)) {
-			e.t.Fatalf("promote reply: %q", reply.Body)
-		}
-		e.waitStep(deploy, bot.StepApproval, bot.StepWaiting)
-		if reply := e.comment("alice", "/stagehand approve "+strconv.Itoa(deploy)); !strings.HasPrefix(reply.Body, "✅") {
-			e.t.Fatalf("alice's approval of #%d was answered %q", deploy, reply.Body)
-		}
-		e.waitState(deploy, bot.ExecutionSucceeded)
-		production = append(production, e.repo.readRecord("production/app.txt"))
+		digest, prod := e.deployBuild(i)
+		digests, production = append(digests, digest), append(production, prod)
 	}
 	return digests, production
+}
+
+// deployBuild is build i of deployBuilds: stage-only #2i+1, promoted and
+// deployed as prod-only #2i+2. It returns the build's artifact digest and
+// what production then held.
+func (e *surfaceEnv) deployBuild(i int) (digest, production string) {
+	e.t.Helper()
+	build, deploy := 2*i+1, 2*i+2
+	e.repo.commit("change "+strconv.Itoa(i), map[string]string{"page.txt": strconv.Itoa(i)})
+	e.push()
+	digest = e.waitState(build, bot.ExecutionSucceeded).ArtifactDigest
+	if reply := e.comment("mallory", "/stagehand promote"); !strings.Contains(reply.Body, "prod-only #"+strconv.Itoa(deploy)) {
+		e.t.Fatalf("promote reply: %q", reply.Body)
+	}
+	e.waitStep(deploy, bot.StepApproval, bot.StepWaiting)
+	if reply := e.comment("alice", "/stagehand approve "+strconv.Itoa(deploy)); !strings.HasPrefix(reply.Body, "✅") {
+		e.t.Fatalf("alice's approval of #%d was answered %q", deploy, reply.Body)
+	}
+	e.waitState(deploy, bot.ExecutionSucceeded)
+	return digest, e.repo.readRecord("production/app.txt")
 }
 
 // TestRestoreProductionToAnOlderBuild: builds A and B ran in production,

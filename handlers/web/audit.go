@@ -78,6 +78,18 @@ func decodeAuditCursor(s string) (int64, error) {
 	return id, nil
 }
 
+// queryTime reads the time of parameter name: RFC 3339, or a date
+// (midnight UTC), as stagehand audit export reads its --since and --until.
+func queryTime(name, s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, badRequest("%s %q is neither an RFC 3339 time (2026-12-01T09:00:00Z) nor a date (2026-12-01)", name, s)
+}
+
 // auditFilter reads ?execution=, ?actor=, ?action=, ?since=, ?until=,
 // ?cursor= and ?limit= (the program is the caller's).
 func auditFilter(r *http.Request) (bot.AuditFilter, int, error) {
@@ -96,9 +108,9 @@ func auditFilter(r *http.Request) (bot.AuditFilter, int, error) {
 		dst  *time.Time
 	}{{"since", &f.Since}, {"until", &f.Until}} {
 		if s := q.Get(t.name); s != "" {
-			v, err := time.Parse(time.RFC3339, s)
+			v, err := queryTime(t.name, s)
 			if err != nil {
-				return f, 0, badRequest("%s %q is not an RFC 3339 time (2026-12-01T00:00:00Z)", t.name, s)
+				return f, 0, err
 			}
 			*t.dst = v
 		}

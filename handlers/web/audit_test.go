@@ -87,6 +87,8 @@ func TestAPIAuditFiltersAndPermission(t *testing.T) {
 		{alice, "actor", "actor=ALICE", []string{"alice sign-in", "alice variable-set", "alice start"}},
 		{alice, "action", "action=approve", []string{"bob approve", "mallory approve"}},
 		{alice, "since and until", "since=" + since + "&until=" + until, []string{"alice variable-set", "mallory approve"}},
+		{alice, "dates: midnight UTC", "program=acme/app&since=2026-03-01&until=2026-03-02", []string{"bob approve", "alice variable-set", "mallory approve", "alice start"}},
+		{alice, "until a date before them all", "program=acme/app&until=2026-03-01", []string{}},
 		{bob, "bob, everything", "", []string{"bob sign-in", "bob cancel"}},
 		{mallory, "mallory, everything: her own sign-in", "", []string{"mallory sign-in"}},
 		{mallory, "mallory, a sign-in of someone else", "actor=zed", []string{}},

@@ -139,10 +139,22 @@ func (d *Dashboard) historyOf(r *http.Request, limit int) (historyView, error) {
 		return historyView{}, err
 	}
 	q := bot.HistoryQuery{ProgramID: p.ID, Environment: env, Limit: limit + 1}
-	if c := r.URL.Query().Get("cursor"); c != "" {
+	c, until := r.URL.Query().Get("cursor"), r.URL.Query().Get("until")
+	switch {
+	case c != "" && until != "":
+		return historyView{}, badRequest("give until (where a listing starts) or cursor (where it goes on), not both")
+	case c != "":
 		if err := decodeCursor(c, &q); err != nil {
 			return historyView{}, err
 		}
+	case until != "":
+		// The deploys that started before until, newest first: what ran
+		// there at that time, then what ran before.
+		at, err := queryTime("until", until)
+		if err != nil {
+			return historyView{}, err
+		}
+		q.Before = bot.HistoryPosition{StartedAt: at}
 	}
 	var rows []bot.EnvironmentDeployment
 	err = d.view(ctx, func(tx readTx) (err error) {
@@ -223,6 +235,8 @@ type historyPage struct {
 	historyView
 	OlderURL, NewerURL string
 	Paged              bool // a page other than the first was asked for
+	// Until is the ?until= asked for: the deploys that started before it.
+	Until string
 	// Restore is the Restore buttons' form (nil: none shown); RestoreNote
 	// says why there are none.
 	Restore     *restoreForm
@@ -235,7 +249,7 @@ func (d *Dashboard) serveHistory(w http.ResponseWriter, r *http.Request) {
 		d.errorPage(w, r, err)
 		return
 	}
-	page := historyPage{historyView: v, Paged: r.URL.Query().Get("cursor") != ""}
+	page := historyPage{historyView: v, Paged: r.URL.Query().Get("cursor") != "", Until: r.URL.Query().Get("until")}
 	page.Restore, page.RestoreNote = d.restoreFormFor(r, v)
 	if v.Older != "" {
 		page.OlderURL = historyPageURL(v.Program, v.Environment, v.Older)
@@ -253,7 +267,7 @@ func (d *Dashboard) serveHistory(w http.ResponseWriter, r *http.Request) {
 // APIEnvironmentDeployments is GET
 // /api/v1/programs/{owner}/{repo}/environments/{env}/deployments: the
 // deploys of the environment, newest first, a page at a time (?limit=,
-// ?cursor=).
+// ?cursor=), from the newest or from those that started before ?until=.
 type APIEnvironmentDeployments struct {
 	Environment string                     `json:"environment"`
 	Deployments []APIEnvironmentDeployment `json:"deployments"`

@@ -280,3 +280,61 @@ func TestHistorySaysWhenPruned(t *testing.T) {
 	}
 	mustContain(t, "production's history", text(f.page(prodHistory)), "artifacts pruned by retention on 2026-04-02")
 }
+
+// TestHistoryUntil: ?until= starts production's history at a time, in the
+// API and on the page: the deploys that started before it, newest first
+// (the first is what ran there then), with cursors on both sides; a date
+// is midnight UTC. A bad time, or until with a cursor, is a 400.
+func TestHistoryUntil(t *testing.T) {
+	f := newDashFixture(t)
+	f.addProductionDeploys(6) // #6 … #11, started at 11:40, 11:50, … 12:30
+	const base = "/api/v1/programs/acme/app/environments/production/deployments?limit=3&until="
+	numbers := func(a APIEnvironmentDeployments) []int {
+		var out []int
+		for _, d := range a.Deployments {
+			out = append(out, d.ExecutionNumber)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		until      string
+		want       []int
+		next, prev bool
+	}{
+		{dashAt(125).Format(time.RFC3339), []int{8, 7, 6}, true, true},
+		{dashAt(120).Format(time.RFC3339), []int{7, 6, 2}, false, true}, // #8 started at that moment, not before
+		{"2026-03-02", []int{11, 10, 9}, true, true},
+		{"2026-03-01", nil, false, false},
+	} {
+		var got APIEnvironmentDeployments
+		f.getJSON(base+url.QueryEscape(tt.until), http.StatusOK, &got)
+		if diff := cmp.Diff(tt.want, numbers(got)); diff != "" || (got.NextCursor != "") != tt.next || (got.PrevCursor != "") != tt.prev {
+			t.Errorf("until=%s: (-want +got):\n%s next %q prev %q", tt.until, diff, got.NextCursor, got.PrevCursor)
+		}
+		if tt.until == dashAt(125).Format(time.RFC3339) {
+			var newer APIEnvironmentDeployments
+			f.getJSON("/api/v1/programs/acme/app/environments/production/deployments?limit=3&cursor="+url.QueryEscape(got.PrevCursor), http.StatusOK, &newer)
+			if diff := cmp.Diff([]int{11, 10, 9}, numbers(newer)); diff != "" {
+				t.Errorf("the page newer than until=%s (-want +got):\n%s", tt.until, diff)
+			}
+		}
+	}
+	for query, msg := range map[string]string{
+		"until=last-tuesday":             `until "last-tuesday" is neither an RFC 3339 time (2026-12-01T09:00:00Z) nor a date (2026-12-01)`,
+		"until=2026-03-02&cursor=YjEuMQ": "give until (where a listing starts) or cursor (where it goes on), not both",
+	} {
+		var got APIError
+		f.getJSON("/api/v1/programs/acme/app/environments/production/deployments?"+query, http.StatusBadRequest, &got)
+		if got.Error != msg {
+			t.Errorf("?%s: %q, want %q", query, got.Error, msg)
+		}
+	}
+
+	page := f.page("/programs/acme/app/environments/production/deployments")
+	mustContain(t, "the history page", page, `name="until"`)
+	page = text(f.page("/programs/acme/app/environments/production/deployments?until=" + url.QueryEscape(dashAt(125).Format(time.RFC3339))))
+	mustContain(t, "the page until 12:05", page, "prod-only #8", "prod-only #6", "prod-only #2", "← newer")
+	mustNotContain(t, "the page until 12:05", page, "prod-only #9 ", "prod-only #11")
+	mustContain(t, "the page until March 1", text(f.page("/programs/acme/app/environments/production/deployments?until=2026-03-01")),
+		"Nothing was deployed to production before 2026-03-01.")
+}
