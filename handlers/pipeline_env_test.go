@@ -40,6 +40,7 @@ nonce=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 printf 'commit=%s nonce=%s\n' "$STAGEHAND_COMMIT" "$nonce" > dist/app.txt
 echo "build $STAGEHAND_PIPELINE #$STAGEHAND_EXECUTION $STAGEHAND_COMMIT" >> RECORD/builds.log
 echo $$ > RECORD/build.pid
+awk '{print $19}' /proc/self/stat >> RECORD/niceness.log
 while [ -f RECORD/hold-build ]; do sleep 0.05; done
 `
 

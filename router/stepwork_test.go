@@ -173,7 +173,7 @@ func TestStepWorkOverNATSWithRolePermissions(t *testing.T) {
 	var buildLog workLog
 	r, err := steps.Dispatch(ctx, worker.StepWork{
 		ExecutionID: 1, Step: "build", Attempt: 1, Checkout: checkout, Env: env, Collect: true, Globs: []string{"out/*"},
-		Commands: []worker.WorkCommand{{Run: `mkdir out && echo "built by $STAGEHAND_REPOSITORY" > out/app.txt && echo compiled`, Timeout: time.Minute}},
+		Commands: []worker.WorkCommand{{Run: `mkdir out && echo "built by $STAGEHAND_REPOSITORY" > out/app.txt && echo compiled && awk '{print "niceness " $19}' /proc/self/stat`, Timeout: time.Minute}},
 	}, &buildLog)
 	if err != nil {
 		t.Fatalf("Dispatch(build): %v", err)
@@ -181,7 +181,9 @@ func TestStepWorkOverNATSWithRolePermissions(t *testing.T) {
 	if !r.Succeeded || r.Files != 1 || r.ArtifactDigest == "" {
 		t.Fatalf("build result = %+v, want success with 1 file; log:\n%s", r, buildLog.String())
 	}
-	for _, want := range []string{"$ checkout octo/app at " + commit, "compiled\n", "artifact set " + r.ArtifactDigest} {
+	// The worker runs commands below its own CPU priority, as serve does.
+	niced := fmt.Sprintf("niceness %d\n", runner.StepNice)
+	for _, want := range []string{"$ checkout octo/app at " + commit, "compiled\n", niced, "artifact set " + r.ArtifactDigest} {
 		if !strings.Contains(buildLog.String(), want) {
 			t.Errorf("build log lacks %q:\n%s", want, buildLog.String())
 		}

@@ -42,7 +42,16 @@ type Command struct {
 	// read only the system's programs.
 	Sandbox  *Sandbox
 	Writable []string
+	// Nice is the niceness the script runs at (Linux, 0–19; 0 or below the
+	// server's own: the server's). Steps run at StepNice.
+	Nice int
 }
+
+// StepNice is the niceness of step commands: below the server's priority,
+// so that on a busy host answering GitHub, reporting and starting the next
+// step come before a build's CPU work. A step cannot undo it: raising a
+// priority needs CAP_SYS_NICE, which the sandbox never has.
+const StepNice = 10
 
 // Result is how a command ended. ExitCode is 128+n when bash was killed by
 // signal n, -1 when it never ran.
@@ -112,7 +121,7 @@ func Run(ctx context.Context, c Command) (Result, error) {
 			return res, fmt.Errorf("runner: run: preparing the sandbox: %w", err)
 		}
 	}
-	err = cmd.Start()
+	err = startNiced(cmd, c.Nice)
 	pw.Close()
 	if sandbox != nil {
 		sandbox.started(err == nil)

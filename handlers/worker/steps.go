@@ -338,7 +338,7 @@ func (w *StepWorker) command(ctx context.Context, c bot.Claim, ws, script string
 	}
 	res, err := runner.Run(ctx, runner.Command{
 		Script: script, Dir: filepath.Join(ws, "src"), Env: stepEnv(c, artifacts), Path: w.Path, Home: home, Timeout: timeout, Log: log,
-		Sandbox: w.Sandbox, Writable: []string{ws},
+		Sandbox: w.Sandbox, Writable: []string{ws}, Nice: runner.StepNice,
 	})
 	return commandError(script, timeout, res, err)
 }

@@ -162,7 +162,7 @@ func (r *WorkRunner) Run(ctx context.Context, work StepWork, log io.Writer) Work
 		fmt.Fprintf(log, "$ %s\n", cmd.Run)
 		res, err := runner.Run(ctx, runner.Command{
 			Script: cmd.Run, Dir: src, Env: env, Path: r.Path, Home: home, Timeout: cmd.Timeout, Log: log,
-			Sandbox: r.Sandbox, Writable: []string{ws},
+			Sandbox: r.Sandbox, Writable: []string{ws}, Nice: runner.StepNice,
 		})
 		if err := commandError(cmd.Run, cmd.Timeout, res, err); err != nil {
 			return WorkResult{Error: err.Error(), Command: i, Retry: ctx.Err() != nil}
