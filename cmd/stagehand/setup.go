@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -89,10 +90,10 @@ func setup(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	page := &setupPage{flags: f, state: state, addr: ln.Addr().String(), done: make(chan *githubapp.Created, 1), log: stderr}
+	page := &setupPage{flags: f, state: state, addr: pageAddr(ln.Addr()), done: make(chan *githubapp.Created, 1), log: stderr}
 	page.manifest = githubapp.NewManifest(f.Name, f.PublicURL, "http://"+page.addr+setupDonePath)
 	if !isLoopback(ln.Addr()) {
-		fmt.Fprintf(stderr, "warning: the setup page listens on %s, not on loopback: anyone who reaches it sees what it would send GitHub (never the credentials)\n", page.addr)
+		fmt.Fprintf(stderr, "warning: the setup page listens on %s, not on loopback only: anyone who reaches it sees what it would send GitHub (never the credentials)\n", ln.Addr())
 	}
 	fmt.Fprintf(stderr, "Open http://%s/ in your browser and click \"Create the GitHub App on GitHub\" (Ctrl-C to give up).\n", page.addr)
 	srv := &http.Server{Handler: page, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 2 * time.Minute}
@@ -175,6 +176,16 @@ func applyEnvOf(fs *pflag.FlagSet, getenv func(string) string, names ...string) 
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pageAddr is the address the page is opened at and GitHub sends the
+// browser back to: where it listens, or loopback at its port when it
+// listens on every interface (a browser may not open 0.0.0.0 or [::]).
+func pageAddr(a net.Addr) string {
+	if tcp, ok := a.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
+	}
+	return a.String()
 }
 
 func isLoopback(a net.Addr) bool {
@@ -299,6 +310,13 @@ func (p *setupPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// here by someone's browser does nothing.
 		h.Set("Allow", "GET")
 		http.Error(w, "Only GET: the setup page takes no forms.", http.StatusMethodNotAllowed)
+		return
+	}
+	if r.Host != p.addr {
+		// localhost:PORT or another loopback name: the cookie must be
+		// set where GitHub sends the browser back (the redirect_url's
+		// host), or the way back is refused as another browser's.
+		http.Redirect(w, r, "http://"+p.addr+r.URL.RequestURI(), http.StatusSeeOther)
 		return
 	}
 	switch r.URL.Path {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -41,12 +42,17 @@ func startSetup(t *testing.T, gh *githubtest.Server, args ...string) *setupRun {
 }
 
 // startSetupArgs runs "stagehand setup ARGS", its page on a free loopback
-// port, until it ends or the test does.
+// port unless ARGS say --listen, until it ends or the test does.
 func startSetupArgs(t *testing.T, args ...string) *setupRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &setupRun{addr: freeAddr(t), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1), cancel: cancel}
 	all := append([]string{"setup", "--listen", r.addr}, args...)
+	for i, a := range args[:max(len(args)-1, 0)] {
+		if a == "--listen" {
+			r.addr = strings.Replace(args[i+1], "0.0.0.0:", "127.0.0.1:", 1)
+		}
+	}
 	go func() { r.done <- run(ctx, all, func(string) string { return "" }, r.stdout, r.stderr) }()
 	t.Cleanup(func() {
 		cancel()
@@ -104,7 +110,17 @@ var (
 // the manifest sent and the URL GitHub sends the browser back to.
 func (r *setupRun) click(t *testing.T, c *http.Client) (manifest map[string]any, back string) {
 	t.Helper()
-	status, _, page := getPage(t, c, "http://"+r.addr+"/")
+	return r.clickAt(t, c, "http://"+r.addr+"/")
+}
+
+// clickAt is click with the page opened at pageURL, following a redirect
+// as a browser does.
+func (r *setupRun) clickAt(t *testing.T, c *http.Client, pageURL string) (manifest map[string]any, back string) {
+	t.Helper()
+	status, h, page := getPage(t, c, pageURL)
+	if status == http.StatusSeeOther {
+		status, _, page = getPage(t, c, h.Get("Location"))
+	}
 	action, field := formAction.FindStringSubmatch(page), manifestField.FindStringSubmatch(page)
 	if status != http.StatusOK || action == nil || field == nil {
 		t.Fatalf("the setup page (%d) has no manifest form:\n%s", status, page)
@@ -118,7 +134,7 @@ func (r *setupRun) click(t *testing.T, c *http.Client) (manifest map[string]any,
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	status, h, _ := do(t, c, req)
+	status, h, _ = do(t, c, req)
 	if status != http.StatusFound {
 		t.Fatalf("GitHub's new-App form answered %d", status)
 	}
@@ -365,6 +381,43 @@ func TestSetupPageAttacks(t *testing.T) {
 	}
 	if len(gh.CreatedApps()) != 0 {
 		t.Error("an App was created")
+	}
+}
+
+// TestSetupPageAtLocalhost: the page opened as http://localhost:PORT/
+// (a name the person may type) sends the browser to the address the
+// terminal prints, where GitHub sends it back; so does a page listening
+// on every interface, whose address is loopback at its port: the cookie
+// the page gives is then where the way back goes, and the flow ends well
+// instead of being refused as "another browser".
+func TestSetupPageAtLocalhost(t *testing.T) {
+	for _, every := range []bool{false, true} {
+		t.Run(fmt.Sprintf("every interface %v", every), func(t *testing.T) {
+			gh := githubtest.New(t)
+			gh.AddUser("alice")
+			gh.SignInOnWeb("alice")
+			dir := filepath.Join(t.TempDir(), "data")
+			addr := freeAddr(t)
+			_, port, _ := strings.Cut(addr, ":")
+			args := []string{"--public-url", "https://stagehand.example.com", "--data-dir", dir, "--listen", addr}
+			if every {
+				args[len(args)-1] = "0.0.0.0:" + port
+			}
+			r := startSetupArgs(t, append([]string{"--github-web-url", gh.URL(), "--github-api-url", gh.URL()}, args...)...)
+			if want := "Open http://" + addr + "/ in your browser"; !strings.Contains(r.stderr.String(), want) {
+				t.Errorf("setup does not say %q:\n%s", want, r.stderr)
+			}
+			c := browser(t)
+			status, h, _ := getPage(t, c, "http://localhost:"+port+"/")
+			if want := "http://" + addr + "/"; status != http.StatusSeeOther || h.Get("Location") != want {
+				t.Errorf("http://localhost:%s/ answered %d to %q, want 303 to %s", port, status, h.Get("Location"), want)
+			}
+			_, back := r.clickAt(t, c, "http://localhost:"+port+"/")
+			r.finish(t, c, back)
+			if !fileExists(filepath.Join(dir, config.StoredAppFile)) {
+				t.Error("nothing stored")
+			}
+		})
 	}
 }
 
