@@ -15,31 +15,36 @@ import (
 // TestArtifactPreparationRefusesDamagedArtifacts is rule F end to end with
 // the real binary: a stage-only execution builds and succeeds, a file of
 // its stored artifact set is then altered (or removed) on disk, and the
-// promotion's artifact-preparation step fails with a message naming the
+// promotion's (or a restore's) artifact-preparation step fails with a message naming the
 // file and what is wrong with it; the execution fails, nothing is deployed
 // to production and the prod-only check run on GitHub fails saying so.
 func TestArtifactPreparationRefusesDamagedArtifacts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the real binary; skipped with -short")
 	}
+	alter := func(t *testing.T, blob string) {
+		if err := os.Chmod(blob, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(blob, []byte("tampered with\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name   string
 		damage func(t *testing.T, blob string)
 		want   string // in the step's message, after the file's path
+		// restore: the prod-only execution is /stagehand restore
+		// production 1 rather than a promotion.
+		restore bool
 	}{
-		{"a stored file altered", func(t *testing.T, blob string) {
-			if err := os.Chmod(blob, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(blob, []byte("tampered with\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}, "dist/app.txt: altered (sha256 "},
+		{"a stored file altered", alter, "dist/app.txt: altered (sha256 ", false},
 		{"a stored file removed", func(t *testing.T, blob string) {
 			if err := os.Remove(blob); err != nil {
 				t.Fatal(err)
 			}
-		}, "dist/app.txt: missing"},
+		}, "dist/app.txt: missing", false},
+		{"a restored build's file altered", alter, "dist/app.txt: altered (sha256 ", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,6 +60,15 @@ func TestArtifactPreparationRefusesDamagedArtifacts(t *testing.T) {
 			tt.damage(t, storedBlob(t, h, src.ArtifactDigest, "dist/app.txt"))
 
 			h.command(t, func(ctx context.Context, e *bot.Engine, prog bot.Program) error {
+				if tt.restore {
+					arts, err := state.OpenArtifacts(filepath.Join(h.dataDir, "artifacts")) // the restore asks whether the set is kept
+					if err != nil {
+						return err
+					}
+					e.Artifacts = arts
+					_, err = e.Restore(ctx, bot.Internal("bob"), prog.ID, bot.Production, 1)
+					return err
+				}
 				_, err := e.Promote(ctx, bot.Internal("alice"), prog.ID, 1)
 				return err
 			})
@@ -67,6 +81,9 @@ func TestArtifactPreparationRefusesDamagedArtifacts(t *testing.T) {
 			ex := h.execution(t, 2)
 			if ex.Pipeline != bot.ProdOnly || ex.SourceID != src.ID || ex.State != bot.ExecutionFailed {
 				t.Fatalf("execution #2 is %s from source id %d, %s (%q); want prod-only from stage-only #1, failed", ex, ex.SourceID, ex.State, ex.Message)
+			}
+			if tt.restore && ex.Cause != bot.CauseRestore {
+				t.Errorf("#2's cause is %q, want restore", ex.Cause)
 			}
 			steps := h.steps(t, 2)
 			prep := steps[0]
