@@ -269,9 +269,9 @@ func (d *doctorReport) secretsDir(cfg *config.Server) {
 	d.ok("secrets directory", fmt.Sprintf("%s can be read (%d entries)", cfg.SecretsDir, len(entries)))
 }
 
-// canMakeIn reports whether serve could make files in dir: a file can be
-// made (and is removed) in dir, or in the nearest of its parents that
-// exists (serve makes the rest). It leaves nothing behind.
+// canMakeIn reports whether serve (or setup) could make files in dir: a
+// file can be made (and is removed) in dir, or in the nearest of its
+// parents that exists (serve makes the rest). It leaves nothing behind.
 func canMakeIn(dir string) error {
 	d, err := filepath.Abs(dir)
 	if err != nil {

@@ -145,6 +145,10 @@ func (f *setupFlags) check() error {
 	if f.K8sSecret == "" {
 		if err := config.CheckNoStoredApp(f.DataDir); err != nil {
 			problems = append(problems, err.Error())
+		} else if err := canMakeIn(f.DataDir); err != nil {
+			// Found only after GitHub made the App, its credentials would
+			// be lost: the App would have to be deleted and made again.
+			problems = append(problems, fmt.Sprintf("--data-dir %s cannot hold the App's credentials (%v): choose a directory you may write", f.DataDir, err))
 		}
 	}
 	if len(problems) > 0 {

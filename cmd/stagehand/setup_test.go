@@ -269,10 +269,23 @@ func TestSetupFlow(t *testing.T) {
 		t.Fatalf("a signed delivery: %d", code)
 	}
 	waitFor(t, 60e9, "the delivery to be handled", func() bool { return h.processed(t, "setup-1") })
-	wantSources := "the GitHub App's credentials: app id from " + filepath.Join(h.dataDir, config.StoredAppFile) + ", private key from " + filepath.Join(h.dataDir, config.StoredPrivateKeyFile)
+	in := func(name string) string { return filepath.Join(h.dataDir, name) }
+	wantSources := "the GitHub App's credentials: app id from " + in(config.StoredAppFile) + ", private key from " + in(config.StoredPrivateKeyFile) +
+		", webhook secret from " + in(config.StoredWebhookSecretFile) + ", client id from " + in(config.StoredAppFile) + ", client secret from " + in(config.StoredClientSecretFile)
 	waitFor(t, 30e9, "the permissions check", func() bool { return strings.Contains(logs.String(), "has every permission and event Stagehand needs") })
 	if !strings.Contains(logs.String(), wantSources) {
 		t.Errorf("serve's log does not say where the credentials came from (%q):\n%s", wantSources, logs)
+	}
+
+	// The stored client ID and secret sign alice in to the dashboard
+	// (GitHub's authorize page, the way back, the code exchanged).
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _, body := getPage(t, &http.Client{Jar: jar}, public+"/")
+	if status != http.StatusOK || !regexp.MustCompile(`id="viewer"[^>]*>alice<`).MatchString(body) {
+		t.Errorf("the dashboard with the stored sign-in: %d, alice is not signed in:\n%s", status, body)
 	}
 	h.gh.AssertNoErrors(t)
 }
@@ -345,6 +358,25 @@ func TestSetupRefusedCode(t *testing.T) {
 			}
 			gh.AssertNoErrors(t)
 		})
+	}
+}
+
+// TestSetupRefusesADataDirItCannotWrite: setup checks before anything is
+// created on GitHub that it can store the credentials in --data-dir; found
+// only after the App was created, they would be lost with it.
+func TestSetupRefusesADataDirItCannotWrite(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10e9)
+	defer cancel()
+	stderr := &syncBuffer{}
+	err := run(ctx, []string{"setup", "--public-url", "https://stagehand.example.com", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(file, "data")},
+		func(string) string { return "" }, io.Discard, stderr)
+	want := "--data-dir " + filepath.Join(file, "data") + " cannot hold the App's credentials (" + file + " is not a directory): choose a directory you may write"
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(stderr.String(), "Open http://") {
+		t.Errorf("setup: %v, want %q before the page opens; stderr:\n%s", err, want, stderr)
 	}
 }
 
