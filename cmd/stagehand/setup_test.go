@@ -627,8 +627,9 @@ func TestSetupAgainstThePlayground(t *testing.T) {
 	logs := &syncBuffer{}
 	serveCtx, stopServe := context.WithCancel(context.Background())
 	served := make(chan error, 1)
+	serveAddr := freeAddr(t)
 	go func() {
-		served <- run(serveCtx, []string{"serve", "--data-dir", dir, "--public-url", "http://localhost:9090", "--listen", freeAddr(t), "--step-sandbox", testSandboxMode()},
+		served <- run(serveCtx, []string{"serve", "--data-dir", dir, "--public-url", "http://" + serveAddr, "--listen", serveAddr, "--step-sandbox", testSandboxMode()},
 			func(string) string { return "" }, io.Discard, logs)
 	}()
 	defer func() {
@@ -642,6 +643,15 @@ func TestSetupAgainstThePlayground(t *testing.T) {
 	})
 	if want := "app id from " + filepath.Join(dir, config.StoredAppFile); !strings.Contains(logs.String(), want) {
 		t.Errorf("serve's log lacks %q:\n%s", want, logs)
+	}
+	// README: doctor passes every check there (no --secrets-dir: skipped).
+	want := map[string]string{"secrets directory": "skip"}
+	if testSandboxMode() == "none" {
+		want["sandbox"] = "skip"
+	}
+	lines, out, err := runDoctor(t, "--data-dir", dir, "--public-url", "http://"+serveAddr, "--step-sandbox", testSandboxMode())
+	if diff := cmp.Diff(doctorLines(want), lines); diff != "" || err != nil {
+		t.Errorf("doctor (%v), lines (-want +got):\n%s\n%s", err, diff, out)
 	}
 }
 
