@@ -49,7 +49,8 @@ func freshSchema(t testing.TB) string {
 }
 
 // TestServeOnPostgres runs the server with --database-url: a push is
-// recorded in PostgreSQL.
+// recorded in PostgreSQL, and stagehand audit export reads its records
+// from there.
 func TestServeOnPostgres(t *testing.T) {
 	url := freshSchema(t)
 	h := newHarness(t)
@@ -80,5 +81,13 @@ func TestServeOnPostgres(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+
+	// stagehand audit export reads the same database, by flag or by
+	// variable: the push's decisions are there.
+	byFlag := exportAudit(t, nil, "--since", "2000-01-01", "--format", "jsonl", "--database-url", url)
+	byEnv := exportAudit(t, map[string]string{"STAGEHAND_DATABASE_URL": url}, "--since", "2000-01-01", "--format", "jsonl")
+	if !strings.Contains(byFlag, `"action":"trigger"`) || !strings.Contains(byFlag, `"delivery":"pg-1"`) || byEnv != byFlag {
+		t.Errorf("audit export from PostgreSQL:\n--database-url: %s\nSTAGEHAND_DATABASE_URL: %s\nwant the push's trigger records in both", byFlag, byEnv)
 	}
 }
