@@ -170,6 +170,19 @@ func TestRestoreOfAPrunedBuildIsRefused(t *testing.T) {
 	}
 }
 
+// restoreApproved has bob restore production to build and alice approve
+// the rollback of the prod-only execution restore that makes.
+func (e *surfaceEnv) restoreApproved(build, restore int) {
+	e.t.Helper()
+	if reply := e.comment("bob", "/stagehand restore production "+strconv.Itoa(build)); !strings.Contains(reply.Body, "prod-only #"+strconv.Itoa(restore)+" restores ") {
+		e.t.Fatalf("bob's restore of #%d was answered %q", build, reply.Body)
+	}
+	e.waitStep(restore, bot.StepApproval, bot.StepWaiting)
+	if reply := e.comment("alice", "/stagehand approve "+strconv.Itoa(restore)+" --rollback"); !strings.HasPrefix(reply.Body, "✅") {
+		e.t.Fatalf("alice's approve %d --rollback was answered %q", restore, reply.Body)
+	}
+}
+
 // executionOrErr reads execution n, or says it does not exist.
 func (e *pipelineEnv) executionOrErr(n int) (bot.Execution, error) {
 	var ex bot.Execution
@@ -233,13 +246,7 @@ func TestRestoreAFullStackBuild(t *testing.T) {
 		t.Fatal("#4 did not change production")
 	}
 
-	if reply := e.comment("bob", "/stagehand restore production 2"); !strings.Contains(reply.Body, "prod-only #5 restores full-stack #2") {
-		t.Fatalf("restore of full-stack #2: %q", reply.Body)
-	}
-	e.waitStep(5, bot.StepApproval, bot.StepWaiting)
-	if reply := e.comment("alice", "/stagehand approve 5 --rollback"); !strings.HasPrefix(reply.Body, "✅") {
-		t.Fatalf("approve 5 --rollback: %q", reply.Body)
-	}
+	e.restoreApproved(2, 5)
 	if ex := e.waitState(5, bot.ExecutionSucceeded); ex.ArtifactDigest != fs.ArtifactDigest {
 		t.Errorf("#5 deployed set %s, want full-stack #2's %s", ex.ArtifactDigest, fs.ArtifactDigest)
 	}
@@ -273,11 +280,7 @@ func TestPinShownOnTheLatestBuild(t *testing.T) {
 		t.Fatalf("before the restore #3's check run says:\n%s", s)
 	}
 
-	if reply := e.comment("bob", "/stagehand restore production 1"); !strings.Contains(reply.Body, "prod-only #5") {
-		t.Fatalf("restore: %q", reply.Body)
-	}
-	e.waitStep(5, bot.StepApproval, bot.StepWaiting)
-	e.comment("alice", "/stagehand approve 5 --rollback")
+	e.restoreApproved(1, 5)
 	e.waitState(5, bot.ExecutionSucceeded)
 	if s := summary(); !strings.Contains(s, pin) {
 		t.Errorf("while production is pinned #3's check run says:\n%s\nwant %q", s, pin)
@@ -291,5 +294,37 @@ func TestPinShownOnTheLatestBuild(t *testing.T) {
 	e.waitState(6, bot.ExecutionSucceeded)
 	if s := summary(); strings.Contains(s, "pinned") {
 		t.Errorf("after #6 ended the pin #3's check run still says:\n%s", s)
+	}
+}
+
+// TestRestoreIsHeldByAFreeze: a restore passes production's gates as any
+// deploy does: with a freeze on the default branch, the approved restore
+// waits before its deploy and production keeps running the newer build
+// until a production approver breaks the glass with a reason.
+func TestRestoreIsHeldByAFreeze(t *testing.T) {
+	approvers := "    approvers: {users: [bob, alice]}\n"
+	e := newSurfaceEnv(t, policyWith(approvers))
+	_, production := e.deployBuilds(2) // builds #1, #3; deploys #2, #4
+	e.pushMain(policyWith(approvers + centuryFreeze))
+	e.waitState(5, bot.ExecutionSucceeded)
+
+	e.restoreApproved(1, 6)
+	e.waitStep(6, bot.StepDeployProduction, bot.StepWaiting)
+	if err := e.engine.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ex, steps := e.execution(6)
+	if last := steps[len(steps)-1]; ex.State != bot.ExecutionWaiting || last.State != bot.StepWaiting || !strings.Contains(last.Message, "the long freeze") {
+		t.Fatalf("#6 is %s, %s %s (%q); want its deploy held by the freeze", ex.State, last.Name, last.State, last.Message)
+	}
+	if got := e.repo.readRecord("production/app.txt"); got != production[1] {
+		t.Fatalf("production changed while the restore was held: %q", got)
+	}
+	if reply := e.comment("bob", `/stagehand deploy-now 6 --override "INC-9: bad release"`); !strings.HasPrefix(reply.Body, "✅") {
+		t.Fatalf("override: %q", reply.Body)
+	}
+	e.waitState(6, bot.ExecutionSucceeded)
+	if got := e.repo.readRecord("production/app.txt"); got != production[0] {
+		t.Errorf("after the override production holds %q, want build #1's %q", got, production[0])
 	}
 }
