@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
+	"github.com/stagehand-dev/stagehand/bot/githubapp"
 	"github.com/stagehand-dev/stagehand/handlers/web"
 	"github.com/stagehand-dev/stagehand/handlers/worker"
 )
@@ -212,10 +213,11 @@ func (e *surfaceEnv) programPage() string {
 	return string(body)
 }
 
-// TestRestoreAFullStackBuild: the build of full-stack #2 ran in
-// production, then stage-only #3 promoted as #4; restoring #2 deploys
-// full-stack #2's byte-identical artifacts after Approve Rollback.
-func TestRestoreAFullStackBuild(t *testing.T) {
+// fullStackInProduction: a program with full-stack (manual), stage-only
+// and prod-only pipelines; stage-only #1 built the first commit, full-stack
+// #2 a later one and ran in production, approved by alice.
+func fullStackInProduction(t *testing.T) *surfaceEnv {
+	t.Helper()
 	e := newSurfaceEnv(t, strings.Replace(sampleConfig("  full-stack: {branch: main, trigger: manual}\n  stage-only: {branch: main, trigger: on-git-changes}\n  prod-only: {approval: true}\n"),
 		"    variables: {LOG_LEVEL: info}\n", "    variables: {LOG_LEVEL: info}\n    approvers: {users: [bob, alice]}\n", 1))
 	e.push()
@@ -228,7 +230,16 @@ func TestRestoreAFullStackBuild(t *testing.T) {
 	if reply := e.comment("alice", "/stagehand approve 2"); !strings.HasPrefix(reply.Body, "✅") {
 		t.Fatalf("approve 2: %q", reply.Body)
 	}
-	fs := e.waitState(2, bot.ExecutionSucceeded)
+	e.waitState(2, bot.ExecutionSucceeded)
+	return e
+}
+
+// TestRestoreAFullStackBuild: the build of full-stack #2 ran in
+// production, then stage-only #3 promoted as #4; restoring #2 deploys
+// full-stack #2's byte-identical artifacts after Approve Rollback.
+func TestRestoreAFullStackBuild(t *testing.T) {
+	e := fullStackInProduction(t)
+	fs, _ := e.execution(2)
 	fullStackProduction := e.repo.readRecord("production/app.txt")
 
 	e.repo.commit("later", map[string]string{"page.txt": "later"})
@@ -326,5 +337,36 @@ func TestRestoreIsHeldByAFreeze(t *testing.T) {
 	e.waitState(6, bot.ExecutionSucceeded)
 	if got := e.repo.readRecord("production/app.txt"); got != production[0] {
 		t.Errorf("after the override production holds %q, want build #1's %q", got, production[0])
+	}
+}
+
+// TestPromoteBuildOlderThanRolledBackAsksPlainly: full-stack #2 ran in
+// production after stage-only #1 was built; production is then restored to
+// #1's build. #1's check run, the latest build's, says production is
+// pinned and still offers Promote Build; clicking it asks to Confirm with
+// the plain warning that #1 is older than #2, the build rolled back from,
+// and Confirm still promotes.
+func TestPromoteBuildOlderThanRolledBackAsksPlainly(t *testing.T) {
+	e := fullStackInProduction(t)
+	e.restoreApproved(1, 3)
+	e.waitState(3, bot.ExecutionSucceeded)
+	e.report()
+	e.report()
+
+	build := e.checkRuns(bot.StageOnly, "")[0]
+	build = e.gh.CheckRun(build.ID)
+	if !strings.Contains(build.Output.Summary, "📌 Production is pinned by restore of #1 (prod-only #3, rolled back from #2).") || strings.Join(labels(build), ",") != "Promote Build" {
+		t.Fatalf("#1's check run: buttons %v\n%s", labels(build), build.Output.Summary)
+	}
+	e.click(build, githubapp.ActionPromote, "mallory")
+	e.report()
+	build = e.gh.CheckRun(build.ID)
+	if !strings.Contains(build.Output.Summary, "This build, #1, is **older than #2, the build production was rolled back from**") || strings.Join(labels(build), ",") != "Confirm,Dismiss" {
+		t.Fatalf("after Promote Build #1's check run: buttons %v\n%s", labels(build), build.Output.Summary)
+	}
+	e.click(build, githubapp.ActionConfirm, "mallory")
+	e.waitStep(4, bot.StepApproval, bot.StepWaiting)
+	if ex, _ := e.execution(4); ex.Pipeline != bot.ProdOnly || ex.Cause != bot.CausePromotion {
+		t.Errorf("Confirm started %s (%s)", ex, ex.Cause)
 	}
 }
