@@ -69,6 +69,7 @@ type Call struct {
 	Body      []byte
 	Status    int       // status answered; 0 when the client went away while the request was held
 	Time      time.Time // when the request arrived (server clock)
+	Answered  time.Time // when the answer was ready (server clock); zero when none was sent
 	Operation string    // matched OpenAPI operation, e.g. "GET /repos/{owner}/{repo}/contents/{path}"; empty if none
 }
 
@@ -339,7 +340,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	done()
 	// Recorded before the answer is written: a client that has its answer
 	// finds the call in Calls (a test counting calls right after them).
-	call.Status = resp.status
+	call.Status, call.Answered = resp.status, s.now()
 	s.record(call)
 	w.WriteHeader(resp.status)
 	_, _ = w.Write(data)
