@@ -122,6 +122,12 @@ func TestAuditAttacksLeaveRefusals(t *testing.T) {
 		refused("mallory", githubapp.ActionApprove, string(bot.RefusalNotApprover)))
 	check("a denied variable name", func() { e.deliverComment("bob", "/stagehand env set stage BASH_ENV=/tmp/x", nil) },
 		refused("bob", "env", string(bot.RefusalBadRequest)))
+	check("a writer rejects", func() { e.deliverComment("mallory", "/stagehand reject 2 no", nil) },
+		refused("mallory", "reject", string(bot.RefusalNotApprover)))
+	check("a writer restores production", func() { e.deliverComment("mallory", "/stagehand restore production 1", nil) },
+		refused("mallory", "restore", string(bot.RefusalNotApprover)))
+	check("a writer breaks the glass", func() { e.deliverComment("mallory", `/stagehand deploy-now 2 --override "I want it out"`, nil) },
+		refused("mallory", "deploy-now", string(bot.RefusalNotApprover)))
 	check("who may not: read permission", func() { e.deliverComment("rita", "/stagehand promote", nil) },
 		refused("rita", "promote", string(bot.RefusalNoPermission)))
 	check("who may not: no access, by button", func() { e.click(e.checkRuns(bot.StageOnly, "")[0], githubapp.ActionPromote, "stranger"); e.settle() },
@@ -160,6 +166,12 @@ func TestAuditAttacksLeaveRefusals(t *testing.T) {
 	}, refused("bob", "stale-comment", string(bot.RefusalStale)))
 	check("a replayed click", func() { e.click(prod[len(prod)-1], githubapp.ActionDeployNow, "bob"); e.settle() },
 		refused("bob", githubapp.ActionDeployNow, string(bot.RefusalStale)))
+
+	// prevent_self_approval: bob promotes, then approves his own promotion.
+	e.comment("bob", "/stagehand promote")
+	e.waitStep(3, bot.StepApproval, bot.StepWaiting)
+	check("a self-approval", func() { e.deliverComment("bob", "/stagehand approve 3", nil) },
+		refused("bob", "approve", string(bot.RefusalSelfApproval)))
 }
 
 // auditChain is what a chain test compares of a record.
