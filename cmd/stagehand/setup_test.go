@@ -638,8 +638,11 @@ func TestSetupAgainstThePlayground(t *testing.T) {
 			t.Errorf("serve (%v), its log:\n%s", err, logs)
 		}
 	}()
-	waitFor(t, 60e9, "serve's permissions check", func() bool {
-		return strings.Contains(logs.String(), `has every permission and event Stagehand needs" app=`+stored.Slug)
+	// The permissions check is logged before serve listens: doctor's
+	// webhook URL check needs both.
+	waitFor(t, 60e9, "serve's permissions check and its listener", func() bool {
+		return strings.Contains(logs.String(), `has every permission and event Stagehand needs" app=`+stored.Slug) &&
+			strings.Contains(logs.String(), `msg="stagehand is serving"`)
 	})
 	if want := "app id from " + filepath.Join(dir, config.StoredAppFile); !strings.Contains(logs.String(), want) {
 		t.Errorf("serve's log lacks %q:\n%s", want, logs)
