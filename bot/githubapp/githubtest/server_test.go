@@ -289,7 +289,7 @@ func TestCallsAreRecorded(t *testing.T) {
 	do(t, "GET", s.URL()+"rate_limit?x=1", "", "")
 	want := []githubtest.Call{{
 		Method: "GET", Path: "/rate_limit", Query: map[string][]string{"x": {"1"}}, Body: []byte{},
-		Status: 200, Time: now, Operation: "GET /rate_limit",
+		Status: 200, Time: now, Answered: now, Operation: "GET /rate_limit",
 	}}
 	if diff := cmp.Diff(want, s.Calls()); diff != "" {
 		t.Errorf("Calls (-want +got):\n%s", diff)
