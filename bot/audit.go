@@ -32,6 +32,7 @@ const (
 	AuditVariableUnset  AuditAction = "variable-unset"  // a variable removed
 	AuditPolicyChange   AuditAction = "policy-change"   // a push to the default branch that changes the policy file
 	AuditSignIn         AuditAction = "sign-in"         // a sign-in to the dashboard
+	AuditPrune          AuditAction = "audit-prune"     // retention removed the records older than --audit-retention
 )
 
 // AuditOutcome says whether what was asked was done.
@@ -45,7 +46,8 @@ const (
 
 // AuditRecord is one entry of the audit trail: a decision or refusal that
 // changed, or tried to change, something. Records are append-only:
-// Stagehand never updates or deletes one. Nothing in a record is a secret:
+// Stagehand never updates one, and deletes one only when it is older than
+// the audit retention (--audit-retention; default never, AuditTx.PruneAudit). Nothing in a record is a secret:
 // variables are named, their values never recorded.
 type AuditRecord struct {
 	ID     int64 // set by the store, increasing
@@ -93,10 +95,15 @@ type AuditFilter struct {
 }
 
 // AuditTx is the audit trail: written in the transaction of what it records,
-// never changed.
+// never changed, removed only by the audit retention.
 type AuditTx interface {
 	// AddAudit appends a record and returns its ID.
 	AddAudit(ctx context.Context, r AuditRecord) (int64, error)
+	// PruneAudit deletes the records older than before (At < before) and
+	// returns how many. It is the one way a record leaves the store: the
+	// tables refuse any other DELETE (the migrations' triggers), and
+	// every UPDATE.
+	PruneAudit(ctx context.Context, before time.Time) (int, error)
 	// AuditRecords lists records matching f.
 	AuditRecords(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
 }

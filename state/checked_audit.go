@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/stagehand-dev/stagehand/bot"
 )
@@ -35,4 +36,12 @@ func (t checkedTx) AuditRecords(ctx context.Context, f bot.AuditFilter) ([]bot.A
 		return nil, fmt.Errorf("audit records: until %s is not after since %s", f.Until, f.Since)
 	}
 	return t.storeTx.AuditRecords(ctx, f)
+}
+
+// PruneAudit checks the cutoff is set.
+func (t checkedTx) PruneAudit(ctx context.Context, before time.Time) (int, error) {
+	if before.IsZero() {
+		return 0, fmt.Errorf("prune audit records: no cutoff")
+	}
+	return t.storeTx.PruneAudit(ctx, before.UTC())
 }

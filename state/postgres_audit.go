@@ -31,3 +31,29 @@ func (t *postgresTx) AuditRecords(ctx context.Context, f bot.AuditFilter) ([]bot
 	}
 	return rs, nil
 }
+
+// The audit retention's statements (migration 0013): the cutoff the
+// trigger lets through, recorded for the delete and removed after it, in
+// the same transaction (no other transaction sees it).
+const (
+	pgSetAuditCutoff   = `INSERT INTO audit_prune_cutoff (id, cutoff) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET cutoff = excluded.cutoff`
+	pgPruneAudit       = `DELETE FROM audit_records WHERE at < $1`
+	pgClearAuditCutoff = `DELETE FROM audit_prune_cutoff`
+)
+
+// PruneAudit deletes the records older than before. The cutoff is
+// truncated to the microseconds Postgres keeps, as AddAudit's times are.
+func (t *postgresTx) PruneAudit(ctx context.Context, before time.Time) (int, error) {
+	at := micro(before)
+	if _, err := t.exec(ctx, pgSetAuditCutoff, at); err != nil {
+		return 0, fmt.Errorf("prune audit records: record the cutoff: %w", err)
+	}
+	n, err := t.exec(ctx, pgPruneAudit, at)
+	if err != nil {
+		return 0, fmt.Errorf("prune audit records: %w", err)
+	}
+	if _, err := t.exec(ctx, pgClearAuditCutoff); err != nil {
+		return 0, fmt.Errorf("prune audit records: clear the cutoff: %w", err)
+	}
+	return int(n), nil
+}

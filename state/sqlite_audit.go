@@ -34,3 +34,32 @@ func (t *sqliteTx) AuditRecords(ctx context.Context, f bot.AuditFilter) ([]bot.A
 	}
 	return rs, nil
 }
+
+// The audit retention's statements (migration 0016): the cutoff the
+// DELETE trigger lets through, recorded for the delete and removed after
+// it, in the same transaction.
+const (
+	sqliteSetAuditCutoff   = `INSERT INTO audit_prune_cutoff (id, cutoff) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET cutoff = excluded.cutoff`
+	sqlitePruneAudit       = `DELETE FROM audit_records WHERE at < ?`
+	sqliteClearAuditCutoff = `DELETE FROM audit_prune_cutoff`
+)
+
+// PruneAudit deletes the records older than before.
+func (t *sqliteTx) PruneAudit(ctx context.Context, before time.Time) (int, error) {
+	at := dbTime(before)
+	if _, err := t.tx.ExecContext(ctx, sqliteSetAuditCutoff, at); err != nil {
+		return 0, fmt.Errorf("prune audit records: record the cutoff: %w", err)
+	}
+	res, err := t.tx.ExecContext(ctx, sqlitePruneAudit, at)
+	if err != nil {
+		return 0, fmt.Errorf("prune audit records: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune audit records: %w", err)
+	}
+	if _, err := t.tx.ExecContext(ctx, sqliteClearAuditCutoff); err != nil {
+		return 0, fmt.Errorf("prune audit records: clear the cutoff: %w", err)
+	}
+	return int(n), nil
+}

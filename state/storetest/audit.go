@@ -114,3 +114,73 @@ func testAudit(t *testing.T, s bot.Store) {
 		t.Error("AddAudit without an outcome: nil error")
 	}
 }
+
+// testPruneAudit checks the audit retention's delete: PruneAudit removes
+// the records older than its cutoff (At < before) and returns how many,
+// leaves the others and what is appended after, and refuses no cutoff.
+func testPruneAudit(t *testing.T, s bot.Store) {
+	ctx := t.Context()
+	var want []bot.AuditRecord
+	update(t, s, func(tx bot.Tx) error {
+		want = want[:0]
+		for i, at := range []time.Time{t0, t0.Add(time.Hour), t0.Add(2 * time.Hour).In(cet), t0.Add(3 * time.Hour)} {
+			r := bot.AuditRecord{At: at, Actor: "alice", Action: bot.AuditApprove, ProgramID: int64(i + 1), Outcome: bot.AuditDone}
+			id, err := tx.AddAudit(ctx, r)
+			if err != nil {
+				return err
+			}
+			r.ID, r.At = id, at.UTC()
+			want = append(want, r)
+		}
+		return nil
+	})
+	prune := func(before time.Time) int {
+		t.Helper()
+		var n int
+		update(t, s, func(tx bot.Tx) (err error) {
+			n, err = tx.PruneAudit(ctx, before)
+			return err
+		})
+		return n
+	}
+	list := func() []bot.AuditRecord {
+		t.Helper()
+		var got []bot.AuditRecord
+		view(t, s, func(tx bot.Tx) (err error) {
+			got, err = tx.AuditRecords(ctx, bot.AuditFilter{Oldest: true})
+			return err
+		})
+		return got
+	}
+	tests := []struct {
+		name   string
+		before time.Time
+		want   int
+		left   []bot.AuditRecord
+	}{
+		{"before every record", t0, 0, want},
+		{"the two oldest (the second's time is not before)", t0.Add(time.Hour).Add(time.Microsecond).In(cet), 2, want[2:]},
+		{"again", t0.Add(time.Hour), 0, want[2:]},
+		{"up to but not the newest", t0.Add(3 * time.Hour), 1, want[3:]},
+	}
+	for _, tt := range tests {
+		if got := prune(tt.before); got != tt.want {
+			t.Errorf("%s: PruneAudit(%s) = %d, want %d", tt.name, tt.before, got, tt.want)
+		}
+		if diff := cmp.Diff(tt.left, list(), equateEmpty); diff != "" {
+			t.Errorf("%s: records left (-want +got):\n%s", tt.name, diff)
+		}
+	}
+	// The store appends as before after a prune (its cutoff is not left
+	// behind to matter), and a prune without a cutoff is refused.
+	update(t, s, func(tx bot.Tx) error {
+		_, err := tx.AddAudit(ctx, bot.AuditRecord{At: t0, Action: bot.AuditSignIn, Outcome: bot.AuditDone, Actor: "late"})
+		return err
+	})
+	if got := list(); len(got) != 2 || got[1].Actor != "late" {
+		t.Errorf("after the prunes and an append: %+v, want the newest record and the appended one", got)
+	}
+	if err := s.Update(ctx, func(tx bot.Tx) error { _, err := tx.PruneAudit(ctx, time.Time{}); return err }); err == nil {
+		t.Error("PruneAudit without a cutoff: nil error")
+	}
+}

@@ -73,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) bot.Store) {
 		{"ConcurrentLeases", testConcurrentLeases},
 		{"Sessions", testSessions},
 		{"Audit", testAudit},
+		{"PruneAudit", testPruneAudit},
 		{"Checks", testChecks},
 	}
 	for _, tt := range tests {
