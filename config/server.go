@@ -36,6 +36,7 @@ type Server struct {
 	NATSPrefix              string
 	NATSSyncInterval        time.Duration
 	Retention               time.Duration
+	AuditRetention          time.Duration // 0: audit records are kept forever
 	RedeliverInterval       time.Duration // 0: no automatic redelivery
 	StepSandbox             string        // SandboxBwrap or SandboxNone
 	StepRunner              string        // RunnerLocal or RunnerRemote
@@ -109,6 +110,7 @@ func RegisterServerFlags(fs *pflag.FlagSet) *Server {
 	fs.DurationVar(&s.NATSSyncInterval, "nats-sync-interval", 0, "embedded broker only: how often its store (and the intake's inbox) is flushed to disk; 0 puts every delivery on disk before its 202, so it survives a power loss too (env "+EnvName("nats-sync-interval")+")")
 	s.Retention = bot.DefaultRetention.Age
 	fs.Var((*days)(&s.Retention), "retention", "how long the step logs and no longer needed artifact sets of finished executions are kept, e.g. 30d or 36h; 0 keeps everything. What is deployed, running, among the 10 newest promotable builds or among what production ran in its last 10 deploys is always kept, and so are the executions themselves with their log tails (env "+EnvName("retention")+")")
+	fs.Var((*days)(&s.AuditRetention), "audit-retention", "how long audit records are kept, e.g. 400d or 36h; 0 keeps every record forever. The retention pass removes older records and records how many it removed; nothing else ever deletes or changes one (env "+EnvName("audit-retention")+")")
 	fs.DurationVar(&s.RedeliverInterval, "redeliver-interval", DefaultRedeliverInterval, "how often one replica reads the App's webhook deliveries on GitHub and asks GitHub to send again each one of the last 3 days that failed (Stagehand down, unreachable or overloaded) and that Stagehand does not have, once per failed attempt (up to 5 redeliveries of one delivery); 0 turns automatic redelivery off (env "+EnvName("redeliver-interval")+")")
 	str(&s.StepRunner, "step-runner", RunnerLocal, "where build, deploy and test steps run: local, in this process; or remote, on workers started with `stagehand worker` that take them from --nats-url (needs an external NATS) and hold none of the App's key, the webhook secret or the database credentials")
 	str(&s.StepSandbox, "step-sandbox", SandboxBwrap, "where step commands run: bwrap, a bubblewrap sandbox that sees the system's programs, its workspace and the network, and nothing of the server (install bubblewrap: apt-get install bubblewrap); or none, as the server's user beside its files, where any pushed build script can read the App's private key and the webhook secret")

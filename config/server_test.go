@@ -43,6 +43,54 @@ func TestRetentionFlag(t *testing.T) {
 	}
 }
 
+// TestAuditRetentionFlag: --audit-retention (STAGEHAND_AUDIT_RETENTION)
+// takes days or a duration like --retention; its default, 0, keeps the
+// audit trail forever.
+func TestAuditRetentionFlag(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     string
+		want    time.Duration
+		wantErr string
+	}{
+		{name: "default forever", want: 0},
+		{name: "days", args: []string{"--audit-retention", "400d"}, want: 400 * 24 * time.Hour},
+		{name: "hours", args: []string{"--audit-retention", "36h"}, want: 36 * time.Hour},
+		{name: "zero", args: []string{"--audit-retention", "0"}, want: 0},
+		{name: "env", env: "90d", want: 90 * 24 * time.Hour},
+		{name: "the flag wins", args: []string{"--audit-retention", "1d"}, env: "90d", want: 24 * time.Hour},
+		{name: "words", args: []string{"--audit-retention", "a year"}, wantErr: `invalid argument "a year" for "--audit-retention" flag: "a year" is not a duration: write it like 30d, 36h or 0`},
+		{name: "negative days", args: []string{"--audit-retention", "-3d"}, wantErr: `"-3d" is not a number of days: write it like 30d`},
+		{name: "negative duration", args: []string{"--audit-retention", "-1h"}, wantErr: `"-1h" is not a duration: write it like 30d, 36h or 0`},
+		{name: "bad env", env: "1y", wantErr: `environment variable STAGEHAND_AUDIT_RETENTION="1y": invalid argument "1y" for "--audit-retention" flag: "1y" is not a duration`},
+	}
+	for _, tt := range tests {
+		s, err := parseServe(tt.args, "STAGEHAND_AUDIT_RETENTION", tt.env)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: error %v, want one containing %q", tt.name, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, s.AuditRetention); diff != "" {
+			t.Errorf("%s: audit retention (-want +got):\n%s", tt.name, diff)
+		}
+		if diff := cmp.Diff(30*24*time.Hour, s.Retention); diff != "" {
+			t.Errorf("%s: --retention moved with it (-want +got):\n%s", tt.name, diff)
+		}
+	}
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	RegisterServerFlags(fs)
+	if usage := fs.FlagUsages(); !strings.Contains(usage, "--audit-retention duration") || !strings.Contains(usage, "STAGEHAND_AUDIT_RETENTION") {
+		t.Errorf("--help does not show --audit-retention and its variable:\n%s", usage)
+	}
+}
+
 func TestRetentionFlagPrintsDays(t *testing.T) {
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	RegisterServerFlags(fs)

@@ -277,7 +277,9 @@ func serveWith(ctx context.Context, cfg *config.Server, logger *slog.Logger, x e
 	}()
 	// Retention: this process's step logs and artifact store (in
 	// scale-out, its local copy of the shared artifact sets).
-	retainer := &hworker.Retainer{Store: store, Artifacts: artifacts, DataDir: cfg.DataDir, Clock: bot.SystemClock{}, Logger: logger,
+	// It also removes the audit records older than --audit-retention (a
+	// pass on each replica: the second finds nothing left to remove).
+	retainer := &hworker.Retainer{Store: store, Artifacts: artifacts, DataDir: cfg.DataDir, AuditAge: cfg.AuditRetention, Clock: bot.SystemClock{}, Logger: logger,
 		Policy: bot.Retention{Age: cfg.Retention, KeepPromotable: bot.DefaultRetention.KeepPromotable, KeepDeployed: bot.DefaultRetention.KeepDeployed}}
 	retainerDone := make(chan struct{})
 	go func() {

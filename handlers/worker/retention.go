@@ -23,7 +23,9 @@ type ArtifactPruner interface {
 // age, and the artifact sets nothing needs any more (bot.Retention.Plan
 // says what stays: what is deployed, what runs, what can be promoted; and
 // KeepRestorable: what production ran in its last KeepDeployed deploys).
-// The executions, their log tails and events stay in the database.
+// The executions, their log tails and events stay in the database. With
+// AuditAge set it also removes the audit records older than that, and
+// records that it did.
 type Retainer struct {
 	// Store is read for what stays, and records when sets were pruned
 	// (bot.PruneTx), for the history's "pruned by retention on <date>".
@@ -31,8 +33,11 @@ type Retainer struct {
 	Artifacts ArtifactPruner // nil: artifact sets are not pruned
 	DataDir   string         // step logs are under DataDir/logs/<execution id>/
 	Policy    bot.Retention
-	Clock     bot.Clock
-	Logger    *slog.Logger
+	// AuditAge is how long audit records are kept (--audit-retention);
+	// 0 keeps them forever.
+	AuditAge time.Duration
+	Clock    bot.Clock
+	Logger   *slog.Logger
 	// Spare is how recent a file must be to be spared whatever the plan
 	// says (a build may be writing it); default one hour.
 	Spare time.Duration
@@ -40,7 +45,8 @@ type Retainer struct {
 
 // RetentionStats is what one pass removed.
 type RetentionStats struct {
-	Logs int // executions whose step logs were removed
+	Logs  int // executions whose step logs were removed
+	Audit int // audit records removed (older than AuditAge)
 	bot.PruneStats
 }
 
@@ -60,11 +66,60 @@ func (r *Retainer) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// RunOnce makes one retention pass.
+// RunOnce makes one retention pass: the files, then the audit records.
 func (r *Retainer) RunOnce(ctx context.Context) (RetentionStats, error) {
 	var st RetentionStats
+	err := r.pruneFiles(ctx, &st)
+	if aerr := r.pruneAudit(ctx, &st); aerr != nil {
+		err = errors.Join(err, aerr)
+	}
+	return st, err
+}
+
+// pruneAudit removes the audit records older than AuditAge and, in the
+// same transaction, appends one record of Stagehand's saying how many it
+// removed from before which time (none when it removed none).
+func (r *Retainer) pruneAudit(ctx context.Context, st *RetentionStats) error {
+	if r.AuditAge <= 0 {
+		return nil
+	}
+	now := r.Clock.Now().UTC()
+	before := now.Add(-r.AuditAge)
+	var removed int
+	err := r.Store.Update(ctx, func(tx bot.Tx) error {
+		n, err := tx.PruneAudit(ctx, before)
+		if err != nil || n == 0 {
+			removed = n
+			return err
+		}
+		removed = n
+		_, err = tx.AddAudit(ctx, bot.AuditRecord{At: now, Action: bot.AuditPrune, Outcome: bot.AuditDone,
+			Reason: fmt.Sprintf("audit retention removed %d records from before %s", n, before.Format(time.RFC3339)),
+			Detail: "--audit-retention " + days(r.AuditAge)})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("retention: removing old audit records: %w", err)
+	}
+	st.Audit = removed
+	if removed > 0 {
+		r.Logger.InfoContext(ctx, "retention: removed old audit records", "before", before, "records", removed)
+	}
+	return nil
+}
+
+// days writes d in whole days when it is some ("400d"), as the flag takes it.
+func days(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
+}
+
+// pruneFiles removes the step logs and artifact sets Policy does not keep.
+func (r *Retainer) pruneFiles(ctx context.Context, st *RetentionStats) error {
 	if r.Policy.Age <= 0 {
-		return st, nil
+		return nil
 	}
 	keep := map[string]bool{}
 	var dropLogs []int64
@@ -97,13 +152,13 @@ func (r *Retainer) RunOnce(ctx context.Context) (RetentionStats, error) {
 		})
 	})
 	if err != nil {
-		return st, fmt.Errorf("retention: reading what stays: %w", err)
+		return fmt.Errorf("retention: reading what stays: %w", err)
 	}
 	// One listing of the log directories, rather than a look for each old
 	// execution at every pass (most had theirs removed passes ago).
 	present, err := os.ReadDir(LogFiles{r.DataDir}.Root())
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return st, fmt.Errorf("retention: listing the step logs: %w", err)
+		return fmt.Errorf("retention: listing the step logs: %w", err)
 	}
 	drop := make(map[string]bool, len(dropLogs))
 	for _, id := range dropLogs {
@@ -114,7 +169,7 @@ func (r *Retainer) RunOnce(ctx context.Context) (RetentionStats, error) {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(LogFiles{r.DataDir}.Root(), d.Name())); err != nil {
-			return st, fmt.Errorf("retention: removing the logs of execution %s: %w", d.Name(), err)
+			return fmt.Errorf("retention: removing the logs of execution %s: %w", d.Name(), err)
 		}
 		st.Logs++
 	}
@@ -132,12 +187,12 @@ func (r *Retainer) RunOnce(ctx context.Context) (RetentionStats, error) {
 			}
 		}
 		if err != nil {
-			return st, fmt.Errorf("retention: %w", err)
+			return fmt.Errorf("retention: %w", err)
 		}
 	}
 	if st.Logs > 0 || st.Sets > 0 || st.Blobs > 0 {
 		r.Logger.InfoContext(ctx, "retention: removed what finished executions no longer need",
 			"older_than", r.Policy.Age.String(), "logs", st.Logs, "artifact_sets", st.Sets, "contents", st.Blobs, "bytes", st.Bytes)
 	}
-	return st, nil
+	return nil
 }
