@@ -145,4 +145,11 @@ func TestAuditAttacksPostgres(t *testing.T) {
 		_, err := conn.Exec(t.Context(), q)
 		return err
 	}, func(at time.Time) string { return "'" + at.Format(time.RFC3339Nano) + "'::timestamptz" })
+	// TRUNCATE fires no row trigger; a statement trigger refuses it.
+	if _, err := conn.Exec(t.Context(), `TRUNCATE audit_records`); err == nil || !strings.Contains(err.Error(), "append-only") {
+		t.Errorf("TRUNCATE audit_records: %v, want refused as append-only", err)
+	}
+	if diff := cmp.Diff([]string{"recent", "ancient"}, auditActors(t, s)); diff != "" {
+		t.Errorf("records after TRUNCATE (-want +got):\n%s", diff)
+	}
 }
