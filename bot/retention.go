@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"time"
 )
@@ -27,6 +28,16 @@ type Retention struct {
 
 // DefaultRetention is what `stagehand serve` uses unless told otherwise.
 var DefaultRetention = Retention{Age: 30 * 24 * time.Hour, KeepPromotable: 10, KeepDeployed: 10}
+
+// FormatDays writes a retention age as --retention and --audit-retention
+// take it: whole days as "30d", anything else as a Go duration ("36h0m0s"),
+// zero as "0s".
+func FormatDays(d time.Duration) string {
+	if d != 0 && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
 
 // RetentionPlan is what a retention pass keeps and removes.
 type RetentionPlan struct {

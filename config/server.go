@@ -284,13 +284,7 @@ func (s *Server) AppIDString() string { return strconv.FormatInt(s.GitHubAppID, 
 // retention is thought of in; it prints whole days that way too.
 type days time.Duration
 
-func (d *days) String() string {
-	v := time.Duration(*d)
-	if v != 0 && v%(24*time.Hour) == 0 {
-		return fmt.Sprintf("%dd", v/(24*time.Hour))
-	}
-	return v.String()
-}
+func (d *days) String() string { return bot.FormatDays(time.Duration(*d)) }
 
 func (d *days) Set(s string) error {
 	if n, ok := strings.CutSuffix(s, "d"); ok {

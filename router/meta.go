@@ -25,10 +25,7 @@ func WebhookHandler(handle func(ctx context.Context, guid, event string, receive
 		if guid == "" {
 			guid = msg.UUID
 		}
-		received, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(MetaReceivedAt))
-		if err != nil {
-			received = time.Time{}
-		}
+		received, _ := time.Parse(time.RFC3339Nano, msg.Metadata.Get(MetaReceivedAt)) // zero when missing or unreadable
 		return handle(msg.Context(), guid, msg.Metadata.Get(MetaEvent), received, msg.Payload)
 	}
 }

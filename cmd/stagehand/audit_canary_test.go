@@ -41,19 +41,23 @@ deploy) echo "deploying with token $DEPLOY_TOKEN and $CANARY" ;;
 esac
 `
 
-// commentPayload is issue_comment.created on Codertocat/Hello-World's
-// issue #1 by user, as GitHub sends it, for a comment the stand-in holds.
-func commentPayload(t *testing.T, gh *githubtest.Server, user, body string) []byte {
+// commentOn is issue_comment.created on owner/repo's issue #1 by user, as
+// GitHub sends it (the payload's repository is Codertocat/Hello-World's),
+// for a comment the stand-in now holds.
+func commentOn(t testing.TB, gh *githubtest.Server, owner, repo, user, body string) map[string]any {
 	t.Helper()
-	var p map[string]any
-	if err := json.Unmarshal(githubtest.Payload("issue_comment/created.with-installation.json"), &p); err != nil {
-		t.Fatal(err)
-	}
+	p := replPayload(t, "issue_comment/created.with-installation.json")
 	c := p["comment"].(map[string]any)
-	c["body"], c["id"], c["created_at"] = body, gh.AddComment("Codertocat", "Hello-World", 1, user, body), time.Now().UTC().Format(time.RFC3339)
+	c["body"], c["id"], c["created_at"] = body, gh.AddComment(owner, repo, 1, user, body), time.Now().UTC().Format(time.RFC3339)
 	c["user"].(map[string]any)["login"] = user
 	p["sender"].(map[string]any)["login"] = user
-	return mustJSON(t, p)
+	return p
+}
+
+// commentPayload is commentOn Codertocat/Hello-World, encoded.
+func commentPayload(t *testing.T, gh *githubtest.Server, user, body string) []byte {
+	t.Helper()
+	return mustJSON(t, commentOn(t, gh, "Codertocat", "Hello-World", user, body))
 }
 
 // TestAuditCanaryEndToEnd: the real server (serve, --secrets-dir,

@@ -390,12 +390,7 @@ func mustJSON(t testing.TB, v any) []byte {
 
 func replComment(t *testing.T, gh *githubtest.Server, prog *replProgram, idx int, user, body string) []byte {
 	t.Helper()
-	p := replPayload(t, "issue_comment/created.with-installation.json")
-	id := gh.AddComment(replOwner, prog.repo, 1, user, body)
-	c := p["comment"].(map[string]any)
-	c["body"], c["id"], c["created_at"] = body, id, time.Now().UTC().Format(time.RFC3339)
-	c["user"].(map[string]any)["login"] = user
-	p["sender"].(map[string]any)["login"] = user
+	p := commentOn(t, gh, replOwner, prog.repo, user, body)
 	replSetRepo(p, prog.repo, idx)
 	b, _ := json.Marshal(p)
 	return b

@@ -86,16 +86,13 @@ func (r *Retainer) pruneAudit(ctx context.Context, st *RetentionStats) error {
 	now := r.Clock.Now().UTC()
 	before := now.Add(-r.AuditAge)
 	var removed int
-	err := r.Store.Update(ctx, func(tx bot.Tx) error {
-		n, err := tx.PruneAudit(ctx, before)
-		if err != nil || n == 0 {
-			removed = n
+	err := r.Store.Update(ctx, func(tx bot.Tx) (err error) {
+		if removed, err = tx.PruneAudit(ctx, before); err != nil || removed == 0 {
 			return err
 		}
-		removed = n
 		_, err = tx.AddAudit(ctx, bot.AuditRecord{At: now, Action: bot.AuditPrune, Outcome: bot.AuditDone,
-			Reason: fmt.Sprintf("audit retention removed %d records from before %s", n, before.Format(time.RFC3339)),
-			Detail: "--audit-retention " + days(r.AuditAge)})
+			Reason: fmt.Sprintf("audit retention removed %d records from before %s", removed, before.Format(time.RFC3339)),
+			Detail: "--audit-retention " + bot.FormatDays(r.AuditAge)})
 		return err
 	})
 	if err != nil {
@@ -106,14 +103,6 @@ func (r *Retainer) pruneAudit(ctx context.Context, st *RetentionStats) error {
 		r.Logger.InfoContext(ctx, "retention: removed old audit records", "before", before, "records", removed)
 	}
 	return nil
-}
-
-// days writes d in whole days when it is some ("400d"), as the flag takes it.
-func days(d time.Duration) string {
-	if d%(24*time.Hour) == 0 {
-		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
-	}
-	return d.String()
 }
 
 // pruneFiles removes the step logs and artifact sets Policy does not keep.
